@@ -1,0 +1,73 @@
+"""Presets and checkpoint conversion, shared by the encoder, generator and discriminator.
+
+Each class sets `model_kind` ("encoder", "generator" or "discriminator"); the
+work is done by `electra_tf.models.presets` and `electra_tf.conversion`.
+"""
+
+
+class CheckpointConversionMixin:
+    model_kind = None
+
+    @classmethod
+    def from_preset(cls, preset, **kwargs):
+        """Builds a randomly initialised model sized like a released checkpoint.
+
+        Presets: "tiny" (tests), "small", "base", "large"; generators also
+        "small_paper" (the paper's 1/4-width Small generator; the released
+        Small generator is full width). Keyword arguments override preset
+        sizes, e.g. `dropout_rate=0.0`; generators accept `embedding_layer`
+        to share the discriminator's embeddings.
+
+        >>> import electra_tf
+        >>> electra_tf.ElectraDiscriminator.from_preset("tiny").encoder.num_layers
+        2
+        """
+        from electra_tf.models.presets import build_from_preset
+
+        return build_from_preset(preset, cls.model_kind, **kwargs)
+
+    def save_pretrained(self, path, overwrite=False):
+        """Writes config.json + model.weights.h5, atomically (see `electra_tf.models.model_io`)."""
+        from electra_tf.models.model_io import save_pretrained
+
+        save_pretrained(self, path, overwrite=overwrite)
+
+    @classmethod
+    def from_pretrained(cls, path):
+        """Loads a directory written by `save_pretrained`, checking its class."""
+        from electra_tf.models.model_io import load_pretrained
+
+        return load_pretrained(path, expected_class=cls)
+
+    @classmethod
+    def from_huggingface(cls, path):
+        """Loads a local Hugging Face checkpoint directory.
+
+        `path` holds config.json and model.safetensors or pytorch_model.bin of
+        an `ElectraModel`, `ElectraForPreTraining`, `ElectraForMaskedLM`,
+        `BertModel` or `BertForMaskedLM` (whichever fits this class).
+        """
+        from electra_tf.conversion.huggingface import load_huggingface
+
+        return load_huggingface(path, cls.model_kind)
+
+    def save_huggingface(self, path, overwrite=False):
+        """Writes config.json + model.safetensors that `transformers` loads unchanged.
+
+        The directory is written to a temporary sibling and renamed, so a
+        failed save leaves nothing behind.
+        """
+        from electra_tf.conversion.huggingface import save_huggingface
+
+        save_huggingface(self, path, overwrite=overwrite)
+
+    @classmethod
+    def from_google_checkpoint(cls, checkpoint_prefix, config):
+        """Loads an original google-research/electra TF1 checkpoint.
+
+        `config` is a preset name, an `ElectraConfig`, or a dict of its fields
+        (the sizes the checkpoint was trained with).
+        """
+        from electra_tf.conversion.google_checkpoint import load_google_checkpoint
+
+        return load_google_checkpoint(checkpoint_prefix, config, cls.model_kind)

@@ -1,0 +1,242 @@
+"""ElectraEncoder: the BERT-shaped transformer that ELECTRA's generator and discriminator share in shape."""
+
+import tensorflow as tf
+import tf_keras as keras
+
+from electra_tf.layers.build_utils import build_in_scope
+from electra_tf.layers.electra_embeddings import ElectraEmbeddings
+from electra_tf.models.checkpoint_conversion_mixin import CheckpointConversionMixin
+from electra_tf.layers.transformer_layer import TransformerLayer, attention_bias_from_mask
+
+INPUT_KEYS = ("input_word_ids", "input_mask", "input_type_ids")
+
+
+def validate_inputs(inputs, max_sequence_length):
+    """Checks an encoder input dict and returns (word_ids, mask, type_ids), int32.
+
+    Missing `input_mask` means no padding; missing `input_type_ids` means one
+    segment. Unknown keys, non-matching shapes and sequences longer than the
+    position table raise a ValueError saying what was received.
+    """
+    if not isinstance(inputs, dict):
+        raise ValueError(
+            "ELECTRA models are called on a dict with keys "
+            f"{list(INPUT_KEYS)}; received a {type(inputs).__name__}."
+        )
+    unknown = sorted(set(inputs) - set(INPUT_KEYS))
+    if unknown or "input_word_ids" not in inputs:
+        raise ValueError(
+            f"Expected input keys {list(INPUT_KEYS)} (`input_word_ids` required); "
+            f"received keys {sorted(inputs)}."
+        )
+    word_ids = tf.cast(inputs["input_word_ids"], tf.int32)
+    if word_ids.shape.rank != 2:
+        raise ValueError(
+            "`input_word_ids` must have shape (batch, seq); received shape "
+            f"{word_ids.shape}."
+        )
+    mask = tf.cast(inputs.get("input_mask", tf.ones_like(word_ids)), tf.int32)
+    type_ids = tf.cast(inputs.get("input_type_ids", tf.zeros_like(word_ids)), tf.int32)
+    for key, tensor in (("input_mask", mask), ("input_type_ids", type_ids)):
+        if not tensor.shape.is_compatible_with(word_ids.shape):
+            raise ValueError(
+                f"`{key}` must have the shape of `input_word_ids` {word_ids.shape}; "
+                f"received shape {tensor.shape}."
+            )
+    seq_length = word_ids.shape[1]
+    if seq_length is not None and seq_length > max_sequence_length:
+        raise ValueError(
+            f"Sequence length {seq_length} exceeds the model's "
+            f"max_sequence_length={max_sequence_length}. Truncate the inputs "
+            "(the tokenizer's `max_seq_length`) or use a model with more positions."
+        )
+    return word_ids, mask, type_ids
+
+
+@keras.utils.register_keras_serializable(package="electra_tf")
+class ElectraEncoder(CheckpointConversionMixin, keras.Model):
+    """The ELECTRA/BERT transformer encoder.
+
+    Embeddings (word + position + token type, LayerNorm eps 1e-12, dropout),
+    a dense projection when `embedding_size != hidden_size` (ELECTRA-Small
+    projects 128 → 256), then `num_layers` post-LN transformer blocks with
+    exact GELU.
+
+    Called on `{"input_word_ids", "input_mask", "input_type_ids"}` (int32,
+    (batch, seq)), it returns:
+        - `sequence_output`: (batch, seq, hidden_size), the last layer.
+        - `pooled_output`: (batch, hidden_size), the last layer's [CLS] vector.
+          ELECTRA has no pooler: the original fine-tuning code classifies from
+          this vector directly (BERT's tanh pooler is not part of the model).
+        - `encoder_outputs`: list of `num_layers` (batch, seq, hidden_size)
+          tensors, one per block.
+
+    Args:
+        vocab_size: number of WordPiece ids (30522 for the released models).
+        hidden_size: transformer width.
+        num_layers: number of transformer blocks.
+        num_heads: attention heads.
+        intermediate_size: feed-forward width.
+        embedding_size: embedding table width; None means `hidden_size`.
+        max_sequence_length: number of learned positions.
+        type_vocab_size: number of segment ids.
+        dropout_rate: dropout everywhere (the releases use 0.1).
+        initializer_range: stddev of the truncated-normal initializer (0.02).
+        layer_norm_epsilon: LayerNorm epsilon (1e-12 in the releases).
+        embedding_layer: an `ElectraEmbeddings` to share, e.g. the
+            discriminator's when building a generator. Its sizes must match.
+
+    Example:
+    >>> encoder = ElectraEncoder(vocab_size=10, hidden_size=8, num_layers=2,
+    ...                          num_heads=2, intermediate_size=16, embedding_size=4)
+    >>> ids = tf.constant([[2, 5, 3, 0]])
+    >>> out = encoder({"input_word_ids": ids, "input_mask": tf.constant([[1, 1, 1, 0]]),
+    ...                "input_type_ids": tf.zeros_like(ids)})
+    >>> out["sequence_output"].shape, out["pooled_output"].shape, len(out["encoder_outputs"])
+    (TensorShape([1, 4, 8]), TensorShape([1, 8]), 2)
+    """
+
+    model_kind = "encoder"
+
+    def __init__(
+        self,
+        vocab_size,
+        hidden_size,
+        num_layers,
+        num_heads,
+        intermediate_size,
+        embedding_size=None,
+        max_sequence_length=512,
+        type_vocab_size=2,
+        dropout_rate=0.1,
+        initializer_range=0.02,
+        layer_norm_epsilon=1e-12,
+        embedding_layer=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        embedding_size = embedding_size or hidden_size
+        if isinstance(embedding_layer, dict):  # from get_config()
+            embedding_layer = keras.layers.deserialize(embedding_layer)
+        if embedding_layer is not None:
+            expected = (vocab_size, embedding_size, max_sequence_length, type_vocab_size)
+            received = (
+                embedding_layer.vocab_size,
+                embedding_layer.embedding_size,
+                embedding_layer.max_sequence_length,
+                embedding_layer.type_vocab_size,
+            )
+            if expected != received:
+                raise ValueError(
+                    "The shared `embedding_layer` does not fit this encoder: "
+                    "(vocab_size, embedding_size, max_sequence_length, type_vocab_size) "
+                    f"is {received} for the layer but {expected} for the encoder."
+                )
+        if num_layers < 1:
+            raise ValueError(f"`num_layers` must be >= 1; received {num_layers}.")
+        self.vocab_size = vocab_size
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.num_heads = num_heads
+        self.intermediate_size = intermediate_size
+        self.embedding_size = embedding_size
+        self.max_sequence_length = max_sequence_length
+        self.type_vocab_size = type_vocab_size
+        self.dropout_rate = dropout_rate
+        self.initializer_range = initializer_range
+        self.layer_norm_epsilon = layer_norm_epsilon
+
+        # === Layers ===
+        self.embedding_layer = embedding_layer or ElectraEmbeddings(
+            vocab_size=vocab_size,
+            embedding_size=embedding_size,
+            max_sequence_length=max_sequence_length,
+            type_vocab_size=type_vocab_size,
+            dropout_rate=dropout_rate,
+            initializer_range=initializer_range,
+            layer_norm_epsilon=layer_norm_epsilon,
+            name="embeddings",
+            dtype=self.dtype_policy,
+        )
+        self.embedding_projection = None
+        if embedding_size != hidden_size:
+            self.embedding_projection = keras.layers.Dense(
+                hidden_size,
+                kernel_initializer=keras.initializers.TruncatedNormal(
+                    stddev=initializer_range
+                ),
+                name="embeddings_project",
+                dtype=self.dtype_policy,
+            )
+        self.transformer_layers = [
+            TransformerLayer(
+                hidden_size=hidden_size,
+                num_heads=num_heads,
+                intermediate_size=intermediate_size,
+                dropout_rate=dropout_rate,
+                initializer_range=initializer_range,
+                layer_norm_epsilon=layer_norm_epsilon,
+                name=f"transformer_layer_{i}",
+                dtype=self.dtype_policy,
+            )
+            for i in range(num_layers)
+        ]
+        self.build()
+
+    def build(self, input_shape=None):
+        with tf.name_scope(self.name):
+            if not self.embedding_layer.built:
+                build_in_scope(self.embedding_layer)
+            if self.embedding_projection is not None:
+                build_in_scope(self.embedding_projection, (None, None, self.embedding_size))
+            for layer in self.transformer_layers:
+                build_in_scope(layer, (None, None, self.hidden_size))
+        self.built = True
+
+    def call(self, inputs, training=None):
+        word_ids, mask, type_ids = validate_inputs(inputs, self.max_sequence_length)
+        x = self.embedding_layer(word_ids, type_ids, training=training)  # (B, T, E)
+        if self.embedding_projection is not None:
+            x = self.embedding_projection(x)  # (B, T, H)
+        attention_bias = attention_bias_from_mask(mask, x.dtype)  # (B, 1, 1, T)
+        encoder_outputs = []
+        for layer in self.transformer_layers:
+            x = layer(x, attention_bias, training=training)
+            encoder_outputs.append(x)
+        return {
+            "sequence_output": x,
+            "pooled_output": x[:, 0, :],  # [CLS]
+            "encoder_outputs": encoder_outputs,
+        }
+
+    @property
+    def word_embeddings(self):
+        """The (vocab_size, embedding_size) table, tied to the generator's output layer."""
+        return self.embedding_layer.word_embeddings
+
+    def get_config(self):
+        # Keras' own Model.get_config() is for functional models; a subclassed
+        # model lists its constructor arguments, exactly.
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "dtype": self.dtype_policy.name,
+            "vocab_size": self.vocab_size,
+            "hidden_size": self.hidden_size,
+            "num_layers": self.num_layers,
+            "num_heads": self.num_heads,
+            "intermediate_size": self.intermediate_size,
+            "embedding_size": self.embedding_size,
+            "max_sequence_length": self.max_sequence_length,
+            "type_vocab_size": self.type_vocab_size,
+            "dropout_rate": self.dropout_rate,
+            "initializer_range": self.initializer_range,
+            "layer_norm_epsilon": self.layer_norm_epsilon,
+            # A shared layer is serialized by value; the owner of both models
+            # (the pretrainer) re-ties it when it is rebuilt.
+            "embedding_layer": keras.layers.serialize(self.embedding_layer),
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)

@@ -1,0 +1,56 @@
+"""Shared test helpers: tiny configs and inputs with padding and two segments.
+
+Test files import these as `from conftest import ...` (pytest puts tests/ on sys.path).
+"""
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+# Two logical CPUs for the distribution tests; must happen before TF touches devices.
+try:
+    _cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        _cpu, [tf.config.LogicalDeviceConfiguration()] * 2
+    )
+except RuntimeError:
+    pass
+
+SHARED_DATA = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
+
+# Tiny sizes (STYLE: hidden 2-8, small vocabulary); E != H exercises the projection.
+TINY = dict(
+    vocab_size=37,
+    hidden_size=8,
+    num_layers=2,
+    num_heads=2,
+    intermediate_size=16,
+    embedding_size=4,
+    max_sequence_length=16,
+    type_vocab_size=2,
+    dropout_rate=0.0,
+)
+
+
+def make_inputs(batch_size=3, seq_length=9, vocab_size=37, seed=0):
+    """Random ids with padding at the end of later rows and two segments."""
+    rng = np.random.default_rng(seed)
+    word_ids = rng.integers(1, vocab_size, size=(batch_size, seq_length)).astype(np.int32)
+    mask = np.ones((batch_size, seq_length), np.int32)
+    for row in range(1, batch_size):
+        mask[row, seq_length - 2 * row:] = 0
+    word_ids[mask == 0] = 0
+    type_ids = np.zeros((batch_size, seq_length), np.int32)
+    type_ids[:, seq_length // 2:] = 1
+    type_ids[mask == 0] = 0
+    return {"input_word_ids": word_ids, "input_mask": mask, "input_type_ids": type_ids}
+
+
+@pytest.fixture
+def inputs():
+    return make_inputs()
