@@ -1,0 +1,134 @@
+"""MaskedLMPretrainer: BERT-style masked-LM pretraining, ELECTRA's baseline.
+
+Same data, same masking, same model shapes as `ElectraPretrainer`; the
+loss is the MLM cross-entropy at the masked positions only (15% of tokens
+teach the model, against 100% for replaced token detection).
+"""
+
+import tensorflow as tf
+import tf_keras as keras
+
+from electra_tf.models.electra_generator import ElectraGenerator
+from electra_tf.pretraining import masking
+from electra_tf.pretraining.electra_pretrainer import (
+    DEFAULT_MASK_TOKEN_ID,
+    DEFAULT_SPECIAL_TOKEN_IDS,
+    reset_metric_variables,
+)
+from electra_tf.pretraining.example_seeds import example_seeds
+from electra_tf.pretraining.losses import global_mean, masked_lm_loss
+
+
+@keras.utils.register_keras_serializable(package="electra_tf")
+class MaskedLMPretrainer(keras.Model):
+    """Trains a masked language model (an `ElectraGenerator` of full size) with `fit`.
+
+    Its `generator.encoder` is then fine-tuned exactly like an ELECTRA
+    discriminator's encoder, which makes equal-compute comparisons fair.
+
+    Args:
+        generator: an `ElectraGenerator`, usually of the discriminator's size.
+        mask_rate: fraction of tokens masked (0.15).
+        mask_token_id: id of [MASK].
+        special_token_ids: ids never masked.
+        seed: the run's seed (masks are stateless functions of seed, step, example).
+
+    Example:
+    >>> model = MaskedLMPretrainer(ElectraGenerator.from_preset("tiny"))
+    >>> model.compile(optimizer="adam")
+    """
+
+    def __init__(
+        self,
+        generator,
+        mask_rate=0.15,
+        mask_token_id=DEFAULT_MASK_TOKEN_ID,
+        special_token_ids=DEFAULT_SPECIAL_TOKEN_IDS,
+        seed=0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if isinstance(generator, dict):
+            generator = keras.layers.deserialize(generator)
+        if not isinstance(generator, ElectraGenerator):
+            raise ValueError(f"`generator` must be an ElectraGenerator; received {type(generator).__name__}.")
+        self.generator = generator
+        self.mask_rate = mask_rate
+        self.mask_token_id = mask_token_id
+        self.special_token_ids = tuple(int(i) for i in special_token_ids)
+        self.seed = int(seed)
+        self.mlm_loss_metric = keras.metrics.Mean("mlm_loss")
+        self.mlm_accuracy = keras.metrics.Mean("mlm_accuracy")
+
+    @property
+    def metrics(self):
+        return [self.mlm_loss_metric, self.mlm_accuracy]
+
+    def call(self, inputs, training=None):
+        return self.generator(inputs, training=training)
+
+    def compute_pretraining_outputs(self, inputs, step, training=None):
+        input_word_ids = tf.cast(inputs["input_word_ids"], tf.int32)  # (B, T)
+        input_mask = tf.cast(inputs["input_mask"], tf.int32)
+        masked = masking.mask_tokens(
+            input_word_ids,
+            input_mask,
+            mask_id=self.mask_token_id,
+            special_ids=self.special_token_ids,
+            seed=example_seeds(input_word_ids, self.seed, step),
+            mask_rate=self.mask_rate,
+        )
+        logits = self.generator(
+            {
+                "input_word_ids": masked["input_word_ids"],
+                "input_mask": input_mask,
+                "input_type_ids": inputs["input_type_ids"],
+                "masked_lm_positions": masked["masked_lm_positions"],
+            },
+            training=training,
+        )["logits"]  # (B, P, V)
+        total, count = masked_lm_loss(logits, masked["masked_lm_ids"], masked["masked_lm_weights"])
+        return {"loss": global_mean(total, count), "mlm": (total, count), "masked": masked,
+                "logits": logits}
+
+    def update_metrics(self, outputs):
+        total, count = outputs["mlm"]
+        self.mlm_loss_metric.update_state(total / tf.maximum(count, 1e-6), count)
+        masked = outputs["masked"]
+        predicted = tf.argmax(outputs["logits"], axis=-1, output_type=tf.int32)
+        self.mlm_accuracy.update_state(
+            tf.cast(predicted == masked["masked_lm_ids"], tf.float32), masked["masked_lm_weights"]
+        )
+
+    def results(self):
+        results = {metric.name: metric.result() for metric in self.metrics}
+        results["loss"] = results["mlm_loss"]
+        return results
+
+    def train_step(self, data):
+        reset_metric_variables(self.metrics)
+        with tf.GradientTape() as tape:
+            outputs = self.compute_pretraining_outputs(data, self.optimizer.iterations, training=True)
+        self.optimizer.minimize(outputs["loss"], self.trainable_variables, tape=tape)
+        self.update_metrics(outputs)
+        return self.results()
+
+    def test_step(self, data):
+        self.update_metrics(self.compute_pretraining_outputs(data, 0, training=False))
+        return self.results()
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "dtype": self.dtype_policy.name,
+            "generator": keras.layers.serialize(self.generator),
+            "mask_rate": self.mask_rate,
+            "mask_token_id": self.mask_token_id,
+            "special_token_ids": list(self.special_token_ids),
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)

@@ -1,0 +1,209 @@
+"""The pretraining job behind `electra-tf pretrain`: corpus in, pretrained discriminator out.
+
+    config = PretrainingConfig(corpus="corpus/*.txt.gz", preset="small", steps=10_000,
+                               output_dir="runs/small")
+    history = run_pretraining(config)
+
+Writes, under `output_dir`:
+    checkpoints/          every `checkpoint_every` steps; a restarted run resumes here
+    logs/                 TensorBoard (losses, RTD metrics, learning rate)
+    discriminator/        electra_tf format (`ElectraDiscriminator.from_pretrained`)
+    discriminator_hf/     Hugging Face format (`ElectraForPreTraining`)
+    generator/, generator_hf/
+    history.json, learning_curves.png
+"""
+
+import dataclasses
+import json
+import logging
+import os
+
+import tensorflow as tf
+import tf_keras as keras
+
+from electra_tf.data.corpus_stats import CorpusStats
+from electra_tf.data.pretraining_dataset import read_tfrecords, text_examples_dataset
+from electra_tf.models.presets import ElectraConfig, get_preset, scaled_generator_config
+from electra_tf.optimization.adamw import create_optimizer
+from electra_tf.preprocessing.electra_tokenizer import ElectraTokenizer
+from electra_tf.pretraining.electra_pretrainer import ElectraPretrainer
+from electra_tf.pretraining.masked_lm_pretrainer import MaskedLMPretrainer
+from electra_tf.pretraining.strategies import build_strategy, is_chief
+from electra_tf.utils.callbacks import ProgressBar, TrainingLogger
+from electra_tf.utils.plots import plot_learning_curves
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class PretrainingConfig:
+    corpus: str = None  # glob of text files (or of `electra-tf prepare` shards: *.tfrecord)
+    output_dir: str = "electra_output"
+    preset: str = "small"
+    generator_width: float = 0.25  # fraction of the discriminator's width; None: the preset's
+    vocab_path: str = None  # None: the packaged uncased BERT vocabulary
+    lower_case: bool = True
+    objective: str = "electra"  # or "mlm": BERT-style masked LM only, same shapes
+    max_seq_length: int = 128
+    batch_size: int = 128  # global, over all replicas
+    steps: int = 1_000_000
+    learning_rate: float = 5e-4  # ELECTRA-Small; 2e-4 Base, 2e-4 Large
+    warmup_steps: int = 10_000
+    weight_decay: float = 0.01
+    mask_rate: float = 0.15
+    discriminator_weight: float = 50.0
+    temperature: float = 1.0
+    disallow_correct: bool = False
+    strategy: str = "auto"  # auto | default | mirrored | multiworker | tpu
+    mixed_precision: bool = False
+    jit_compile: bool = False
+    checkpoint_every: int = 1000
+    log_every: int = 10
+    shuffle_buffer: int = 10_000
+    seed: int = 0
+    progress: bool = True
+    model_overrides: dict = dataclasses.field(default_factory=dict)  # e.g. {"num_layers": 2}
+
+    def __post_init__(self):
+        if self.objective not in ("electra", "mlm"):
+            raise ValueError(f"`objective` must be 'electra' or 'mlm'; received {self.objective!r}.")
+        for name in ("steps", "batch_size", "max_seq_length", "checkpoint_every", "log_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"`{name}` must be >= 1; received {getattr(self, name)}.")
+        if self.warmup_steps > self.steps:
+            self.warmup_steps = self.steps // 10  # short runs: keep 10% warmup
+
+    def model_configs(self, vocab_size):
+        """(discriminator ElectraConfig, generator ElectraConfig) for this run."""
+        overrides = {**self.model_overrides, "vocab_size": vocab_size}
+        overrides.setdefault("max_sequence_length", max(self.max_seq_length, 
+                                                        get_preset(self.preset, "discriminator").max_sequence_length))
+        discriminator = ElectraConfig.from_dict({**get_preset(self.preset, "discriminator").to_dict(), **overrides})
+        if self.objective == "mlm":
+            return discriminator, discriminator  # the MLM model has the discriminator's size
+        if self.generator_width is None:
+            generator = ElectraConfig.from_dict({**get_preset(self.preset, "generator").to_dict(), **overrides})
+        else:
+            generator = scaled_generator_config(discriminator, self.generator_width)
+        return discriminator, generator
+
+
+def build_pretrainer(config, vocab_size, special_token_ids, mask_token_id):
+    """The (tied) generator and discriminator in an `ElectraPretrainer` (or MLM-only)."""
+    discriminator_config, generator_config = config.model_configs(vocab_size)
+    if config.objective == "mlm":
+        generator = generator_config.build("generator")
+        return MaskedLMPretrainer(
+            generator, mask_rate=config.mask_rate, mask_token_id=mask_token_id,
+            special_token_ids=special_token_ids, seed=config.seed,
+        )
+    discriminator = discriminator_config.build("discriminator")
+    generator = generator_config.build(
+        "generator", embedding_layer=discriminator.encoder.embedding_layer
+    )
+    return ElectraPretrainer(
+        generator,
+        discriminator,
+        mask_rate=config.mask_rate,
+        discriminator_weight=config.discriminator_weight,
+        temperature=config.temperature,
+        disallow_correct=config.disallow_correct,
+        mask_token_id=mask_token_id,
+        special_token_ids=special_token_ids,
+        seed=config.seed,
+    )
+
+
+def build_dataset(config, tokenizer, stats=None):
+    """Packed, shuffled, repeated, batched (unmasked) examples; masking happens in the step."""
+    if config.corpus is None:
+        raise ValueError("No corpus given: pass a glob of text files (--corpus 'data/*.txt.gz').")
+    if str(config.corpus).endswith(".tfrecord") or "tfrecord" in os.path.basename(str(config.corpus)):
+        examples = read_tfrecords(config.corpus, config.max_seq_length, seed=config.seed)
+    else:
+        examples = text_examples_dataset(
+            config.corpus,
+            tokenizer.tokenize,
+            cls_id=tokenizer.cls_id,
+            sep_id=tokenizer.sep_id,
+            pad_id=tokenizer.pad_id,
+            max_seq_length=config.max_seq_length,
+            seed=config.seed,
+            stats=stats,
+        )
+    if config.shuffle_buffer:
+        examples = examples.shuffle(config.shuffle_buffer, seed=config.seed)
+    # drop_remainder: one static batch shape, so XLA compiles once.
+    return examples.repeat().batch(config.batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+
+def run_pretraining(config):
+    """Pretrains from `config.corpus`; returns the Keras `History`.
+
+    Restarting with the same `output_dir` resumes from the last checkpoint
+    (step, optimizer state and learning-rate schedule): kill it any time.
+    """
+    os.makedirs(config.output_dir, exist_ok=True)
+    if config.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    strategy = build_strategy(config.strategy)
+    tokenizer = ElectraTokenizer(vocab_path=config.vocab_path, lower_case=config.lower_case)
+    special_token_ids = (tokenizer.pad_id, tokenizer.unk_id, tokenizer.cls_id, tokenizer.sep_id,
+                         tokenizer.mask_id)
+    stats = CorpusStats()
+    dataset = build_dataset(config, tokenizer, stats)
+
+    with strategy.scope():
+        pretrainer = build_pretrainer(config, tokenizer.vocab_size, special_token_ids, tokenizer.mask_id)
+        pretrainer.compile(
+            optimizer=create_optimizer(
+                config.learning_rate, config.steps, config.warmup_steps, config.weight_decay
+            ),
+            jit_compile=config.jit_compile,
+        )
+
+    callbacks = [
+        # Saves model, optimizer and step every `checkpoint_every` steps and
+        # restores them when the same command runs again.
+        keras.callbacks.BackupAndRestore(
+            os.path.join(config.output_dir, "checkpoints"),
+            save_freq=config.checkpoint_every,
+            delete_checkpoint=False,
+        ),
+    ]
+    if is_chief(strategy):  # one process logs; every worker checkpoints
+        callbacks.append(
+            TrainingLogger(
+                os.path.join(config.output_dir, "logs"),
+                os.path.join(config.output_dir, "history.csv"),
+                log_every=config.log_every,
+            )
+        )
+        if config.progress:
+            callbacks.append(ProgressBar(config.steps, log_every=config.log_every))
+    history = pretrainer.fit(
+        dataset, epochs=1, steps_per_epoch=config.steps, callbacks=callbacks, verbose=0
+    )
+    skipped = stats.empty_files + stats.unreadable_files + stats.invalid_utf8_lines
+    if skipped:
+        logger.warning("Corpus: skipped %d files/lines (%s)", skipped, stats)
+    if is_chief(strategy):
+        save_outputs(pretrainer, config, history)
+    return history
+
+
+def save_outputs(pretrainer, config, history):
+    """Final models in both formats, the history and a learning-curve picture (atomic writes)."""
+    out = config.output_dir
+    models = {"generator": pretrainer.generator}
+    if config.objective == "electra":
+        models["discriminator"] = pretrainer.discriminator
+    for name, model in models.items():
+        model.save_pretrained(os.path.join(out, name), overwrite=True)
+        model.save_huggingface(os.path.join(out, f"{name}_hf"), overwrite=True)
+    steps = {key: [float(v) for v in values] for key, values in history.history.items()}
+    with open(os.path.join(out, "history.json"), "w") as f:
+        json.dump({"config": dataclasses.asdict(config), "history": steps}, f, indent=2)
+    csv_path = os.path.join(out, "history.csv")
+    if os.path.exists(csv_path):
+        plot_learning_curves(csv_path, os.path.join(out, "learning_curves.png"))

@@ -1,0 +1,67 @@
+"""Sampling replacement tokens from the generator, and the RTD labels they imply.
+
+Pure functions; shapes in the docstrings. Sampling is not back-propagated
+through (ELECTRA is not a GAN): callers wrap the generator logits in
+`tf.stop_gradient`, and `argmax` has no gradient anyway.
+"""
+
+import tensorflow as tf
+
+from electra_tf.pretraining.example_seeds import per_example_uniform
+
+
+def sample_from_softmax(logits, temperature=1.0, disallow_ids=None, seeds=None):
+    """Draws one token per position from softmax(logits / temperature) by Gumbel-max.
+
+    argmax(logits + Gumbel noise) is an exact sample from the softmax, without
+    normalising over the vocabulary. Computed in float32 whatever the policy:
+    float16 logits would make near-ties and the noise's tails coarse.
+
+    Args:
+        logits: (batch, num_predictions, vocab_size) generator logits.
+        temperature: > 0; 1.0 samples from the generator as trained.
+        disallow_ids: optional (batch, num_predictions) ids that may not be
+            drawn (ELECTRA's `disallow_correct`: never sample the original token).
+        seeds: optional (batch, 2) per-example stateless seeds (see
+            `example_seeds`); without them the draw is stateful `tf.random.uniform`.
+
+    Returns:
+        (batch, num_predictions) int32 sampled ids.
+
+    Example:
+    >>> logits = tf.constant([[[0.0, 100.0, 0.0]]])
+    >>> sample_from_softmax(logits).numpy().tolist()
+    [[1]]
+    >>> sample_from_softmax(logits, disallow_ids=tf.constant([[1]])).numpy()[0, 0] != 1
+    True
+    """
+    if temperature <= 0:
+        raise ValueError(f"`temperature` must be > 0; received {temperature}.")
+    logits = tf.cast(logits, tf.float32) / temperature
+    if disallow_ids is not None:
+        # -1000 rather than -inf: an all-disallowed row still yields a valid id.
+        logits -= 1000.0 * tf.one_hot(disallow_ids, tf.shape(logits)[-1], dtype=tf.float32)
+    if seeds is None:
+        uniform = tf.random.uniform(tf.shape(logits))  # (B, P, V)
+    else:
+        uniform = per_example_uniform(seeds, tf.shape(logits)[1:])  # (B, P, V)
+    gumbel = -tf.math.log(-tf.math.log(uniform + 1e-9) + 1e-9)  # 1e-9: no log(0)
+    return tf.argmax(logits + gumbel, axis=-1, output_type=tf.int32)
+
+
+def replaced_token_labels(original_ids, corrupted_ids, input_mask):
+    """RTD targets: 1 where a token differs from the original, else 0.
+
+    A generator sample that happens to equal the original token counts as
+    original (label 0), as in the paper.
+
+    Args:
+        original_ids: (batch, seq) the uncorrupted input.
+        corrupted_ids: (batch, seq) the input with generator samples in place.
+        input_mask: (batch, seq) 1 for real tokens.
+
+    Returns:
+        (batch, seq) int32 labels, 0 on padding.
+    """
+    replaced = tf.cast(tf.not_equal(original_ids, corrupted_ids), tf.int32)
+    return replaced * tf.cast(input_mask, tf.int32)

@@ -1,0 +1,84 @@
+"""Training callbacks: a tqdm progress bar and per-step logs (TensorBoard + CSV)."""
+
+import csv
+import os
+
+import tensorflow as tf
+import tf_keras as keras
+from tqdm.auto import tqdm
+
+# Shown in the progress bar, in this order, when present.
+PROGRESS_KEYS = ("loss", "mlm_loss", "rtd_loss", "mlm_accuracy", "rtd_auc", "learning_rate")
+
+
+def current_learning_rate(optimizer):
+    """The rate the optimizer applies at its current step, schedule or not."""
+    rate = optimizer.learning_rate
+    if isinstance(rate, keras.optimizers.schedules.LearningRateSchedule):
+        rate = rate(optimizer.iterations)
+    return float(keras.backend.get_value(rate))
+
+
+class ProgressBar(keras.callbacks.Callback):
+    """A tqdm bar over training steps that starts where a resumed run left off."""
+
+    def __init__(self, total_steps, log_every=10):
+        super().__init__()
+        self.total_steps = total_steps
+        self.log_every = log_every
+        self.bar = None
+
+    def on_train_begin(self, logs=None):
+        start = int(self.model.optimizer.iterations.numpy())
+        self.bar = tqdm(total=self.total_steps, initial=start, desc="pretraining", unit="step",
+                        dynamic_ncols=True, mininterval=1.0)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.bar.update(1)
+        if logs and self.bar.n % self.log_every == 0:
+            self.bar.set_postfix({k: f"{float(logs[k]):.4g}" for k in PROGRESS_KEYS if k in logs},
+                                 refresh=False)
+
+    def on_train_end(self, logs=None):
+        if self.bar is not None:
+            self.bar.close()
+
+
+class TrainingLogger(keras.callbacks.Callback):
+    """Every `log_every` steps: the step's metrics and learning rate to TensorBoard and a CSV.
+
+    Keras' own TensorBoard callback logs per epoch; a pretraining run is one
+    long epoch, so this logs by optimizer step (which survives a resume).
+    """
+
+    def __init__(self, log_dir, csv_path, log_every=10):
+        super().__init__()
+        self.log_dir = log_dir
+        self.csv_path = csv_path
+        self.log_every = log_every
+        self.writer = None
+
+    def on_train_begin(self, logs=None):
+        self.writer = tf.summary.create_file_writer(os.path.join(self.log_dir, "train"))
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = int(self.model.optimizer.iterations.numpy())
+        if not logs or step % self.log_every:
+            return
+        row = {"step": step, **{k: float(v) for k, v in logs.items()}}
+        row["learning_rate"] = current_learning_rate(self.model.optimizer)
+        with self.writer.as_default(step=step):
+            for key, value in row.items():
+                if key != "step":
+                    tf.summary.scalar(key, value)
+        self.writer.flush()
+        new_file = not os.path.exists(self.csv_path)
+        with open(self.csv_path, "a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(row))
+            if new_file:
+                writer.writeheader()
+            writer.writerow(row)
+
+    def on_train_end(self, logs=None):
+        if self.writer is not None:
+            self.writer.close()
