@@ -43,6 +43,7 @@ class ElectraGenerator(CheckpointConversionMixin, keras.Model):
         encoder: an `ElectraEncoder`.
 
     Example:
+    >>> from electra_tf import ElectraDiscriminator
     >>> discriminator = ElectraDiscriminator.from_preset("tiny")
     >>> generator = ElectraGenerator.from_preset(
     ...     "tiny", embedding_layer=discriminator.encoder.embedding_layer)
