@@ -15,10 +15,12 @@ from electra_tf.models.electra_discriminator import ElectraDiscriminator  # noqa
 from electra_tf.models.electra_encoder import ElectraEncoder  # noqa: E402
 from electra_tf.models.electra_generator import ElectraGenerator  # noqa: E402
 from electra_tf.models.presets import PRESETS, ElectraConfig  # noqa: E402
+from electra_tf.tasks.electra_classifier import ElectraClassifier  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ElectraClassifier",
     "ElectraConfig",
     "ElectraDiscriminator",
     "ElectraEmbeddings",

@@ -6,6 +6,7 @@ import re
 import pytest
 
 import electra_tf
+from electra_tf.optimization.layerwise_decay_adamw import LayerwiseDecayAdamW
 from electra_tf.optimization.warmup_linear_decay import WarmupLinearDecay
 from electra_tf.preprocessing.electra_packer import ElectraPacker
 from electra_tf.preprocessing.electra_tokenizer import ElectraTokenizer
@@ -16,6 +17,7 @@ PUBLIC_CLASSES = [getattr(electra_tf, name) for name in electra_tf.__all__
                   if inspect.isclass(getattr(electra_tf, name))
                   and name not in ("ElectraConfig",)] + [
     ElectraTokenizer, ElectraPacker, ElectraPretrainer, MaskedLMPretrainer, WarmupLinearDecay,
+    LayerwiseDecayAdamW,
 ]
 
 # Names other libraries use for the same things; we use the TF-Hub/Model Garden ones.

@@ -49,13 +49,181 @@ def _run_presets(args):
     print(describe_presets(PRESETS))
 
 
+def _add_pretrain(subparsers):
+    from electra_tf.models.presets import PRESETS
+    from electra_tf.pretraining.strategies import STRATEGIES
+
+    parser = subparsers.add_parser(
+        "pretrain",
+        help="pretrain ELECTRA (or a masked LM) on a text corpus or `prepare` shards",
+        description="Pretrain a generator and discriminator by replaced token detection. "
+        "Writes models (electra_tf and Hugging Face formats), TensorBoard logs, history and "
+        "learning curves under --output. Checkpoints are written every --checkpoint-every "
+        "steps; running the same command again resumes from the latest one. Options left "
+        "out keep the defaults of electra_tf.pretraining.run_pretraining.PretrainingConfig.",
+    )
+    parser.add_argument("--corpus", required=True,
+                        help="glob of plain or gzipped text files, or of *.tfrecord shards "
+                        "written by `electra-tf prepare` (quote it)")
+    parser.add_argument("--output", dest="output_dir", help="output directory")
+    parser.add_argument("--preset", choices=sorted(PRESETS),
+                        help="model sizes (`electra-tf presets`)")
+    parser.add_argument("--steps", type=int, help="total training steps")
+    parser.add_argument("--batch-size", type=int, help="global batch size, over all replicas")
+    parser.add_argument("--max-seq-length", type=int, help="tokens per example")
+    parser.add_argument("--objective", choices=["electra", "mlm"],
+                        help="electra (replaced token detection) or mlm (BERT-style baseline)")
+    parser.add_argument("--generator-width", type=_generator_width,
+                        help="generator width as a fraction of the discriminator's "
+                        "(0.25 as in the paper), or 'preset' for the preset's generator")
+    parser.add_argument("--learning-rate", type=float, help="peak learning rate")
+    parser.add_argument("--warmup-steps", type=int, help="linear warmup steps")
+    parser.add_argument("--mask-rate", type=float, help="fraction of tokens masked")
+    parser.add_argument("--checkpoint-every", type=int, help="steps between checkpoints")
+    parser.add_argument("--log-every", type=int, help="steps between logged metrics")
+    parser.add_argument("--vocab", dest="vocab_path",
+                        help="WordPiece vocabulary file (default: the packaged uncased BERT one)")
+    parser.add_argument("--lower-case", action=argparse.BooleanOptionalAction, default=None,
+                        help="lower-case and strip accents (default; off for a cased vocabulary)")
+    parser.add_argument("--seed", type=int, help="seed for data order, masking and sampling")
+    parser.add_argument("--strategy", choices=STRATEGIES,
+                        help="auto: a configured TPU, TF_CONFIG workers, all GPUs, or one device")
+    parser.add_argument("--mixed-precision", action="store_true", default=None,
+                        help="float16 compute, float32 weights (GPUs)")
+    parser.add_argument("--jit-compile", action="store_true", default=None,
+                        help="compile the training step with XLA (faster on GPU/TPU)")
+    parser.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
+                        help="continue from checkpoints in --output (default); with "
+                        "--no-resume an --output holding checkpoints is refused")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", default=None,
+                        help="no progress bar")
+    parser.set_defaults(run=_run_pretrain)
+
+
+def _generator_width(value):
+    if value == "preset":
+        return "preset"
+    try:
+        return float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a fraction such as 0.25 or 'preset'; received {value!r}") from None
+
+
+def _run_pretrain(args):
+    from electra_tf.pretraining.pretrain import format_summary, pretrain
+    from electra_tf.pretraining.run_pretraining import PretrainingConfig
+
+    options = {key: value for key, value in vars(args).items()
+               if value is not None and key not in ("command", "run", "resume")}
+    if options.get("generator_width") == "preset":
+        options["generator_width"] = None  # PretrainingConfig: None means the preset's generator
+    summary = pretrain(PretrainingConfig(**options), resume=args.resume)
+    print(format_summary(summary))
+
+
+def _add_quickstart(subparsers):
+    parser = subparsers.add_parser(
+        "quickstart",
+        help="pretrain a tiny ELECTRA on packaged text for a few minutes and evaluate it",
+        description="Pretrain the 'tiny' preset on Northanger Abbey (shipped with the package) "
+        "and report replaced-token-detection accuracy, precision, recall and AUC on held-out "
+        "batches of Persuasion. Running it again in the same --output resumes.",
+    )
+    parser.add_argument("--output", dest="output_dir", default="electra_quickstart",
+                        help="output directory (default: %(default)s)")
+    parser.add_argument("--minutes", type=float, default=3.0,
+                        help="about how long to train on 2 CPU cores (default: %(default)s)")
+    parser.add_argument("--steps", type=int, help="training steps (overrides --minutes)")
+    parser.add_argument("--no-progress", dest="progress", action="store_false",
+                        help="no progress bar")
+    parser.set_defaults(run=_run_quickstart)
+
+
+def _run_quickstart(args):
+    from electra_tf.pretraining.quickstart import format_quickstart_report, run_quickstart
+
+    report = run_quickstart(args.output_dir, minutes=args.minutes, steps=args.steps,
+                            progress=args.progress)
+    print(format_quickstart_report(report))
+
+
+def _add_vocab(subparsers):
+    parser = subparsers.add_parser(
+        "vocab",
+        help="learn a WordPiece vocabulary from a text corpus",
+        description="Learn a WordPiece vocabulary (tensorflow-text's BERT vocabulary learner). "
+        "[PAD] [UNK] [CLS] [SEP] [MASK] get ids 0-4. OUT is written only when complete.",
+    )
+    parser.add_argument("--corpus", required=True, help="glob of plain or gzipped text files")
+    parser.add_argument("--size", type=int, required=True,
+                        help="target number of tokens (a small corpus may yield fewer)")
+    parser.add_argument("--lower-case", action=argparse.BooleanOptionalAction, default=True,
+                        help="lower-case and strip accents: an uncased vocabulary (default)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
+    parser.add_argument("out", help="vocabulary file to write, one token per line")
+    parser.set_defaults(run=_run_vocab)
+
+
+def _run_vocab(args):
+    from electra_tf.preprocessing.wordpiece_vocabulary import train_wordpiece_vocabulary
+
+    tokens = train_wordpiece_vocabulary(args.corpus, args.size, args.out,
+                                        lower_case=args.lower_case, overwrite=args.overwrite)
+    case = "" if args.lower_case else " --no-lower-case"
+    print(f"wrote {len(tokens):,} tokens (asked for {args.size:,}) to {args.out}; "
+          f"use it with --vocab {args.out}{case}")
+
+
+def _add_prepare(subparsers):
+    parser = subparsers.add_parser(
+        "prepare",
+        help="tokenize and pack a text corpus into TFRecord shards for `pretrain`",
+        description="Tokenize and pack a text corpus once into PREFIX-0000i-of-0000K.tfrecord "
+        "shards; then `electra-tf pretrain --corpus 'PREFIX-*.tfrecord'` with the same "
+        "--max-seq-length and --vocab.",
+    )
+    parser.add_argument("--corpus", required=True, help="glob of plain or gzipped text files")
+    parser.add_argument("--output", dest="output_prefix", required=True,
+                        help="shard path prefix, e.g. shards/train")
+    parser.add_argument("--max-seq-length", type=int, default=128,
+                        help="tokens per example (default: %(default)s)")
+    parser.add_argument("--shards", dest="num_shards", type=int, default=1,
+                        help="number of shard files (default: %(default)s)")
+    parser.add_argument("--vocab", dest="vocab_path",
+                        help="WordPiece vocabulary file (default: the packaged uncased BERT one)")
+    parser.add_argument("--lower-case", action=argparse.BooleanOptionalAction, default=True,
+                        help="lower-case and strip accents (default)")
+    parser.add_argument("--seed", type=int, default=0, help="packing seed (default: %(default)s)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace existing shards with this prefix")
+    parser.set_defaults(run=_run_prepare)
+
+
+def _run_prepare(args):
+    from electra_tf.data.tfrecord_shards import prepare_tfrecord_shards
+
+    paths, count = prepare_tfrecord_shards(
+        args.corpus, args.output_prefix, max_seq_length=args.max_seq_length,
+        num_shards=args.num_shards, vocab_path=args.vocab_path, lower_case=args.lower_case,
+        seed=args.seed, overwrite=args.overwrite,
+    )
+    print(f"wrote {count:,} examples of {args.max_seq_length} tokens to {len(paths)} shard(s): "
+          f"{paths[0]}{' ...' if len(paths) > 1 else ''}")
+    print(f"train with: electra-tf pretrain --corpus '{args.output_prefix}-*.tfrecord' "
+          f"--max-seq-length {args.max_seq_length}"
+          + (f" --vocab {args.vocab_path}" if args.vocab_path else "")
+          + ("" if args.lower_case else " --no-lower-case"))
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="electra-tf",
         description="ELECTRA pretraining, fine-tuning, compression and export (tf-keras).",
     )
     subparsers = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_convert, _add_presets):
+    for add in (_add_convert, _add_presets, _add_pretrain, _add_quickstart, _add_vocab,
+                _add_prepare):
         add(subparsers)
     return parser
 

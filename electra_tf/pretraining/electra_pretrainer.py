@@ -27,6 +27,12 @@ def reset_metric_variables(metrics):
             variable.assign(tf.zeros_like(variable))
 
 
+def unpack_inputs(data):
+    """A batch's input dict: `fit` on a dataset passes it as is, `train_on_batch` as `(x,)`."""
+    inputs, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+    return inputs
+
+
 @keras.utils.register_keras_serializable(package="electra_tf")
 class ElectraPretrainer(keras.Model):
     """Trains a generator and a discriminator jointly by replaced token detection.
@@ -77,6 +83,10 @@ class ElectraPretrainer(keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
+        # Every value a step returns is already global (metric results are synchronized
+        # across replicas): report replica 0's. Keras' "auto" sums them over replicas
+        # (outside TPUs), which multiplied the logged `loss` by the number of replicas.
+        self.distribute_reduction_method = "first"
         if isinstance(discriminator, dict):  # from get_config(): rebuild, then re-tie
             discriminator = keras.layers.deserialize(discriminator)
         if isinstance(generator, dict):
@@ -113,6 +123,10 @@ class ElectraPretrainer(keras.Model):
         self.rtd_precision = keras.metrics.Precision(name="rtd_precision")
         self.rtd_recall = keras.metrics.Recall(name="rtd_recall")
         self.rtd_auc = keras.metrics.AUC(name="rtd_auc")
+        # Both networks create their weights in __init__, so the pretrainer has all of
+        # its variables now: mark it built, or HDF5 load_weights, save_pretrained and
+        # BackupAndRestore (which builds the optimizer only for a built model) refuse it.
+        self.build()
 
     @property
     def tied_embeddings(self):
@@ -130,6 +144,9 @@ class ElectraPretrainer(keras.Model):
             self.rtd_recall,
             self.rtd_auc,
         ]
+
+    def build(self, input_shape=None):
+        self.built = True
 
     def call(self, inputs, training=None):
         """The discriminator's outputs on (uncorrupted) inputs."""
@@ -233,7 +250,7 @@ class ElectraPretrainer(keras.Model):
         # Each step logs its own values (a pretraining run is one long epoch).
         reset_metric_variables(self.metrics)
         with tf.GradientTape() as tape:
-            outputs = self.compute_pretraining_outputs(data, self.optimizer.iterations, training=True)
+            outputs = self.compute_pretraining_outputs(unpack_inputs(data), self.optimizer.iterations, training=True)
         # minimize() applies loss scaling under mixed_float16 (LossScaleOptimizer).
         self.optimizer.minimize(outputs["loss"], self.trainable_variables, tape=tape)
         self.update_metrics(outputs)
@@ -241,7 +258,7 @@ class ElectraPretrainer(keras.Model):
 
     def test_step(self, data):
         # Step 0: every evaluation masks the same tokens, so runs compare.
-        self.update_metrics(self.compute_pretraining_outputs(data, 0, training=False))
+        self.update_metrics(self.compute_pretraining_outputs(unpack_inputs(data), 0, training=False))
         return self.results()
 
     def get_config(self):

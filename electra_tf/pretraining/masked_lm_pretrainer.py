@@ -14,6 +14,7 @@ from electra_tf.pretraining.electra_pretrainer import (
     DEFAULT_MASK_TOKEN_ID,
     DEFAULT_SPECIAL_TOKEN_IDS,
     reset_metric_variables,
+    unpack_inputs,
 )
 from electra_tf.pretraining.example_seeds import example_seeds
 from electra_tf.pretraining.losses import global_mean, masked_lm_loss
@@ -48,6 +49,7 @@ class MaskedLMPretrainer(keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.distribute_reduction_method = "first"  # results are global (see ElectraPretrainer)
         if isinstance(generator, dict):
             generator = keras.layers.deserialize(generator)
         if not isinstance(generator, ElectraGenerator):
@@ -59,10 +61,14 @@ class MaskedLMPretrainer(keras.Model):
         self.seed = int(seed)
         self.mlm_loss_metric = keras.metrics.Mean("mlm_loss")
         self.mlm_accuracy = keras.metrics.Mean("mlm_accuracy")
+        self.build()  # the generator holds every weight already (see ElectraPretrainer)
 
     @property
     def metrics(self):
         return [self.mlm_loss_metric, self.mlm_accuracy]
+
+    def build(self, input_shape=None):
+        self.built = True
 
     def call(self, inputs, training=None):
         return self.generator(inputs, training=training)
@@ -108,13 +114,13 @@ class MaskedLMPretrainer(keras.Model):
     def train_step(self, data):
         reset_metric_variables(self.metrics)
         with tf.GradientTape() as tape:
-            outputs = self.compute_pretraining_outputs(data, self.optimizer.iterations, training=True)
+            outputs = self.compute_pretraining_outputs(unpack_inputs(data), self.optimizer.iterations, training=True)
         self.optimizer.minimize(outputs["loss"], self.trainable_variables, tape=tape)
         self.update_metrics(outputs)
         return self.results()
 
     def test_step(self, data):
-        self.update_metrics(self.compute_pretraining_outputs(data, 0, training=False))
+        self.update_metrics(self.compute_pretraining_outputs(unpack_inputs(data), 0, training=False))
         return self.results()
 
     def get_config(self):

@@ -21,6 +21,7 @@ import os
 import tensorflow as tf
 import tf_keras as keras
 
+from electra_tf.data.corpus_files import is_tfrecord_corpus
 from electra_tf.data.corpus_stats import CorpusStats
 from electra_tf.data.pretraining_dataset import read_tfrecords, text_examples_dataset
 from electra_tf.models.presets import ElectraConfig, get_preset, scaled_generator_config
@@ -118,7 +119,8 @@ def build_dataset(config, tokenizer, stats=None):
     """Packed, shuffled, repeated, batched (unmasked) examples; masking happens in the step."""
     if config.corpus is None:
         raise ValueError("No corpus given: pass a glob of text files (--corpus 'data/*.txt.gz').")
-    if str(config.corpus).endswith(".tfrecord") or "tfrecord" in os.path.basename(str(config.corpus)):
+    # Shards from `electra-tf prepare` end in .tfrecord; "tfrecord" in the glob also marks unsuffixed ones.
+    if "tfrecord" in os.path.basename(str(config.corpus)) or is_tfrecord_corpus(config.corpus):
         examples = read_tfrecords(config.corpus, config.max_seq_length, seed=config.seed)
     else:
         examples = text_examples_dataset(
@@ -137,8 +139,10 @@ def build_dataset(config, tokenizer, stats=None):
     return examples.repeat().batch(config.batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 
-def run_pretraining(config):
+def run_pretraining(config, callbacks=None):
     """Pretrains from `config.corpus`; returns the Keras `History`.
+
+    `callbacks` are extra Keras callbacks (e.g. a time limit) added to ours.
 
     Restarting with the same `output_dir` resumes from the last checkpoint
     (step, optimizer state and learning-rate schedule): kill it any time.
@@ -162,7 +166,7 @@ def run_pretraining(config):
             jit_compile=config.jit_compile,
         )
 
-    callbacks = [
+    job_callbacks = [
         # Saves model, optimizer and step every `checkpoint_every` steps and
         # restores them when the same command runs again.
         keras.callbacks.BackupAndRestore(
@@ -172,7 +176,7 @@ def run_pretraining(config):
         ),
     ]
     if is_chief(strategy):  # one process logs; every worker checkpoints
-        callbacks.append(
+        job_callbacks.append(
             TrainingLogger(
                 os.path.join(config.output_dir, "logs"),
                 os.path.join(config.output_dir, "history.csv"),
@@ -180,9 +184,10 @@ def run_pretraining(config):
             )
         )
         if config.progress:
-            callbacks.append(ProgressBar(config.steps, log_every=config.log_every))
+            job_callbacks.append(ProgressBar(config.steps, log_every=config.log_every))
     history = pretrainer.fit(
-        dataset, epochs=1, steps_per_epoch=config.steps, callbacks=callbacks, verbose=0
+        dataset, epochs=1, steps_per_epoch=config.steps, callbacks=job_callbacks + list(callbacks or []),
+        verbose=0,
     )
     skipped = stats.empty_files + stats.unreadable_files + stats.invalid_utf8_lines
     if skipped:

@@ -36,8 +36,15 @@ def build_strategy(name="auto", tpu_address=None):
         return tf.distribute.get_strategy()
     if name == "mirrored":
         gpus = tf.config.list_logical_devices("GPU")
-        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
-        return tf.distribute.MirroredStrategy(devices)
+        if gpus:
+            return tf.distribute.MirroredStrategy([d.name for d in gpus])
+        # Logical CPUs: reduce on one device. The collective all-reduce that
+        # MirroredStrategy picks otherwise fails under mixed precision here
+        # ("Shape mismatch in the collective instance") on CPU devices.
+        return tf.distribute.MirroredStrategy(
+            [d.name for d in tf.config.list_logical_devices("CPU")],
+            cross_device_ops=tf.distribute.ReductionToOneDevice(),
+        )
     if name == "multiworker":
         if "TF_CONFIG" not in os.environ:
             raise ValueError(

@@ -82,3 +82,37 @@ class TrainingLogger(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         if self.writer is not None:
             self.writer.close()
+
+
+class TimeLimit(keras.callbacks.Callback):
+    """Stops training once `seconds` of wall-clock time have passed since it began.
+
+    Also records the median step time (after the first `skip` steps, which
+    include tracing and compilation) as `median_step_seconds`.
+    """
+
+    def __init__(self, seconds=None, skip=3):
+        super().__init__()
+        self.seconds = seconds
+        self.skip = skip
+        self.step_times = []
+
+    def on_train_begin(self, logs=None):
+        import time
+
+        self._clock = time.perf_counter
+        self._start = self._last = self._clock()
+
+    def on_train_batch_end(self, batch, logs=None):
+        now = self._clock()
+        self.step_times.append(now - self._last)
+        self._last = now
+        if self.seconds is not None and now - self._start >= self.seconds:
+            self.model.stop_training = True
+
+    @property
+    def median_step_seconds(self):
+        import statistics
+
+        times = self.step_times[self.skip:] or self.step_times
+        return statistics.median(times)

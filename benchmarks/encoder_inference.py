@@ -1,0 +1,185 @@
+"""ELECTRA-Small encoder inference speed on CPU: electra_tf vs Hugging Face torch.
+
+Measures tokens/s (batch · seq / median seconds per forward pass, fp32,
+inference mode, no dropout) of three implementations of the same model:
+
+    electra_tf, tf.function            TF graph with its default oneDNN rewrites
+    electra_tf, tf.function(jit=True)  the same graph compiled by XLA
+    transformers ElectraModel, torch   the Hugging Face reference
+
+The torch model gets the electra_tf weights copied in, so all three compute
+the same function; the script prints their largest output difference as a
+check. Weights are random (presets hold sizes only; nothing is downloaded).
+
+Variants are timed round-robin, one forward each per round, so a neighbour
+process that steals the CPU for a while slows all of them alike. Run it on
+an otherwise idle machine: on a shared 2-core box the spread between runs is
+larger than the differences being measured.
+
+    python benchmarks/encoder_inference.py --batch-size 32 --seq-length 128 --iterations 10
+"""
+
+import argparse
+import os
+import statistics
+import time
+
+import numpy as np
+
+import electra_tf  # sets TF_USE_LEGACY_KERAS before TensorFlow is imported
+import tensorflow as tf
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--seq-length", type=int, default=128)
+    parser.add_argument("--iterations", type=int, default=10, help="timed forwards per variant")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed forwards per variant")
+    parser.add_argument("--preset", default="small")
+    parser.add_argument(
+        "--threads", type=int, default=os.cpu_count(), help="torch threads (default: all cores)"
+    )
+    return parser.parse_args()
+
+
+def make_inputs(batch_size, seq_length, vocab_size, seed=0):
+    """Random ids with a [CLS]-like first token and some padded rows, as int32 numpy."""
+    rng = np.random.default_rng(seed)
+    word_ids = rng.integers(1000, vocab_size, (batch_size, seq_length), dtype=np.int32)
+    mask = np.ones_like(word_ids)
+    mask[::4, seq_length * 3 // 4 :] = 0  # every 4th row is a quarter padding
+    type_ids = np.zeros_like(word_ids)
+    type_ids[:, seq_length // 2 :] = 1  # sentence B
+    return {"input_word_ids": word_ids, "input_mask": mask, "input_type_ids": type_ids}
+
+
+def build_torch_model(encoder):
+    """A `transformers.ElectraModel` with the encoder's sizes and weights."""
+    import torch
+    import transformers
+
+    config = transformers.ElectraConfig(
+        vocab_size=encoder.vocab_size,
+        embedding_size=encoder.embedding_size,
+        hidden_size=encoder.hidden_size,
+        num_hidden_layers=encoder.num_layers,
+        num_attention_heads=encoder.num_heads,
+        intermediate_size=encoder.intermediate_size,
+        hidden_act="gelu",  # exact erf GELU, like electra_tf
+        max_position_embeddings=encoder.max_sequence_length,
+        type_vocab_size=encoder.type_vocab_size,
+        layer_norm_eps=encoder.layer_norm_epsilon,
+    )
+    model = transformers.ElectraModel(config).eval()
+
+    # torch Linear stores (out, in); Keras Dense kernels are (in, out).
+    state = {}
+
+    def dense(prefix, layer):
+        state[f"{prefix}.weight"] = layer.kernel.numpy().T
+        state[f"{prefix}.bias"] = layer.bias.numpy()
+
+    def layer_norm(prefix, layer):
+        state[f"{prefix}.weight"] = layer.gamma.numpy()
+        state[f"{prefix}.bias"] = layer.beta.numpy()
+
+    embeddings = encoder.embedding_layer
+    state["embeddings.word_embeddings.weight"] = embeddings.word_embeddings.numpy()
+    state["embeddings.position_embeddings.weight"] = embeddings.position_embeddings.numpy()
+    state["embeddings.token_type_embeddings.weight"] = embeddings.token_type_embeddings.numpy()
+    layer_norm("embeddings.LayerNorm", embeddings.layer_norm)
+    if encoder.embedding_projection is not None:
+        dense("embeddings_project", encoder.embedding_projection)
+    for i, layer in enumerate(encoder.transformer_layers):
+        prefix = f"encoder.layer.{i}"
+        # The fused (H, 3H) kernel is [query | key | value] along its last axis.
+        kernels = np.split(layer.qkv_dense.kernel.numpy(), 3, axis=-1)
+        biases = np.split(layer.qkv_dense.bias.numpy(), 3)
+        for part, kernel, bias in zip(("query", "key", "value"), kernels, biases):
+            state[f"{prefix}.attention.self.{part}.weight"] = kernel.T
+            state[f"{prefix}.attention.self.{part}.bias"] = bias
+        dense(f"{prefix}.attention.output.dense", layer.attention_output_dense)
+        layer_norm(f"{prefix}.attention.output.LayerNorm", layer.attention_layer_norm)
+        dense(f"{prefix}.intermediate.dense", layer.intermediate_dense)
+        dense(f"{prefix}.output.dense", layer.output_dense)
+        layer_norm(f"{prefix}.output.LayerNorm", layer.output_layer_norm)
+    state = {name: torch.from_numpy(np.ascontiguousarray(value)) for name, value in state.items()}
+    # strict: every torch parameter must be filled (position_ids is a buffer we leave alone).
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [name for name in missing if not name.endswith("position_ids")]
+    if missing or unexpected:
+        raise ValueError(f"Weight copy mismatch: missing {missing}, unexpected {unexpected}.")
+    return model
+
+
+def main():
+    args = parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    encoder = electra_tf.ElectraEncoder.from_preset(args.preset)
+    torch_model = build_torch_model(encoder)
+    inputs = make_inputs(args.batch_size, args.seq_length, encoder.vocab_size)
+    tf_inputs = {key: tf.constant(value) for key, value in inputs.items()}
+    torch_inputs = {
+        "input_ids": torch.from_numpy(inputs["input_word_ids"]).long(),
+        "attention_mask": torch.from_numpy(inputs["input_mask"]).long(),
+        "token_type_ids": torch.from_numpy(inputs["input_type_ids"]).long(),
+    }
+
+    def tf_forward(jit_compile):
+        run = tf.function(
+            lambda x: encoder(x, training=False)["sequence_output"], jit_compile=jit_compile
+        )
+        return lambda: run(tf_inputs).numpy()  # .numpy() waits for the result
+
+    def torch_forward():
+        with torch.inference_mode():
+            return torch_model(**torch_inputs).last_hidden_state.numpy()
+
+    variants = {
+        "electra_tf tf.function": tf_forward(jit_compile=False),
+        "electra_tf tf.function(jit_compile=True)": tf_forward(jit_compile=True),
+        "torch ElectraModel": torch_forward,
+    }
+
+    # Warm-up: traces, XLA compilation, oneDNN primitive caches, allocators.
+    outputs = {}
+    for name, forward in variants.items():
+        for _ in range(args.warmup):
+            outputs[name] = forward()
+    # Padded positions differ between implementations (they attend to
+    # nothing useful); compare real tokens only.
+    real = inputs["input_mask"].astype(bool)
+    reference = outputs["torch ElectraModel"][real]
+    for name in variants:
+        difference = np.abs(outputs[name][real] - reference).max()
+        print(f"max |{name} - torch| on real tokens: {difference:.2e}")
+
+    seconds = {name: [] for name in variants}
+    for _ in range(args.iterations):
+        for name, forward in variants.items():
+            start = time.perf_counter()
+            forward()
+            seconds[name].append(time.perf_counter() - start)
+
+    tokens = args.batch_size * args.seq_length
+    torch_rate = tokens / statistics.median(seconds["torch ElectraModel"])
+    print(
+        f"\nELECTRA-{args.preset} encoder, batch {args.batch_size} x seq {args.seq_length}, fp32, "
+        f"{os.cpu_count()} cores, median of {args.iterations} (TF {tf.__version__}, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} torch threads)"
+    )
+    print(f"{'variant':<42} {'ms/batch':>9} {'tokens/s':>9} {'best tok/s':>10} {'vs torch':>9}")
+    for name, times in seconds.items():
+        median = statistics.median(times)
+        rate = tokens / median
+        print(
+            f"{name:<42} {1000 * median:>9.1f} {rate:>9.0f} {tokens / min(times):>10.0f} "
+            f"{rate / torch_rate:>8.2f}x"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,155 @@
+"""Hugging Face `ElectraForSequenceClassification` ⇄ `ElectraClassifier(head="huggingface")`.
+
+The encoder goes through `electra_tf.conversion.huggingface` (under the
+`electra.` prefix); the head's four tensors are
+
+    classifier.dense.weight, .bias      dense   (hidden → hidden), transposed
+    classifier.out_proj.weight, .bias   logits  (hidden → num_labels), transposed
+
+Problem types map as transformers names them: "single_label_classification",
+"multi_label_classification", "regression"; an unset problem type with one
+label is regression, as transformers decides at its first loss computation.
+"""
+
+import json
+import os
+
+import numpy as np
+
+from electra_tf.conversion.huggingface import (
+    CONFIG_NAME,
+    SAFETENSORS_NAME,
+    _torch_name,
+    huggingface_config,
+    huggingface_state_dict,
+    load_huggingface,
+    read_config,
+    read_state_dict,
+)
+from electra_tf.conversion.weight_slots import HEAD, Slot, assign_slots
+from electra_tf.utils.atomic_directory import atomic_directory
+
+ARCHITECTURE = "ElectraForSequenceClassification"
+# Ours → transformers' `config.problem_type`.
+PROBLEM_TYPE_NAMES = {
+    "single_label": "single_label_classification",
+    "multi_label": "multi_label_classification",
+    "regression": "regression",
+}
+
+
+def _head_slots(classifier):
+    dense, logits = classifier.dense, classifier.logits
+    return [
+        Slot(dense.kernel, ("classifier/dense/kernel",), HEAD),
+        Slot(dense.bias, ("classifier/dense/bias",), HEAD),
+        Slot(logits.kernel, ("classifier/out_proj/kernel",), HEAD),
+        Slot(logits.bias, ("classifier/out_proj/bias",), HEAD),
+    ]
+
+
+def _num_labels(raw):
+    if "id2label" in raw:
+        return len(raw["id2label"])
+    return int(raw.get("num_labels", 2))  # transformers' PretrainedConfig default
+
+
+def _problem_type(raw, num_labels, config_path):
+    name = raw.get("problem_type")
+    if name is None:
+        return "regression" if num_labels == 1 else "single_label"
+    for ours, theirs in PROBLEM_TYPE_NAMES.items():
+        if name == theirs:
+            return ours
+    raise ValueError(
+        f"{config_path} has problem_type={name!r}; expected one of "
+        f"{sorted(PROBLEM_TYPE_NAMES.values())} or none."
+    )
+
+
+def load_huggingface_classifier(path):
+    """Builds an `ElectraClassifier(head="huggingface")` from a transformers directory.
+
+    Raises:
+        ValueError: `path` is not an ELECTRA checkpoint, has no
+            `classifier.dense`/`classifier.out_proj` weights, or a shape does
+            not match its config (each is named).
+    """
+    from electra_tf.tasks.electra_classifier import ElectraClassifier
+
+    if not os.path.isdir(path):
+        raise ValueError(f"Expected a Hugging Face checkpoint directory; {path!r} is not one.")
+    config_path = os.path.join(path, CONFIG_NAME)
+    _, family, raw = read_config(path)
+    if family != "electra":
+        raise ValueError(
+            f"{config_path} has model_type={family!r}: only ElectraForSequenceClassification "
+            "checkpoints load into an ElectraClassifier (BERT's classifier reads a tanh pooler "
+            "that ELECTRA has not). Load the encoder with ElectraEncoder.from_huggingface and "
+            "wrap it in a new ElectraClassifier."
+        )
+    state = read_state_dict(path)
+    num_labels = _num_labels(raw)
+    problem_type = _problem_type(raw, num_labels, config_path)
+    dropout = raw.get("classifier_dropout")
+    dropout = raw.get("hidden_dropout_prob", 0.1) if dropout is None else dropout
+
+    encoder = load_huggingface(path, "encoder")  # skips (and logs) the classifier.* keys
+    classifier = ElectraClassifier(
+        encoder,
+        num_classes=num_labels,
+        head="huggingface",
+        problem_type=problem_type,
+        dropout_rate=dropout,
+    )
+    slots = _head_slots(classifier)
+    keys = {name: _torch_name(name, HEAD, family) for slot in slots for name in slot.names}
+    missing = [key for key, _ in keys.values() if key not in state]
+    if missing:
+        raise ValueError(
+            f"{path!r} has no sequence-classification head: missing keys {missing}. "
+            f"Expected an {ARCHITECTURE} checkpoint; a bare or pretraining checkpoint "
+            "loads with ElectraEncoder.from_huggingface."
+        )
+
+    def fetch(slot):
+        values = []
+        for name in slot.names:
+            key, transpose = keys[name]
+            values.append(state[key].T if transpose else state[key])
+        return values
+
+    assign_slots(slots, fetch)
+    return classifier
+
+
+def save_huggingface_classifier(classifier, path, overwrite=False):
+    """Writes `classifier` as an `ElectraForSequenceClassification` directory, atomically."""
+    from safetensors.numpy import save_file
+
+    if classifier.head != "huggingface":
+        raise ValueError(
+            f"save_huggingface needs head='huggingface' (transformers' ElectraClassificationHead); "
+            f"received a classifier with head={classifier.head!r}, which transformers has no "
+            "class for. Save it with save_pretrained instead."
+        )
+    encoder = classifier.encoder
+    config = huggingface_config(encoder)
+    labels = {i: f"LABEL_{i}" for i in range(classifier.num_classes)}
+    config.update(
+        architectures=[ARCHITECTURE],
+        id2label={str(i): label for i, label in labels.items()},
+        label2id={label: i for i, label in labels.items()},
+        problem_type=PROBLEM_TYPE_NAMES[classifier.problem_type],
+        classifier_dropout=classifier.dropout_rate,
+    )
+    state = {f"electra.{key}": value for key, value in huggingface_state_dict(encoder).items()}
+    for slot in _head_slots(classifier):
+        (name,) = slot.names
+        key, transpose = _torch_name(name, HEAD, "electra")
+        value = slot.variable.numpy()
+        state[key] = np.ascontiguousarray(value.T if transpose else value)
+    with atomic_directory(path, overwrite=overwrite) as tmp:
+        with open(os.path.join(tmp, CONFIG_NAME), "w") as f:
+            json.dump(config, f, indent=2, sort_keys=True)
+        save_file(state, os.path.join(tmp, SAFETENSORS_NAME), metadata={"format": "pt"})

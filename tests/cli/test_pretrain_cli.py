@@ -1,0 +1,124 @@
+"""`electra-tf vocab | prepare | pretrain | quickstart` as real subprocesses, tiny settings."""
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from electra_tf.data.packaged_corpus import packaged_corpus
+
+# Tiny model, short sequences, few steps: each run is dominated by the TF import.
+TINY_RUN = ["--preset", "tiny", "--batch-size", "4", "--max-seq-length", "32",
+            "--checkpoint-every", "2", "--log-every", "1", "--no-progress"]
+
+
+def run_cli(*args, timeout=300):
+    return subprocess.run(
+        [sys.executable, "-m", "electra_tf.cli.main", *map(str, args)],
+        capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """The first 2,000 lines of the packaged training novel, gzipped."""
+    path = tmp_path_factory.mktemp("corpus") / "austen.txt.gz"
+    with gzip.open(packaged_corpus("train"), "rt", encoding="utf-8") as f:
+        lines = [next(f) for _ in range(2000)]
+    with gzip.open(path, "wt", encoding="utf-8") as f:
+        f.writelines(lines)
+    return path
+
+
+@pytest.fixture(scope="module")
+def vocab(corpus, tmp_path_factory):
+    path = tmp_path_factory.mktemp("vocab") / "vocab.txt"
+    result = run_cli("vocab", "--corpus", corpus, "--size", 400, path)
+    assert result.returncode == 0, result.stderr
+    assert "use it with --vocab" in result.stdout
+    return path
+
+
+def test_vocab_has_special_tokens_first_and_loads_in_the_tokenizer(vocab, corpus):
+    from electra_tf.preprocessing.electra_tokenizer import ElectraTokenizer
+
+    tokens = vocab.read_text(encoding="utf-8").split("\n")[:-1]
+    assert tokens[:5] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    assert 100 < len(tokens) <= 440 and len(set(tokens)) == len(tokens)
+    tokenizer = ElectraTokenizer(vocab_path=str(vocab))
+    assert (tokenizer.pad_id, tokenizer.unk_id, tokenizer.mask_id) == (0, 1, 4)
+    ids = tokenizer.tokenize("Catherine Morland was fond of all boy's plays.").numpy().tolist()
+    assert ids and tokenizer.unk_id not in ids  # every character is in the vocabulary
+    # An existing file is kept unless --overwrite.
+    result = run_cli("vocab", "--corpus", corpus, "--size", 400, vocab)
+    assert result.returncode == 2 and "already exists" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert vocab.read_text(encoding="utf-8").split("\n")[:-1] == tokens
+    assert not [p for p in os.listdir(vocab.parent) if p != "vocab.txt"]  # no temporary left
+
+
+def test_prepare_then_pretrain_from_shards_resume_and_refusal(corpus, vocab, tmp_path):
+    prefix = tmp_path / "shards" / "train"
+    result = run_cli("prepare", "--corpus", corpus, "--output", prefix, "--max-seq-length", 32,
+                     "--shards", 2, "--vocab", vocab)
+    assert result.returncode == 0, result.stderr
+    assert sorted(os.listdir(prefix.parent)) == ["train-00000-of-00002.tfrecord",
+                                                 "train-00001-of-00002.tfrecord"]
+    assert f"--corpus '{prefix}-*.tfrecord'" in result.stdout
+
+    out = tmp_path / "run"
+    pretrain = ["pretrain", "--corpus", f"{prefix}*.tfrecord", "--vocab", vocab,
+                "--output", out, *TINY_RUN]
+    result = run_cli(*pretrain, "--steps", 4)
+    assert result.returncode == 0, result.stderr
+    assert "to step 4" in result.stdout and "rtd_auc" in result.stdout
+    for name in ("discriminator", "discriminator_hf", "generator", "learning_curves.png"):
+        assert name in result.stdout and (out / name).exists()
+    with open(out / "history.json") as f:
+        assert json.load(f)["config"]["corpus"].endswith("*.tfrecord")
+
+    # Checkpoints present: --no-resume refuses and deletes nothing.
+    result = run_cli(*pretrain, "--steps", 6, "--no-resume")
+    assert result.returncode == 2, result.stderr
+    assert "--no-resume" in result.stderr and "step 4" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert os.listdir(out / "checkpoints" / "chief")
+
+    # The same command with more steps continues where the first run stopped.
+    result = run_cli(*pretrain, "--steps", 6)
+    assert result.returncode == 0, result.stderr
+    assert "to step 6, resumed from step 4: 2 steps" in result.stdout
+
+
+def test_quickstart_trains_and_reports_held_out_rtd_metrics(tmp_path):
+    out = tmp_path / "quickstart"
+    result = run_cli("quickstart", "--output", out, "--steps", 3)
+    assert result.returncode == 0, result.stderr
+    assert "pretraining:" in result.stderr  # the progress bar
+    for metric in ("rtd_accuracy", "rtd_precision", "rtd_recall", "rtd_auc"):
+        assert metric in result.stdout
+    assert "persuasion" in result.stdout
+    with open(out / "evaluation.json") as f:
+        report = json.load(f)
+    assert report["pretraining"]["step"] == 3
+    assert 0.0 <= report["held_out"]["rtd_auc"] <= 1.0
+    assert (out / "discriminator" / "model.weights.h5").exists()
+
+
+@pytest.mark.parametrize("command", [
+    ["pretrain", "--steps", "2", "--output", "{tmp}/run"],
+    ["prepare", "--output", "{tmp}/shards/train"],
+    ["vocab", "--size", "100", "{tmp}/vocab.txt"],
+])
+def test_a_glob_matching_nothing_is_exit_2_naming_the_glob(command, tmp_path):
+    glob = str(tmp_path / "no_such_dir" / "*.txt.gz")
+    result = run_cli(command[0], "--corpus", glob,
+                     *[arg.format(tmp=tmp_path) for arg in command[1:]])
+    assert result.returncode == 2
+    assert f"electra-tf {command[0]}: error: No files match '{glob}'" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "vocab.txt").exists() and not (tmp_path / "shards").exists()
