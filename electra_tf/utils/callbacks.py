@@ -12,7 +12,11 @@ PROGRESS_KEYS = ("loss", "mlm_loss", "rtd_loss", "mlm_accuracy", "rtd_auc", "lea
 
 
 def current_learning_rate(optimizer):
-    """The rate the optimizer applies at its current step, schedule or not."""
+    """The rate of the optimizer's last applied step, schedule or not.
+
+    tf-keras optimizers expose a scheduled rate as a variable holding the
+    value the last update used: schedule(iterations - 1) after that update.
+    """
     rate = optimizer.learning_rate
     if isinstance(rate, keras.optimizers.schedules.LearningRateSchedule):
         rate = rate(optimizer.iterations)

@@ -1,0 +1,77 @@
+"""Fault tolerance: a pretraining process killed with SIGKILL resumes from its last checkpoint."""
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from electra_tf.optimization.warmup_linear_decay import WarmupLinearDecay
+
+SCRIPT = """
+import sys
+from electra_tf.pretraining.run_pretraining import PretrainingConfig, run_pretraining
+run_pretraining(PretrainingConfig(
+    corpus=sys.argv[1], output_dir=sys.argv[2], preset="tiny", model_overrides={"num_layers": 1},
+    max_seq_length=32, batch_size=4, steps=int(sys.argv[3]), learning_rate=1e-3, warmup_steps=4,
+    checkpoint_every=5, log_every=1, shuffle_buffer=16, progress=False))
+"""
+
+
+def logged_steps(output_dir):
+    path = os.path.join(output_dir, "history.csv")
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [row for row in csv.DictReader(f)]
+
+
+def test_sigkill_then_same_command_resumes(tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n\n".join(
+        "\n".join(f"The {w} sentence number {i} of document {d} is here." for i in range(12))
+        for d, w in enumerate(["first", "second", "third", "fourth", "fifth", "sixth"] * 4)))
+    output = tmp_path / "run"
+    command = [sys.executable, "-c", SCRIPT, str(corpus), str(output), "400"]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 240
+        # Kill once a checkpoint exists and training has gone past it.
+        while time.time() < deadline:
+            rows = logged_steps(output)
+            if rows and int(rows[-1]["step"]) >= 12 and os.path.isdir(output / "checkpoints"):
+                break
+            assert process.poll() is None, process.stderr.read().decode()[-2000:]
+            time.sleep(0.2)
+        else:
+            pytest.fail("no checkpoint within the time limit")
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == -signal.SIGKILL
+    killed_at = int(logged_steps(output)[-1]["step"])
+    assert not (output / "discriminator").exists()  # final exports never half-written
+
+    # The same command, shortened to finish soon: it resumes, it does not restart.
+    command[-1] = "30"
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = logged_steps(output)
+    steps = [int(r["step"]) for r in rows]
+    resumed = steps[steps.index(killed_at) + 1:]
+    # Checkpoints every 5 steps: it restarts from the last multiple of 5 before the kill.
+    assert resumed[0] == (killed_at // 5) * 5 + 1 and resumed[0] > 1
+    assert resumed[-1] == 30
+    # The learning-rate schedule continues from the restored step (30-step schedule now);
+    # the rate logged at step s is the one step s applied: schedule(s - 1).
+    schedule = WarmupLinearDecay(1e-3, decay_steps=30, warmup_steps=4)
+    for row in rows[steps.index(killed_at) + 1:]:
+        step = int(row["step"])
+        assert float(row["learning_rate"]) == pytest.approx(float(schedule(step - 1)), rel=1e-5), (killed_at, [(r["step"], r["learning_rate"]) for r in rows])
+    assert (output / "discriminator" / "model.weights.h5").exists()
