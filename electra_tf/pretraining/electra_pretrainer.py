@@ -33,8 +33,31 @@ def unpack_inputs(data):
     return inputs
 
 
+class PretrainingSteps:
+    """`train_step`/`test_step` shared by the pretrainers.
+
+    A subclass defines `compute_pretraining_outputs(inputs, step, training)`
+    (a dict with "loss"), `update_metrics(outputs)` and `results()`.
+    """
+
+    def train_step(self, data):
+        # Each step logs its own values (a pretraining run is one long epoch).
+        reset_metric_variables(self.metrics)
+        with tf.GradientTape() as tape:
+            outputs = self.compute_pretraining_outputs(unpack_inputs(data), self.optimizer.iterations, training=True)
+        # minimize() applies loss scaling under mixed_float16 (LossScaleOptimizer).
+        self.optimizer.minimize(outputs["loss"], self.trainable_variables, tape=tape)
+        self.update_metrics(outputs)
+        return self.results()
+
+    def test_step(self, data):
+        # Step 0: every evaluation masks the same tokens, so runs compare.
+        self.update_metrics(self.compute_pretraining_outputs(unpack_inputs(data), 0, training=False))
+        return self.results()
+
+
 @keras.utils.register_keras_serializable(package="electra_tf")
-class ElectraPretrainer(keras.Model):
+class ElectraPretrainer(PretrainingSteps, keras.Model):
     """Trains a generator and a discriminator jointly by replaced token detection.
 
     Called with unmasked batches `{"input_word_ids", "input_mask",
@@ -245,21 +268,6 @@ class ElectraPretrainer(keras.Model):
         results = {metric.name: metric.result() for metric in self.metrics}
         results["loss"] = results["mlm_loss"] + self.discriminator_weight * results["rtd_loss"]
         return results
-
-    def train_step(self, data):
-        # Each step logs its own values (a pretraining run is one long epoch).
-        reset_metric_variables(self.metrics)
-        with tf.GradientTape() as tape:
-            outputs = self.compute_pretraining_outputs(unpack_inputs(data), self.optimizer.iterations, training=True)
-        # minimize() applies loss scaling under mixed_float16 (LossScaleOptimizer).
-        self.optimizer.minimize(outputs["loss"], self.trainable_variables, tape=tape)
-        self.update_metrics(outputs)
-        return self.results()
-
-    def test_step(self, data):
-        # Step 0: every evaluation masks the same tokens, so runs compare.
-        self.update_metrics(self.compute_pretraining_outputs(unpack_inputs(data), 0, training=False))
-        return self.results()
 
     def get_config(self):
         return {

@@ -13,15 +13,14 @@ from electra_tf.pretraining import masking
 from electra_tf.pretraining.electra_pretrainer import (
     DEFAULT_MASK_TOKEN_ID,
     DEFAULT_SPECIAL_TOKEN_IDS,
-    reset_metric_variables,
-    unpack_inputs,
+    PretrainingSteps,
 )
 from electra_tf.pretraining.example_seeds import example_seeds
 from electra_tf.pretraining.losses import global_mean, masked_lm_loss
 
 
 @keras.utils.register_keras_serializable(package="electra_tf")
-class MaskedLMPretrainer(keras.Model):
+class MaskedLMPretrainer(PretrainingSteps, keras.Model):
     """Trains a masked language model (an `ElectraGenerator` of full size) with `fit`.
 
     Its `generator.encoder` is then fine-tuned exactly like an ELECTRA
@@ -110,18 +109,6 @@ class MaskedLMPretrainer(keras.Model):
         results = {metric.name: metric.result() for metric in self.metrics}
         results["loss"] = results["mlm_loss"]
         return results
-
-    def train_step(self, data):
-        reset_metric_variables(self.metrics)
-        with tf.GradientTape() as tape:
-            outputs = self.compute_pretraining_outputs(unpack_inputs(data), self.optimizer.iterations, training=True)
-        self.optimizer.minimize(outputs["loss"], self.trainable_variables, tape=tape)
-        self.update_metrics(outputs)
-        return self.results()
-
-    def test_step(self, data):
-        self.update_metrics(self.compute_pretraining_outputs(unpack_inputs(data), 0, training=False))
-        return self.results()
 
     def get_config(self):
         return {
