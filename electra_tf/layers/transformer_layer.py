@@ -106,7 +106,7 @@ class TransformerLayer(keras.layers.Layer):
         self.intermediate_dense = dense(intermediate_size, "intermediate")
         self.output_dense = dense(hidden_size, "output")
         self.output_layer_norm = layer_norm("output_layer_norm")
-        self.dropout = keras.layers.Dropout(dropout_rate)
+        self.dropout = keras.layers.Dropout(dropout_rate, dtype=self.dtype_policy)
 
     def build(self, input_shape):
         hidden = (None, None, self.hidden_size)
