@@ -1,51 +1,24 @@
-"""`electra-tf finetune`: argument parsing only; the job is `electra_tf.tasks.run_finetuning`.
+"""`electra-tf finetune|evaluate|predict classify|qa|tag`: argument parsing only.
 
-Wire it into the main parser with `add_subcommands(subparsers)`.
+Each task's arguments live in its own module (`classify_commands`,
+`qa_commands`, `tag_commands`), which defines `add_finetune`, `add_evaluate`
+and `add_predict`, each taking the task-level subparsers object. The jobs are
+library functions under `electra_tf.tasks`.
 """
+
+from electra_tf.cli import classify_commands, qa_commands, tag_commands
+
+TASK_MODULES = {"classify": classify_commands, "qa": qa_commands, "tag": tag_commands}
 
 
 def add_subcommands(subparsers):
-    """Adds the `finetune` subcommand to an `argparse` subparsers object."""
-    parser = subparsers.add_parser(
-        "finetune",
-        help="fine-tune a classifier (or regressor) on labelled CSV/TSV/JSONL files",
-        description="Fine-tune an ElectraClassifier from a Hugging Face or electra_tf encoder "
-        "directory with ELECTRA's recipe (AdamW, layer-wise learning-rate decay, 10%% warmup, "
-        "linear decay). Writes OUTPUT_DIR/classifier and OUTPUT_DIR/results.json.",
-    )
-    parser.add_argument("--encoder", required=True,
-                        help="Hugging Face (config.json + weights) or electra_tf model directory")
-    parser.add_argument("--train", required=True, help="training file: .csv/.tsv/.jsonl")
-    parser.add_argument("--dev", help="evaluation file, same format")
-    parser.add_argument("--output-dir", default="finetune_output")
-    parser.add_argument("--text-column", default="text")
-    parser.add_argument("--text-b-column", help="second text column, for sentence pairs")
-    parser.add_argument("--label-column", default="label")
-    parser.add_argument("--problem-type", default="single_label",
-                        choices=["single_label", "multi_label", "regression"])
-    parser.add_argument("--num-classes", type=int)
-    parser.add_argument("--label-names", type=lambda text: text.split(","),
-                        help="comma-separated class names in id order, e.g. negative,positive")
-    parser.add_argument("--head", default="electra", choices=["electra", "huggingface"])
-    parser.add_argument("--vocab", dest="vocab_path",
-                        help="vocabulary file (default: the encoder's vocab.txt, else BERT uncased)")
-    parser.add_argument("--no-lower-case", dest="lower_case", action="store_false")
-    parser.add_argument("--max-seq-length", type=int)
-    parser.add_argument("--batch-size", type=int)
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--learning-rate", type=float)
-    parser.add_argument("--layer-decay", type=float)
-    parser.add_argument("--dropout-rate", type=float)
-    parser.add_argument("--skip-bad-rows", dest="errors", action="store_const", const="skip",
-                        help="skip and count bad rows instead of stopping at the first")
-    parser.add_argument("--seed", type=int)
-    parser.set_defaults(run=_run_finetune)
-
-
-def _run_finetune(args):
-    from electra_tf.tasks.run_finetuning import FinetuningConfig, format_summary, run_finetuning
-
-    options = {key: value for key, value in vars(args).items()
-               if value is not None and key not in ("command", "run")}
-    summary = run_finetuning(FinetuningConfig(**options))
-    print(format_summary(summary))
+    """Adds `finetune`, `evaluate` and `predict`, each with `classify|qa|tag`."""
+    for command, help_text in (
+        ("finetune", "fine-tune a classifier, a question-answering model or a tagger"),
+        ("evaluate", "evaluate a fine-tuned model on a labelled file"),
+        ("predict", "predict with a fine-tuned model on text or JSON lines"),
+    ):
+        parser = subparsers.add_parser(command, help=help_text, description=help_text)
+        tasks = parser.add_subparsers(dest="task", required=True, metavar="{classify,qa,tag}")
+        for module in TASK_MODULES.values():
+            getattr(module, f"add_{command}")(tasks)

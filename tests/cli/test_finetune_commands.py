@@ -24,7 +24,7 @@ def test_arguments_map_onto_the_config(monkeypatch):
 
     monkeypatch.setattr("electra_tf.tasks.run_finetuning.run_finetuning", fake_run)
     args = parser().parse_args([
-        "finetune", "--encoder", "enc", "--train", "t.tsv", "--dev", "d.tsv",
+        "finetune", "classify", "--encoder", "enc", "--train", "t.tsv", "--dev", "d.tsv",
         "--text-b-column", "text_b", "--label-names", "neg,pos", "--epochs", "2",
         "--learning-rate", "3e-4", "--skip-bad-rows", "--no-lower-case", "--head", "huggingface",
     ])
@@ -40,4 +40,4 @@ def test_arguments_map_onto_the_config(monkeypatch):
 
 def test_required_arguments():
     with pytest.raises(SystemExit):
-        parser().parse_args(["finetune", "--train", "t.tsv"])
+        parser().parse_args(["finetune", "classify", "--train", "t.tsv"])
