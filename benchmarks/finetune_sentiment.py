@@ -15,8 +15,9 @@ learning-rate decay, 10% warmup, linear decay) on
 evaluated on movie_dev.tsv (1068 rows). The same run from a randomly
 initialised encoder of the same shape shows what pretraining contributes.
 
-Writes results.json (dev metrics, wall times) and learning_curves.png to
---output-dir.
+Writes results.json (dev metrics, wall times), learning_curves.png and the
+fine-tuned pretrained-init classifier (classifier/, `ElectraClassifier.from_pretrained`,
+which benchmarks/compression.py starts from) to --output-dir.
 
     python benchmarks/finetune_sentiment.py --epochs 3 --batch-size 32 --max-seq-length 64
 """
@@ -145,6 +146,8 @@ def run(init, args, model_dir, train, dev, dev_labels):
     eval_start = time.perf_counter()
     final = evaluator.evaluate(step)
     eval_seconds = time.perf_counter() - eval_start
+    if init == "pretrained":  # reused by benchmarks/compression.py
+        classifier.save_pretrained(os.path.join(args.output_dir, "classifier"), overwrite=True)
     return {
         "init": init,
         "steps": step,
