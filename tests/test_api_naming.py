@@ -12,12 +12,16 @@ from electra_tf.preprocessing.electra_packer import ElectraPacker
 from electra_tf.preprocessing.electra_tokenizer import ElectraTokenizer
 from electra_tf.pretraining.electra_pretrainer import ElectraPretrainer
 from electra_tf.pretraining.masked_lm_pretrainer import MaskedLMPretrainer
+from electra_tf.serving.dynamic_batcher import DynamicBatcher
+from electra_tf.serving.served_model import ServedModel
+from electra_tf.serving.serving_config import ServingConfig
+from electra_tf.serving.serving_metrics import ServingMetrics
 
 PUBLIC_CLASSES = [getattr(electra_tf, name) for name in electra_tf.__all__
                   if inspect.isclass(getattr(electra_tf, name))
                   and name not in ("ElectraConfig",)] + [
     ElectraTokenizer, ElectraPacker, ElectraPretrainer, MaskedLMPretrainer, WarmupLinearDecay,
-    LayerwiseDecayAdamW,
+    LayerwiseDecayAdamW, DynamicBatcher, ServedModel, ServingConfig, ServingMetrics,
 ]
 
 # Names other libraries use for the same things; we use the TF-Hub/Model Garden ones.

@@ -1,7 +1,10 @@
 """`electra-tf finetune|evaluate|predict classify`: argument parsing only.
 
-The jobs are `electra_tf.tasks.run_finetuning` (and its evaluate/predict).
+The jobs are `electra_tf.tasks.run_finetuning` (`run_finetuning`,
+`evaluate_classifier`, `predict_classifier`).
 """
+
+import json
 
 
 def add_finetune(subparsers):
@@ -39,6 +42,8 @@ def add_finetune(subparsers):
     parser.add_argument("--skip-bad-rows", dest="errors", action="store_const", const="skip",
                         help="skip and count bad rows instead of stopping at the first")
     parser.add_argument("--seed", type=int)
+    parser.add_argument("--log-every", type=int, help="steps between TensorBoard/CSV rows")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", default=None)
     parser.set_defaults(run=_run_finetune)
 
 
@@ -52,16 +57,66 @@ def _run_finetune(args):
 
 
 def add_evaluate(subparsers):
-    """Adds `classify` to the `evaluate` task subparsers. (Being written.)"""
-    parser = subparsers.add_parser("classify", help="(not implemented yet)")
-    parser.set_defaults(run=_not_yet)
+    """Adds `classify` to the `evaluate` task subparsers."""
+    parser = subparsers.add_parser(
+        "classify",
+        help="metrics of a fine-tuned classifier on a labelled CSV/TSV/JSONL file",
+        description="Classify a labelled file with a model written by `finetune classify` and "
+        "print its metrics (accuracy, F1, Matthews correlation; Pearson/Spearman for "
+        "regression), also as JSON, and to --output when given.",
+    )
+    parser.add_argument("--model", required=True,
+                        help="OUTPUT_DIR/classifier of `finetune classify`")
+    parser.add_argument("--data", required=True, help="labelled .csv/.tsv/.jsonl file")
+    parser.add_argument("--text-column", help="default: the one the model was trained with")
+    parser.add_argument("--text-b-column")
+    parser.add_argument("--label-column")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--skip-bad-rows", dest="errors", action="store_const", const="skip",
+                        default="raise")
+    parser.add_argument("--output", help="write the metrics to this JSON file")
+    parser.set_defaults(run=_run_evaluate)
+
+
+def _run_evaluate(args):
+    from electra_tf.tasks.run_finetuning import evaluate_classifier, write_json_atomically
+
+    metrics = evaluate_classifier(
+        args.model, args.data, text_column=args.text_column, text_b_column=args.text_b_column,
+        label_column=args.label_column, batch_size=args.batch_size, errors=args.errors,
+    )
+    for name, value in metrics.items():
+        if isinstance(value, float):
+            print(f"{name}: {value:.4f}")
+    print(json.dumps(metrics))
+    if args.output:
+        write_json_atomically(metrics, args.output)
 
 
 def add_predict(subparsers):
-    """Adds `classify` to the `predict` task subparsers. (Being written.)"""
-    parser = subparsers.add_parser("classify", help="(not implemented yet)")
-    parser.set_defaults(run=_not_yet)
+    """Adds `classify` to the `predict` task subparsers."""
+    parser = subparsers.add_parser(
+        "classify",
+        help="classify text with a fine-tuned classifier",
+        description="Classify each line of --input (plain text, or JSON lines with \"text\" "
+        "and, for sentence pairs, \"text_b\") and write JSON lines with the label and the "
+        "probabilities to --output (default: standard output).",
+    )
+    parser.add_argument("--model", required=True,
+                        help="OUTPUT_DIR/classifier of `finetune classify`")
+    parser.add_argument("--input", required=True, help="text or JSON-lines file")
+    parser.add_argument("--output", help="JSON-lines file to write (default: print)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.set_defaults(run=_run_predict)
 
 
-def _not_yet(args):
-    raise ValueError("this command is not implemented yet")
+def _run_predict(args):
+    from electra_tf.tasks.run_finetuning import predict_classifier
+
+    predictions = predict_classifier(args.model, args.input, args.output,
+                                     batch_size=args.batch_size)
+    if args.output:
+        print(f"wrote {len(predictions)} predictions to {args.output}")
+    else:
+        for prediction in predictions:
+            print(json.dumps(prediction, ensure_ascii=False))

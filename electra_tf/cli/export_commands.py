@@ -1,11 +1,50 @@
-"""`electra-tf export`: argument parsing only. (Being written.)"""
+"""`electra-tf export`: argument parsing only; the work is `export_model_directory`."""
+
+from electra_tf.export.export_model_directory import FORMATS, QUANTIZE_MODES
 
 
 def add_subcommands(subparsers):
     """Adds `export` to the top-level subparsers."""
-    parser = subparsers.add_parser("export", help="(not implemented yet)")
-    parser.set_defaults(run=_not_yet)
+    parser = subparsers.add_parser(
+        "export",
+        help="export a model as TF-Hub SavedModels, a TensorFlow Serving SavedModel or TFLite",
+        description="Export an electra_tf model directory (save_pretrained). --format hub writes "
+        "OUT/preprocessor and OUT/encoder (TF-Hub style); saved_model writes the end-to-end "
+        "task model (raw strings in) for TensorFlow Serving; tflite writes a TFLite file. "
+        "Everything is written to a temporary path first: a failed export leaves nothing.",
+    )
+    parser.add_argument("model_dir", metavar="MODEL_DIR",
+                        help="encoder, discriminator, classifier or QA model directory")
+    parser.add_argument("output_path", metavar="OUT", help="output directory (a file for tflite)")
+    parser.add_argument("--format", required=True, choices=FORMATS)
+    parser.add_argument("--quantize", choices=QUANTIZE_MODES,
+                        help="tflite only: dynamic-range, float16 or full-integer quantization")
+    parser.add_argument("--seq-length", type=int, default=128,
+                        help="tokens per packed input (default: %(default)s)")
+    parser.add_argument("--vocab", dest="vocab_path",
+                        help="WordPiece vocabulary (default: MODEL_DIR/vocab.txt if present, "
+                        "else the packaged uncased BERT one)")
+    parser.add_argument("--no-lower-case", dest="lower_case", action="store_false",
+                        help="the vocabulary is cased: keep case and accents")
+    parser.add_argument("--label-names",
+                        help="saved_model classifiers: comma-separated class names, in id order")
+    parser.add_argument("--text-pair", action="store_true",
+                        help="saved_model classifiers: inputs text and text_b (sentence pairs)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
+    parser.set_defaults(run=_run_export)
 
 
-def _not_yet(args):
-    raise ValueError("this command is not implemented yet")
+def _run_export(args):
+    from electra_tf.export.export_model_directory import export_model_directory
+    from electra_tf.preprocessing.electra_tokenizer import ElectraTokenizer
+
+    tokenizer = None
+    if args.vocab_path is not None or not args.lower_case:
+        tokenizer = ElectraTokenizer(args.vocab_path, lower_case=args.lower_case)
+    label_names = args.label_names.split(",") if args.label_names else None
+    model = export_model_directory(
+        args.model_dir, args.output_path, args.format, quantize=args.quantize,
+        seq_length=args.seq_length, tokenizer=tokenizer, label_names=label_names,
+        text_pair=args.text_pair, overwrite=args.overwrite,
+    )
+    print(f"exported {type(model).__name__} as {args.format} to {args.output_path}")

@@ -1,22 +1,113 @@
-"""`electra-tf finetune|evaluate|predict tag`: argument parsing only. (Being written.)"""
+"""`electra-tf finetune|evaluate|predict tag`: argument parsing only.
 
+The jobs are `electra_tf.tasks.run_tagging` (`run_tagging`, `evaluate_tagger`,
+`predict_tags`).
+"""
 
-def _placeholder(subparsers, command):
-    parser = subparsers.add_parser("tag", help="(not implemented yet)")
-    parser.set_defaults(run=_not_yet)
-
-
-def _not_yet(args):
-    raise ValueError("this command is not implemented yet")
+import json
 
 
 def add_finetune(subparsers):
-    _placeholder(subparsers, "finetune")
+    """Adds `tag` to the `finetune` task subparsers."""
+    parser = subparsers.add_parser(
+        "tag",
+        help="fine-tune a tagger (NER, chunking, POS) on CoNLL files",
+        description="Fine-tune an ElectraTokenClassifier from a Hugging Face or electra_tf "
+        "encoder directory on CoNLL files (`word ... tag` lines, a blank line between "
+        "sentences), with ELECTRA's recipe. Writes OUTPUT_DIR/tagger (for `evaluate tag` and "
+        "`predict tag`), OUTPUT_DIR/tagger_hf (ElectraForTokenClassification), TensorBoard logs, "
+        "learning_curves.png and results.json. Options left out keep the defaults of "
+        "electra_tf.tasks.run_tagging.TaggingConfig.",
+    )
+    parser.add_argument("--encoder", required=True,
+                        help="Hugging Face (config.json + weights) or electra_tf model directory")
+    parser.add_argument("--train", required=True, help="training file in CoNLL format")
+    parser.add_argument("--dev", help="evaluation file, same format (entity F1 after training)")
+    parser.add_argument("--output-dir", help="output directory (default: tagging_output)")
+    parser.add_argument("--label-column",
+                        help="tag column: an index (-1: the last, NER in CoNLL-2003) or "
+                        "ner, chunk, pos")
+    parser.add_argument("--vocab", dest="vocab_path",
+                        help="vocabulary file (default: the encoder's vocab.txt, else BERT uncased)")
+    parser.add_argument("--no-lower-case", dest="lower_case", action="store_false", default=None)
+    parser.add_argument("--max-seq-length", type=int)
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--learning-rate", type=float)
+    parser.add_argument("--layer-decay", type=float)
+    parser.add_argument("--dropout-rate", type=float)
+    parser.add_argument("--log-every", type=int, help="steps between TensorBoard/CSV rows")
+    parser.add_argument("--skip-bad-rows", dest="errors", action="store_const", const="skip",
+                        help="drop and count bad sentences instead of stopping at the first")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", default=None)
+    parser.add_argument("--seed", type=int)
+    parser.set_defaults(run=_run_finetune)
+
+
+def _run_finetune(args):
+    from electra_tf.tasks.run_tagging import TaggingConfig, format_tagging_summary, run_tagging
+
+    options = {key: value for key, value in vars(args).items()
+               if value is not None and key not in ("command", "task", "run")}
+    print(format_tagging_summary(run_tagging(TaggingConfig(**options))))
 
 
 def add_evaluate(subparsers):
-    _placeholder(subparsers, "evaluate")
+    """Adds `tag` to the `evaluate` task subparsers."""
+    parser = subparsers.add_parser(
+        "tag",
+        help="entity-level F1 (seqeval semantics) of a fine-tuned tagger on a CoNLL file",
+        description="Tag a CoNLL file with a model written by `finetune tag` and print entity "
+        "precision/recall/F1 (seqeval's default mode), word accuracy and per-type F1; the "
+        "metrics are also printed as JSON and written to --output when given.",
+    )
+    parser.add_argument("--model", required=True, help="OUTPUT_DIR/tagger of `finetune tag`")
+    parser.add_argument("--data", required=True, help="labelled CoNLL file")
+    parser.add_argument("--label-column", default="-1",
+                        help="tag column: an index or ner, chunk, pos (default: the last)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--skip-bad-rows", dest="errors", action="store_const", const="skip",
+                        default="raise")
+    parser.add_argument("--output", help="write the metrics to this JSON file")
+    parser.set_defaults(run=_run_evaluate)
+
+
+def _run_evaluate(args):
+    from electra_tf.tasks.run_finetuning import write_json_atomically
+    from electra_tf.tasks.run_tagging import evaluate_tagger, format_tagging_metrics
+
+    column = args.label_column
+    column = int(column) if column.lstrip("-").isdigit() else column
+    metrics = evaluate_tagger(args.model, args.data, label_column=column,
+                              batch_size=args.batch_size, errors=args.errors)
+    print(format_tagging_metrics(metrics))
+    print(json.dumps(metrics))
+    if args.output:
+        write_json_atomically(metrics, args.output)
 
 
 def add_predict(subparsers):
-    _placeholder(subparsers, "predict")
+    """Adds `tag` to the `predict` task subparsers."""
+    parser = subparsers.add_parser(
+        "tag",
+        help="tag text with a fine-tuned tagger",
+        description="Tag each line of --input (plain text, or JSON lines with \"text\" or "
+        "\"tokens\") and write JSON lines with tokens, tags, probabilities and entities to "
+        "--output (default: standard output).",
+    )
+    parser.add_argument("--model", required=True, help="OUTPUT_DIR/tagger of `finetune tag`")
+    parser.add_argument("--input", required=True, help="text or JSON-lines file")
+    parser.add_argument("--output", help="JSON-lines file to write (default: print)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.set_defaults(run=_run_predict)
+
+
+def _run_predict(args):
+    from electra_tf.tasks.run_tagging import predict_tags
+
+    predictions = predict_tags(args.model, args.input, args.output, batch_size=args.batch_size)
+    if args.output:
+        print(f"wrote {len(predictions)} predictions to {args.output}")
+    else:
+        for prediction in predictions:
+            print(json.dumps(prediction, ensure_ascii=False))

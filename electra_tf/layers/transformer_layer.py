@@ -12,6 +12,9 @@ import math
 
 import tensorflow as tf
 import tf_keras as keras
+from tensorflow_model_optimization.python.core.sparsity.keras.prunable_layer import (
+    PrunableLayer,
+)
 
 from electra_tf.layers.build_utils import build_in_scope
 
@@ -43,8 +46,11 @@ def attention_bias_from_mask(input_mask, dtype):
 
 
 @keras.utils.register_keras_serializable(package="electra_tf")
-class TransformerLayer(keras.layers.Layer):
+class TransformerLayer(keras.layers.Layer, PrunableLayer):
     """A post-LN transformer encoder block with exact GELU.
+
+    It is a tfmot `PrunableLayer`: `prune_low_magnitude` can wrap it and
+    prunes its four dense kernels (see `electra_tf.compression.pruning`).
 
     Args:
         hidden_size: width of the residual stream.
@@ -151,6 +157,15 @@ class TransformerLayer(keras.layers.Layer):
         output = tf.reshape(self.output_dense(hidden), hidden_shape)
         output = self.dropout(output, training=training)
         return self.output_layer_norm(x + output)
+
+    def get_prunable_weights(self):
+        """The dense kernels, for tfmot's pruning wrapper (biases and norms stay dense)."""
+        return [
+            self.qkv_dense.kernel,
+            self.attention_output_dense.kernel,
+            self.intermediate_dense.kernel,
+            self.output_dense.kernel,
+        ]
 
     def get_config(self):
         config = super().get_config()

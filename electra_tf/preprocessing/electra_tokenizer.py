@@ -186,20 +186,28 @@ class ElectraTokenizer(keras.layers.Layer):
     def tokenize(self, strings):
         """Strings (...) -> int32 word-piece ids (..., (pieces)); see the class."""
         strings = tf.convert_to_tensor(strings)
-        if strings.dtype != tf.string:
-            raise ValueError(
-                f"`ElectraTokenizer` expects strings; received a tensor of dtype "
-                f"{strings.dtype.name} and shape {strings.shape}."
-            )
         scalar = strings.shape.rank == 0
         if scalar:
             strings = strings[tf.newaxis]
+        ids = self.tokenize_words(strings).merge_dims(-2, -1)  # (batch, (words * pieces))
+        return ids[0] if scalar else ids
+
+    def tokenize_words(self, strings):
+        """Strings (batch, ...) -> int32 ids (batch, ..., (words), (pieces)), by word.
+
+        What TF-Hub's `bert_en_uncased_preprocess` calls `tokenize`; `tokenize`
+        is this with the word dimension merged away.
+        """
+        strings = tf.convert_to_tensor(strings)
+        if strings.dtype != tf.string or strings.shape.rank == 0:
+            raise ValueError(
+                f"`ElectraTokenizer` expects strings, batched; received a tensor of "
+                f"dtype {strings.dtype.name} and shape {strings.shape}."
+            )
         words = self._words(strings)  # (batch, (words))
         too_long = tf.strings.length(words.flat_values, unit="UTF8_CHAR") > MAX_CHARS_PER_WORD
         words = words.with_flat_values(tf.where(too_long, "[UNK]", words.flat_values))
-        pieces = self._wordpiece.tokenize(words)  # (batch, (words), (pieces))
-        ids = pieces.merge_dims(-2, -1)  # (batch, (words * pieces))
-        return ids[0] if scalar else ids
+        return self._wordpiece.tokenize(words)  # (batch, (words), (pieces))
 
     def call(self, inputs):
         return self.tokenize(inputs)

@@ -148,8 +148,18 @@ def run_pretraining(config, callbacks=None):
     (step, optimizer state and learning-rate schedule): kill it any time.
     """
     os.makedirs(config.output_dir, exist_ok=True)
+    # The models are built under mixed_float16 when asked; the caller's global
+    # policy is put back afterwards so later models in the process are unaffected.
+    previous_policy = keras.mixed_precision.global_policy()
     if config.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        return _run_pretraining(config, callbacks)
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
+
+
+def _run_pretraining(config, callbacks):
     strategy = build_strategy(config.strategy)
     tokenizer = ElectraTokenizer(vocab_path=config.vocab_path, lower_case=config.lower_case)
     special_token_ids = (tokenizer.pad_id, tokenizer.unk_id, tokenizer.cls_id, tokenizer.sep_id,

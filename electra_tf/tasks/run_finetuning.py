@@ -12,9 +12,15 @@ directory has one. Training: `ElectraClassifier` + `create_finetuning_optimizer`
 (AdamW, layer-wise decay, 10% warmup, linear decay).
 
 Writes, under `output_dir`:
-    classifier/       electra_tf format (`ElectraClassifier.from_pretrained`)
+    classifier/       electra_tf format (`ElectraClassifier.from_pretrained`) + vocab.txt
+                      and task.json, which `evaluate_classifier`/`predict_classifier` read
     classifier_hf/    with head="huggingface": `ElectraForSequenceClassification`
+    logs/             TensorBoard: loss, accuracy and learning rate every `log_every` steps
+    history.csv, learning_curves.png   the same per-step metrics, as a table and a picture
     results.json      the config, per-epoch training metrics, dev metrics
+
+`evaluate_classifier(model_dir, file)` and `predict_classifier(model_dir,
+inputs)` are `electra-tf evaluate|predict classify`.
 """
 
 import dataclasses
@@ -23,18 +29,23 @@ import logging
 import os
 import time
 
+import numpy as np
 import tf_keras as keras
 
 from electra_tf.data.classification_dataset import (
     make_classification_dataset,
     read_classification_file,
 )
+from electra_tf.data.prediction_inputs import read_prediction_inputs
 from electra_tf.models.electra_encoder import ElectraEncoder
 from electra_tf.models.model_io import WEIGHTS_NAME, load_pretrained
 from electra_tf.optimization.layerwise_decay_adamw import create_finetuning_optimizer
 from electra_tf.preprocessing.electra_tokenizer import ElectraTokenizer
 from electra_tf.tasks.classification_metrics import compute_metrics
 from electra_tf.tasks.electra_classifier import ElectraClassifier
+from electra_tf.tasks.task_model_io import load_task_model, save_task_model
+from electra_tf.utils.callbacks import TrainingLogger
+from electra_tf.utils.plots import plot_learning_curves
 
 logger = logging.getLogger(__name__)
 
@@ -64,12 +75,14 @@ class FinetuningConfig:
     dropout_rate: float = 0.1
     errors: str = "raise"  # bad rows: "raise" or "skip" (and count)
     seed: int = 0
+    log_every: int = 10  # steps between TensorBoard/CSV rows
+    progress: bool = True  # Keras progress bar (else one line per epoch)
 
     def __post_init__(self):
         for name in ("encoder", "train"):
             if not getattr(self, name):
                 raise ValueError(f"FinetuningConfig needs `{name}`; received {name}=None.")
-        for name in ("max_seq_length", "batch_size", "epochs"):
+        for name in ("max_seq_length", "batch_size", "epochs", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"`{name}` must be >= 1; received {getattr(self, name)}.")
 
@@ -88,18 +101,60 @@ def load_encoder(path):
     return ElectraEncoder.from_huggingface(path)
 
 
-def run_finetuning(config):
-    """Fine-tunes a classifier as `config` says; returns the summary written to results.json."""
-    encoder = load_encoder(config.encoder)
-    vocab_path = config.vocab_path
-    if vocab_path is None and os.path.isfile(os.path.join(config.encoder, VOCAB_NAME)):
-        vocab_path = os.path.join(config.encoder, VOCAB_NAME)
-    tokenizer = ElectraTokenizer(vocab_path, lower_case=config.lower_case)
+def load_encoder_and_tokenizer(encoder_path, vocab_path=None, lower_case=True):
+    """The encoder of `encoder_path` and a tokenizer whose vocabulary fits it.
+
+    `vocab_path` None: the encoder directory's vocab.txt if it has one, else
+    the packaged uncased BERT vocabulary.
+    """
+    encoder = load_encoder(encoder_path)
+    if vocab_path is None and os.path.isfile(os.path.join(encoder_path, VOCAB_NAME)):
+        vocab_path = os.path.join(encoder_path, VOCAB_NAME)
+    tokenizer = ElectraTokenizer(vocab_path, lower_case=lower_case)
     if tokenizer.vocab_size != encoder.vocab_size:
         raise ValueError(
             f"The vocabulary has {tokenizer.vocab_size} tokens but the encoder "
             f"{encoder.vocab_size}; pass the encoder's vocab.txt as vocab_path."
         )
+    return encoder, tokenizer
+
+
+def finetuning_callbacks(output_dir, log_every):
+    """Per-step TensorBoard logs (output_dir/logs) and output_dir/history.csv."""
+    return [TrainingLogger(os.path.join(output_dir, "logs"),
+                           os.path.join(output_dir, "history.csv"), log_every=log_every)]
+
+
+def write_learning_curves(output_dir):
+    """output_dir/history.csv → output_dir/learning_curves.png (None when nothing was logged)."""
+    csv_path = os.path.join(output_dir, "history.csv")
+    if not os.path.isfile(csv_path):
+        return None
+    return plot_learning_curves(csv_path, os.path.join(output_dir, "learning_curves.png"))
+
+
+def write_json_atomically(value, path):
+    """Writes `value` as JSON to `path` via a temporary file and a rename."""
+    temporary = f"{path}.tmp"
+    with open(temporary, "w", encoding="utf-8") as f:
+        json.dump(value, f, indent=2)
+    os.replace(temporary, path)
+
+
+def write_json_lines_atomically(rows, path):
+    """Writes one JSON object per line to `path` via a temporary file and a rename."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    temporary = f"{path}.tmp"
+    with open(temporary, "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    os.replace(temporary, path)
+
+
+def run_finetuning(config):
+    """Fine-tunes a classifier as `config` says; returns the summary written to results.json."""
+    encoder, tokenizer = load_encoder_and_tokenizer(
+        config.encoder, config.vocab_path, config.lower_case)
     read_options = dict(
         text_column=config.text_column,
         text_b_column=config.text_b_column,
@@ -131,8 +186,12 @@ def run_finetuning(config):
             layer_decay=config.layer_decay,
         )
     )
+    os.makedirs(config.output_dir, exist_ok=True)
     start = time.perf_counter()
-    history = classifier.fit(train, epochs=config.epochs, verbose=2)
+    history = classifier.fit(
+        train, epochs=config.epochs, verbose=1 if config.progress else 2,
+        callbacks=finetuning_callbacks(config.output_dir, min(config.log_every, steps)),
+    )
     summary = {
         "config": dataclasses.asdict(config),
         "num_classes": num_classes,
@@ -146,21 +205,116 @@ def run_finetuning(config):
             config.dev, num_classes=num_classes if config.problem_type != "regression" else None,
             **read_options,
         )
-        dev = make_classification_dataset(
-            dev_examples, tokenizer, config.max_seq_length, config.batch_size
-        )
-        logits = classifier.predict(dev.map(lambda features, labels: features), verbose=0)
-        labels = [labels for _, labels in dev.unbatch().as_numpy_iterator()]
-        summary["dev"] = compute_metrics(labels, logits, config.problem_type)
+        summary["dev"] = _classification_metrics(
+            classifier, tokenizer, dev_examples, config.max_seq_length, config.batch_size,
+            config.problem_type)
 
-    os.makedirs(config.output_dir, exist_ok=True)
-    classifier.save_pretrained(os.path.join(config.output_dir, "classifier"), overwrite=True)
+    label_names = config.label_names
+    if label_names is None and config.problem_type != "regression":
+        label_names = [str(i) for i in range(num_classes)]
+    save_task_model(
+        classifier, os.path.join(config.output_dir, "classifier"), "classify", tokenizer,
+        config.max_seq_length, label_names, overwrite=True,
+        extra={"text_column": config.text_column, "text_b_column": config.text_b_column,
+               "label_column": config.label_column},
+    )
     if config.head == "huggingface":
         classifier.save_huggingface(os.path.join(config.output_dir, "classifier_hf"),
                                     overwrite=True)
-    with open(os.path.join(config.output_dir, "results.json"), "w") as f:
-        json.dump(summary, f, indent=2)
+    write_learning_curves(config.output_dir)
+    write_json_atomically(summary, os.path.join(config.output_dir, "results.json"))
     return summary
+
+
+def _classification_metrics(classifier, tokenizer, examples, max_seq_length, batch_size,
+                            problem_type):
+    data = make_classification_dataset(examples, tokenizer, max_seq_length, batch_size)
+    logits = classifier.predict(data.map(lambda features, labels: features), verbose=0)
+    labels = [labels for _, labels in data.unbatch().as_numpy_iterator()]
+    return compute_metrics(labels, logits, problem_type)
+
+
+def evaluate_classifier(model_dir, data_path, text_column=None, text_b_column=None,
+                        label_column=None, batch_size=32, errors="raise"):
+    """Metrics of a fine-tuned classifier (a `finetune classify` output) on a labelled file.
+
+    Columns default to the ones the model was fine-tuned with (task.json's
+    "text_column", "text_b_column", "label_column"; else text, label); labels are
+    class names or ids as in training. Returns the metrics of
+    `classification_metrics.compute_metrics` plus "examples" and "skipped".
+    """
+    classifier, tokenizer, task = load_task_model(model_dir, "classify")
+    problem_type = classifier.problem_type
+    label_names = task["label_names"]
+    examples, skipped = read_classification_file(
+        data_path,
+        text_column=text_column or task.get("text_column") or "text",
+        text_b_column=text_b_column or task.get("text_b_column"),
+        label_column=label_column or task.get("label_column") or "label",
+        problem_type=problem_type,
+        num_classes=None if problem_type == "regression" else classifier.num_classes,
+        label_names=label_names if label_names and problem_type != "regression" else None,
+        errors=errors,
+    )
+    metrics = _classification_metrics(classifier, tokenizer, examples, task["max_seq_length"],
+                                      batch_size, problem_type)
+    metrics["examples"] = len(examples["text"])
+    metrics["skipped"] = skipped
+    return metrics
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _softmax(x):
+    shifted = np.exp(x - x.max(-1, keepdims=True))
+    return shifted / shifted.sum(-1, keepdims=True)
+
+
+def predict_classifier(model_dir, input_path, output_path=None, batch_size=32):
+    """Classifies each text of `input_path` (plain text lines, or JSON lines with "text"
+    and, for a pair model (task.json has a "text_b_column"), "text_b").
+
+    Returns (and, with `output_path`, writes as JSON lines) one dict per
+    input: single-label `{"text", "label", "probabilities": {name: p}}`,
+    multi-label `{"text", "labels": [names with p > 0.5], "probabilities"}`,
+    regression `{"text", "score"}` (or "scores" for several targets).
+    """
+    classifier, tokenizer, task = load_task_model(model_dir, "classify")
+    pair = bool(task.get("text_b_column"))
+    inputs = read_prediction_inputs(input_path, allow_pairs=pair)
+    missing = [number for number, item in enumerate(inputs) if pair and "text_b" not in item]
+    if missing:
+        raise ValueError(
+            f"{input_path}: the model classifies sentence pairs, and input(s) {missing[:5]} "
+            "have no \"text_b\"; write JSON lines {\"text\": ..., \"text_b\": ...}."
+        )
+    examples = {"text": [item["text"] for item in inputs], "label": [0] * len(inputs)}
+    if pair:
+        examples["text_b"] = [item["text_b"] for item in inputs]
+    data = make_classification_dataset(examples, tokenizer, task["max_seq_length"], batch_size)
+    logits = classifier.predict(data.map(lambda features, labels: features), verbose=0)
+    problem_type, names = classifier.problem_type, task["label_names"]
+    predictions = []
+    for item, row in zip(inputs, logits):
+        prediction = dict(item)
+        if problem_type == "single_label":
+            probabilities = _softmax(row)
+            prediction["label"] = names[int(row.argmax())]
+            prediction["probabilities"] = dict(zip(names, map(float, probabilities)))
+        elif problem_type == "multi_label":
+            probabilities = _sigmoid(row)
+            prediction["labels"] = [n for n, p in zip(names, probabilities) if p > 0.5]
+            prediction["probabilities"] = dict(zip(names, map(float, probabilities)))
+        elif len(row) == 1:
+            prediction["score"] = float(row[0])
+        else:
+            prediction["scores"] = [float(v) for v in row]
+        predictions.append(prediction)
+    if output_path:
+        write_json_lines_atomically(predictions, output_path)
+    return predictions
 
 
 def format_summary(summary):
@@ -172,5 +326,6 @@ def format_summary(summary):
     ]
     for name, value in summary.get("dev", {}).items():
         lines.append(f"dev {name}: {value:.4f}")
-    lines.append(f"wrote {summary['config']['output_dir']}/classifier (+ results.json)")
+    lines.append(f"wrote {summary['config']['output_dir']}/classifier (+ logs, "
+                 "learning_curves.png, results.json)")
     return "\n".join(lines)

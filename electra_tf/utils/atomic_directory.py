@@ -44,6 +44,12 @@ def atomic_directory(path, overwrite=False):
     parent = os.path.dirname(path)
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.tmp-", dir=parent)
+    # mkdtemp makes the directory private (0700); the output should have the
+    # permissions of any new directory, so that e.g. a TensorFlow Serving
+    # container running as another user can read an export.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)
     try:
         yield tmp
     except BaseException:

@@ -48,6 +48,32 @@ class ProgressBar(keras.callbacks.Callback):
             self.bar.close()
 
 
+def truncate_csv_after_step(csv_path, step):
+    """Drops the rows of a step-indexed CSV whose "step" is above `step` (atomic rewrite).
+
+    >>> import tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "history.csv")
+    >>> _ = open(path, "w").write("step,loss\\n1,0.9\\n2,0.8\\n3,0.7\\n")
+    >>> truncate_csv_after_step(path, 2)
+    >>> open(path).read().split()
+    ['step,loss', '1,0.9', '2,0.8']
+    """
+    if not os.path.exists(csv_path):
+        return
+    with open(csv_path, newline="") as f:
+        reader = csv.DictReader(f)
+        fieldnames, rows = reader.fieldnames, list(reader)
+    kept = [row for row in rows if int(float(row["step"])) <= step]
+    if len(kept) == len(rows):
+        return
+    temporary = f"{csv_path}.tmp"
+    with open(temporary, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fieldnames)
+        writer.writeheader()
+        writer.writerows(kept)
+    os.replace(temporary, csv_path)
+
+
 class TrainingLogger(keras.callbacks.Callback):
     """Every `log_every` steps: the step's metrics and learning rate to TensorBoard and a CSV.
 
@@ -64,6 +90,10 @@ class TrainingLogger(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self.writer = tf.summary.create_file_writer(os.path.join(self.log_dir, "train"))
+        # After a resume the optimizer is back at the last checkpoint, and the
+        # steps logged between that checkpoint and the crash are run again:
+        # drop their rows so history.csv has each step once.
+        truncate_csv_after_step(self.csv_path, int(self.model.optimizer.iterations.numpy()))
 
     def on_train_batch_end(self, batch, logs=None):
         step = int(self.model.optimizer.iterations.numpy())

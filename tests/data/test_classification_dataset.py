@@ -198,3 +198,29 @@ def test_tfds_shuffle_and_unknown_task(tokenizer):
         assert sum(int(labels.shape[0]) for _, labels in data) == 6
     with pytest.raises(ValueError, match="Unknown TFDS classification task 'glue/cola'"):
         load_tfds_classification("glue/cola", "train", tokenizer)
+
+
+@pytest.mark.parametrize(
+    "row, problem_type, reason, message",
+    [
+        ({"text": None, "label": 1}, "single_label", "empty_text", r"empty text None"),
+        ({"text": "ok", "text_b": "  ", "label": 1}, "single_label", "empty_text", "empty text"),
+        ({"text": "ok", "label": [0, 5]}, "multi_label", "bad_label",
+         r"label 5 is out of range; expected \[0, 3\)"),
+        ({"text": "ok", "label": 2.5}, "single_label", "bad_label",
+         "label 2.5 is not an integer class id"),
+        ({"text": "ok", "label": "nan"}, "regression", "bad_label",
+         "regression target .nan. is not finite"),
+    ],
+)
+def test_bad_json_rows_raise_or_are_skipped_and_counted(tmp_path, row, problem_type, reason,
+                                                        message):
+    good = {"text": "fine", "text_b": "yes", "label": [1] if problem_type == "multi_label" else 1}
+    path = write(tmp_path / "rows.jsonl", json.dumps(good) + "\n" + json.dumps(row) + "\n")
+    options = dict(text_b_column="text_b" if "text_b" in row else None,
+                   problem_type=problem_type, num_classes=None if problem_type == "regression"
+                   else 3)
+    with pytest.raises(ValueError, match=r"rows.jsonl:2: " + message):
+        read_classification_file(path, **options)
+    examples, skipped = read_classification_file(path, errors="skip", **options)
+    assert examples["text"] == ["fine"] and skipped[reason] == 1

@@ -213,8 +213,10 @@ def test_mixed_float16_pretraining_is_finite(corpus, tmp_path, float32_policy_af
     for key in ("loss", "mlm_loss", "rtd_loss", "learning_rate"):
         assert np.isfinite([float(row[key]) for row in rows]).all(), key
 
+    # The caller's policy is restored: later models in the process are float32.
+    assert keras.mixed_precision.global_policy().name == "float32"
     # Under the policy: float16 activations, float32 variables, logits and losses.
-    assert keras.mixed_precision.global_policy().name == "mixed_float16"
+    keras.mixed_precision.set_global_policy("mixed_float16")
     pretrainer = build_pretrainer(config, vocab_size=30522, special_token_ids=(0, 100, 101, 102, 103),
                                   mask_token_id=103)
     ids = np.array([[101] + list(range(2000, 2030)) + [102]] * 2, np.int32)

@@ -64,14 +64,17 @@ def test_sigkill_then_same_command_resumes(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     rows = logged_steps(output)
     steps = [int(r["step"]) for r in rows]
-    resumed = steps[steps.index(killed_at) + 1:]
-    # Checkpoints every 5 steps: it restarts from the last multiple of 5 before the kill.
-    assert resumed[0] == (killed_at // 5) * 5 + 1 and resumed[0] > 1
-    assert resumed[-1] == 30
+    # Checkpoints every 5 steps: it restarts from the last multiple of 5 before the kill,
+    # and the rows logged after that checkpoint are replaced, not repeated.
+    restart = (killed_at // 5) * 5
+    assert restart >= 5
+    assert steps == list(range(1, 31)), steps
+    resumed = steps[restart:]
+    assert resumed[0] == restart + 1 and resumed[-1] == 30
     # The learning-rate schedule continues from the restored step (30-step schedule now);
     # the rate logged at step s is the one step s applied: schedule(s - 1).
     schedule = WarmupLinearDecay(1e-3, decay_steps=30, warmup_steps=4)
-    for row in rows[steps.index(killed_at) + 1:]:
+    for row in rows[restart:]:
         step = int(row["step"])
         assert float(row["learning_rate"]) == pytest.approx(float(schedule(step - 1)), rel=1e-5), (killed_at, [(r["step"], r["learning_rate"]) for r in rows])
     assert (output / "discriminator" / "model.weights.h5").exists()

@@ -1,0 +1,95 @@
+"""What `electra-tf export` does: an electra_tf model directory in, a deployable artifact out.
+
+Formats:
+    - "hub": OUT/preprocessor and OUT/encoder, TF-Hub style (`export_hub_saved_models`);
+      any model with an ElectraEncoder.
+    - "saved_model": the end-to-end task SavedModel for TensorFlow Serving
+      (`export_task_saved_model`); task models only.
+    - "tflite": a TFLite flatbuffer (`electra_tf.export.tflite_export.export_tflite`),
+      optionally quantized.
+"""
+
+import os
+
+from electra_tf.preprocessing.electra_tokenizer import ElectraTokenizer
+
+FORMATS = ("hub", "saved_model", "tflite")
+QUANTIZE_MODES = ("dynamic", "float16", "int8")
+VOCAB_NAME = "vocab.txt"  # a model directory may carry its vocabulary (run_finetuning's rule)
+
+
+def export_model_directory(
+    model_dir,
+    output_path,
+    format,
+    quantize=None,
+    seq_length=128,
+    tokenizer=None,
+    label_names=None,
+    text_pair=False,
+    overwrite=False,
+):
+    """Loads the model in `model_dir` (written by `save_pretrained`) and exports it.
+
+    Args:
+        model_dir: an electra_tf model directory (config.json + model.weights.h5)
+            of an encoder, discriminator, classifier or QA model.
+        output_path: the directory (file for "tflite") to write, atomically.
+        format: "hub", "saved_model" or "tflite" (see the module docstring).
+        quantize: "tflite" only: None, "dynamic", "float16" or "int8".
+        seq_length: tokens per packed input.
+        tokenizer: an `ElectraTokenizer`; None means `model_dir/vocab.txt`
+            when there is one, else the packaged uncased vocabulary.
+        label_names: "saved_model" classifiers: one name per class.
+        text_pair: "saved_model" classifiers: inputs `text` and `text_b`.
+        overwrite: replace an existing `output_path`.
+
+    Returns:
+        The loaded model.
+
+    >>> export_model_directory("classifier", "classifier.onnx", "onnx")
+    Traceback (most recent call last):
+    ...
+    ValueError: `format` must be one of ['hub', 'saved_model', 'tflite']; received format='onnx'.
+    """
+    if format not in FORMATS:
+        raise ValueError(f"`format` must be one of {list(FORMATS)}; received format={format!r}.")
+    if quantize is not None and (format != "tflite" or quantize not in QUANTIZE_MODES):
+        raise ValueError(
+            f"`quantize` must be None or one of {list(QUANTIZE_MODES)}, with format='tflite'; "
+            f"received quantize={quantize!r} with format={format!r}."
+        )
+    if not os.path.isdir(model_dir):
+        raise ValueError(
+            f"Model directory not found: received {model_dir!r}. Expected a directory "
+            "written by save_pretrained (config.json + model.weights.h5)."
+        )
+    if os.path.exists(output_path) and not overwrite and not (
+        os.path.isdir(output_path) and not os.listdir(output_path)
+    ):
+        raise ValueError(
+            f"Output {output_path!r} already exists; choose another path or pass "
+            "overwrite=True (--overwrite)."
+        )
+    from electra_tf.models.model_io import load_pretrained
+
+    model = load_pretrained(model_dir)
+    if tokenizer is None and os.path.isfile(os.path.join(model_dir, VOCAB_NAME)):
+        tokenizer = ElectraTokenizer(os.path.join(model_dir, VOCAB_NAME))
+    if format == "hub":
+        from electra_tf.export.hub_saved_models import export_hub_saved_models
+
+        export_hub_saved_models(model, output_path, tokenizer=tokenizer, seq_length=seq_length,
+                                overwrite=overwrite)
+    elif format == "saved_model":
+        from electra_tf.export.task_saved_model import export_task_saved_model
+
+        export_task_saved_model(model, output_path, tokenizer=tokenizer,
+                                max_seq_length=seq_length, label_names=label_names,
+                                overwrite=overwrite, text_pair=text_pair)
+    else:
+        from electra_tf.export.tflite_export import export_tflite  # the TFLite converter
+
+        export_tflite(model, output_path, quantize=quantize, seq_length=seq_length,
+                      overwrite=overwrite)
+    return model

@@ -1,0 +1,310 @@
+"""The question-answering job behind `electra-tf finetune|evaluate|predict qa`.
+
+    summary = run_qa(QAConfig(encoder="checkpoints/electra-small-discriminator",
+                              train="train-v1.1.json", dev="dev-v1.1.json",
+                              output_dir="runs/squad"))
+    metrics = evaluate_qa("runs/squad/model", "dev-v1.1.json")["metrics"]
+    answers = predict_qa("runs/squad/model", [{"question": ..., "context": ...}])
+
+Training follows google-research/electra's SQuAD recipe: windows of 384
+word pieces, stride 128, questions up to 64; AdamW with layer-wise
+learning-rate decay (0.8), 10% warmup and linear decay, 2 epochs.
+`train`/`dev` are official SQuAD JSON files, or "tfds:squad/v1.1" /
+"tfds:squad/v2.0" for tensorflow-datasets (split "train" / "validation").
+SQuAD 2.0 (is_impossible questions) is detected from the training data.
+
+Writes, under `output_dir`:
+    model/                 `ElectraQuestionAnswering.from_pretrained`, + vocab.txt and
+                           task.json ({"task": "qa"}, window and post-processing settings;
+                           the format of `electra_tf.tasks.task_model_io`), so
+                           `evaluate_qa`/`predict_qa` need nothing else
+    model_hf/              head="simple": `ElectraForQuestionAnswering` (transformers)
+    logs/                  TensorBoard: loss and learning rate per step
+    history.csv, learning_curves.png    the same, as a table and a picture
+    predictions.json       dev answers {id: text}, the official scripts' input
+    results.json           the config, training history, dev EM/F1
+"""
+
+import dataclasses
+import json
+import math
+import os
+import time
+
+import tf_keras as keras
+
+from electra_tf.data.squad_dataset import (
+    DEFAULT_DOC_STRIDE,
+    DEFAULT_MAX_QUERY_LENGTH,
+    DEFAULT_MAX_SEQ_LENGTH,
+    SquadExample,
+    check_example,
+    create_squad_features,
+    load_squad_tfds,
+    make_squad_dataset,
+    read_squad_file,
+)
+from electra_tf.optimization.layerwise_decay_adamw import create_finetuning_optimizer
+from electra_tf.preprocessing.electra_tokenizer import ElectraTokenizer
+from electra_tf.tasks.electra_question_answering import ElectraQuestionAnswering
+from electra_tf.tasks.run_finetuning import VOCAB_NAME, load_encoder
+from electra_tf.tasks.squad_metrics import squad_evaluate
+from electra_tf.tasks.task_model_io import load_task_model, save_task_model
+from electra_tf.tasks.squad_postprocessing import (
+    DEFAULT_MAX_ANSWER_LENGTH,
+    DEFAULT_N_BEST_SIZE,
+    postprocess_predictions,
+)
+from electra_tf.utils.callbacks import TrainingLogger
+
+TFDS_PREFIX = "tfds:"
+
+
+@dataclasses.dataclass
+class QAConfig:
+    encoder: str = None  # a Hugging Face or electra_tf model directory
+    train: str = None  # SQuAD JSON file, or "tfds:squad/v1.1" / "tfds:squad/v2.0"
+    dev: str = None  # evaluated after training; None: no evaluation
+    output_dir: str = "qa_output"
+    head: str = "simple"  # | electra (the paper's head: beam over starts, answerability)
+    vocab_path: str = None  # None: the encoder directory's vocab.txt, else the packaged one
+    lower_case: bool = True
+    max_seq_length: int = DEFAULT_MAX_SEQ_LENGTH
+    doc_stride: int = DEFAULT_DOC_STRIDE
+    max_query_length: int = DEFAULT_MAX_QUERY_LENGTH
+    batch_size: int = 32
+    epochs: int = 2  # ELECTRA: 2 for SQuAD
+    learning_rate: float = 1e-4  # ELECTRA: 3e-4 Small, 1e-4 Base, 5e-5 Large
+    layer_decay: float = 0.8  # ELECTRA: 0.8 Small/Base, 0.9 Large
+    beam_size: int = 20  # the "electra" head's start beam
+    n_best_size: int = DEFAULT_N_BEST_SIZE
+    max_answer_length: int = DEFAULT_MAX_ANSWER_LENGTH
+    null_score_threshold: float = 0.0  # SQuAD 2.0: how far "no answer" must win
+    errors: str = "raise"  # bad questions: "raise" or "skip" (and count)
+    log_every: int = 1  # steps between TensorBoard/CSV rows
+    progress: bool = True  # Keras' progress bar (else one line per epoch)
+    seed: int = 0
+
+    def __post_init__(self):
+        for name in ("encoder", "train"):
+            if not getattr(self, name):
+                raise ValueError(f"QAConfig needs `{name}`; received {name}=None.")
+        for name in ("max_seq_length", "doc_stride", "max_query_length", "batch_size", "epochs",
+                     "beam_size", "n_best_size", "max_answer_length", "log_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"`{name}` must be >= 1; received {getattr(self, name)}.")
+
+
+def read_squad(source, split="train", errors="raise"):
+    """Examples from a SQuAD JSON file or "tfds:squad/v1.1"-style name; (examples, skipped)."""
+    if source.startswith(TFDS_PREFIX):
+        return load_squad_tfds(source[len(TFDS_PREFIX):], split=split, errors=errors)
+    return read_squad_file(source, errors=errors)
+
+
+def _tokenizer(vocab_path, lower_case, encoder):
+    tokenizer = ElectraTokenizer(vocab_path, lower_case=lower_case)
+    if tokenizer.vocab_size != encoder.vocab_size:
+        raise ValueError(
+            f"The vocabulary has {tokenizer.vocab_size} tokens but the encoder "
+            f"{encoder.vocab_size}; pass the encoder's vocab.txt as vocab_path.")
+    return tokenizer
+
+
+def predict_outputs(model, features, batch_size=32):
+    """The model's outputs (numpy dict) on every window of `features`, in order."""
+    dataset = make_squad_dataset(features, batch_size, labels=False)
+    return model.predict(dataset, verbose=0)
+
+
+def answer_questions(model, tokenizer, examples, settings, batch_size=32):
+    """Windows → model → post-processing: {id: {"answer", "start_char", "score", ...}}."""
+    features = create_squad_features(
+        examples, tokenizer, max_seq_length=settings["max_seq_length"],
+        doc_stride=settings["doc_stride"], max_query_length=settings["max_query_length"])
+    outputs = predict_outputs(model, features, batch_size)
+    return postprocess_predictions(
+        features, outputs, n_best_size=settings["n_best_size"],
+        max_answer_length=settings["max_answer_length"], version_2=settings["version_2"],
+        null_score_threshold=settings["null_score_threshold"])
+
+
+def run_qa(config):
+    """Fine-tunes an `ElectraQuestionAnswering` as `config` says; returns results.json's summary."""
+    encoder = load_encoder(config.encoder)
+    vocab_path = config.vocab_path
+    if vocab_path is None and os.path.isfile(os.path.join(config.encoder, VOCAB_NAME)):
+        vocab_path = os.path.join(config.encoder, VOCAB_NAME)
+    tokenizer = _tokenizer(vocab_path, config.lower_case, encoder)
+    if config.max_seq_length > encoder.max_sequence_length:
+        raise ValueError(
+            f"max_seq_length={config.max_seq_length} exceeds the encoder's "
+            f"max_sequence_length={encoder.max_sequence_length}; lower --max-seq-length.")
+
+    train_examples, train_skipped = read_squad(config.train, "train", config.errors)
+    version_2 = any(example.is_impossible for example in train_examples)
+    window = dict(max_seq_length=config.max_seq_length, doc_stride=config.doc_stride,
+                  max_query_length=config.max_query_length)
+    features = create_squad_features(train_examples, tokenizer, training=True,
+                                     errors=config.errors, progress=config.progress, **window)
+    if len(features.example_index) == 0:
+        raise ValueError(f"No usable training questions in {config.train!r} "
+                         f"(skipped: {features.skipped or train_skipped}).")
+    train = make_squad_dataset(features, config.batch_size, shuffle=True, seed=config.seed)
+
+    keras.utils.set_random_seed(config.seed)
+    model = ElectraQuestionAnswering(encoder, head=config.head, beam_size=config.beam_size)
+    steps = int(train.cardinality()) * config.epochs
+    model.compile(optimizer=create_finetuning_optimizer(
+        config.learning_rate, steps, num_layers=encoder.num_layers,
+        layer_decay=config.layer_decay))
+    os.makedirs(config.output_dir, exist_ok=True)
+    csv_path = os.path.join(config.output_dir, "history.csv")
+    callbacks = [TrainingLogger(os.path.join(config.output_dir, "logs"), csv_path,
+                                log_every=config.log_every)]
+    start = time.perf_counter()
+    history = model.fit(train, epochs=config.epochs, callbacks=callbacks,
+                        verbose=1 if config.progress else 2)
+    settings = {
+        "max_seq_length": config.max_seq_length,
+        "doc_stride": config.doc_stride,
+        "max_query_length": config.max_query_length,
+        "lower_case": config.lower_case,
+        "n_best_size": config.n_best_size,
+        "max_answer_length": config.max_answer_length,
+        "null_score_threshold": config.null_score_threshold,
+        "version_2": version_2,
+    }
+    summary = {
+        "config": dataclasses.asdict(config),
+        "version_2": version_2,
+        "train_examples": len(features.examples),
+        "train_windows": len(features.example_index),
+        "train_skipped": {**train_skipped, **features.skipped},
+        "train_seconds": round(time.perf_counter() - start, 1),
+        "history": {key: [float(v) for v in values] for key, values in history.history.items()},
+    }
+    if config.dev:
+        dev_examples, summary["dev_skipped"] = read_squad(config.dev, "validation", config.errors)
+        results = answer_questions(model, tokenizer, dev_examples, settings, config.batch_size)
+        predictions = {key: value["answer"] for key, value in results.items()}
+        dev_version_2 = version_2 or any(example.is_impossible for example in dev_examples)
+        summary["dev"] = squad_evaluate(dev_examples, predictions, version_2=dev_version_2)
+        _write_json(os.path.join(config.output_dir, "predictions.json"), predictions)
+
+    save_task_model(model, os.path.join(config.output_dir, "model"), "qa", tokenizer,
+                    settings["max_seq_length"], label_names=None, extra=settings, overwrite=True)
+    if config.head == "simple":
+        model.save_huggingface(os.path.join(config.output_dir, "model_hf"), overwrite=True)
+    if os.path.isfile(csv_path):
+        from electra_tf.utils.plots import plot_learning_curves
+
+        plot_learning_curves(csv_path, os.path.join(config.output_dir, "learning_curves.png"))
+    _write_json(os.path.join(config.output_dir, "results.json"), summary)
+    return summary
+
+
+def load_qa_model(path):
+    """(model, tokenizer, settings) from a directory written by `run_qa` (its model/)."""
+    model, _, settings = load_task_model(path, "qa")
+    if not isinstance(model, ElectraQuestionAnswering):
+        raise ValueError(f"{path!r} holds a {type(model).__name__}; expected an "
+                         "ElectraQuestionAnswering.")
+    tokenizer = _tokenizer(os.path.join(path, settings["vocab"]), settings["lower_case"],
+                           model.encoder)
+    return model, tokenizer, settings
+
+
+def evaluate_qa(model_dir, data, errors="raise", batch_size=32, output=None):
+    """EM/F1 of a `run_qa` model on a SQuAD file (or "tfds:..." name).
+
+    Returns {"metrics": {...}, "skipped": {...}, "predictions": {id: text}};
+    also written to `output` (a JSON file) when given.
+    """
+    model, tokenizer, settings = load_qa_model(model_dir)
+    examples, skipped = read_squad(data, "validation", errors)
+    version_2 = settings["version_2"] or any(example.is_impossible for example in examples)
+    results = answer_questions(model, tokenizer, examples, {**settings, "version_2": version_2},
+                               batch_size)
+    predictions = {key: value["answer"] for key, value in results.items()}
+    report = {"metrics": squad_evaluate(examples, predictions, version_2=version_2),
+              "skipped": skipped, "predictions": predictions}
+    if output:
+        _write_json(output, report)
+    return report
+
+
+def predict_qa(model_dir, records, batch_size=32):
+    """Answers for [{"question", "context", "id"?}]: [{"answer", "start_char", "score"}, ...].
+
+    A record without a question or context raises a ValueError naming it.
+    """
+    model, tokenizer, settings = load_qa_model(model_dir)
+    examples = []
+    for number, record in enumerate(records, 1):
+        if not isinstance(record, dict) or not {"question", "context"} <= set(record):
+            keys = sorted(record) if isinstance(record, dict) else type(record).__name__
+            raise ValueError(f"Record {number}: expected an object with 'question' and "
+                             f"'context'; received {keys}.")
+        example = SquadExample(id=str(number), question=str(record["question"]),
+                               context=str(record["context"]))
+        problem = check_example(example)
+        if problem is not None:
+            raise ValueError(f"Record {number}: {problem[1]}; expected non-empty text.")
+        examples.append(example)
+    results = answer_questions(model, tokenizer, examples, settings, batch_size)
+    answers = []
+    for record, example in zip(records, examples):
+        result = results[example.id]
+        score = result["score"] if math.isfinite(result["score"]) else None  # no span at all
+        answer = {"answer": result["answer"], "start_char": result["start_char"], "score": score}
+        answers.append({"id": record["id"], **answer} if "id" in record else answer)
+    return answers
+
+
+def read_jsonl(path):
+    """The records of a JSON-lines file; a bad line raises a ValueError with its number."""
+    if not os.path.isfile(path):
+        raise ValueError(f"Input file not found: {path!r}; expected a JSON-lines file.")
+    records = []
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{path}:{number} is not JSON ({error}); expected one object "
+                                 'per line, e.g. {"question": ..., "context": ...}.') from None
+    return records
+
+
+def write_jsonl(path, records):
+    """Writes one JSON object per line, to a temporary file renamed into place."""
+    temporary = f"{path}.tmp"
+    with open(temporary, "w", encoding="utf-8") as f:
+        for record in records:
+            f.write(json.dumps(record) + "\n")
+    os.replace(temporary, path)
+
+
+def _write_json(path, value):
+    """Writes JSON to a temporary file and renames it into place."""
+    temporary = f"{path}.tmp"
+    with open(temporary, "w") as f:
+        json.dump(value, f, indent=2)
+    os.replace(temporary, path)
+
+
+def format_summary(summary):
+    """A few lines for the terminal: data, time, and dev EM/F1."""
+    lines = [
+        f"trained on {summary['train_examples']} questions ({summary['train_windows']} windows) "
+        f"in {summary['train_seconds']:.0f}s (skipped: {sum(summary['train_skipped'].values())})",
+        f"final training loss {summary['history']['loss'][-1]:.4f}",
+    ]
+    for name in ("exact_match", "f1"):
+        if name in summary.get("dev", {}):
+            lines.append(f"dev {name}: {summary['dev'][name]:.2f}")
+    lines.append(f"wrote {summary['config']['output_dir']}/model (+ results.json)")
+    return "\n".join(lines)

@@ -1,0 +1,239 @@
+"""The tagging jobs behind `electra-tf finetune|evaluate|predict tag`.
+
+    summary = run_tagging(TaggingConfig(encoder="checkpoints/electra-small",
+                                        train="train.conll", dev="dev.conll",
+                                        output_dir="runs/ner"))
+    metrics = evaluate_tagger("runs/ner/tagger", "test.conll")
+    predictions = predict_tags("runs/ner/tagger", "sentences.txt", "tags.jsonl")
+
+Fine-tuning: CoNLL files (`read_conll_file`) → `ElectraTokenClassifier` with
+ELECTRA's optimizer (AdamW, layer-wise decay, 10% warmup, linear decay).
+Writes, under `output_dir`:
+    tagger/               the model + vocab.txt + task.json (`load_task_model`)
+    tagger_hf/            `ElectraForTokenClassification`, tag names in id2label
+    logs/                 TensorBoard: loss, accuracy, learning rate per step
+    history.csv, learning_curves.png, results.json
+Evaluation is entity-level F1 with seqeval's semantics (`tagging_metrics`),
+on words: a word's tag is the arg-max at its first word piece; words
+truncated away are tagged "O" and counted.
+"""
+
+import dataclasses
+import os
+import time
+
+import numpy as np
+import tf_keras as keras
+
+from electra_tf.data.conll_dataset import (
+    first_piece_positions,
+    make_tagging_dataset,
+    read_conll_file,
+)
+from electra_tf.data.prediction_inputs import read_prediction_inputs, split_words
+from electra_tf.optimization.layerwise_decay_adamw import create_finetuning_optimizer
+from electra_tf.tasks.electra_token_classifier import ElectraTokenClassifier
+from electra_tf.tasks.run_finetuning import (
+    finetuning_callbacks,
+    load_encoder_and_tokenizer,
+    write_learning_curves,
+    write_json_atomically,
+    write_json_lines_atomically,
+)
+from electra_tf.tasks.tagging_metrics import OUTSIDE, get_entities, tagging_metrics
+from electra_tf.tasks.task_model_io import load_task_model, save_task_model
+
+
+@dataclasses.dataclass
+class TaggingConfig:
+    encoder: str = None  # a Hugging Face or electra_tf model directory
+    train: str = None  # CoNLL file
+    dev: str = None  # evaluated after training; None: no evaluation
+    output_dir: str = "tagging_output"
+    label_column: object = -1  # column index (-1: last, NER in CoNLL-2003) or "ner"|"chunk"|"pos"
+    vocab_path: str = None  # None: the encoder directory's vocab.txt, else the packaged one
+    lower_case: bool = True
+    max_seq_length: int = 128
+    batch_size: int = 32
+    epochs: int = 3
+    learning_rate: float = 1e-4  # ELECTRA: 3e-4 Small, 1e-4 Base, 5e-5 Large
+    layer_decay: float = 0.8  # ELECTRA: 0.8 Small/Base, 0.9 Large
+    dropout_rate: float = 0.1
+    errors: str = "raise"  # bad sentences: "raise" or "skip" (and count)
+    seed: int = 0
+    log_every: int = 10  # steps between TensorBoard/CSV rows
+    progress: bool = True  # Keras progress bar (else one line per epoch)
+
+    def __post_init__(self):
+        for name in ("encoder", "train"):
+            if not getattr(self, name):
+                raise ValueError(f"TaggingConfig needs `{name}`; received {name}=None.")
+        for name in ("max_seq_length", "batch_size", "epochs", "log_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"`{name}` must be >= 1; received {getattr(self, name)}.")
+        if isinstance(self.label_column, str) and self.label_column.lstrip("-").isdigit():
+            self.label_column = int(self.label_column)  # from the command line
+
+
+def _word_tags(logits, positions, label_names):
+    """(T, num_labels) logits of one sentence → one tag per word ("O" when truncated)."""
+    best = logits.argmax(-1)  # (T,)
+    return [label_names[best[p]] if p >= 0 else OUTSIDE for p in positions]
+
+
+def tag_sentences(model, tokenizer, words, label_names, max_seq_length, batch_size=32):
+    """Tags sentences of words: `(tags, probabilities, truncated word count)`.
+
+    Args:
+        model: an `ElectraTokenClassifier`.
+        tokenizer: its `ElectraTokenizer`.
+        words: a list of sentences, each a list of words.
+        label_names: tag names in id order.
+        max_seq_length: the packed length.
+        batch_size: sentences per batch.
+
+    Returns:
+        `tags` (a tag per word), `probabilities` (the chosen tag's softmax
+        probability per word; None for words truncated away, tagged "O") and
+        the number of such truncated words.
+    """
+    data = make_tagging_dataset({"words": words}, tokenizer, max_seq_length, batch_size)
+    logits = model.predict(data.map(lambda features, labels: features), verbose=0)  # (N, T, L)
+    positions = first_piece_positions(tokenizer, words, max_seq_length)
+    tags, probabilities = [], []
+    for sentence_logits, sentence_positions in zip(logits, positions):
+        tags.append(_word_tags(sentence_logits, sentence_positions, label_names))
+        shifted = np.exp(sentence_logits - sentence_logits.max(-1, keepdims=True))
+        softmax = shifted / shifted.sum(-1, keepdims=True)  # (T, L)
+        probabilities.append([float(softmax[p].max()) if p >= 0 else None
+                              for p in sentence_positions])
+    truncated = sum(p < 0 for sentence in positions for p in sentence)
+    return tags, probabilities, truncated
+
+
+def _evaluate(model, tokenizer, examples, label_names, max_seq_length, batch_size):
+    predicted, _, truncated = tag_sentences(
+        model, tokenizer, examples["words"], label_names, max_seq_length, batch_size)
+    metrics = tagging_metrics(examples["tags"], predicted)
+    metrics["truncated_words"] = int(truncated)
+    metrics["sentences"] = len(examples["words"])
+    return metrics
+
+
+def run_tagging(config):
+    """Fine-tunes a tagger as `config` says; returns the summary written to results.json."""
+    encoder, tokenizer = load_encoder_and_tokenizer(
+        config.encoder, config.vocab_path, config.lower_case)
+    train_examples, train_skipped = read_conll_file(
+        config.train, label_column=config.label_column, errors=config.errors)
+    label_names = train_examples["label_names"]
+    if len(label_names) < 2:
+        raise ValueError(
+            f"{config.train} has only the tag(s) {label_names}; a tagger needs at least 2. Is "
+            f"label_column={config.label_column!r} the tag column?"
+        )
+    train = make_tagging_dataset(train_examples, tokenizer, config.max_seq_length,
+                                 config.batch_size, shuffle=True, seed=config.seed)
+    keras.utils.set_random_seed(config.seed)
+    tagger = ElectraTokenClassifier(encoder, num_labels=len(label_names),
+                                    dropout_rate=config.dropout_rate)
+    steps = int(np.ceil(len(train_examples["words"]) / config.batch_size)) * config.epochs
+    tagger.compile(optimizer=create_finetuning_optimizer(
+        config.learning_rate, steps, num_layers=encoder.num_layers,
+        layer_decay=config.layer_decay))
+    os.makedirs(config.output_dir, exist_ok=True)
+    start = time.perf_counter()
+    history = tagger.fit(
+        train, epochs=config.epochs, verbose=1 if config.progress else 2,
+        callbacks=finetuning_callbacks(config.output_dir, min(config.log_every, steps)),
+    )
+    summary = {
+        "config": dataclasses.asdict(config),
+        "label_names": label_names,
+        "train_sentences": len(train_examples["words"]),
+        "train_skipped": train_skipped,
+        "train_seconds": round(time.perf_counter() - start, 1),
+        "history": {key: [float(v) for v in values] for key, values in history.history.items()},
+    }
+    if config.dev:
+        dev_examples, summary["dev_skipped"] = read_conll_file(
+            config.dev, label_column=config.label_column, label_names=label_names,
+            errors=config.errors)
+        summary["dev"] = _evaluate(tagger, tokenizer, dev_examples, label_names,
+                                   config.max_seq_length, config.batch_size)
+
+    save_task_model(tagger, os.path.join(config.output_dir, "tagger"), "tag", tokenizer,
+                    config.max_seq_length, label_names, overwrite=True)
+    tagger.save_huggingface(os.path.join(config.output_dir, "tagger_hf"),
+                            label_names=label_names, overwrite=True)
+    write_learning_curves(config.output_dir)
+    write_json_atomically(summary, os.path.join(config.output_dir, "results.json"))
+    return summary
+
+
+def evaluate_tagger(model_dir, data_path, label_column=-1, batch_size=32, errors="raise"):
+    """Entity-level P/R/F1 (seqeval semantics) and word accuracy of a tagger on a CoNLL file.
+
+    Tags outside the model's label names are bad sentences (`errors`).
+    Returns the metrics, with "per_type", "sentences", "truncated_words"
+    and "skipped".
+    """
+    model, tokenizer, task = load_task_model(model_dir, "tag")
+    examples, skipped = read_conll_file(data_path, label_column=label_column,
+                                        label_names=task["label_names"], errors=errors)
+    metrics = _evaluate(model, tokenizer, examples, task["label_names"],
+                        task["max_seq_length"], batch_size)
+    metrics["skipped"] = skipped
+    return metrics
+
+
+def predict_tags(model_dir, input_path, output_path=None, batch_size=32):
+    """Tags each text of `input_path` (plain text lines, or JSON lines with "text" or "tokens").
+
+    Plain text is split into words with `split_words`. Returns (and, with
+    `output_path`, writes as JSON lines) one dict per input:
+    `{"tokens", "tags", "probabilities", "entities": [{"type", "start", "end", "text"}]}`
+    (start/end are word indices, end inclusive).
+    """
+    model, tokenizer, task = load_task_model(model_dir, "tag")
+    inputs = read_prediction_inputs(input_path, allow_pairs=False, allow_tokens=True)
+    words = [item.get("tokens") or split_words(item["text"]) for item in inputs]
+    empty = [number for number, sentence in enumerate(words) if not sentence]
+    if empty:
+        raise ValueError(f"{input_path}: input(s) {empty} have no words to tag.")
+    tags, probabilities, _ = tag_sentences(model, tokenizer, words, task["label_names"],
+                                           task["max_seq_length"], batch_size)
+    predictions = []
+    for sentence, sentence_tags, sentence_probabilities in zip(words, tags, probabilities):
+        entities = [{"type": type_, "start": start, "end": end,
+                     "text": " ".join(sentence[start:end + 1])}
+                    for type_, start, end in get_entities(sentence_tags)]
+        predictions.append({"tokens": sentence, "tags": sentence_tags,
+                            "probabilities": sentence_probabilities, "entities": entities})
+    if output_path:
+        write_json_lines_atomically(predictions, output_path)
+    return predictions
+
+
+def format_tagging_summary(summary):
+    """A few lines for the terminal: data, time, and dev entity F1."""
+    lines = [
+        f"trained on {summary['train_sentences']} sentences in {summary['train_seconds']:.0f}s "
+        f"(skipped: {sum(summary['train_skipped'].values())}); tags: "
+        f"{', '.join(summary['label_names'])}",
+        f"final training loss {summary['history']['loss'][-1]:.4f}",
+    ]
+    if "dev" in summary:
+        lines.append(format_tagging_metrics(summary["dev"], prefix="dev "))
+    lines.append(f"wrote {summary['config']['output_dir']}/tagger (+ tagger_hf, logs, "
+                 "learning_curves.png, results.json)")
+    return "\n".join(lines)
+
+
+def format_tagging_metrics(metrics, prefix=""):
+    """Entity F1/precision/recall, word accuracy, and F1 per entity type."""
+    lines = [f"{prefix}{name}: {metrics[name]:.4f}"
+             for name in ("f1", "precision", "recall", "accuracy")]
+    for type_, scores in metrics["per_type"].items():
+        lines.append(f"{prefix}f1[{type_}]: {scores['f1']:.4f} (support {scores['support']})")
+    return "\n".join(lines)
