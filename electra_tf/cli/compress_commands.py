@@ -1,11 +1,128 @@
-"""`electra-tf compress`: argument parsing only. (Being written.)"""
+"""`electra-tf compress prune|distill|quantize`: argument parsing only.
+
+The work is done by `electra_tf.compression.compress` (run_prune,
+run_distill, run_quantize).
+"""
+
+import json
 
 
 def add_subcommands(subparsers):
-    """Adds `compress` to the top-level subparsers."""
-    parser = subparsers.add_parser("compress", help="(not implemented yet)")
-    parser.set_defaults(run=_not_yet)
+    """Adds `compress` and its three subcommands to the top-level subparsers."""
+    parser = subparsers.add_parser(
+        "compress",
+        help="prune, distil or quantize a fine-tuned classifier",
+        description="Shrink an ElectraClassifier saved by `electra-tf finetune` "
+        "(CLASSIFIER_DIR/classifier): magnitude pruning while fine-tuning, distillation into "
+        "a shallower student, or TFLite quantization. Outputs are written atomically.",
+    )
+    commands = parser.add_subparsers(dest="compress_command", required=True)
+
+    prune = commands.add_parser(
+        "prune", help="prune kernels to a target sparsity while fine-tuning (tfmot)",
+        description="Fine-tune while pruning the encoder and head kernels to --sparsity "
+        "(polynomial-decay schedule, tensorflow-model-optimization). Writes OUTPUT/classifier, "
+        "sparsity.json, sparsity.txt, TensorBoard logs/ and summary.json.")
+    _add_common(prune, learning_rate=2e-5)
+    prune.add_argument("--sparsity", type=float, default=0.5,
+                       help="fraction of zeros in each pruned kernel (default: %(default)s)")
+    prune.set_defaults(run=_run_prune)
+
+    distill = commands.add_parser(
+        "distill", help="distil the classifier into a shallower student",
+        description="Train a --num-layers student, started from evenly spaced teacher layers, "
+        "on the teacher's softened predictions plus the labels. Writes OUTPUT/classifier "
+        "(the student), TensorBoard logs/ and summary.json.")
+    _add_common(distill, learning_rate=1e-4)
+    distill.add_argument("--num-layers", type=int, default=2,
+                         help="student transformer layers (default: %(default)s)")
+    distill.add_argument("--temperature", type=float, default=2.0,
+                         help="softmax temperature of the soft targets (default: %(default)s)")
+    distill.add_argument("--alpha", type=float, default=0.5,
+                         help="weight of the soft-target term; 1-alpha weighs the labels "
+                         "(default: %(default)s)")
+    distill.set_defaults(run=_run_distill)
+
+    quantize = commands.add_parser(
+        "quantize", help="convert to a quantized TFLite file",
+        description="Convert the classifier to TFLite with int8 (weights and activations, "
+        "calibrated on --calibration-data), dynamic-range int8 weights, or float16 weights.")
+    quantize.add_argument("classifier_dir", help="directory written by save_pretrained")
+    quantize.add_argument("output", help="the .tflite file to write")
+    quantize.add_argument("--mode", dest="quantize", choices=["int8", "dynamic", "float16"],
+                          default="int8", help="quantization (default: %(default)s)")
+    quantize.add_argument("--calibration-data",
+                          help="labelled text file (CSV/TSV/JSONL) whose texts calibrate int8")
+    quantize.add_argument("--num-calibration-examples", type=int, default=100)
+    quantize.add_argument("--seq-length", type=int, default=128,
+                          help="fixed sequence length of the TFLite model (default: %(default)s)")
+    quantize.add_argument("--vocab", dest="vocab_path",
+                          help="WordPiece vocabulary (default: CLASSIFIER_DIR/vocab.txt or the "
+                          "packaged uncased one)")
+    quantize.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT")
+    quantize.set_defaults(run=_run_quantize)
 
 
-def _not_yet(args):
-    raise ValueError("this command is not implemented yet")
+def _add_common(parser, learning_rate):
+    parser.add_argument("classifier_dir", help="directory written by save_pretrained")
+    parser.add_argument("--train", required=True,
+                        help="labelled training file: CSV/TSV with a header, or JSONL")
+    parser.add_argument("--output", dest="output_dir", required=True, help="output directory")
+    parser.add_argument("--dev", help="labelled file to report accuracy on")
+    parser.add_argument("--epochs", type=int, default=1, help="default: %(default)s")
+    parser.add_argument("--max-steps", type=int,
+                        help="train exactly this many batches instead of --epochs")
+    parser.add_argument("--batch-size", type=int, default=32, help="default: %(default)s")
+    parser.add_argument("--max-seq-length", type=int, default=128, help="default: %(default)s")
+    parser.add_argument("--learning-rate", type=float, default=learning_rate,
+                        help="default: %(default)s")
+    parser.add_argument("--vocab", dest="vocab_path",
+                        help="WordPiece vocabulary (default: CLASSIFIER_DIR/vocab.txt or the "
+                        "packaged uncased one)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --output")
+    parser.add_argument("--no-progress", dest="verbose", action="store_const", const=2,
+                        default=1, help="one line per epoch instead of a progress bar")
+
+
+def _common_options(args):
+    return dict(epochs=args.epochs, max_steps=args.max_steps, batch_size=args.batch_size,
+                max_seq_length=args.max_seq_length, learning_rate=args.learning_rate,
+                dev=args.dev, vocab_path=args.vocab_path, overwrite=args.overwrite,
+                verbose=args.verbose)
+
+
+def _run_prune(args):
+    from electra_tf.compression.compress import run_prune
+    from electra_tf.compression.pruning import format_sparsity_table
+
+    summary = run_prune(args.classifier_dir, args.train, args.output_dir,
+                        target_sparsity=args.sparsity, **_common_options(args))
+    print(format_sparsity_table(summary["sparsity"]))
+    _print_accuracies(summary)
+    print(f"wrote {args.output_dir}/classifier, sparsity.json, logs/")
+
+
+def _run_distill(args):
+    from electra_tf.compression.compress import run_distill
+
+    summary = run_distill(args.classifier_dir, args.train, args.output_dir,
+                          num_layers=args.num_layers, temperature=args.temperature,
+                          alpha=args.alpha, **_common_options(args))
+    _print_accuracies(summary)
+    print(f"wrote the {args.num_layers}-layer student to {args.output_dir}/classifier (+ logs/)")
+
+
+def _run_quantize(args):
+    from electra_tf.compression.compress import run_quantize
+
+    result = run_quantize(args.classifier_dir, args.output, quantize=args.quantize,
+                          calibration_data=args.calibration_data, seq_length=args.seq_length,
+                          num_calibration_examples=args.num_calibration_examples,
+                          vocab_path=args.vocab_path, overwrite=args.overwrite)
+    print(json.dumps(result))
+
+
+def _print_accuracies(summary):
+    for key, value in summary.items():
+        if key.startswith("dev_accuracy"):
+            print(f"{key}: {value:.4f}")

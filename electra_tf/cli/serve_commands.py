@@ -1,11 +1,67 @@
-"""`electra-tf serve`: argument parsing only. (Being written.)"""
+"""`electra-tf serve`: argument parsing only; the service is electra_tf.serving."""
+
+import dataclasses
 
 
 def add_subcommands(subparsers):
     """Adds `serve` to the top-level subparsers."""
-    parser = subparsers.add_parser("serve", help="(not implemented yet)")
-    parser.set_defaults(run=_not_yet)
+    from electra_tf.serving.serving_config import ServingConfig
+
+    defaults = ServingConfig()
+    parser = subparsers.add_parser(
+        "serve",
+        help="serve an exported model over TensorFlow Serving's REST API",
+        description="Serve an end-to-end SavedModel (`electra-tf export`) with TensorFlow "
+        "Serving's REST API: GET /v1/models/NAME, GET /v1/models/NAME/metadata, POST "
+        "/v1/models/NAME:predict (row {\"instances\": ...} or columnar {\"inputs\": ...}). "
+        "Concurrent requests are batched; /metrics (Prometheus), /healthz, /readyz and a demo "
+        "page at / are served too. SIGTERM finishes requests in flight, then exits.",
+    )
+    parser.add_argument("model_dir", help="a SavedModel directory, or a TF Serving base "
+                        "directory with numeric version subdirectories (the latest is served)")
+    parser.add_argument("--name", help="model name in URLs (default: the directory's name)")
+    parser.add_argument("--host", default=defaults.host,
+                        help="address to bind (default: %(default)s, this machine only)")
+    parser.add_argument("--port", type=int, default=defaults.port,
+                        help="TCP port (default: %(default)s, TF Serving's REST port)")
+    parser.add_argument("--max-batch-size", type=int, default=defaults.max_batch_size,
+                        help="most instances per model batch (default: %(default)s)")
+    parser.add_argument("--batch-timeout-ms", type=float, default=defaults.batch_timeout_ms,
+                        help="how long a batch waits for more requests (default: %(default)s)")
+    parser.add_argument("--workers", type=int, default=defaults.workers,
+                        help="model threads: batches run at the same time (default: %(default)s)")
+    parser.add_argument("--max-body-bytes", type=int, default=defaults.max_body_bytes,
+                        help="largest request body, else HTTP 413 (default: %(default)s)")
+    parser.add_argument("--max-instances", type=int, default=defaults.max_instances,
+                        help="most instances per request (default: %(default)s)")
+    parser.add_argument("--max-text-length", type=int, default=defaults.max_text_length,
+                        help="most characters per text (default: %(default)s)")
+    parser.add_argument("--max-queue", type=int, default=defaults.max_queue,
+                        help="most requests waiting for a batch, else HTTP 503 "
+                        "(default: %(default)s)")
+    parser.set_defaults(run=_run_serve)
 
 
-def _not_yet(args):
-    raise ValueError("this command is not implemented yet")
+def _run_serve(args):
+    import os
+
+    from electra_tf.serving.serving_app import run_server
+    from electra_tf.serving.serving_config import ServingConfig
+
+    name = args.name or _default_name(args.model_dir)
+    options = {field.name: getattr(args, field.name) for field in dataclasses.fields(ServingConfig)
+               if hasattr(args, field.name)}
+    config = ServingConfig(**{**options, "name": name})
+    run_server(os.path.abspath(args.model_dir), config, on_ready=lambda url: print(
+        f"serving {name!r} at {url}/v1/models/{name} (demo page: {url}/); "
+        "Ctrl-C or SIGTERM stops", flush=True))
+
+
+def _default_name(model_dir):
+    import os
+    import re
+
+    base = os.path.basename(os.path.normpath(os.path.abspath(model_dir)))
+    if base.isdigit():  # MODEL_DIR/1: the model is named after its base directory
+        base = os.path.basename(os.path.dirname(os.path.normpath(os.path.abspath(model_dir))))
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", base) or "model"

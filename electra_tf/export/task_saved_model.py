@@ -102,7 +102,7 @@ def export_task_saved_model(
 
         def predict(inputs, strings, offsets):
             del strings, offsets
-            return head(inputs)
+            return head(trim_to_longest(inputs))
     else:
         if label_names is not None or text_pair:
             raise ValueError(
@@ -182,6 +182,24 @@ def export_task_saved_model(
         with open(os.path.join(tmp, METADATA_PATH), "w") as f:
             json.dump(metadata, f, indent=2)
     return metadata
+
+
+def trim_to_longest(inputs):
+    """Cuts packed inputs (batch, max_seq_length) to the batch's longest text.
+
+    Padding changes no output (the attention mask zeroes it out exactly) but
+    costs as much compute as text: a served review of 26 word pieces padded
+    to 128 would run a 5x larger model. The [CLS] classifier only reads
+    position 0, so trimming is exact.
+
+    >>> inputs = {"input_word_ids": tf.constant([[101, 7, 102, 0, 0], [101, 102, 0, 0, 0]]),
+    ...           "input_mask": tf.constant([[1, 1, 1, 0, 0], [1, 1, 0, 0, 0]]),
+    ...           "input_type_ids": tf.zeros((2, 5), tf.int32)}
+    >>> trim_to_longest(inputs)["input_word_ids"].numpy().tolist()
+    [[101, 7, 102], [101, 102, 0]]
+    """
+    length = tf.reduce_max(tf.reduce_sum(inputs["input_mask"], axis=1))  # longest real length
+    return {key: value[:, :length] for key, value in inputs.items()}  # each (batch, length)
 
 
 def _classification_head(model, label_names):

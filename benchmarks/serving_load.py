@@ -1,0 +1,304 @@
+"""Load test of `electra-tf serve` on loopback: dynamic batching vs --max-batch-size 1.
+
+Exports a classifier end to end (strings in), then for each server setting
+(dynamic batching: --max-batch-size 32 --batch-timeout-ms 5; and no batching:
+--max-batch-size 1) starts a real server process and runs closed-loop load
+from 16 and 64 concurrent clients (keep-alive HTTP connections, one movie
+review per request) for --duration seconds each. Prints, per run: throughput
+(requests/s), p50/p99 latency, errors (must be 0) and the server's RSS before
+and after, then the batching speed-up at 16 clients (target >= 3x).
+
+Last, SIGTERM under load: 16 clients keep sending (a fresh connection per
+request) while the batched server receives SIGTERM; every request the server
+read must be answered 200: the server prints how many requests it received and
+answered. Connections refused, or closed before the server read their request
+(the listening socket closes at SIGTERM), are counted apart.
+
+    python benchmarks/serving_load.py                     # 30 s per run, the "small" preset
+    python benchmarks/serving_load.py --duration 8 \
+        --classifier /work/runs/finetune_sentiment/classifier
+
+Writes results.json and serving_load.png to --output-dir.
+"""
+
+import argparse
+import concurrent.futures
+import http.client
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+
+import electra_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
+import tensorflow as tf
+
+from electra_tf.data.classification_dataset import read_classification_file
+from electra_tf.export.task_saved_model import export_task_saved_model
+from electra_tf.models.presets import PRESETS, build_from_preset
+from electra_tf.tasks.electra_classifier import ElectraClassifier
+
+HOST = "127.0.0.1"
+DEV_FILE = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "sentiment",
+                        "movie_dev.tsv")
+SETTINGS = {
+    "batched": ["--max-batch-size", "32", "--batch-timeout-ms", "5"],
+    "batch_size_1": ["--max-batch-size", "1", "--batch-timeout-ms", "0"],
+}
+
+
+def build_model(args):
+    if args.classifier:
+        return ElectraClassifier.from_pretrained(args.classifier), f"classifier {args.classifier}"
+    encoder = build_from_preset(args.preset, "encoder")
+    return (ElectraClassifier(encoder, num_classes=2),
+            f"ElectraClassifier, {args.preset} preset (random weights)")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def rss_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class Server:
+    def __init__(self, model_dir, options, log_path):
+        self.port = free_port()
+        self.log = open(log_path, "w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "electra_tf.cli.main", "serve", model_dir, "--name", "model",
+             "--port", str(self.port), "--max-queue", "4096", *options],
+            stdout=self.log, stderr=subprocess.STDOUT,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+        deadline = time.time() + 300
+        while time.time() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited ({self.process.returncode}); see {log_path}")
+            try:
+                status, _ = request(self.port, "GET", "/readyz")
+                if status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.5)
+        raise RuntimeError(f"server not ready after 300 s; see {log_path}")
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(60)
+        self.log.close()
+
+
+def request(port, method, path, body=None, connection=None):
+    own = connection is None
+    connection = connection or http.client.HTTPConnection(HOST, port, timeout=120)
+    headers = {"Content-Type": "application/json"} if body else {}
+    if own:
+        headers["Connection"] = "close"
+    connection.request(method, path, body=body, headers=headers)
+    response = connection.getresponse()
+    data = response.read()
+    if own:
+        connection.close()
+    return response.status, data
+
+
+def run_load(port, texts, clients, duration):
+    """Closed loop: each client sends its next request when the last is answered."""
+    stop_at = time.perf_counter() + duration
+    latencies, errors, lock = [], [0], threading.Lock()
+
+    def client(index):
+        connection = http.client.HTTPConnection(HOST, port, timeout=120)
+        mine, i = [], index
+        while time.perf_counter() < stop_at:
+            body = json.dumps({"instances": [texts[i % len(texts)]]})
+            i += clients
+            start = time.perf_counter()
+            try:
+                status, data = request(port, "POST", "/v1/models/model:predict", body, connection)
+                ok = status == 200 and "predictions" in json.loads(data)
+            except (OSError, http.client.HTTPException):
+                ok = False
+                connection = http.client.HTTPConnection(HOST, port, timeout=120)
+            if ok:
+                mine.append(time.perf_counter() - start)
+            else:
+                with lock:
+                    errors[0] += 1
+        with lock:
+            latencies.extend(mine)
+
+    start = time.perf_counter()
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - start
+    latencies = np.array(latencies)
+    return {"clients": clients, "requests": int(latencies.size), "errors": errors[0],
+            "throughput_rps": latencies.size / elapsed,
+            "p50_ms": float(np.percentile(latencies, 50) * 1000) if latencies.size else None,
+            "p99_ms": float(np.percentile(latencies, 99) * 1000) if latencies.size else None}
+
+
+def sigterm_under_load(server, texts, clients=16, before_s=3.0):
+    """Clients send on fresh connections; SIGTERM after `before_s`; classify every request."""
+    # "closed_unanswered": the connection was closed with no response, i.e. the server
+    # shut down before it read that request (it answers every request it read:
+    # compare server_received with server_answered).
+    outcome = {"answered_200": 0, "refused_at_connect": 0, "closed_unanswered": 0,
+               "other_status": 0}
+    lock = threading.Lock()
+    stopped = threading.Event()
+
+    def client(index):
+        i = index
+        while not stopped.is_set():
+            connection = http.client.HTTPConnection(HOST, server.port, timeout=120)
+            try:
+                connection.connect()
+            except ConnectionRefusedError:
+                with lock:
+                    outcome["refused_at_connect"] += 1
+                return
+            body = json.dumps({"instances": [texts[i % len(texts)]]})
+            i += clients
+            try:
+                connection.request("POST", "/v1/models/model:predict", body=body,
+                                   headers={"Content-Type": "application/json",
+                                            "Connection": "close"})
+                status = connection.getresponse().status
+                key = "answered_200" if status == 200 else "other_status"
+            except (OSError, http.client.HTTPException):
+                key = "closed_unanswered"
+            with lock:
+                outcome[key] += 1
+            connection.close()
+
+    with concurrent.futures.ThreadPoolExecutor(clients) as pool:
+        futures = [pool.submit(client, i) for i in range(clients)]
+        time.sleep(before_s)
+        server.process.send_signal(signal.SIGTERM)
+        sent_at = time.perf_counter()
+        server.process.wait(120)
+        outcome["shutdown_s"] = time.perf_counter() - sent_at
+        outcome["exit_code"] = server.process.returncode
+        stopped.set()
+        for future in futures:
+            future.result()
+    server.log.close()
+    # The server's own count: every request it read was answered.
+    with open(server.log.name) as f:
+        match = re.search(r"answered (\d+) of (\d+) requests received", f.read())
+    outcome["server_answered"], outcome["server_received"] = map(int, match.groups())
+    return outcome
+
+
+def plot(results, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    width = 0.38
+    for offset, setting in ((-width / 2, "batched"), (width / 2, "batch_size_1")):
+        runs = results["runs"][setting]
+        x = np.arange(len(runs)) + offset
+        left.bar(x, [r["throughput_rps"] for r in runs], width, label=setting)
+        right.bar(x, [r["p99_ms"] for r in runs], width, label=setting)
+    for axis, title in ((left, "throughput (requests/s)"), (right, "p99 latency (ms)")):
+        axis.set_xticks(range(len(results["runs"]["batched"])))
+        axis.set_xticklabels([f"{r['clients']} clients" for r in results["runs"]["batched"]])
+        axis.set_title(title)
+        axis.legend()
+    figure.suptitle(f"electra-tf serve on loopback: {results['model']}", fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--preset", default="small", choices=sorted(PRESETS))
+    parser.add_argument("--classifier", help="a saved ElectraClassifier directory instead")
+    parser.add_argument("--max-seq-length", type=int, default=128)
+    parser.add_argument("--duration", type=float, default=30.0, help="seconds per load run")
+    parser.add_argument("--clients", type=int, nargs="+", default=[16, 64])
+    parser.add_argument("--output-dir", default="serving_load")
+    args = parser.parse_args()
+    os.makedirs(args.output_dir, exist_ok=True)
+
+    texts = read_classification_file(DEV_FILE)[0]["text"] if os.path.exists(DEV_FILE) else [
+        "A graceful, contemplative film that artfully draws us into its world."]
+    model, description = build_model(args)
+    model_dir = os.path.join(args.output_dir, "export", "1")
+    export_task_saved_model(model, model_dir, max_seq_length=args.max_seq_length,
+                            label_names=[str(i) for i in range(model.num_classes)], overwrite=True)
+    del model
+    tf.keras.backend.clear_session()
+    print(f"model: {description}, max_seq_length {args.max_seq_length}; "
+          f"{len(texts)} dev reviews; {args.duration:g} s per run; {os.cpu_count()} CPUs")
+
+    results = {"model": description, "duration_s": args.duration, "runs": {}}
+    for setting, options in SETTINGS.items():
+        server = Server(os.path.dirname(model_dir), options,
+                        os.path.join(args.output_dir, f"server_{setting}.log"))
+        runs = []
+        try:
+            request(server.port, "POST", "/v1/models/model:predict",
+                    json.dumps({"instances": texts[:32]}))  # warm up
+            rss_before = rss_mib(server.process.pid)
+            for clients in args.clients:
+                run = run_load(server.port, texts, clients, args.duration)
+                run["rss_before_mib"] = rss_before
+                run["rss_after_mib"] = rss_mib(server.process.pid)
+                rss_before = run["rss_after_mib"]
+                runs.append(run)
+                print(f"{setting:>13} {clients:3d} clients: {run['throughput_rps']:7.1f} req/s  "
+                      f"p50 {run['p50_ms']:7.1f} ms  p99 {run['p99_ms']:7.1f} ms  "
+                      f"errors {run['errors']}  ({run['requests']} requests)  "
+                      f"RSS {run['rss_before_mib']:.0f} -> {run['rss_after_mib']:.0f} MiB",
+                      flush=True)
+            if setting == "batched":
+                results["sigterm"] = sigterm_under_load(server, texts)
+                print(f"SIGTERM under load (16 clients): {results['sigterm']}", flush=True)
+        finally:
+            server.stop()
+        results["runs"][setting] = runs
+
+    for index, clients in enumerate(args.clients):
+        ratio = (results["runs"]["batched"][index]["throughput_rps"]
+                 / results["runs"]["batch_size_1"][index]["throughput_rps"])
+        results[f"speedup_{clients}_clients"] = ratio
+        print(f"dynamic batching speed-up at {clients} clients: {ratio:.2f}x"
+              + (" (target >= 3x)" if clients == 16 else ""))
+    errors = sum(r["errors"] for runs in results["runs"].values() for r in runs)
+    sigterm = results["sigterm"]
+    print(f"errors in all load runs: {errors}; at SIGTERM the server answered "
+          f"{sigterm['server_answered']} of the {sigterm['server_received']} requests it received "
+          f"({sigterm['server_received'] - sigterm['server_answered']} lost)")
+    with open(os.path.join(args.output_dir, "results.json"), "w") as f:
+        json.dump(results, f, indent=2)
+    plot(results, os.path.join(args.output_dir, "serving_load.png"))
+    print(f"wrote {args.output_dir}/results.json and serving_load.png")
+
+
+if __name__ == "__main__":
+    main()

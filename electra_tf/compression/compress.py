@@ -1,0 +1,240 @@
+"""The jobs behind `electra-tf compress prune|distill|quantize`: directories in, directories out.
+
+    summary = run_prune("runs/sst2/classifier", "train.tsv", "runs/sst2_pruned",
+                        target_sparsity=0.5, dev="dev.tsv")
+
+Each job reads an `ElectraClassifier` written by `save_pretrained`, a
+labelled text file (`read_classification_file` formats) and writes its output
+directory atomically (nothing is left half-written; an existing one is kept
+unless `overwrite`):
+
+    prune:    classifier/ (sparse kernels), sparsity.json, sparsity.txt,
+              logs/ (TensorBoard: loss, per-layer sparsity), summary.json
+    distill:  classifier/ (the student), logs/ (TensorBoard), summary.json
+    quantize: one .tflite file, through `electra_tf.export.tflite_export.export_tflite`.
+"""
+
+import json
+import os
+import time
+
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+
+from electra_tf.compression.compression_report import accuracy_from_logits
+from electra_tf.compression.electra_distiller import ElectraDistiller, student_from_teacher
+from electra_tf.compression.pruning import format_sparsity_table, prune_classifier, sparsity_report
+from electra_tf.data.classification_dataset import (
+    make_classification_dataset,
+    read_classification_file,
+)
+from electra_tf.preprocessing.electra_tokenizer import ElectraTokenizer
+from electra_tf.tasks.electra_classifier import ElectraClassifier
+from electra_tf.utils.atomic_directory import atomic_directory
+
+QUANTIZE_MODES = ("dynamic", "float16", "int8")
+
+
+def load_classifier_and_tokenizer(classifier_dir, vocab_path=None):
+    """The `ElectraClassifier` saved in `classifier_dir` and a tokenizer whose vocabulary fits it.
+
+    The tokenizer reads `vocab_path`, else `classifier_dir/vocab.txt` when
+    present, else the packaged uncased BERT vocabulary.
+    """
+    classifier = ElectraClassifier.from_pretrained(classifier_dir)
+    if vocab_path is None and os.path.isfile(os.path.join(classifier_dir, "vocab.txt")):
+        vocab_path = os.path.join(classifier_dir, "vocab.txt")
+    tokenizer = ElectraTokenizer(vocab_path)
+    if tokenizer.vocab_size != classifier.encoder.vocab_size:
+        raise ValueError(
+            f"The vocabulary has {tokenizer.vocab_size} tokens but the classifier's encoder "
+            f"{classifier.encoder.vocab_size}; pass the model's vocab.txt as vocab_path (--vocab)."
+        )
+    return classifier, tokenizer
+
+
+def _dataset(path, classifier, tokenizer, max_seq_length, batch_size, shuffle=False, seed=0):
+    examples, _ = read_classification_file(path, num_classes=classifier.num_classes)
+    data = make_classification_dataset(examples, tokenizer, max_seq_length, batch_size,
+                                       shuffle=shuffle, seed=seed)
+    return data, examples["label"]
+
+
+def dev_accuracy(classifier, data, labels):
+    """Accuracy of `classifier` on a batched `(features, labels)` dataset."""
+    logits = classifier.predict(data.map(lambda features, _: features), verbose=0)
+    return accuracy_from_logits(labels, logits)
+
+
+def _steps(data, epochs, max_steps):
+    """(epochs, steps_per_epoch, data): `max_steps` means one epoch of exactly that many batches."""
+    if max_steps is None:
+        return epochs, int(data.cardinality()), data
+    if not isinstance(max_steps, int) or max_steps < 1:
+        raise ValueError(f"`max_steps` must be a positive integer; received {max_steps!r}.")
+    return 1, max_steps, data.repeat()
+
+
+def run_prune(
+    classifier_dir,
+    train,
+    output_dir,
+    target_sparsity=0.5,
+    epochs=1,
+    max_steps=None,
+    batch_size=32,
+    max_seq_length=128,
+    learning_rate=2e-5,
+    dev=None,
+    vocab_path=None,
+    overwrite=False,
+    verbose=1,
+):
+    """Prunes a saved classifier while fine-tuning on `train`; see the module docstring.
+
+    `max_steps` replaces `epochs`: one pass of exactly that many batches. Returns the summary written to summary.json, with the
+    per-kernel sparsity report and, when `dev` is given, dev accuracy before
+    and after.
+    """
+    classifier, tokenizer = load_classifier_and_tokenizer(classifier_dir, vocab_path)
+    train_data, _ = _dataset(train, classifier, tokenizer, max_seq_length, batch_size,
+                             shuffle=True)
+    epochs, steps_per_epoch, train_data = _steps(train_data, epochs, max_steps)
+    summary = {"classifier": classifier_dir, "train": train, "target_sparsity": target_sparsity,
+               "steps": epochs * steps_per_epoch}
+    if dev:
+        dev_data, dev_labels = _dataset(dev, classifier, tokenizer, max_seq_length, batch_size)
+        summary["dev_accuracy_before"] = dev_accuracy(classifier, dev_data, dev_labels)
+    with atomic_directory(output_dir, overwrite=overwrite) as tmp:
+        start = time.perf_counter()
+        pruned, history = prune_classifier(
+            classifier, train_data, target_sparsity=target_sparsity, epochs=epochs,
+            steps_per_epoch=steps_per_epoch, learning_rate=learning_rate,
+            log_dir=os.path.join(tmp, "logs"), verbose=verbose,
+        )
+        summary["train_seconds"] = round(time.perf_counter() - start, 1)
+        summary["history"] = {k: [float(v) for v in vs] for k, vs in history.history.items()}
+        report = sparsity_report(pruned)
+        summary["sparsity"] = report
+        if dev:
+            summary["dev_accuracy_after"] = dev_accuracy(pruned, dev_data, dev_labels)
+        pruned.save_pretrained(os.path.join(tmp, "classifier"))
+        with open(os.path.join(tmp, "sparsity.json"), "w") as f:
+            json.dump(report, f, indent=2)
+        with open(os.path.join(tmp, "sparsity.txt"), "w") as f:
+            f.write(format_sparsity_table(report) + "\n")
+        with open(os.path.join(tmp, "summary.json"), "w") as f:
+            json.dump(summary, f, indent=2)
+    return summary
+
+
+def run_distill(
+    teacher_dir,
+    train,
+    output_dir,
+    num_layers=2,
+    temperature=2.0,
+    alpha=0.5,
+    epochs=1,
+    max_steps=None,
+    batch_size=32,
+    max_seq_length=128,
+    learning_rate=1e-4,
+    dev=None,
+    vocab_path=None,
+    overwrite=False,
+    verbose=1,
+):
+    """Distils a saved classifier into a `num_layers` student started from the teacher's layers.
+
+    Returns the summary written to summary.json (history, and with `dev` the
+    teacher's and the student's dev accuracy).
+    """
+    from electra_tf.optimization.layerwise_decay_adamw import create_finetuning_optimizer
+
+    teacher, tokenizer = load_classifier_and_tokenizer(teacher_dir, vocab_path)
+    student = student_from_teacher(teacher, num_layers)
+    train_data, _ = _dataset(train, teacher, tokenizer, max_seq_length, batch_size, shuffle=True)
+    epochs, steps_per_epoch, train_data = _steps(train_data, epochs, max_steps)
+    total_steps = epochs * steps_per_epoch
+    summary = {"teacher": teacher_dir, "train": train, "num_layers": num_layers,
+               "temperature": temperature, "alpha": alpha, "steps": total_steps}
+    distiller = ElectraDistiller(teacher, student, temperature=temperature, alpha=alpha)
+    distiller.compile(optimizer=create_finetuning_optimizer(
+        learning_rate, total_steps, num_layers=num_layers))
+    with atomic_directory(output_dir, overwrite=overwrite) as tmp:
+        start = time.perf_counter()
+        history = distiller.fit(
+            train_data, epochs=epochs, steps_per_epoch=steps_per_epoch, verbose=verbose,
+            callbacks=[keras.callbacks.TensorBoard(
+                os.path.join(tmp, "logs"), update_freq=max(1, total_steps // 50))],
+        )
+        summary["train_seconds"] = round(time.perf_counter() - start, 1)
+        summary["history"] = {k: [float(v) for v in vs] for k, vs in history.history.items()}
+        if dev:
+            dev_data, dev_labels = _dataset(dev, teacher, tokenizer, max_seq_length, batch_size)
+            summary["dev_accuracy_teacher"] = dev_accuracy(teacher, dev_data, dev_labels)
+            summary["dev_accuracy_student"] = dev_accuracy(student, dev_data, dev_labels)
+        student.save_pretrained(os.path.join(tmp, "classifier"))
+        with open(os.path.join(tmp, "summary.json"), "w") as f:
+            json.dump(summary, f, indent=2)
+    return summary
+
+
+def representative_dataset(texts, tokenizer, seq_length, count=100):
+    """A TFLite calibration generator: `count` packed texts, one example at a time.
+
+    Returns a function that yields `{"input_word_ids", "input_mask",
+    "input_type_ids"}` dicts of int32 (1, seq_length) arrays, as
+    `TFLiteConverter.representative_dataset` calls it.
+    """
+    if not texts:
+        raise ValueError("The calibration data has no texts; int8 needs real examples.")
+    features = tokenizer.pack([tokenizer.tokenize(tf.constant(list(texts[:count])))], seq_length)
+    features = {key: value.numpy() for key, value in features.items()}
+
+    def generate():
+        for row in range(len(features["input_word_ids"])):
+            yield {key: np.asarray(value[row:row + 1], np.int32) for key, value in features.items()}
+
+    return generate
+
+
+def run_quantize(
+    classifier_dir,
+    output_path,
+    quantize="int8",
+    calibration_data=None,
+    seq_length=128,
+    num_calibration_examples=100,
+    vocab_path=None,
+    overwrite=False,
+):
+    """Converts a saved classifier to a quantized TFLite file (`export_tflite`).
+
+    `quantize` is "dynamic" (int8 weights), "float16" or "int8" (weights and
+    activations; needs `calibration_data`, a labelled text file whose first
+    `num_calibration_examples` texts calibrate the activation ranges).
+    Returns `{"path", "bytes", "quantize"}`.
+    """
+    if quantize not in QUANTIZE_MODES:
+        raise ValueError(f"`quantize` must be one of {list(QUANTIZE_MODES)}; received {quantize!r}.")
+    if quantize == "int8" and not calibration_data:
+        raise ValueError(
+            "Full int8 quantization needs calibration texts: pass calibration_data "
+            "(--calibration-data), a labelled text file such as the training set."
+        )
+    classifier, tokenizer = load_classifier_and_tokenizer(classifier_dir, vocab_path)
+    representative = None
+    if calibration_data:
+        examples, _ = read_classification_file(calibration_data,
+                                               num_classes=classifier.num_classes)
+        representative = representative_dataset(examples["text"], tokenizer, seq_length,
+                                                 num_calibration_examples)
+    from electra_tf.export.tflite_export import export_tflite
+
+    export_tflite(classifier, output_path, quantize=quantize,
+                  representative_dataset=representative, seq_length=seq_length,
+                  overwrite=overwrite)
+    return {"path": output_path, "bytes": os.path.getsize(output_path), "quantize": quantize}

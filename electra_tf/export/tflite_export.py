@@ -1,0 +1,395 @@
+"""TFLite export of ELECTRA encoders and task models: fp32, float16, dynamic-range and full int8.
+
+One .tflite file per model, written atomically. Inputs are int32
+`input_word_ids`, `input_mask`, `input_type_ids` of shape (batch_size,
+seq_length); outputs are float32 (`logits` for a classifier,
+`sequence_output` and `pooled_output` for an encoder).
+
+Full int8 quantizes weights and activations from a representative dataset.
+A naive int8 conversion of ELECTRA runs most of each transformer block
+outside XNNPACK and quantizes the attention scores too coarsely (see
+`benchmarks/tflite_int8_profile.py`), so by default the int8 export
+quantizes the dense layers only and keeps the ops in `INT8_FLOAT_OPS` in
+float32; `electra_tf.export.tflite_profile.profile_tflite` shows where the
+time goes.
+"""
+
+import os
+import tempfile
+import warnings
+
+import numpy as np
+import tensorflow as tf
+
+INPUT_KEYS = ("input_word_ids", "input_mask", "input_type_ids")
+QUANTIZE_MODES = (None, "dynamic", "float16", "int8")
+
+# Ops that full int8 export leaves in float32 (selective quantization through
+# TFLite's QuantizationDebugger), so that only FULLY_CONNECTED (the dense
+# layers: nearly all the FLOPs) runs in int8. Measured by
+# benchmarks/tflite_int8_profile.py (seq 128, batch 1):
+# - speed: XNNPACK has no int8 kernels for SQUARED_DIFFERENCE, SUB, RSQRT
+#   (the LayerNorm decomposition), SOFTMAX and GELU, and declines 37 of the
+#   88 int8 ADDs (residual adds whose inputs have different scales). Those
+#   ops fall back to TFLite's reference-speed int8 kernels and cut the
+#   XNNPACK graph into 113 partitions instead of 14; LayerNorm alone then
+#   costs more than all the matmuls. In float32 they run inside XNNPACK.
+# - accuracy: int8 attention BATCH_MATMULs wreck a pretrained model (the
+#   scores get an int8 scale of ~39, the -10000 padding bias / 255, so real
+#   scores of +-20 round to a few levels): [CLS] cosine to fp32 0.61 on MiniLM, 0.94
+#   with them in float. Float BATCH_MATMUL costs ~1 ms of ~15 ms.
+INT8_FLOAT_OPS = (
+    "SQUARED_DIFFERENCE", "SUB", "RSQRT", "MEAN", "SOFTMAX", "GELU", "ADD", "MUL", "BATCH_MATMUL",
+)
+
+
+def _encoder_of(model):
+    """The ElectraEncoder inside `model` (itself, or a task model's `.encoder`), or None."""
+    from electra_tf.models.electra_encoder import ElectraEncoder
+
+    if isinstance(model, ElectraEncoder):
+        return model
+    encoder = getattr(model, "encoder", None)
+    return encoder if isinstance(encoder, ElectraEncoder) else None
+
+
+def _check_arguments(model, quantize, seq_length, batch_size):
+    import tf_keras as keras
+
+    if not isinstance(model, keras.Model):
+        raise ValueError(
+            "`model` must be a tf-keras model such as an ElectraEncoder or "
+            f"ElectraClassifier; received {type(model).__name__}."
+        )
+    if not model.built:
+        raise ValueError(
+            f"`model` ({type(model).__name__}) was never built: it has no weights to "
+            "export. Call it on one batch of inputs (or load it with from_pretrained) first."
+        )
+    if quantize not in QUANTIZE_MODES:
+        raise ValueError(
+            f"`quantize` must be one of {list(QUANTIZE_MODES)}; received quantize={quantize!r}."
+        )
+    if not isinstance(seq_length, int) or seq_length < 1:
+        raise ValueError(f"`seq_length` must be a positive integer; received {seq_length!r}.")
+    encoder = _encoder_of(model)
+    if encoder is not None and seq_length > encoder.max_sequence_length:
+        raise ValueError(
+            f"`seq_length`={seq_length} exceeds the model's max_sequence_length="
+            f"{encoder.max_sequence_length}; pass seq_length <= {encoder.max_sequence_length}."
+        )
+    if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
+        raise ValueError(
+            f"`batch_size` must be a positive integer or None (dynamic); received {batch_size!r}."
+        )
+
+
+def calibration_examples(representative_dataset, seq_length, vocab_size=None):
+    """Validates a representative dataset and splits it into batch-1 examples.
+
+    Args:
+        representative_dataset: an iterable (list, generator, `tf.data.Dataset`)
+            of dicts with exactly the keys `input_word_ids`, `input_mask`,
+            `input_type_ids`, each an integer array of shape (seq_length,) or
+            (batch, seq_length); or a function returning such an iterable, as
+            `TFLiteConverter.representative_dataset` takes.
+        seq_length: the sequence length of the export.
+        vocab_size: when given, word ids must lie in [0, vocab_size).
+
+    Returns:
+        A list of dicts of int32 (1, seq_length) arrays, one per example.
+
+    Raises:
+        ValueError: the dataset is empty, or an element has other keys, another
+            shape, a non-integer dtype or out-of-range ids.
+
+    >>> examples = calibration_examples(
+    ...     [{"input_word_ids": np.ones((2, 4), np.int32), "input_mask": np.ones((2, 4), bool),
+    ...       "input_type_ids": np.zeros((2, 4), np.int64)}], seq_length=4)
+    >>> len(examples), examples[0]["input_mask"].shape, examples[0]["input_mask"].dtype
+    (2, (1, 4), dtype('int32'))
+    """
+    if representative_dataset is None:
+        raise ValueError(
+            "quantize='int8' needs a `representative_dataset`: a few hundred typical "
+            f"inputs, dicts of {list(INPUT_KEYS)} arrays of shape (batch, {seq_length}), "
+            "to calibrate the activation ranges."
+        )
+    if callable(representative_dataset) and not isinstance(representative_dataset, tf.data.Dataset):
+        representative_dataset = representative_dataset()
+    examples = []
+    for position, element in enumerate(representative_dataset):
+        if not isinstance(element, dict) or set(element) != set(INPUT_KEYS):
+            received = sorted(element) if isinstance(element, dict) else type(element).__name__
+            raise ValueError(
+                f"representative_dataset element {position} must be a dict with keys "
+                f"{sorted(INPUT_KEYS)}; received {received}."
+            )
+        arrays = {}
+        for key in INPUT_KEYS:
+            value = element[key]
+            value = value.numpy() if hasattr(value, "numpy") else np.asarray(value)
+            if value.ndim == 1:
+                value = value[None]
+            # Float ids are a bug upstream (e.g. a normalised feature), not something to round.
+            if value.ndim != 2 or value.shape[1] != seq_length or not (
+                np.issubdtype(value.dtype, np.integer) or value.dtype == bool
+            ):
+                raise ValueError(
+                    f"representative_dataset element {position}: `{key}` must be an integer "
+                    f"array of shape (batch, {seq_length}); received dtype {value.dtype} and "
+                    f"shape {value.shape}. Pack the texts with seq_length={seq_length}."
+                )
+            arrays[key] = value.astype(np.int32)
+        shapes = {key: value.shape for key, value in arrays.items()}
+        if len(set(shapes.values())) != 1:
+            raise ValueError(
+                f"representative_dataset element {position}: the three inputs must have one "
+                f"shape; received {shapes}."
+            )
+        ids = arrays["input_word_ids"]
+        if vocab_size is not None and (ids.min() < 0 or ids.max() >= vocab_size):
+            raise ValueError(
+                f"representative_dataset element {position}: `input_word_ids` must lie in "
+                f"[0, {vocab_size}); received values from {ids.min()} to {ids.max()}."
+            )
+        for row in range(ids.shape[0]):
+            examples.append({key: value[row:row + 1] for key, value in arrays.items()})
+    if not examples:
+        raise ValueError("`representative_dataset` is empty; int8 calibration needs examples.")
+    return examples
+
+
+def _serving_function(model, seq_length, batch_size):
+    """A tf.function over int32 (batch_size, seq_length) inputs returning a dict of float tensors."""
+    signature = {key: tf.TensorSpec([batch_size, seq_length], tf.int32, name=key)
+                 for key in INPUT_KEYS}
+
+    @tf.function(input_signature=[signature])
+    def serve(inputs):
+        outputs = model(inputs, training=False)
+        if not isinstance(outputs, dict):
+            return {"logits": tf.cast(outputs, tf.float32)}
+        # `encoder_outputs` (one tensor per layer) would make every layer an
+        # output of the flatbuffer; the TF-Hub-style SavedModel keeps them.
+        return {name: tf.cast(value, tf.float32) for name, value in outputs.items()
+                if not isinstance(value, (list, tuple))}
+
+    return serve.get_concrete_function()
+
+
+def tflite_flatbuffer(
+    model,
+    quantize=None,
+    representative_dataset=None,
+    seq_length=128,
+    batch_size=1,
+    float_ops=None,
+):
+    """Converts `model` to a TFLite flatbuffer and returns its bytes.
+
+    `export_tflite` writes what this returns; the benchmark calls it directly
+    to compare int8 recipes.
+
+    Args:
+        model: a built tf-keras model called on the three int32 inputs
+            (`ElectraEncoder`, `ElectraClassifier`, ...).
+        quantize: None (float32), "float16" (float16 weights), "dynamic"
+            (int8 weights, float activations) or "int8" (int8 weights and
+            activations, calibrated on `representative_dataset`).
+        representative_dataset: see `calibration_examples`; "int8" only.
+        seq_length: the fixed sequence length of the inputs.
+        batch_size: the fixed batch size, or None for a dynamic batch.
+        float_ops: for "int8", TFLite op names (e.g. "BATCH_MATMUL") to keep
+            in float32; None means `INT8_FLOAT_OPS`, () quantizes everything.
+
+    Example:
+    >>> from electra_tf import ElectraEncoder
+    >>> encoder = ElectraEncoder(vocab_size=10, hidden_size=8, num_layers=1,
+    ...                          num_heads=2, intermediate_size=8, max_sequence_length=4)
+    >>> flatbuffer = tflite_flatbuffer(encoder, seq_length=4)
+    >>> flatbuffer[4:8]  # the TFLite file identifier
+    b'TFL3'
+    """
+    _check_arguments(model, quantize, seq_length, batch_size)
+    examples = None
+    if quantize == "int8":
+        encoder = _encoder_of(model)
+        examples = calibration_examples(
+            representative_dataset, seq_length, encoder.vocab_size if encoder else None
+        )
+    elif representative_dataset is not None:
+        raise ValueError(
+            f"`representative_dataset` is only used by quantize='int8'; received it with "
+            f"quantize={quantize!r}. Drop it, or choose quantize='int8'."
+        )
+    if float_ops is not None and quantize != "int8":
+        raise ValueError(
+            f"`float_ops` applies to quantize='int8' only; received quantize={quantize!r}."
+        )
+
+    serve = _serving_function(model, seq_length, batch_size)
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([serve], model)
+    if quantize is not None:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantize == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    if quantize != "int8":
+        return converter.convert()
+
+    def calibrate():
+        for example in examples:
+            if batch_size is None or batch_size == 1:
+                yield example
+            else:
+                yield {key: np.repeat(value, batch_size, axis=0) for key, value in example.items()}
+
+    converter.representative_dataset = calibrate
+    float_ops = INT8_FLOAT_OPS if float_ops is None else tuple(float_ops)
+    if not float_ops:
+        return converter.convert()
+    # Selective quantization: the debugger calibrates once and re-quantizes
+    # with the listed ops left in float32 (quantize/dequantize around them).
+    debug_options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=list(float_ops))
+    debugger = tf.lite.experimental.QuantizationDebugger(
+        converter=converter, debug_dataset=calibrate, debug_options=debug_options
+    )
+    return debugger.get_nondebug_quantized_model()
+
+
+def export_tflite(
+    model,
+    path,
+    quantize=None,
+    representative_dataset=None,
+    seq_length=128,
+    overwrite=False,
+    batch_size=1,
+):
+    """Converts `model` to one .tflite file, written atomically.
+
+    Inputs of the file: int32 `input_word_ids`, `input_mask`, `input_type_ids`
+    of shape (batch_size, seq_length). Outputs: float32 `logits` for a
+    classifier; `sequence_output` and `pooled_output` for an encoder. Batch 1
+    is the default because a fixed shape is what XNNPACK runs fastest (see the
+    benchmark); `run_tflite` feeds larger batches row by row.
+
+    Args:
+        model: a built `ElectraEncoder`, `ElectraClassifier` or other tf-keras
+            model called on the three inputs.
+        path: the .tflite file to write. Written to a temporary file next to
+            it and renamed, so a failed export leaves nothing behind.
+        quantize: None, "float16", "dynamic" or "int8" (see `tflite_flatbuffer`).
+        representative_dataset: calibration inputs for "int8" (see
+            `calibration_examples`), validated before anything is converted.
+        seq_length: the fixed sequence length.
+        overwrite: replace an existing `path`.
+        batch_size: the fixed batch size, or None for a dynamic batch.
+
+    Returns:
+        The path written.
+
+    Example:
+    >>> import os, tempfile
+    >>> from electra_tf import ElectraEncoder
+    >>> encoder = ElectraEncoder(vocab_size=10, hidden_size=8, num_layers=1,
+    ...                          num_heads=2, intermediate_size=8, max_sequence_length=4)
+    >>> path = export_tflite(encoder, os.path.join(tempfile.mkdtemp(), "encoder.tflite"),
+    ...                      seq_length=4)
+    >>> sorted(run_tflite(path, {"input_word_ids": np.array([[2, 3, 4, 0]]),
+    ...                          "input_mask": np.array([[1, 1, 1, 0]]),
+    ...                          "input_type_ids": np.zeros((1, 4), np.int32)}))
+    ['pooled_output', 'sequence_output']
+    """
+    path = os.path.abspath(os.fspath(path))
+    if os.path.isdir(path):
+        raise ValueError(f"`path` {path!r} is a directory; expected a .tflite file path.")
+    if os.path.exists(path) and not overwrite:
+        raise ValueError(
+            f"{path!r} already exists; choose another path or pass overwrite=True (--overwrite)."
+        )
+    flatbuffer = tflite_flatbuffer(
+        model,
+        quantize=quantize,
+        representative_dataset=representative_dataset,
+        seq_length=seq_length,
+        batch_size=batch_size,
+    )
+    directory = os.path.dirname(path)
+    os.makedirs(directory, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.tmp-", dir=directory)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(flatbuffer)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+    return path
+
+
+def tflite_interpreter(path, num_threads=2, use_xnnpack=True):
+    """A `tf.lite.Interpreter` on `path`, allocated, with or without XNNPACK (the CPU delegate)."""
+    resolver = tf.lite.experimental.OpResolverType
+    with warnings.catch_warnings():
+        # TF 2.21 warns that tf.lite.Interpreter moves to ai_edge_litert; it still works.
+        warnings.simplefilter("ignore")
+        interpreter = tf.lite.Interpreter(
+            model_path=os.fspath(path),
+            num_threads=num_threads,
+            experimental_op_resolver_type=(
+                resolver.AUTO if use_xnnpack else resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+            ),
+        )
+    interpreter.allocate_tensors()
+    return interpreter
+
+
+def run_tflite(path, inputs, num_threads=2):
+    """Runs a .tflite file written by `export_tflite` on numpy inputs.
+
+    Args:
+        path: the .tflite file.
+        inputs: dict of `input_word_ids`, `input_mask`, `input_type_ids`,
+            integer arrays of shape (batch, seq_length). A file exported with a
+            fixed batch size is run on `batch` rows in chunks of that size.
+        num_threads: CPU threads of the interpreter.
+
+    Returns:
+        The float32 outputs, concatenated over the batch: the array itself when
+        the file has one output (a classifier's logits), else a dict by name.
+
+    Example: see `export_tflite`.
+    """
+    if not os.path.isfile(path):
+        raise ValueError(f"No TFLite file at {os.fspath(path)!r}.")
+    interpreter = tflite_interpreter(path, num_threads)
+    runner = interpreter.get_signature_runner()
+    details = runner.get_input_details()
+    if not isinstance(inputs, dict) or set(inputs) != set(details):
+        received = sorted(inputs) if isinstance(inputs, dict) else type(inputs).__name__
+        raise ValueError(f"Expected an input dict with keys {sorted(details)}; received {received}.")
+    arrays = {key: np.asarray(value, np.int32) for key, value in inputs.items()}
+    file_shape = details["input_word_ids"]["shape_signature"]  # (batch or -1, seq_length)
+    for key, value in arrays.items():
+        if value.shape != arrays["input_word_ids"].shape or (
+            value.ndim != 2 or value.shape[1] != file_shape[1]
+        ):
+            raise ValueError(
+                f"`{key}` must have shape (batch, {file_shape[1]}), the sequence length of "
+                f"{os.fspath(path)!r}; received {value.shape}."
+            )
+    total = arrays["input_word_ids"].shape[0]
+    chunk = total if file_shape[0] == -1 else int(file_shape[0])
+    results = []
+    for start in range(0, total, chunk):
+        part = {key: value[start:start + chunk] for key, value in arrays.items()}
+        rows = part["input_word_ids"].shape[0]
+        if rows < chunk:  # pad the last chunk to the file's fixed batch size
+            part = {key: np.concatenate([value, np.repeat(value[-1:], chunk - rows, 0)])
+                    for key, value in part.items()}
+        outputs = runner(**part)
+        results.append({name: value[:rows] for name, value in outputs.items()})
+    outputs = {name: np.concatenate([r[name] for r in results]) for name in results[0]}
+    return next(iter(outputs.values())) if len(outputs) == 1 else outputs

@@ -1,0 +1,95 @@
+"""`electra-tf compress prune|distill|quantize` end to end on a tiny classifier and vocabulary."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import tf_keras as keras
+from conftest import TINY
+
+from electra_tf import ElectraClassifier, ElectraEncoder
+from electra_tf.cli.main import main
+
+WORDS = ("good great fine superb lovely warm fun bright sharp clever witty moving rich "
+         "bad awful dull poor weak flat cold boring bland tired lame slow messy the a film "
+         "is very and").split()
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("compress")
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS
+    assert len(tokens) == TINY["vocab_size"]
+    keras.utils.set_random_seed(0)
+    classifier = ElectraClassifier(ElectraEncoder(**TINY), num_classes=2)
+    classifier.save_pretrained(str(root / "classifier"))
+    (root / "classifier" / "vocab.txt").write_text("\n".join(tokens) + "\n")
+    rng = np.random.default_rng(0)
+    rows = ["label\ttext"]
+    for _ in range(24):
+        label = int(rng.integers(0, 2))
+        words = WORDS[:13] if label else WORDS[13:26]
+        rows.append(f"{label}\tthe film is {' '.join(rng.choice(words, 3))}")
+    (root / "train.tsv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def test_prune(workdir, capsys):
+    out = workdir / "pruned"
+    code = main(["compress", "prune", str(workdir / "classifier"), "--train",
+                 str(workdir / "train.tsv"), "--dev", str(workdir / "train.tsv"),
+                 "--output", str(out), "--sparsity", "0.5", "--max-steps", "6",
+                 "--batch-size", "8", "--max-seq-length", "12", "--no-progress"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "all pruned kernels" in printed and "dev_accuracy_after" in printed
+    report = json.loads((out / "sparsity.json").read_text())
+    assert report["overall_sparsity"] == pytest.approx(0.5, abs=0.02)
+    assert ElectraClassifier.from_pretrained(str(out / "classifier")).num_classes == 2
+    assert list((out / "logs").rglob("events.out.tfevents.*"))
+
+
+def test_distill(workdir, capsys):
+    out = workdir / "student"
+    code = main(["compress", "distill", str(workdir / "classifier"), "--train",
+                 str(workdir / "train.tsv"), "--output", str(out), "--num-layers", "1",
+                 "--max-steps", "3", "--batch-size", "8", "--max-seq-length", "12",
+                 "--no-progress"])
+    assert code == 0
+    student = ElectraClassifier.from_pretrained(str(out / "classifier"))
+    assert student.encoder.num_layers == 1
+    summary = json.loads((out / "summary.json").read_text())
+    assert len(summary["history"]["soft_loss"]) == 1
+    assert list((out / "logs").rglob("events.out.tfevents.*"))
+
+
+def test_existing_output_is_refused_and_kept(workdir, capsys):
+    out = workdir / "existing"
+    out.mkdir()
+    (out / "keep.txt").write_text("precious")
+    code = main(["compress", "prune", str(workdir / "classifier"), "--train",
+                 str(workdir / "train.tsv"), "--output", str(out), "--max-steps", "2"])
+    assert code == 2
+    assert "already exists" in capsys.readouterr().err
+    assert os.listdir(out) == ["keep.txt"]
+
+
+def test_bad_input_is_a_clear_error(workdir, capsys):
+    code = main(["compress", "prune", str(workdir / "train.tsv"), "--train",
+                 str(workdir / "train.tsv"), "--output", str(workdir / "x")])
+    assert code == 2 and "not an electra_tf model directory" in capsys.readouterr().err
+    code = main(["compress", "quantize", str(workdir / "classifier"), str(workdir / "m.tflite"),
+                 "--mode", "int8"])
+    assert code == 2 and "calibration" in capsys.readouterr().err
+    assert not (workdir / "x").exists() and not (workdir / "m.tflite").exists()
+
+
+def test_quantize_int8(workdir, capsys):
+    pytest.importorskip("electra_tf.export.tflite_export")
+    out = workdir / "model.tflite"
+    code = main(["compress", "quantize", str(workdir / "classifier"), str(out),
+                 "--mode", "int8", "--calibration-data", str(workdir / "train.tsv"),
+                 "--num-calibration-examples", "8", "--seq-length", "12"])
+    assert code == 0 and out.stat().st_size > 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["quantize"] == "int8"

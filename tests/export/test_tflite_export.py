@@ -1,0 +1,205 @@
+"""TFLite export: fp32 parity, float16 / dynamic / int8 size and agreement, the int8 op placement, bad input."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras as keras
+
+from conftest import TINY, make_inputs
+from electra_tf import ElectraClassifier, ElectraEncoder
+from electra_tf.export.tflite_export import (
+    INT8_FLOAT_OPS,
+    export_tflite,
+    run_tflite,
+    tflite_flatbuffer,
+    tflite_interpreter,
+)
+from electra_tf.export.tflite_profile import profile_tflite
+
+SEQ = 9
+# Bigger than TINY so that weights, not the flatbuffer's fixed overhead, make
+# up the file: then quantized files must be clearly smaller.
+SMALL = dict(TINY, vocab_size=100, hidden_size=64, intermediate_size=128, embedding_size=16)
+
+
+def calibration(count=24, seed=1):
+    return [make_inputs(batch_size=1, seq_length=SEQ, vocab_size=SMALL["vocab_size"], seed=seed + i)
+            for i in range(count)]
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    tf.keras.utils.set_random_seed(0)
+    return ElectraClassifier(ElectraEncoder(**SMALL), num_classes=3, dropout_rate=0.0)
+
+
+@pytest.fixture(scope="module")
+def eval_inputs():
+    return make_inputs(batch_size=16, seq_length=SEQ, vocab_size=SMALL["vocab_size"], seed=99)
+
+
+@pytest.fixture(scope="module")
+def files(classifier, tmp_path_factory):
+    directory = tmp_path_factory.mktemp("tflite")
+    paths = {}
+    for mode in (None, "float16", "dynamic", "int8"):
+        paths[mode] = export_tflite(
+            classifier, directory / f"{mode}.tflite", quantize=mode, seq_length=SEQ,
+            representative_dataset=calibration() if mode == "int8" else None,
+        )
+    return paths
+
+
+def test_fp32_matches_keras_in_a_fresh_process(classifier, files, eval_inputs, tmp_path):
+    # The file must run where electra_tf was never imported (a deployment).
+    np.savez(tmp_path / "inputs.npz", **eval_inputs)
+    script = textwrap.dedent(f"""
+        import numpy as np, sys, warnings
+        warnings.simplefilter("ignore")
+        import tensorflow as tf
+        inputs = dict(np.load({str(tmp_path / "inputs.npz")!r}))
+        runner = tf.lite.Interpreter(model_path={str(files[None])!r}).get_signature_runner()
+        logits = np.concatenate([runner(**{{k: v[i:i + 1] for k, v in inputs.items()}})["logits"]
+                                 for i in range(len(inputs["input_word_ids"]))])
+        np.save({str(tmp_path / "logits.npy")!r}, logits)
+        print("electra_tf" in sys.modules)
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=300, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "False"
+    expected = classifier(eval_inputs, training=False).numpy()
+    np.testing.assert_allclose(np.load(tmp_path / "logits.npy"), expected, atol=1e-4, rtol=0)
+
+
+def test_encoder_fp32_outputs_match(tmp_path):
+    encoder = ElectraEncoder(**TINY)
+    inputs = make_inputs(batch_size=3, seq_length=SEQ)
+    path = export_tflite(encoder, tmp_path / "encoder.tflite", seq_length=SEQ)
+    outputs = run_tflite(path, inputs)
+    expected = encoder(inputs, training=False)
+    assert sorted(outputs) == ["pooled_output", "sequence_output"]
+    for name in outputs:
+        np.testing.assert_allclose(outputs[name], expected[name].numpy(), atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("mode, max_size_ratio", [("float16", 0.6), ("dynamic", 0.45), ("int8", 0.45)])
+def test_quantized_files_are_smaller_and_agree(classifier, files, eval_inputs, mode, max_size_ratio):
+    # Weights are ~90% of the fp32 file: float16 halves them, int8 quarters them.
+    assert os.path.getsize(files[mode]) < max_size_ratio * os.path.getsize(files[None])
+    expected = classifier(eval_inputs, training=False).numpy()
+    logits = run_tflite(files[mode], eval_inputs)
+    assert logits.shape == expected.shape and logits.dtype == np.float32
+    # 8-bit values carry ~2 significant digits, so the logits keep their
+    # pattern (correlation) with a relative error of a few percent; float16
+    # has ~3 digits. A scale or zero-point bug gives unrelated logits and
+    # fails both checks.
+    error = np.sqrt(np.mean((logits - expected) ** 2)) / np.std(expected)
+    correlation = np.corrcoef(logits.ravel(), expected.ravel())[0, 1]
+    assert correlation > (0.999 if mode == "float16" else 0.95), correlation
+    assert error < (0.02 if mode == "float16" else 0.25), error
+
+
+def test_int8_runs_dense_layers_in_int8_and_the_rest_in_float(classifier, files):
+    def input_types(path):
+        interpreter = tflite_interpreter(path, use_xnnpack=False)
+        types = {}
+        for op in interpreter._get_ops_details():
+            types.setdefault(op["op_name"], set()).add(np.dtype(op["operand_types"][0]).name)
+        return types
+
+    fixed = input_types(files["int8"])
+    assert fixed["FULLY_CONNECTED"] == {"int8"}
+    for op in ("SQUARED_DIFFERENCE", "SOFTMAX", "GELU", "BATCH_MATMUL"):
+        assert op in INT8_FLOAT_OPS and fixed[op] == {"float32"}, (op, fixed[op])
+
+
+def test_profile_shows_the_int8_fallbacks(classifier, eval_inputs, files, tmp_path):
+    naive = str(tmp_path / "naive.tflite")  # every op int8: what the converter does by default
+    dataset = tf.data.Dataset.from_tensor_slices(  # a tf.data calibration set works too
+        make_inputs(batch_size=8, seq_length=SEQ, vocab_size=SMALL["vocab_size"])).batch(2)
+    with open(naive, "wb") as file:
+        file.write(tflite_flatbuffer(classifier, "int8", dataset, seq_length=SEQ, float_ops=()))
+    one = {key: value[:1] for key, value in eval_inputs.items()}
+    naive_rows = {row.op_type: row for row in profile_tflite(naive, one)}
+    fixed_rows = {row.op_type: row for row in profile_tflite(files["int8"], one)}
+    assert abs(sum(row.share for row in naive_rows.values()) - 1.0) < 1e-6
+    assert all(row.milliseconds > 0 for row in naive_rows.values())
+    # Naive int8: LayerNorm's SQUARED_DIFFERENCE and SOFTMAX have no XNNPACK int8 kernel.
+    for op in ("SQUARED_DIFFERENCE", "SOFTMAX"):
+        assert naive_rows[op].xnnpack == 0 and fixed_rows[op].xnnpack == fixed_rows[op].count
+    assert fixed_rows["FULLY_CONNECTED"].xnnpack == fixed_rows["FULLY_CONNECTED"].count
+
+
+def test_run_tflite_batches_and_dynamic_batch(classifier, files, eval_inputs, tmp_path):
+    dynamic = export_tflite(classifier, tmp_path / "dynamic_batch.tflite", seq_length=SEQ,
+                            batch_size=None)
+    expected = classifier(eval_inputs, training=False).numpy()
+    np.testing.assert_allclose(run_tflite(dynamic, eval_inputs), expected, atol=1e-4, rtol=0)
+    batch_of_5 = {key: value[:5] for key, value in eval_inputs.items()}
+    np.testing.assert_allclose(run_tflite(files[None], batch_of_5), expected[:5], atol=1e-4, rtol=0)
+    with pytest.raises(ValueError, match=r"shape \(batch, 9\).*received \(2, 8\)"):
+        run_tflite(files[None], {key: value[:2, :8] for key, value in eval_inputs.items()})
+
+
+def good():
+    return make_inputs(batch_size=2, seq_length=SEQ, vocab_size=SMALL["vocab_size"])
+
+
+BAD_DATASETS = {
+    "missing": (None, "needs a `representative_dataset`"),
+    "empty": ([], "is empty"),
+    "wrong keys": ([{"input_ids": good()["input_word_ids"]}],
+                   r"keys \['input_mask', 'input_type_ids', 'input_word_ids'\]; received \['input_ids'\]"),
+    "wrong length": ([{key: value[:, :5] for key, value in good().items()}],
+                     r"shape \(batch, 9\); received dtype int32 and shape \(2, 5\)"),
+    "float ids": ([{**good(), "input_word_ids": good()["input_word_ids"].astype(np.float32)}],
+                  "integer array.*received dtype float32"),
+    "ids out of range": ([{**good(), "input_word_ids": good()["input_word_ids"] + 1000}],
+                         r"must lie in \[0, 100\)"),
+    "not a dict": ([good()["input_word_ids"]], "received ndarray"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_DATASETS))
+def test_bad_representative_dataset_raises_and_writes_nothing(classifier, tmp_path, case):
+    dataset, message = BAD_DATASETS[case]
+    with pytest.raises(ValueError, match=message):
+        export_tflite(classifier, tmp_path / "model.tflite", quantize="int8",
+                      representative_dataset=dataset, seq_length=SEQ)
+    assert os.listdir(tmp_path) == []
+
+
+def test_existing_path_needs_overwrite(classifier, tmp_path):
+    path = tmp_path / "model.tflite"
+    path.write_bytes(b"keep me")
+    with pytest.raises(ValueError, match="already exists.*overwrite=True"):
+        export_tflite(classifier, path, seq_length=SEQ)
+    assert path.read_bytes() == b"keep me"
+    export_tflite(classifier, path, seq_length=SEQ, overwrite=True)
+    assert path.read_bytes()[4:8] == b"TFL3" and sorted(os.listdir(tmp_path)) == ["model.tflite"]
+
+
+def test_bad_arguments(classifier, tmp_path):
+    with pytest.raises(ValueError, match=r"one of \[None, 'dynamic', 'float16', 'int8'\]; received quantize='int4'"):
+        export_tflite(classifier, tmp_path / "a.tflite", quantize="int4", seq_length=SEQ)
+    with pytest.raises(ValueError, match="seq_length`=17 exceeds the model's max_sequence_length=16"):
+        export_tflite(classifier, tmp_path / "a.tflite", seq_length=17)
+    with pytest.raises(ValueError, match="only used by quantize='int8'"):
+        export_tflite(classifier, tmp_path / "a.tflite", quantize="dynamic", seq_length=SEQ,
+                      representative_dataset=calibration(2))
+
+    class Unbuilt(keras.Model):
+        def call(self, inputs):
+            return inputs["input_word_ids"]
+
+    with pytest.raises(ValueError, match="never built"):
+        export_tflite(Unbuilt(), tmp_path / "a.tflite", seq_length=SEQ)
+    with pytest.raises(ValueError, match="is a directory"):
+        export_tflite(classifier, tmp_path, seq_length=SEQ)
+    assert os.listdir(tmp_path) == []

@@ -1,0 +1,147 @@
+"""In-process tests of the serving pieces: the dynamic batcher, request parsing, config, CLI."""
+
+import asyncio
+import os
+import random
+
+import pytest
+
+from electra_tf.cli.main import build_parser
+from electra_tf.serving.dynamic_batcher import DynamicBatcher, QueueFullError
+from electra_tf.serving.predict_request import format_predict_response, parse_predict_request
+from electra_tf.serving.served_model import find_model_versions
+from electra_tf.serving.serving_config import ServingConfig
+
+
+def run(coroutine):
+    return asyncio.run(coroutine)
+
+
+def test_batcher_maps_results_back_to_their_requests():
+    batches = []
+
+    def run_batch(key, payloads):
+        batches.append((key, sum(len(p) for p in payloads)))
+        return [[key + ":" + text for text in payload] for payload in payloads]
+
+    async def main():
+        batcher = DynamicBatcher(run_batch, max_batch_size=8, batch_timeout_ms=10)
+        rng = random.Random(0)
+        payloads = [[f"r{i}.{j}" for j in range(rng.randint(1, 10))] for i in range(60)]
+        keys = [rng.choice(["a", "b"]) for _ in payloads]
+        results = await asyncio.gather(*[
+            batcher.submit(key, payload, size=len(payload))
+            for key, payload in zip(keys, payloads)])
+        await batcher.close()
+        return keys, payloads, results
+
+    keys, payloads, results = run(main())
+    for key, payload, result in zip(keys, payloads, results):
+        assert result == [key + ":" + text for text in payload]
+    assert len(batches) < len(payloads)  # requests were merged
+    # No batch mixes keys or exceeds the limit, except a single request larger than it.
+    sizes = {len(p) for p in payloads}
+    assert all(size <= 8 or size in sizes for _, size in batches)
+
+
+def test_batcher_isolates_a_failing_request_and_survives_a_failing_batch():
+    def run_batch(key, payloads):
+        if key == "broken":
+            raise RuntimeError("the model crashed")
+        return [ValueError("bad") if payload == "bad" else payload for payload in payloads]
+
+    async def main():
+        batcher = DynamicBatcher(run_batch, max_batch_size=4, batch_timeout_ms=10)
+        results = await asyncio.gather(
+            batcher.submit("ok", "good"), batcher.submit("ok", "bad"),
+            batcher.submit("broken", "x"), return_exceptions=True)
+        after = await batcher.submit("ok", "still working")
+        await batcher.close()
+        return results, after
+
+    (good, bad, broken), after = run(main())
+    assert good == "good" and isinstance(bad, ValueError)
+    assert isinstance(broken, RuntimeError) and after == "still working"
+
+
+def test_batcher_refuses_when_the_queue_is_full_and_after_close():
+    async def main():
+        batcher = DynamicBatcher(lambda key, payloads: payloads, max_batch_size=100,
+                                 batch_timeout_ms=200, max_queue=3)
+        waiting = [asyncio.ensure_future(batcher.submit("k", i)) for i in range(3)]
+        await asyncio.sleep(0.01)
+        with pytest.raises(QueueFullError, match="3 requests are already queued"):
+            await batcher.submit("k", 3)
+        assert await asyncio.gather(*waiting) == [0, 1, 2]  # the queued ones still answer
+        await batcher.close()
+        with pytest.raises(QueueFullError, match="shutting down"):
+            await batcher.submit("k", 4)
+
+    run(main())
+
+
+@pytest.mark.parametrize("arguments,message", [
+    (dict(max_batch_size=0), "`max_batch_size` must be an integer >= 1"),
+    (dict(batch_timeout_ms=-1), "`batch_timeout_ms` must be a number >= 0"),
+])
+def test_batcher_validates_its_arguments(arguments, message):
+    with pytest.raises(ValueError, match=message):
+        DynamicBatcher(lambda key, payloads: payloads, **arguments)
+
+
+def test_request_parsing_for_two_input_signatures():
+    names = ["context", "question"]
+    rows = {"instances": [{"question": "Who?", "context": "Ann did."}]}
+    assert parse_predict_request(rows, names) == (
+        {"context": ["Ann did."], "question": ["Who?"]}, True)
+    with pytest.raises(ValueError, match="each instance must be an object with keys"):
+        parse_predict_request({"instances": ["Who?"]}, names)
+    with pytest.raises(ValueError, match="same number of items"):
+        parse_predict_request({"inputs": {"question": ["a", "b"], "context": ["c"]}}, names)
+    with pytest.raises(ValueError, match="or, for this one-input signature, a list"):
+        parse_predict_request({"inputs": "text"}, ["text"])
+
+
+def test_response_formats_follow_tf_serving():
+    import numpy as np
+
+    outputs = {"answer": np.array([b"Ann"]), "start_char": np.array([0], np.int32)}
+    assert format_predict_response(outputs, row_format=False) == {
+        "outputs": {"answer": ["Ann"], "start_char": [0]}}
+
+
+@pytest.mark.parametrize("arguments,message", [
+    (dict(name="my model"), "`name` must be letters"),
+    (dict(port=-1), "`port` must be an integer >= 0"),
+    (dict(max_instances=0), "`max_instances` must be an integer >= 1"),
+    (dict(max_text_length=True), "`max_text_length` must be an integer"),
+])
+def test_serving_config_rejects_bad_values(arguments, message):
+    with pytest.raises(ValueError, match=message):
+        ServingConfig(**arguments)
+
+
+def test_model_directory_errors_are_clear(tmp_path):
+    with pytest.raises(ValueError, match="does not exist"):
+        find_model_versions(str(tmp_path / "missing"))
+    os.makedirs(tmp_path / "base" / "notes")
+    with pytest.raises(ValueError, match="no saved_model.pb and no numeric version"):
+        find_model_versions(str(tmp_path / "base"))
+
+
+def test_cli_parses_every_option_and_defaults_to_loopback():
+    args = build_parser().parse_args([
+        "serve", "exports/sentiment", "--name", "sentiment", "--port", "9000",
+        "--max-batch-size", "16", "--batch-timeout-ms", "2.5", "--workers", "2",
+        "--max-body-bytes", "1000", "--max-instances", "4", "--max-text-length", "50",
+        "--max-queue", "8"])
+    assert (args.host, args.port, args.max_batch_size, args.batch_timeout_ms, args.workers,
+            args.max_body_bytes, args.max_instances, args.max_text_length, args.max_queue) == (
+        "127.0.0.1", 9000, 16, 2.5, 2, 1000, 4, 50, 8)
+
+
+def test_cli_reports_a_missing_model_directory(tmp_path, capsys):
+    from electra_tf.cli.main import main
+
+    assert main(["serve", str(tmp_path / "nothing"), "--port", "0"]) == 2
+    assert "does not exist" in capsys.readouterr().err
