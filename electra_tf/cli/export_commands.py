@@ -30,6 +30,9 @@ def add_subcommands(subparsers):
                         help="saved_model classifiers: comma-separated class names, in id order")
     parser.add_argument("--text-pair", action="store_true",
                         help="saved_model classifiers: inputs text and text_b (sentence pairs)")
+    parser.add_argument("--calibration-data",
+                        help="tflite --quantize int8: text file (one example per line, or JSON "
+                        "lines with \"text\") whose first 100 texts calibrate activations")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
     parser.set_defaults(run=_run_export)
 
@@ -45,6 +48,7 @@ def _run_export(args):
     model = export_model_directory(
         args.model_dir, args.output_path, args.format, quantize=args.quantize,
         seq_length=args.seq_length, tokenizer=tokenizer, label_names=label_names,
-        text_pair=args.text_pair, overwrite=args.overwrite,
+        text_pair=args.text_pair, calibration_data=args.calibration_data,
+        overwrite=args.overwrite,
     )
     print(f"exported {type(model).__name__} as {args.format} to {args.output_path}")

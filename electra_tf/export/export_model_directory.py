@@ -27,6 +27,7 @@ def export_model_directory(
     tokenizer=None,
     label_names=None,
     text_pair=False,
+    calibration_data=None,
     overwrite=False,
 ):
     """Loads the model in `model_dir` (written by `save_pretrained`) and exports it.
@@ -42,6 +43,9 @@ def export_model_directory(
             when there is one, else the packaged uncased vocabulary.
         label_names: "saved_model" classifiers: one name per class.
         text_pair: "saved_model" classifiers: inputs `text` and `text_b`.
+        calibration_data: "tflite" with quantize="int8": a text file (one text
+            per line, or JSON lines with "text") whose first 100 texts
+            calibrate the activation ranges.
         overwrite: replace an existing `output_path`.
 
     Returns:
@@ -58,6 +62,11 @@ def export_model_directory(
         raise ValueError(
             f"`quantize` must be None or one of {list(QUANTIZE_MODES)}, with format='tflite'; "
             f"received quantize={quantize!r} with format={format!r}."
+        )
+    if quantize == "int8" and not calibration_data:
+        raise ValueError(
+            "Full int8 quantization needs calibration texts: pass calibration_data "
+            "(--calibration-data), a text file with one example per line, e.g. training texts."
         )
     if not os.path.isdir(model_dir):
         raise ValueError(
@@ -90,6 +99,15 @@ def export_model_directory(
     else:
         from electra_tf.export.tflite_export import export_tflite  # the TFLite converter
 
+        representative = None
+        if calibration_data:
+            from electra_tf.compression.compress import representative_dataset
+            from electra_tf.data.prediction_inputs import read_prediction_inputs
+
+            texts = [row["text"] for row in read_prediction_inputs(calibration_data,
+                                                                   allow_pairs=False)]
+            representative = representative_dataset(texts, tokenizer or ElectraTokenizer(),
+                                                     seq_length)
         export_tflite(model, output_path, quantize=quantize, seq_length=seq_length,
-                      overwrite=overwrite)
+                      representative_dataset=representative, overwrite=overwrite)
     return model

@@ -4,8 +4,10 @@ Each class sets `model_kind` ("encoder", "generator" or "discriminator"); the
 work is done by `electra_tf.models.presets` and `electra_tf.conversion`.
 """
 
+from electra_tf.models.model_io import PretrainedModelMixin
 
-class CheckpointConversionMixin:
+
+class CheckpointConversionMixin(PretrainedModelMixin):
     model_kind = None
 
     @classmethod
@@ -25,19 +27,6 @@ class CheckpointConversionMixin:
         from electra_tf.models.presets import build_from_preset
 
         return build_from_preset(preset, cls.model_kind, **kwargs)
-
-    def save_pretrained(self, path, overwrite=False):
-        """Writes config.json + model.weights.h5, atomically (see `electra_tf.models.model_io`)."""
-        from electra_tf.models.model_io import save_pretrained
-
-        save_pretrained(self, path, overwrite=overwrite)
-
-    @classmethod
-    def from_pretrained(cls, path):
-        """Loads a directory written by `save_pretrained`, checking its class."""
-        from electra_tf.models.model_io import load_pretrained
-
-        return load_pretrained(path, expected_class=cls)
 
     @classmethod
     def from_huggingface(cls, path):

@@ -16,6 +16,24 @@ CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.weights.h5"
 
 
+def save_model_weights(model, filepath):
+    """Writes the model's weights, and only those, to a `.weights.h5` file.
+
+    tf-keras' `save_weights` on a `.weights.h5` path writes every trackable
+    the model holds, the optimizer included: after fine-tuning with Adam a
+    file is three times the size of the weights. The optimizer is detached
+    for the write and put back.
+    """
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is not None:
+        model.optimizer = None
+    try:
+        model.save_weights(filepath)
+    finally:
+        if optimizer is not None:
+            model.optimizer = optimizer
+
+
 def save_pretrained(model, path, overwrite=False):
     """Saves `model` (any electra_tf model) to the directory `path`.
 
@@ -30,7 +48,7 @@ def save_pretrained(model, path, overwrite=False):
     with atomic_directory(path, overwrite=overwrite) as tmp:
         with open(os.path.join(tmp, CONFIG_NAME), "w") as f:
             json.dump(keras.layers.serialize(model), f, indent=2)
-        model.save_weights(os.path.join(tmp, WEIGHTS_NAME))
+        save_model_weights(model, os.path.join(tmp, WEIGHTS_NAME))
 
 
 def load_pretrained(path, expected_class=None):
@@ -59,3 +77,25 @@ def load_pretrained(path, expected_class=None):
         )
     model.load_weights(weights_path)
     return model
+
+
+class PretrainedModelMixin:
+    """`save_pretrained`, `from_pretrained` and `from_config` for electra_tf models.
+
+    Mixed in before `keras.Model`: every electra_tf model lists its
+    constructor arguments in `get_config`, so `from_config` is `cls(**config)`.
+    """
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def save_pretrained(self, path, overwrite=False):
+        """Writes config.json + model.weights.h5, atomically (see `electra_tf.models.model_io`)."""
+        save_pretrained(self, path, overwrite=overwrite)
+
+    @classmethod
+    def from_pretrained(cls, path):
+        """Loads a directory written by `save_pretrained`, checking its class."""
+        return load_pretrained(path, expected_class=cls)
+

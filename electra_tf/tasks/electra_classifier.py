@@ -6,6 +6,7 @@ import tf_keras as keras
 from electra_tf.layers.build_utils import build_in_scope
 from electra_tf.layers.transformer_layer import gelu
 from electra_tf.models.electra_encoder import ElectraEncoder
+from electra_tf.models.model_io import PretrainedModelMixin
 
 HEADS = ("electra", "huggingface")
 PROBLEM_TYPES = ("single_label", "multi_label", "regression")
@@ -59,7 +60,7 @@ def _check_problem_type(problem_type):
 
 
 @keras.utils.register_keras_serializable(package="electra_tf")
-class ElectraClassifier(keras.Model):
+class ElectraClassifier(PretrainedModelMixin, keras.Model):
     """An encoder plus a classification (or regression) head on the [CLS] vector.
 
     Two heads:
@@ -199,23 +200,6 @@ class ElectraClassifier(keras.Model):
             "problem_type": self.problem_type,
             "dropout_rate": self.dropout_rate,
         }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def save_pretrained(self, path, overwrite=False):
-        """Writes config.json + model.weights.h5, atomically (see `electra_tf.models.model_io`)."""
-        from electra_tf.models.model_io import save_pretrained
-
-        save_pretrained(self, path, overwrite=overwrite)
-
-    @classmethod
-    def from_pretrained(cls, path):
-        """Loads a directory written by `save_pretrained`, checking its class."""
-        from electra_tf.models.model_io import load_pretrained
-
-        return load_pretrained(path, expected_class=cls)
 
     @classmethod
     def from_huggingface(cls, path):

@@ -6,6 +6,7 @@ import tf_keras as keras
 from electra_tf.layers.build_utils import build_in_scope
 from electra_tf.layers.transformer_layer import gelu
 from electra_tf.models.electra_encoder import ElectraEncoder
+from electra_tf.models.model_io import PretrainedModelMixin
 
 HEADS = ("simple", "electra")
 # google-research/electra's finetune/qa settings: learning rate for `compile(optimizer="auto")`
@@ -73,7 +74,7 @@ def question_answering_loss(outputs, start_positions, end_positions, is_impossib
 
 
 @keras.utils.register_keras_serializable(package="electra_tf")
-class ElectraQuestionAnswering(keras.Model):
+class ElectraQuestionAnswering(PretrainedModelMixin, keras.Model):
     """An encoder plus a span-extraction head: start and end logits per word piece.
 
     Inputs are packed `[CLS] question [SEP] context [SEP]` (type ids 0, then 1);
@@ -276,23 +277,6 @@ class ElectraQuestionAnswering(keras.Model):
             "beam_size": self.beam_size,
             "head_hidden_size": self.head_hidden_size,
         }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def save_pretrained(self, path, overwrite=False):
-        """Writes config.json + model.weights.h5, atomically (see `electra_tf.models.model_io`)."""
-        from electra_tf.models.model_io import save_pretrained
-
-        save_pretrained(self, path, overwrite=overwrite)
-
-    @classmethod
-    def from_pretrained(cls, path):
-        """Loads a directory written by `save_pretrained`, checking its class."""
-        from electra_tf.models.model_io import load_pretrained
-
-        return load_pretrained(path, expected_class=cls)
 
     @classmethod
     def from_huggingface(cls, path):

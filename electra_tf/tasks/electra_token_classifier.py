@@ -5,6 +5,7 @@ import tf_keras as keras
 
 from electra_tf.layers.build_utils import build_in_scope
 from electra_tf.models.electra_encoder import ElectraEncoder
+from electra_tf.models.model_io import PretrainedModelMixin
 
 # The label of positions the loss and metrics skip: [CLS], [SEP], padding and
 # every word piece after a word's first. -100 is the value transformers and
@@ -63,7 +64,7 @@ def masked_token_accuracy(labels, logits):
 
 
 @keras.utils.register_keras_serializable(package="electra_tf")
-class ElectraTokenClassifier(keras.Model):
+class ElectraTokenClassifier(PretrainedModelMixin, keras.Model):
     """An encoder plus a per-token classification head, for tagging (NER, chunking).
 
     `sequence_output` → dropout → dense(num_labels) named "logits", as
@@ -167,23 +168,6 @@ class ElectraTokenClassifier(keras.Model):
             "num_labels": self.num_labels,
             "dropout_rate": self.dropout_rate,
         }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def save_pretrained(self, path, overwrite=False):
-        """Writes config.json + model.weights.h5, atomically (see `electra_tf.models.model_io`)."""
-        from electra_tf.models.model_io import save_pretrained
-
-        save_pretrained(self, path, overwrite=overwrite)
-
-    @classmethod
-    def from_pretrained(cls, path):
-        """Loads a directory written by `save_pretrained`, checking its class."""
-        from electra_tf.models.model_io import load_pretrained
-
-        return load_pretrained(path, expected_class=cls)
 
     @classmethod
     def from_huggingface(cls, path):

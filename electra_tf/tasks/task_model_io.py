@@ -17,7 +17,12 @@ import shutil
 
 import tf_keras as keras
 
-from electra_tf.models.model_io import CONFIG_NAME, WEIGHTS_NAME, load_pretrained
+from electra_tf.models.model_io import (
+    CONFIG_NAME,
+    WEIGHTS_NAME,
+    load_pretrained,
+    save_model_weights,
+)
 from electra_tf.preprocessing.electra_tokenizer import DEFAULT_VOCAB_PATH, ElectraTokenizer
 from electra_tf.utils.atomic_directory import atomic_directory
 
@@ -66,7 +71,7 @@ def save_task_model(model, path, task, tokenizer, max_seq_length, label_names,
     with atomic_directory(path, overwrite=overwrite) as tmp:
         with open(os.path.join(tmp, CONFIG_NAME), "w") as f:
             json.dump(keras.layers.serialize(model), f, indent=2)
-        model.save_weights(os.path.join(tmp, WEIGHTS_NAME))
+        save_model_weights(model, os.path.join(tmp, WEIGHTS_NAME))
         shutil.copyfile(tokenizer.vocab_path or DEFAULT_VOCAB_PATH, os.path.join(tmp, VOCAB_NAME))
         with open(os.path.join(tmp, TASK_NAME), "w") as f:
             json.dump(info, f, indent=2)

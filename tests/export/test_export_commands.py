@@ -116,3 +116,16 @@ def test_tflite_format_calls_the_converter(model_dirs, tmp_path, capsys):
     assert main(["export", model_dirs["classifier"], out, "--format", "tflite",
                  "--seq-length", "16", "--quantize", "dynamic"]) == 0
     assert os.path.getsize(out) > 0 and "as tflite" in capsys.readouterr().out
+
+
+def test_tflite_int8_needs_and_uses_calibration_texts(model_dirs, tmp_path, capsys):
+    pytest.importorskip("electra_tf.export.tflite_export")
+    out = str(tmp_path / "classifier_int8.tflite")
+    command = ["export", model_dirs["classifier"], out, "--format", "tflite",
+               "--seq-length", "16", "--quantize", "int8"]
+    assert main(command) == 2
+    assert "needs calibration texts" in capsys.readouterr().err and not os.path.exists(out)
+    texts = tmp_path / "calibration.txt"
+    texts.write_text("a gripping film\nslow and dull\nthe best of the year\n")
+    assert main(command + ["--calibration-data", str(texts)]) == 0
+    assert os.path.getsize(out) > 0 and "as tflite" in capsys.readouterr().out
