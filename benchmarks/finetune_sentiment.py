@@ -19,7 +19,11 @@ Writes results.json (dev metrics, wall times), learning_curves.png and the
 fine-tuned pretrained-init classifier (classifier/, `ElectraClassifier.from_pretrained`,
 which benchmarks/compression.py starts from) to --output-dir.
 
-    python benchmarks/finetune_sentiment.py --epochs 3 --batch-size 32 --max-seq-length 64
+    python benchmarks/finetune_sentiment.py   # 3 epochs, batch 32, seq 48, lr 2e-4, layer decay 0.9
+
+Measured on 2 CPU cores (other jobs sharing them, so times are upper bounds): the pretrained
+encoder reached dev accuracy 0.8464 (F1 0.833, MCC 0.691) in 750 steps; the random encoder of
+the same shape 0.7669. An earlier run at lr 1e-4, decay 0.8, seq 64, 2 epochs gave 0.8333.
 """
 
 import argparse
@@ -56,11 +60,12 @@ def parse_args():
     parser.add_argument("--init", choices=["pretrained", "random", "both"], default="both")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--max-seq-length", type=int, default=64)
-    parser.add_argument("--learning-rate", type=float, default=1e-4)
-    parser.add_argument("--layer-decay", type=float, default=0.8)
+    parser.add_argument("--max-seq-length", type=int, default=48,
+                        help="48 word pieces hold 96.7%% of the sentences whole (median 26)")
+    parser.add_argument("--learning-rate", type=float, default=2e-4)
+    parser.add_argument("--layer-decay", type=float, default=0.9)
     parser.add_argument("--dropout-rate", type=float, default=0.1)
-    parser.add_argument("--eval-every", type=int, default=50, help="steps between dev evaluations")
+    parser.add_argument("--eval-every", type=int, default=125, help="steps between dev evaluations")
     parser.add_argument("--max-train-steps", type=int, default=None,
                         help="stop early (to time a few steps)")
     parser.add_argument("--seed", type=int, default=0)
