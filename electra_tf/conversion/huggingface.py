@@ -290,17 +290,21 @@ def huggingface_state_dict(model):
     return state
 
 
-def save_huggingface(model, path, overwrite=False):
-    """Writes `model` as a Hugging Face directory (config.json + model.safetensors).
+def write_huggingface_directory(config, state, path, overwrite=False):
+    """Writes config.json + model.safetensors (numpy `state`) to `path`, atomically.
 
     The files are written into a temporary directory next to `path`, which is
     renamed into place only when complete.
     """
     from safetensors.numpy import save_file
 
-    config = huggingface_config(model)
-    state = huggingface_state_dict(model)
     with atomic_directory(path, overwrite=overwrite) as tmp:
         with open(os.path.join(tmp, CONFIG_NAME), "w") as f:
             json.dump(config, f, indent=2, sort_keys=True)
         save_file(state, os.path.join(tmp, SAFETENSORS_NAME), metadata={"format": "pt"})
+
+
+def save_huggingface(model, path, overwrite=False):
+    """Writes `model` as a Hugging Face directory (config.json + model.safetensors)."""
+    write_huggingface_directory(huggingface_config(model), huggingface_state_dict(model), path,
+                                overwrite=overwrite)

@@ -11,23 +11,21 @@ Problem types map as transformers names them: "single_label_classification",
 label is regression, as transformers decides at its first loss computation.
 """
 
-import json
 import os
 
 import numpy as np
 
 from electra_tf.conversion.huggingface import (
     CONFIG_NAME,
-    SAFETENSORS_NAME,
     _torch_name,
     huggingface_config,
     huggingface_state_dict,
     load_huggingface,
     read_config,
     read_state_dict,
+    write_huggingface_directory,
 )
 from electra_tf.conversion.weight_slots import HEAD, Slot, assign_slots
-from electra_tf.utils.atomic_directory import atomic_directory
 
 ARCHITECTURE = "ElectraForSequenceClassification"
 # Ours → transformers' `config.problem_type`.
@@ -125,8 +123,6 @@ def load_huggingface_classifier(path):
 
 def save_huggingface_classifier(classifier, path, overwrite=False):
     """Writes `classifier` as an `ElectraForSequenceClassification` directory, atomically."""
-    from safetensors.numpy import save_file
-
     if classifier.head != "huggingface":
         raise ValueError(
             f"save_huggingface needs head='huggingface' (transformers' ElectraClassificationHead); "
@@ -149,7 +145,4 @@ def save_huggingface_classifier(classifier, path, overwrite=False):
         key, transpose = _torch_name(name, HEAD, "electra")
         value = slot.variable.numpy()
         state[key] = np.ascontiguousarray(value.T if transpose else value)
-    with atomic_directory(path, overwrite=overwrite) as tmp:
-        with open(os.path.join(tmp, CONFIG_NAME), "w") as f:
-            json.dump(config, f, indent=2, sort_keys=True)
-        save_file(state, os.path.join(tmp, SAFETENSORS_NAME), metadata={"format": "pt"})
+    write_huggingface_directory(config, state, path, overwrite=overwrite)

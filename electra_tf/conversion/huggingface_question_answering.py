@@ -9,23 +9,21 @@ transformers' forward splits its two outputs into start and end logits
 with no dropout in between, which is what the "simple" head does.
 """
 
-import json
 import os
 
 import numpy as np
 
 from electra_tf.conversion.huggingface import (
     CONFIG_NAME,
-    SAFETENSORS_NAME,
     _torch_name,
     huggingface_config,
     huggingface_state_dict,
     load_huggingface,
     read_config,
     read_state_dict,
+    write_huggingface_directory,
 )
 from electra_tf.conversion.weight_slots import HEAD, Slot, assign_slots
-from electra_tf.utils.atomic_directory import atomic_directory
 
 ARCHITECTURE = "ElectraForQuestionAnswering"
 
@@ -78,8 +76,6 @@ def load_huggingface_question_answering(path):
 
 def save_huggingface_question_answering(model, path, overwrite=False):
     """Writes `model` as an `ElectraForQuestionAnswering` directory, atomically."""
-    from safetensors.numpy import save_file
-
     if model.head != "simple":
         raise ValueError(
             f"save_huggingface needs head='simple' (transformers' {ARCHITECTURE}); received "
@@ -96,7 +92,4 @@ def save_huggingface_question_answering(model, path, overwrite=False):
         key, transpose = _torch_name(slot.names[0], HEAD, "electra")
         value = slot.variable.numpy()
         state[key] = np.ascontiguousarray(value.T if transpose else value)
-    with atomic_directory(path, overwrite=overwrite) as tmp:
-        with open(os.path.join(tmp, CONFIG_NAME), "w") as f:
-            json.dump(config, f, indent=2, sort_keys=True)
-        save_file(state, os.path.join(tmp, SAFETENSORS_NAME), metadata={"format": "pt"})
+    write_huggingface_directory(config, state, path, overwrite=overwrite)

@@ -16,15 +16,14 @@ import numpy as np
 
 from electra_tf.conversion.huggingface import (
     CONFIG_NAME,
-    SAFETENSORS_NAME,
     huggingface_config,
     huggingface_state_dict,
     load_huggingface,
     read_config,
     read_state_dict,
+    write_huggingface_directory,
 )
 from electra_tf.conversion.weight_slots import HEAD, Slot, assign_slots
-from electra_tf.utils.atomic_directory import atomic_directory
 
 ARCHITECTURE = "ElectraForTokenClassification"
 # Torch key of each head variable; both are stored (out, in) / (out,) by torch.
@@ -106,8 +105,6 @@ def load_huggingface_token_classifier(path):
 
 def save_huggingface_token_classifier(tagger, path, label_names=None, overwrite=False):
     """Writes `tagger` as an `ElectraForTokenClassification` directory, atomically."""
-    from safetensors.numpy import save_file
-
     if label_names is None:
         label_names = [f"LABEL_{i}" for i in range(tagger.num_labels)]
     label_names = [str(name) for name in label_names]
@@ -128,7 +125,4 @@ def save_huggingface_token_classifier(tagger, path, label_names=None, overwrite=
     }
     state[_HEAD_KEYS["kernel"]] = np.ascontiguousarray(tagger.logits.kernel.numpy().T)
     state[_HEAD_KEYS["bias"]] = tagger.logits.bias.numpy()
-    with atomic_directory(path, overwrite=overwrite) as tmp:
-        with open(os.path.join(tmp, CONFIG_NAME), "w") as f:
-            json.dump(config, f, indent=2, sort_keys=True)
-        save_file(state, os.path.join(tmp, SAFETENSORS_NAME), metadata={"format": "pt"})
+    write_huggingface_directory(config, state, path, overwrite=overwrite)

@@ -6,7 +6,7 @@ import tf_keras as keras
 from electra_tf.layers.build_utils import build_in_scope
 from electra_tf.layers.transformer_layer import gelu
 from electra_tf.models.checkpoint_conversion_mixin import CheckpointConversionMixin
-from electra_tf.models.electra_encoder import ElectraEncoder
+from electra_tf.models.electra_encoder import encoder_argument
 
 
 @keras.utils.register_keras_serializable(package="electra_tf")
@@ -34,12 +34,7 @@ class ElectraDiscriminator(CheckpointConversionMixin, keras.Model):
 
     def __init__(self, encoder, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(encoder, dict):  # from get_config()
-            encoder = keras.layers.deserialize(encoder)
-        if not isinstance(encoder, ElectraEncoder):
-            raise ValueError(
-                f"`encoder` must be an ElectraEncoder; received {type(encoder).__name__}."
-            )
+        encoder = encoder_argument(encoder)
         self.encoder = encoder
         def initializer():  # a fresh instance per weight: reused ones repeat values
             return keras.initializers.TruncatedNormal(stddev=encoder.initializer_range)

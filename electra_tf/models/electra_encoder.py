@@ -240,3 +240,17 @@ class ElectraEncoder(CheckpointConversionMixin, keras.Model):
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+def encoder_argument(encoder):
+    """The `encoder` a wrapping model was given: an `ElectraEncoder`, or its config from `get_config`.
+
+    Raises a ValueError naming what was received for anything else.
+    """
+    if isinstance(encoder, dict):  # from get_config()
+        encoder = keras.layers.deserialize(encoder)
+    if not isinstance(encoder, ElectraEncoder):
+        raise ValueError(
+            f"`encoder` must be an ElectraEncoder; received {type(encoder).__name__}."
+        )
+    return encoder

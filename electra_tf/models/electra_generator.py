@@ -6,7 +6,7 @@ import tf_keras as keras
 from electra_tf.layers.build_utils import build_in_scope
 from electra_tf.layers.transformer_layer import gelu
 from electra_tf.models.checkpoint_conversion_mixin import CheckpointConversionMixin
-from electra_tf.models.electra_encoder import ElectraEncoder
+from electra_tf.models.electra_encoder import encoder_argument
 
 
 def gather_positions(sequence, positions):
@@ -57,12 +57,7 @@ class ElectraGenerator(CheckpointConversionMixin, keras.Model):
 
     def __init__(self, encoder, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(encoder, dict):  # from get_config()
-            encoder = keras.layers.deserialize(encoder)
-        if not isinstance(encoder, ElectraEncoder):
-            raise ValueError(
-                f"`encoder` must be an ElectraEncoder; received {type(encoder).__name__}."
-            )
+        encoder = encoder_argument(encoder)
         self.encoder = encoder
         # === Layers ===
         self.dense = keras.layers.Dense(

@@ -5,7 +5,8 @@ import tf_keras as keras
 
 from electra_tf.layers.build_utils import build_in_scope
 from electra_tf.layers.transformer_layer import gelu
-from electra_tf.models.electra_encoder import ElectraEncoder
+from electra_tf.models.electra_encoder import ElectraEncoder  # noqa: F401  (docstring examples)
+from electra_tf.models.electra_encoder import encoder_argument
 from electra_tf.models.model_io import PretrainedModelMixin
 
 HEADS = ("electra", "huggingface")
@@ -111,12 +112,7 @@ class ElectraClassifier(PretrainedModelMixin, keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if isinstance(encoder, dict):  # from get_config()
-            encoder = keras.layers.deserialize(encoder)
-        if not isinstance(encoder, ElectraEncoder):
-            raise ValueError(
-                f"`encoder` must be an ElectraEncoder; received {type(encoder).__name__}."
-            )
+        encoder = encoder_argument(encoder)
         if head not in HEADS:
             raise ValueError(f"`head` must be one of {list(HEADS)}; received head={head!r}.")
         _check_problem_type(problem_type)

@@ -4,7 +4,8 @@ import tensorflow as tf
 import tf_keras as keras
 
 from electra_tf.layers.build_utils import build_in_scope
-from electra_tf.models.electra_encoder import ElectraEncoder
+from electra_tf.models.electra_encoder import ElectraEncoder  # noqa: F401  (docstring examples)
+from electra_tf.models.electra_encoder import encoder_argument
 from electra_tf.models.model_io import PretrainedModelMixin
 
 # The label of positions the loss and metrics skip: [CLS], [SEP], padding and
@@ -99,12 +100,7 @@ class ElectraTokenClassifier(PretrainedModelMixin, keras.Model):
 
     def __init__(self, encoder, num_labels, dropout_rate=0.1, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(encoder, dict):  # from get_config()
-            encoder = keras.layers.deserialize(encoder)
-        if not isinstance(encoder, ElectraEncoder):
-            raise ValueError(
-                f"`encoder` must be an ElectraEncoder; received {type(encoder).__name__}."
-            )
+        encoder = encoder_argument(encoder)
         if not isinstance(num_labels, int) or isinstance(num_labels, bool) or num_labels < 2:
             raise ValueError(
                 f"`num_labels` must be an integer >= 2 (the number of tags, 'O' included); "
