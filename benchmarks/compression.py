@@ -15,7 +15,10 @@ compare with the TFLite fp32 row. Every model runs on 2 threads.
 Starts from the fine-tuned MiniLM classifier that benchmarks/finetune_sentiment.py
 saves (--classifier); when that directory is missing it fine-tunes one first
 (one epoch, ~20 min on 2 cores). Pruning and distillation fine-tune on
-movie_train.tsv for --prune-steps / --distill-steps batches.
+movie_train.tsv for --prune-steps / --distill-steps batches; pruning learns
+from the unpruned classifier's soft predictions too (--prune-distill-alpha).
+Full int8 is measured with the shipped recipe (the widest dense layers in
+float) and with every dense layer in int8.
 
     python benchmarks/compression.py --classifier /work/runs/finetune_sentiment/classifier
 
@@ -49,7 +52,7 @@ from electra_tf.data.classification_dataset import (
     read_classification_file,
 )
 from electra_tf.export.task_saved_model import export_task_saved_model
-from electra_tf.export.tflite_export import export_tflite
+from electra_tf.export.tflite_export import FLOAT_DENSE_LAYERS, export_tflite
 from electra_tf.optimization.layerwise_decay_adamw import create_finetuning_optimizer
 from electra_tf.preprocessing.electra_tokenizer import ElectraTokenizer
 from electra_tf.tasks.electra_classifier import ElectraClassifier
@@ -71,8 +74,11 @@ def parse_args():
     parser.add_argument("--train-seq-length", type=int, default=64,
                         help="tokens per example while pruning/distilling (reviews are short)")
     parser.add_argument("--train-batch-size", type=int, default=32)
-    parser.add_argument("--prune-steps", type=int, default=150)
-    parser.add_argument("--prune-learning-rate", type=float, default=3e-5)
+    parser.add_argument("--prune-steps", type=int, default=250)
+    parser.add_argument("--prune-learning-rate", type=float, default=2e-4)
+    parser.add_argument("--prune-distill-alpha", type=float, default=0.9,
+                        help="weight of the unpruned model's soft predictions while pruning "
+                             "(negative: labels only)")
     parser.add_argument("--distill-steps", type=int, default=150)
     parser.add_argument("--distill-layers", type=int, default=3)
     parser.add_argument("--distill-learning-rate", type=float, default=1e-4)
@@ -198,9 +204,9 @@ def main(args):
               f"{row['latency_ms']:.1f} ms, {row['throughput']:.1f} ex/s ({row['seconds']}s)",
               flush=True)
 
-    def tflite_row(model, path, quantize=None, representative=None):
+    def tflite_row(model, path, quantize=None, representative=None, **options):
         export_tflite(model, path, quantize=quantize, representative_dataset=representative,
-                      seq_length=args.seq_length, overwrite=True)
+                      seq_length=args.seq_length, overwrite=True, **options)
         return measure_tflite(path, features, labels, args.latency_runs, THREADS)
 
     add("saved_model", "fp32 SavedModel (strings in)", lambda: (
@@ -210,10 +216,12 @@ def main(args):
     add("tflite_fp32", "TFLite fp32", lambda: tflite_row(classifier, out("fp32.tflite")))
     add("tflite_dynamic", "TFLite dynamic-range int8",
         lambda: tflite_row(classifier, out("dynamic.tflite"), "dynamic"))
-    add("tflite_int8", "TFLite full int8", lambda: tflite_row(
-        classifier, out("int8.tflite"), "int8",
-        representative_dataset(train["text"], tokenizer, args.seq_length,
-                               args.calibration_examples)))
+    calibration = representative_dataset(train["text"], tokenizer, args.seq_length,
+                                         args.calibration_examples)
+    add("tflite_int8", f"TFLite full int8 ({FLOAT_DENSE_LAYERS} widest dense layers float)",
+        lambda: tflite_row(classifier, out("int8.tflite"), "int8", calibration))
+    add("tflite_int8_all_dense", "TFLite full int8, every dense layer int8", lambda: tflite_row(
+        classifier, out("int8_all_dense.tflite"), "int8", calibration, float_dense_layers=0))
 
     if not {"torch_fp32", "torch_int8"} <= skip:
         import torch
@@ -242,13 +250,16 @@ def main(args):
         pruned, _ = prune_classifier(classifier, train_data, target_sparsity=sparsity,
                                      steps_per_epoch=args.prune_steps,
                                      learning_rate=args.prune_learning_rate,
-                                     log_dir=out(f"{key}_logs"), verbose=2)
+                                     log_dir=out(f"{key}_logs"), verbose=2,
+                                     teacher=classifier if args.prune_distill_alpha >= 0 else None,
+                                     alpha=max(args.prune_distill_alpha, 0.0))
         report = sparsity_report(pruned)
         notes[key] = {"train_seconds": round(time.perf_counter() - t, 1),
                       "overall_sparsity": report["overall_sparsity"],
                       "model_sparsity": report["model_sparsity"]}
         pruned.save_pretrained(out(key), overwrite=True)
-        add(key, f"{int(100 * sparsity)}% pruned, {args.prune_steps} steps (TFLite fp32)",
+        teacher = " + distillation" if args.prune_distill_alpha >= 0 else ""
+        add(key, f"{int(100 * sparsity)}% pruned, {args.prune_steps} steps{teacher} (TFLite fp32)",
             lambda: tflite_row(pruned, out(f"{key}.tflite")))
 
     if "distilled" not in skip:

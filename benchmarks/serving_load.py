@@ -67,6 +67,13 @@ def free_port():
         return s.getsockname()[1]
 
 
+def cpu_seconds(pid):
+    """User + system CPU seconds a process has used so far (from /proc/PID/stat)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_mib(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -118,6 +125,17 @@ def request(port, method, path, body=None, connection=None):
     return response.status, data
 
 
+def batch_counts(port):
+    """(batches run, instances in them) so far, from the server's Prometheus /metrics."""
+    _, data = request(port, "GET", "/metrics")
+    values = {}
+    for line in data.decode().splitlines():
+        match = re.match(r"electra_tf_batch_size_(count|sum) ([0-9.e+]+)$", line)
+        if match:
+            values[match.group(1)] = float(match.group(2))
+    return values.get("count", 0.0), values.get("sum", 0.0)
+
+
 def run_load(port, texts, clients, duration):
     """Closed loop: each client sends its next request when the last is answered."""
     stop_at = time.perf_counter() + duration
@@ -144,15 +162,17 @@ def run_load(port, texts, clients, duration):
         with lock:
             latencies.extend(mine)
 
-    start = time.perf_counter()
+    start, client_cpu = time.perf_counter(), time.process_time()
     threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     elapsed = time.perf_counter() - start
+    client_cpu = time.process_time() - client_cpu
     latencies = np.array(latencies)
     return {"clients": clients, "requests": int(latencies.size), "errors": errors[0],
+            "client_cpu_cores": client_cpu / elapsed,
             "throughput_rps": latencies.size / elapsed,
             "p50_ms": float(np.percentile(latencies, 50) * 1000) if latencies.size else None,
             "p99_ms": float(np.percentile(latencies, 99) * 1000) if latencies.size else None}
@@ -242,6 +262,8 @@ def main():
     parser.add_argument("--duration", type=float, default=30.0, help="seconds per load run")
     parser.add_argument("--clients", type=int, nargs="+", default=[16, 64])
     parser.add_argument("--output-dir", default="serving_load")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="--workers of both servers (model threads)")
     args = parser.parse_args()
     os.makedirs(args.output_dir, exist_ok=True)
 
@@ -256,9 +278,10 @@ def main():
     print(f"model: {description}, max_seq_length {args.max_seq_length}; "
           f"{len(texts)} dev reviews; {args.duration:g} s per run; {os.cpu_count()} CPUs")
 
-    results = {"model": description, "duration_s": args.duration, "runs": {}}
+    results = {"model": description, "duration_s": args.duration, "workers": args.workers,
+               "runs": {}}
     for setting, options in SETTINGS.items():
-        server = Server(os.path.dirname(model_dir), options,
+        server = Server(os.path.dirname(model_dir), [*options, "--workers", str(args.workers)],
                         os.path.join(args.output_dir, f"server_{setting}.log"))
         runs = []
         try:
@@ -266,14 +289,23 @@ def main():
                     json.dumps({"instances": texts[:32]}))  # warm up
             rss_before = rss_mib(server.process.pid)
             for clients in args.clients:
+                batches, instances = batch_counts(server.port)
+                server_cpu, start = cpu_seconds(server.process.pid), time.perf_counter()
                 run = run_load(server.port, texts, clients, args.duration)
+                run["server_cpu_cores"] = ((cpu_seconds(server.process.pid) - server_cpu)
+                                           / (time.perf_counter() - start))
+                batches_after, instances_after = batch_counts(server.port)
+                run["mean_batch_size"] = ((instances_after - instances)
+                                          / max(batches_after - batches, 1))
                 run["rss_before_mib"] = rss_before
                 run["rss_after_mib"] = rss_mib(server.process.pid)
                 rss_before = run["rss_after_mib"]
                 runs.append(run)
                 print(f"{setting:>13} {clients:3d} clients: {run['throughput_rps']:7.1f} req/s  "
                       f"p50 {run['p50_ms']:7.1f} ms  p99 {run['p99_ms']:7.1f} ms  "
-                      f"errors {run['errors']}  ({run['requests']} requests)  "
+                      f"errors {run['errors']}  ({run['requests']} requests, mean batch "
+                      f"{run['mean_batch_size']:.1f})  CPU cores: server "
+                      f"{run['server_cpu_cores']:.2f}, clients {run['client_cpu_cores']:.2f}  "
                       f"RSS {run['rss_before_mib']:.0f} -> {run['rss_after_mib']:.0f} MiB",
                       flush=True)
             if setting == "batched":

@@ -26,6 +26,9 @@ def add_subcommands(subparsers):
     _add_common(prune, learning_rate=2e-5)
     prune.add_argument("--sparsity", type=float, default=0.5,
                        help="fraction of zeros in each pruned kernel (default: %(default)s)")
+    prune.add_argument("--distill-alpha", type=float, default=None,
+                       help="learn from the unpruned classifier's soft predictions too, with "
+                       "this weight (e.g. 0.9); 1-alpha weighs the labels (default: labels only)")
     prune.set_defaults(run=_run_prune)
 
     distill = commands.add_parser(
@@ -54,6 +57,9 @@ def add_subcommands(subparsers):
     quantize.add_argument("--calibration-data",
                           help="labelled text file (CSV/TSV/JSONL) whose texts calibrate int8")
     quantize.add_argument("--num-calibration-examples", type=int, default=100)
+    quantize.add_argument("--float-dense-layers", type=int, default=None,
+                          help="int8: dense layers with the widest outputs (activation outliers) "
+                               "kept in float32 (default 2; 0 quantizes all)")
     quantize.add_argument("--seq-length", type=int, default=128,
                           help="fixed sequence length of the TFLite model (default: %(default)s)")
     quantize.add_argument("--vocab", dest="vocab_path",
@@ -96,7 +102,8 @@ def _run_prune(args):
     from electra_tf.compression.pruning import format_sparsity_table
 
     summary = run_prune(args.classifier_dir, args.train, args.output_dir,
-                        target_sparsity=args.sparsity, **_common_options(args))
+                        target_sparsity=args.sparsity, distill_alpha=args.distill_alpha,
+                        **_common_options(args))
     print(format_sparsity_table(summary["sparsity"]))
     _print_accuracies(summary)
     print(f"wrote {args.output_dir}/classifier, sparsity.json, logs/")
@@ -118,7 +125,8 @@ def _run_quantize(args):
     result = run_quantize(args.classifier_dir, args.output, quantize=args.quantize,
                           calibration_data=args.calibration_data, seq_length=args.seq_length,
                           num_calibration_examples=args.num_calibration_examples,
-                          vocab_path=args.vocab_path, overwrite=args.overwrite)
+                          vocab_path=args.vocab_path, overwrite=args.overwrite,
+                          float_dense_layers=args.float_dense_layers)
     print(json.dumps(result))
 
 

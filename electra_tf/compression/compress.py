@@ -90,8 +90,13 @@ def run_prune(
     vocab_path=None,
     overwrite=False,
     verbose=1,
+    distill_alpha=None,
 ):
     """Prunes a saved classifier while fine-tuning on `train`; see the module docstring.
+
+    `distill_alpha`: when given, the unpruned classifier is the teacher and
+    the pruned one learns from its soft predictions with that weight (and from
+    the labels with 1 - distill_alpha); see `prune_classifier`.
 
     `max_steps` replaces `epochs`: one pass of exactly that many batches. Returns the summary written to summary.json, with the
     per-kernel sparsity report and, when `dev` is given, dev accuracy before
@@ -112,6 +117,8 @@ def run_prune(
             classifier, train_data, target_sparsity=target_sparsity, epochs=epochs,
             steps_per_epoch=steps_per_epoch, learning_rate=learning_rate,
             log_dir=os.path.join(tmp, "logs"), verbose=verbose,
+            teacher=None if distill_alpha is None else classifier,
+            alpha=0.9 if distill_alpha is None else distill_alpha,
         )
         summary["train_seconds"] = round(time.perf_counter() - start, 1)
         summary["history"] = {k: [float(v) for v in vs] for k, vs in history.history.items()}
@@ -210,12 +217,15 @@ def run_quantize(
     num_calibration_examples=100,
     vocab_path=None,
     overwrite=False,
+    float_dense_layers=None,
 ):
     """Converts a saved classifier to a quantized TFLite file (`export_tflite`).
 
     `quantize` is "dynamic" (int8 weights), "float16" or "int8" (weights and
     activations; needs `calibration_data`, a labelled text file whose first
     `num_calibration_examples` texts calibrate the activation ranges).
+    `float_dense_layers` (int8 only): dense layers with the widest outputs kept
+    in float32; None: `FLOAT_DENSE_LAYERS`.
     Returns `{"path", "bytes", "quantize"}`.
     """
     if quantize not in QUANTIZE_MODES:
@@ -232,9 +242,11 @@ def run_quantize(
                                                num_classes=classifier.num_classes)
         representative = representative_dataset(examples["text"], tokenizer, seq_length,
                                                  num_calibration_examples)
-    from electra_tf.export.tflite_export import export_tflite
+    from electra_tf.export.tflite_export import FLOAT_DENSE_LAYERS, export_tflite
 
     export_tflite(classifier, output_path, quantize=quantize,
                   representative_dataset=representative, seq_length=seq_length,
-                  overwrite=overwrite)
+                  overwrite=overwrite,
+                  float_dense_layers=FLOAT_DENSE_LAYERS if float_dense_layers is None
+                  else float_dense_layers)
     return {"path": output_path, "bytes": os.path.getsize(output_path), "quantize": quantize}

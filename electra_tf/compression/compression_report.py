@@ -160,20 +160,31 @@ def plot_compression_tradeoff(rows, png_path, title="Compression trade-off"):
     rows = [row for row in rows if row.get("accuracy") is not None]
     if not rows:
         raise ValueError("No rows with an accuracy to plot.")
-    figure, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    # Points are numbered and named in one legend below: names written next to
+    # the points overlap where models coincide (fp32 SavedModel, TFLite, torch).
+    figure, axes = plt.subplots(1, 2, figsize=(12, 5 + 0.12 * len(rows)))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for axis, key, label in ((axes[0], "zipped_mb", "zipped size (MB)"),
                              (axes[1], "latency_ms", "latency, 1 example (ms)")):
-        for row in rows:
+        placed = []  # (x, y) of the numbers written so far, to stack coinciding ones
+        x_span = max(row.get(key) or 0 for row in rows) or 1.0
+        for number, row in enumerate(rows, start=1):
             if row.get(key) is None:
                 continue
-            axis.scatter(row[key], row["accuracy"], s=40)
-            axis.annotate(row["name"], (row[key], row["accuracy"]), fontsize=8,
-                          xytext=(4, 4), textcoords="offset points")
+            point = (row[key], row["accuracy"])
+            axis.scatter(*point, s=40, color=colors[(number - 1) % len(colors)],
+                         label=f"{number}. {row['name']}" if axis is axes[0] else None)
+            stacked = sum(abs(x - point[0]) < 0.03 * x_span and abs(y - point[1]) < 0.004
+                          for x, y in placed)
+            axis.annotate(str(number), point, fontsize=8, xytext=(5, 3 + 9 * stacked),
+                          textcoords="offset points")
+            placed.append(point)
         axis.set_xlabel(label)
         axis.set_ylabel("dev accuracy")
         axis.grid(alpha=0.3)
+    figure.legend(loc="lower center", ncol=2, fontsize=8, frameon=False)
     figure.suptitle(title)
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0.04 * (len(rows) + 1) / 2 + 0.02, 1, 1))
     figure.savefig(png_path, dpi=100)
     plt.close(figure)
     return png_path

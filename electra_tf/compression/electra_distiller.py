@@ -120,7 +120,9 @@ class ElectraDistiller(keras.Model):
     Args:
         teacher: a trained `ElectraClassifier`.
         student: an `ElectraClassifier` with the same classes, e.g.
-            `student_from_teacher(teacher, num_layers=2)`.
+            `student_from_teacher(teacher, num_layers=2)`; or a functional
+            model returning a classifier's logits, such as the pruning-wrapped
+            `functional_classifier` that `prune_classifier` trains.
         temperature: softmax temperature T of the soft targets (2.0).
         alpha: weight of the soft term; 1 − alpha weighs the labels (0.5).
 
@@ -144,20 +146,30 @@ class ElectraDistiller(keras.Model):
             teacher = keras.layers.deserialize(teacher)
         if isinstance(student, dict):
             student = keras.layers.deserialize(student)
+        num_classes = {}
         for name, model in (("teacher", teacher), ("student", student)):
-            if not isinstance(model, ElectraClassifier):
+            if isinstance(model, ElectraClassifier):
+                if model.problem_type != "single_label":
+                    raise ValueError(
+                        f"Distillation needs single-label classifiers; the {name} has "
+                        f"problem_type={model.problem_type!r}."
+                    )
+                num_classes[name] = model.num_classes
+            elif name == "student" and isinstance(model, keras.Model) and getattr(
+                    model, "_is_graph_network", False):
+                num_classes[name] = model.output_shape[-1]  # e.g. pruning's functional_classifier
+            else:
                 raise ValueError(
-                    f"`{name}` must be an ElectraClassifier; received {type(model).__name__}."
+                    f"`{name}` must be an ElectraClassifier"
+                    + (" (or, for the student, a functional model returning its logits)"
+                       if name == "student" else "")
+                    + f"; received {type(model).__name__}."
                 )
-            if model.problem_type != "single_label":
-                raise ValueError(
-                    f"Distillation needs single-label classifiers; the {name} has "
-                    f"problem_type={model.problem_type!r}."
-                )
-        if teacher.num_classes != student.num_classes:
+        if num_classes["teacher"] != num_classes["student"]:
             raise ValueError(
                 f"Teacher and student must have the same classes; received "
-                f"num_classes={teacher.num_classes} (teacher) and {student.num_classes} (student)."
+                f"num_classes={num_classes['teacher']} (teacher) and {num_classes['student']} "
+                "(student)."
             )
         if not temperature > 0:
             raise ValueError(f"`temperature` must be > 0; received {temperature!r}.")

@@ -197,8 +197,16 @@ def prune_classifier(
     learning_rate=2e-5,
     log_dir=None,
     verbose=1,
+    teacher=None,
+    temperature=2.0,
+    alpha=0.9,
 ):
     """Fine-tunes a copy of `classifier` while pruning its kernels to `target_sparsity`.
+
+    With a `teacher` (typically `classifier` itself, unpruned), the pruned
+    model learns from the teacher's soft predictions as well as the labels
+    (`ElectraDistiller`'s loss), which keeps it close to the function it had
+    before pruning (Sanh et al. 2020 prune with alpha 0.9 and T 2).
 
     Args:
         classifier: a trained `ElectraClassifier` (left unchanged).
@@ -212,6 +220,10 @@ def prune_classifier(
         log_dir: TensorBoard directory for loss and per-layer sparsity
             (tfmot's `PruningSummaries`); None: no logs.
         verbose: Keras' progress output (1: a progress bar).
+        teacher: optional trained `ElectraClassifier` to distil from while
+            pruning; None trains on the labels only.
+        temperature: softmax temperature of the teacher's soft targets.
+        alpha: weight of the soft (teacher) term; 1 - alpha weighs the labels.
 
     Returns:
         `(pruned, history)`: a new `ElectraClassifier` whose kernels are
@@ -244,17 +256,23 @@ def prune_classifier(
         wrap=lambda layer: tfmot.sparsity.keras.prune_low_magnitude(
             layer, pruning_schedule=schedule),
     )
-    model.compile(
-        optimizer=create_finetuning_optimizer(
-            learning_rate, total_steps, num_layers=pruned.encoder.num_layers),
-        loss=classification_loss(pruned.problem_type),
-        metrics=classification_keras_metrics(pruned.problem_type),
-    )
+    optimizer = create_finetuning_optimizer(
+        learning_rate, total_steps, num_layers=pruned.encoder.num_layers)
+    trainer = model
+    if teacher is None:
+        model.compile(optimizer=optimizer, loss=classification_loss(pruned.problem_type),
+                      metrics=classification_keras_metrics(pruned.problem_type))
+    else:
+        from electra_tf.compression.electra_distiller import ElectraDistiller
+
+        # UpdatePruningStep finds the pruning wrappers inside the distiller's student.
+        trainer = ElectraDistiller(teacher, model, temperature=temperature, alpha=alpha)
+        trainer.compile(optimizer=optimizer)
     callbacks = [tfmot.sparsity.keras.UpdatePruningStep()]
     if log_dir is not None:
         callbacks.append(tfmot.sparsity.keras.PruningSummaries(log_dir=log_dir, update_freq=max(
             1, math.ceil(total_steps / 50))))
-    history = model.fit(train_data, epochs=epochs, steps_per_epoch=steps_per_epoch,
+    history = trainer.fit(train_data, epochs=epochs, steps_per_epoch=steps_per_epoch,
                         callbacks=callbacks, verbose=verbose)
     # The wrappers wrap the classifier's own layers, so stripping them gives
     # back exactly those layers: `pruned` now holds the sparse kernels.

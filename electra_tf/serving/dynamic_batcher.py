@@ -18,9 +18,12 @@ class DynamicBatcher:
     Requests are submitted with a key (e.g. the signature name): only requests
     with the same key share a batch. A batch starts with the oldest waiting
     request and takes more while they fit into `max_batch_size` instances and
-    `batch_timeout_ms` has not passed since that first one; a request bigger than
+    `batch_timeout_ms` has not passed since the batch could first run (that
+    first request arrived and a worker was free); a request bigger than
     `max_batch_size` runs alone. While all workers are busy, requests queue up,
-    so under load a batch fills without waiting at all.
+    and when a worker frees up the batch takes them and waits out the timeout
+    for the clients the last batch just answered: with 16 closed-loop clients
+    this makes batches of 16 instead of two alternating batches of 8.
 
     `run_batch(key, payloads)` runs on a worker thread and returns one result per
     payload, in order; a result that is an `Exception` is raised to that
@@ -111,7 +114,12 @@ class DynamicBatcher:
             # queue up, and the batch takes them without waiting.
             await self._workers.acquire()
             batch, size = [first], first.size
-            deadline = first.arrival + self.batch_timeout_ms / 1000.0
+            # The batch may wait for more requests until `batch_timeout_ms` after it
+            # could first run: after the oldest request arrived, and after a worker
+            # became free. Under load the second matters: clients answered by the
+            # last batch send their next requests a few ms later, and join this one.
+            loop = asyncio.get_running_loop()
+            deadline = max(first.arrival, loop.time()) + self.batch_timeout_ms / 1000.0
             while size < self.max_batch_size:
                 try:
                     if queue.empty():

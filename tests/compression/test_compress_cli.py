@@ -50,6 +50,18 @@ def test_prune(workdir, capsys):
     assert list((out / "logs").rglob("events.out.tfevents.*"))
 
 
+def test_prune_with_distillation(workdir, capsys):
+    out = workdir / "pruned_distilled"
+    code = main(["compress", "prune", str(workdir / "classifier"), "--train",
+                 str(workdir / "train.tsv"), "--output", str(out), "--sparsity", "0.5",
+                 "--max-steps", "4", "--batch-size", "8", "--max-seq-length", "12",
+                 "--distill-alpha", "0.9", "--no-progress"])
+    assert code == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert "soft_loss" in summary["history"]  # trained on the unpruned model's predictions
+    assert summary["sparsity"]["overall_sparsity"] == pytest.approx(0.5, abs=0.02)
+
+
 def test_distill(workdir, capsys):
     out = workdir / "student"
     code = main(["compress", "distill", str(workdir / "classifier"), "--train",
@@ -93,3 +105,10 @@ def test_quantize_int8(workdir, capsys):
                  "--num-calibration-examples", "8", "--seq-length", "12"])
     assert code == 0 and out.stat().st_size > 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["quantize"] == "int8"
+    # --float-dense-layers 0: every dense layer int8, so the file is smaller than the default.
+    all_int8 = workdir / "model_all_int8.tflite"
+    code = main(["compress", "quantize", str(workdir / "classifier"), str(all_int8),
+                 "--mode", "int8", "--calibration-data", str(workdir / "train.tsv"),
+                 "--num-calibration-examples", "8", "--seq-length", "12",
+                 "--float-dense-layers", "0"])
+    assert code == 0 and all_int8.stat().st_size < out.stat().st_size

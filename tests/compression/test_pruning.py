@@ -80,6 +80,20 @@ def test_pruned_classifier_saves_and_loads(pruned, tmp_path):
         np.testing.assert_array_equal(a.numpy() == 0, b.numpy() == 0)
 
 
+def test_pruning_with_the_unpruned_model_as_teacher(classifier, train_data):
+    before = [w.copy() for w in classifier.get_weights()]
+    model, history = prune_classifier(classifier, train_data, target_sparsity=0.5, epochs=2,
+                                      learning_rate=1e-3, teacher=classifier, alpha=1.0,
+                                      verbose=0)
+    # The distillation loss ran (soft term logged) and the schedule still pruned every kernel.
+    assert sorted(history.history) == ["accuracy", "hard_loss", "loss", "soft_loss"]
+    assert history.history["loss"] == pytest.approx(history.history["soft_loss"])  # alpha 1
+    for row in sparsity_report(model)["layers"]:
+        assert row["sparsity"] == pytest.approx(0.5, abs=0.02), row
+    for old, new in zip(before, classifier.get_weights()):  # the teacher only predicts
+        np.testing.assert_array_equal(old, new)
+
+
 def test_tensorboard_logs_are_written(pruned):
     _, _, _, log_dir = pruned
     assert list(log_dir.rglob("events.out.tfevents.*"))

@@ -13,8 +13,10 @@ import tf_keras as keras
 from conftest import TINY, make_inputs
 from electra_tf import ElectraClassifier, ElectraEncoder
 from electra_tf.export.tflite_export import (
+    FLOAT_DENSE_LAYERS,
     INT8_FLOAT_OPS,
     export_tflite,
+    widest_dense_outputs,
     run_tflite,
     tflite_flatbuffer,
     tflite_interpreter,
@@ -52,6 +54,9 @@ def files(classifier, tmp_path_factory):
             classifier, directory / f"{mode}.tflite", quantize=mode, seq_length=SEQ,
             representative_dataset=calibration() if mode == "int8" else None,
         )
+    paths["int8_all_dense"] = export_tflite(
+        classifier, directory / "int8_all_dense.tflite", quantize="int8", seq_length=SEQ,
+        representative_dataset=calibration(), float_dense_layers=0)
     return paths
 
 
@@ -88,9 +93,12 @@ def test_encoder_fp32_outputs_match(tmp_path):
         np.testing.assert_allclose(outputs[name], expected[name].numpy(), atol=1e-4, rtol=0)
 
 
-@pytest.mark.parametrize("mode, max_size_ratio", [("float16", 0.6), ("dynamic", 0.45), ("int8", 0.45)])
+@pytest.mark.parametrize("mode, max_size_ratio",
+                         [("float16", 0.6), ("dynamic", 0.45), ("int8_all_dense", 0.45), ("int8", 0.6)])
 def test_quantized_files_are_smaller_and_agree(classifier, files, eval_inputs, mode, max_size_ratio):
     # Weights are ~90% of the fp32 file: float16 halves them, int8 quarters them.
+    # The default int8 file keeps 2 of this tiny model's 6 dense layers in float32
+    # (test_int8_float_dense_layers_cost_their_float_weights checks those bytes).
     assert os.path.getsize(files[mode]) < max_size_ratio * os.path.getsize(files[None])
     expected = classifier(eval_inputs, training=False).numpy()
     logits = run_tflite(files[mode], eval_inputs)
@@ -114,9 +122,55 @@ def test_int8_runs_dense_layers_in_int8_and_the_rest_in_float(classifier, files)
         return types
 
     fixed = input_types(files["int8"])
-    assert fixed["FULLY_CONNECTED"] == {"int8"}
+    assert fixed["FULLY_CONNECTED"] == {"int8", "float32"}
     for op in ("SQUARED_DIFFERENCE", "SOFTMAX", "GELU", "BATCH_MATMUL"):
         assert op in INT8_FLOAT_OPS and fixed[op] == {"float32"}, (op, fixed[op])
+
+
+def dense_outputs(flatbuffer_or_path):
+    """{output tensor name: (input dtype, output int8 scale or None)} of every FULLY_CONNECTED op."""
+    if isinstance(flatbuffer_or_path, bytes):
+        interpreter = tf.lite.Interpreter(model_content=flatbuffer_or_path)
+    else:
+        interpreter = tflite_interpreter(flatbuffer_or_path, use_xnnpack=False)
+    tensors = {tensor["index"]: tensor for tensor in interpreter.get_tensor_details()}
+    dense = {}
+    for op in interpreter._get_ops_details():
+        if op["op_name"] == "FULLY_CONNECTED":
+            output = tensors[op["outputs"][0]]
+            scale = output["quantization"][0] if output["dtype"] == np.int8 else None
+            dense[output["name"]] = (np.dtype(op["operand_types"][0]).name, scale)
+    return dense
+
+
+def test_int8_float_dense_layers_cost_their_float_weights(files):
+    interpreter = tflite_interpreter(files["int8"], use_xnnpack=False)
+    tensors = {tensor["index"]: tensor for tensor in interpreter.get_tensor_details()}
+    float_weights = [tensors[op["inputs"][1]] for op in interpreter._get_ops_details()
+                     if op["op_name"] == "FULLY_CONNECTED" and op["operand_types"][0] == np.float32]
+    assert len(float_weights) == FLOAT_DENSE_LAYERS
+    assert all(tensor["dtype"] == np.float32 for tensor in float_weights)
+    # Each of their weights takes 4 bytes instead of 1: 3 more bytes each, and nothing else grows much.
+    extra = os.path.getsize(files["int8"]) - os.path.getsize(files["int8_all_dense"])
+    expected = 3 * sum(int(np.prod(tensor["shape"])) for tensor in float_weights)
+    assert 0.9 * expected < extra < 1.1 * expected + 2048, (extra, expected)
+
+
+@pytest.mark.parametrize("count", [1, 3])
+def test_int8_keeps_the_widest_dense_layers_in_float(classifier, count):
+    all_int8 = dense_outputs(tflite_flatbuffer(classifier, "int8", calibration(), seq_length=SEQ,
+                                               float_dense_layers=0))
+    assert {dtype for dtype, _ in all_int8.values()} == {"int8"}
+    by_scale = sorted(all_int8, key=lambda name: -all_int8[name][1])
+    assert all_int8[by_scale[0]][1] > all_int8[by_scale[-1]][1]
+    mixed = dense_outputs(tflite_flatbuffer(classifier, "int8", calibration(), seq_length=SEQ,
+                                            float_dense_layers=count))
+    assert sorted(mixed) == sorted(all_int8)  # the same layers, in another precision
+    float_layers = {name for name, (dtype, _) in mixed.items() if dtype == "float32"}
+    assert float_layers == set(by_scale[:count])
+    assert widest_dense_outputs(
+        tflite_flatbuffer(classifier, "int8", calibration(), seq_length=SEQ,
+                          float_dense_layers=0), count) == by_scale[:count]
 
 
 def test_profile_shows_the_int8_fallbacks(classifier, eval_inputs, files, tmp_path):
@@ -124,7 +178,8 @@ def test_profile_shows_the_int8_fallbacks(classifier, eval_inputs, files, tmp_pa
     dataset = tf.data.Dataset.from_tensor_slices(  # a tf.data calibration set works too
         make_inputs(batch_size=8, seq_length=SEQ, vocab_size=SMALL["vocab_size"])).batch(2)
     with open(naive, "wb") as file:
-        file.write(tflite_flatbuffer(classifier, "int8", dataset, seq_length=SEQ, float_ops=()))
+        file.write(tflite_flatbuffer(classifier, "int8", dataset, seq_length=SEQ, float_ops=(),
+                                     float_dense_layers=0))
     one = {key: value[:1] for key, value in eval_inputs.items()}
     naive_rows = {row.op_type: row for row in profile_tflite(naive, one)}
     fixed_rows = {row.op_type: row for row in profile_tflite(files["int8"], one)}
@@ -193,6 +248,9 @@ def test_bad_arguments(classifier, tmp_path):
     with pytest.raises(ValueError, match="only used by quantize='int8'"):
         export_tflite(classifier, tmp_path / "a.tflite", quantize="dynamic", seq_length=SEQ,
                       representative_dataset=calibration(2))
+    with pytest.raises(ValueError, match=r"`float_dense_layers` must be an integer >= 0.*received -1"):
+        export_tflite(classifier, tmp_path / "a.tflite", quantize="int8", seq_length=SEQ,
+                      representative_dataset=calibration(2), float_dense_layers=-1)
 
     class Unbuilt(keras.Model):
         def call(self, inputs):

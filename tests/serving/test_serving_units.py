@@ -3,6 +3,7 @@
 import asyncio
 import os
 import random
+import time
 
 import pytest
 
@@ -145,3 +146,32 @@ def test_cli_reports_a_missing_model_directory(tmp_path, capsys):
 
     assert main(["serve", str(tmp_path / "nothing"), "--port", "0"]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+
+def test_batch_waits_for_clients_answered_by_the_last_batch():
+    # Closed-loop clients resend a few ms after their answer. A request that queued
+    # while the model was busy must not leave alone the moment the model frees up:
+    # its batch waits up to batch_timeout_ms from then, so those clients join it
+    # (without this, 16 clients settle into two alternating batches of 8).
+    batches = []
+
+    def run_batch(key, payloads):
+        batches.append(list(payloads))
+        time.sleep(0.2)
+        return payloads
+
+    async def main():
+        batcher = DynamicBatcher(run_batch, max_batch_size=2, batch_timeout_ms=150)
+        first = asyncio.ensure_future(batcher.submit("k", "full", size=2))  # runs at once
+        await asyncio.sleep(0.05)
+        queued = asyncio.ensure_future(batcher.submit("k", "queued"))  # arrives while busy
+        await first  # the model is free from now; "queued" arrived 150+ ms ago
+        await asyncio.sleep(0.05)
+        late = await batcher.submit("k", "answered client")
+        await queued
+        await batcher.close()
+        return late
+
+    assert run(main()) == "answered client"
+    assert batches == [["full"], ["queued", "answered client"]]
