@@ -273,7 +273,7 @@ def prune_classifier(
         callbacks.append(tfmot.sparsity.keras.PruningSummaries(log_dir=log_dir, update_freq=max(
             1, math.ceil(total_steps / 50))))
     history = trainer.fit(train_data, epochs=epochs, steps_per_epoch=steps_per_epoch,
-                        callbacks=callbacks, verbose=verbose)
+                          callbacks=callbacks, verbose=verbose)
     # The wrappers wrap the classifier's own layers, so stripping them gives
     # back exactly those layers: `pruned` now holds the sparse kernels.
     stripped = tfmot.sparsity.keras.strip_pruning(model)
