@@ -244,7 +244,8 @@ def tflite_flatbuffer(
         raise ValueError(
             f"`float_ops` applies to quantize='int8' only; received quantize={quantize!r}."
         )
-    if not isinstance(float_dense_layers, int) or float_dense_layers < 0:
+    if (isinstance(float_dense_layers, bool) or not isinstance(float_dense_layers, int)
+            or float_dense_layers < 0):
         raise ValueError(
             "`float_dense_layers` must be an integer >= 0 (dense layers kept in float32 by "
             f"int8 export); received {float_dense_layers!r}."
