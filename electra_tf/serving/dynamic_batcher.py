@@ -95,17 +95,18 @@ class DynamicBatcher:
             self._executor = concurrent.futures.ThreadPoolExecutor(
                 self.num_workers, thread_name_prefix="electra-tf-batch")
             self._workers = asyncio.Semaphore(self.num_workers)
+        loop = asyncio.get_running_loop()
         if key not in self._queues:
             self._queues[key] = asyncio.Queue()
-            self._collectors[key] = asyncio.get_running_loop().create_task(self._collect(key))
-        future = asyncio.get_running_loop().create_future()
+            self._collectors[key] = loop.create_task(self._collect(key))
+        future = loop.create_future()
         self._waiting += 1
-        loop = asyncio.get_running_loop()
         self._queues[key].put_nowait(_Item(payload, size, future, loop.time()))
         return await future
 
     async def _collect(self, key):
         queue = self._queues[key]
+        loop = asyncio.get_running_loop()
         carried = None
         while True:
             first = carried or await queue.get()
@@ -118,12 +119,11 @@ class DynamicBatcher:
             # could first run: after the oldest request arrived, and after a worker
             # became free. Under load the second matters: clients answered by the
             # last batch send their next requests a few ms later, and join this one.
-            loop = asyncio.get_running_loop()
             deadline = max(first.arrival, loop.time()) + self.batch_timeout_ms / 1000.0
             while size < self.max_batch_size:
                 try:
                     if queue.empty():
-                        remaining = deadline - asyncio.get_running_loop().time()
+                        remaining = deadline - loop.time()
                         if remaining <= 0:
                             break
                         item = await asyncio.wait_for(queue.get(), remaining)
@@ -137,7 +137,7 @@ class DynamicBatcher:
                 batch.append(item)
                 size += item.size
             self._waiting -= len(batch)
-            task = asyncio.get_running_loop().create_task(self._run(key, batch, size))
+            task = loop.create_task(self._run(key, batch, size))
             self._running.add(task)
             task.add_done_callback(self._running.discard)
 
