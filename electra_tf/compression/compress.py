@@ -117,8 +117,7 @@ def run_prune(
             classifier, train_data, target_sparsity=target_sparsity, epochs=epochs,
             steps_per_epoch=steps_per_epoch, learning_rate=learning_rate,
             log_dir=os.path.join(tmp, "logs"), verbose=verbose,
-            teacher=None if distill_alpha is None else classifier,
-            alpha=0.9 if distill_alpha is None else distill_alpha,
+            **({} if distill_alpha is None else {"teacher": classifier, "alpha": distill_alpha}),
         )
         summary["train_seconds"] = round(time.perf_counter() - start, 1)
         summary["history"] = {k: [float(v) for v in vs] for k, vs in history.history.items()}
