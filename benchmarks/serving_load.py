@@ -242,13 +242,16 @@ def plot(results, path):
     for offset, setting in ((-width / 2, "batched"), (width / 2, "batch_size_1")):
         runs = results["runs"][setting]
         x = np.arange(len(runs)) + offset
-        left.bar(x, [r["throughput_rps"] for r in runs], width, label=setting)
-        right.bar(x, [r["p99_ms"] for r in runs], width, label=setting)
+        bars = left.bar(x, [r["throughput_rps"] for r in runs], width, label=setting)
+        left.bar_label(bars, fmt="%.0f", fontsize=8)
+        bars = right.bar(x, [r["p99_ms"] for r in runs], width, label=setting)
+        right.bar_label(bars, fmt="%.0f", fontsize=8)
     for axis, title in ((left, "throughput (requests/s)"), (right, "p99 latency (ms)")):
         axis.set_xticks(range(len(results["runs"]["batched"])))
         axis.set_xticklabels([f"{r['clients']} clients" for r in results["runs"]["batched"]])
         axis.set_title(title)
-        axis.legend()
+        axis.set_ylim(top=axis.get_ylim()[1] * 1.25)  # room for the legend above the bars
+        axis.legend(loc="upper left")
     figure.suptitle(f"electra-tf serve on loopback: {results['model']}", fontsize=9)
     figure.tight_layout()
     figure.savefig(path, dpi=110)

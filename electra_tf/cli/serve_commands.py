@@ -27,7 +27,8 @@ def add_subcommands(subparsers):
     parser.add_argument("--max-batch-size", type=int, default=defaults.max_batch_size,
                         help="most instances per model batch (default: %(default)s)")
     parser.add_argument("--batch-timeout-ms", type=float, default=defaults.batch_timeout_ms,
-                        help="how long a batch waits for more requests (default: %(default)s)")
+                        help="how long a batch waits for more requests; it runs sooner once it "
+                        "holds as many as the last batch (default: %(default)s)")
     parser.add_argument("--workers", type=int, default=defaults.workers,
                         help="model threads: batches run at the same time (default: %(default)s)")
     parser.add_argument("--max-body-bytes", type=int, default=defaults.max_body_bytes,

@@ -76,7 +76,7 @@ def extract_answers(model, inputs, contexts, starts, ends, sep_id):
         {"answer" tf.string, "start_char" int32, "end_char" int32 (exclusive),
         "score" float32}, each (batch,). A row with no context gets "" and score -inf.
     """
-    outputs = model(inputs, training=False)
+    outputs = model(inputs, training=False, remove_padding=True)  # dense layers on real tokens
     mask = context_mask(inputs, sep_id=sep_id)  # (batch, seq)
     start_index, end_index, score = best_spans(
         outputs["start_logits"], outputs["end_logits"], mask,

@@ -119,7 +119,8 @@ def export_task_saved_model(
             return [tokenizer.tokenize(question), ids], (starts, ends)
 
         def predict(inputs, strings, offsets):
-            return extract_answers(model, inputs, strings[1], *offsets, sep_id=tokenizer.sep_id)
+            return extract_answers(model, trim_to_longest(inputs), strings[1], *offsets,
+                                   sep_id=tokenizer.sep_id)
 
     def encode(strings, check_length):
         """Strings, one (batch,) tensor per input -> (packed inputs, num_tokens, offsets)."""
@@ -190,7 +191,8 @@ def trim_to_longest(inputs):
     Padding changes no output (the attention mask zeroes it out exactly) but
     costs as much compute as text: a served review of 26 word pieces padded
     to 128 would run a 5x larger model. The [CLS] classifier only reads
-    position 0, so trimming is exact.
+    position 0, and a QA model's answers lie within the text, so trimming is
+    exact.
 
     >>> inputs = {"input_word_ids": tf.constant([[101, 7, 102, 0, 0], [101, 102, 0, 0, 0]]),
     ...           "input_mask": tf.constant([[1, 1, 1, 0, 0], [1, 1, 0, 0, 0]]),
@@ -212,7 +214,7 @@ def _classification_head(model, label_names):
             )
 
         def predict_regression(inputs):
-            return {"predictions": model(inputs, training=False)}  # (batch, num_classes)
+            return {"predictions": model(inputs, training=False, remove_padding=True)}  # (B, C)
 
         return predict_regression, ["predictions"], None
 
@@ -227,7 +229,9 @@ def _classification_head(model, label_names):
             )
 
     def predict(inputs):
-        logits = model(inputs, training=False)  # (batch, num_classes)
+        # Dense layers on real tokens only: a served batch of reviews of uneven
+        # lengths costs its real tokens, not batch × longest (same logits).
+        logits = model(inputs, training=False, remove_padding=True)  # (batch, num_classes)
         if model.problem_type == "multi_label":
             return {"probabilities": tf.sigmoid(logits)}
         label_id = tf.argmax(logits, axis=-1, output_type=tf.int32)  # (batch,)

@@ -193,20 +193,56 @@ class ElectraEncoder(CheckpointConversionMixin, keras.Model):
                 build_in_scope(layer, (None, None, self.hidden_size))
         self.built = True
 
-    def call(self, inputs, training=None):
+    def call(self, inputs, training=None, remove_padding=False):
+        """The encoder outputs (see the class docstring) for an input dict.
+
+        `remove_padding=True` runs every dense layer on the batch's real
+        tokens only (FasterTransformer's "remove padding"): attention gathers
+        them back onto the padded grid, so the real positions get the same
+        values, and a batch of uneven lengths costs its number of real tokens
+        rather than batch × longest. Padded positions of `sequence_output` and
+        `encoder_outputs` are then 0. The batch needs at least one real token,
+        and the dynamic shapes keep it from XLA.
+        """
         word_ids, mask, type_ids = validate_inputs(inputs, self.max_sequence_length)
         x = self.embedding_layer(word_ids, type_ids, training=training)  # (B, T, E)
-        if self.embedding_projection is not None:
-            x = self.embedding_projection(x)  # (B, T, H)
         attention_bias = attention_bias_from_mask(mask, x.dtype)  # (B, 1, 1, T)
+        token_index = grid_index = None
+        if remove_padding:
+            grid_shape = tf.shape(x)  # (B, T, E)
+            flat_mask = tf.cast(tf.reshape(mask, [-1]) > 0, tf.int32)  # (B·T,) 1 real, 0 padding
+            token_index = tf.cast(tf.where(flat_mask > 0)[:, 0], tf.int32)  # (N,) real tokens
+            # Each grid position's row among the N real tokens (padding: the
+            # previous real token, masked out in attention).
+            grid_index = tf.maximum(tf.cumsum(flat_mask) - 1, 0)  # (B·T,)
+            x = tf.gather(tf.reshape(x, [-1, x.shape[-1]]), token_index)[tf.newaxis]  # (1, N, E)
+        if self.embedding_projection is not None:
+            x = self.embedding_projection(x)  # (B, T, H) or (1, N, H)
         encoder_outputs = []
         for layer in self.transformer_layers:
-            x = layer(x, attention_bias, training=training)
+            x = layer(x, attention_bias, training=training,
+                      token_index=token_index, grid_index=grid_index)
             encoder_outputs.append(x)
+        if not remove_padding:
+            return {
+                "sequence_output": x,
+                "pooled_output": x[:, 0, :],  # [CLS]
+                "encoder_outputs": encoder_outputs,
+            }
+        padded = [
+            tf.reshape(
+                tf.scatter_nd(token_index[:, None], output[0],
+                              [grid_shape[0] * grid_shape[1], self.hidden_size]),
+                [grid_shape[0], grid_shape[1], self.hidden_size],
+            )  # (B, T, H), 0 at padding
+            for output in encoder_outputs
+        ]
+        # [CLS] straight from the real tokens: a classifier then needs no scatter.
+        cls_index = tf.gather(grid_index, tf.range(grid_shape[0]) * grid_shape[1])  # (B,)
         return {
-            "sequence_output": x,
-            "pooled_output": x[:, 0, :],  # [CLS]
-            "encoder_outputs": encoder_outputs,
+            "sequence_output": padded[-1],
+            "pooled_output": tf.gather(x[0], cls_index),  # (B, H), [CLS]
+            "encoder_outputs": padded,
         }
 
     @property

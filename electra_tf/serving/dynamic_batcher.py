@@ -21,9 +21,11 @@ class DynamicBatcher:
     `batch_timeout_ms` has not passed since the batch could first run (that
     first request arrived and a worker was free); a request bigger than
     `max_batch_size` runs alone. While all workers are busy, requests queue up,
-    and when a worker frees up the batch takes them and waits out the timeout
-    for the clients the last batch just answered: with 16 closed-loop clients
-    this makes batches of 16 instead of two alternating batches of 8.
+    and when a worker frees up the batch takes them and waits, up to the
+    timeout, for the clients the last batch just answered: with 16 closed-loop
+    clients this makes batches of 16 instead of two alternating batches of 8.
+    It stops waiting as soon as it holds as many instances as the last batch
+    answered, since those clients are then all back.
 
     `run_batch(key, payloads)` runs on a worker thread and returns one result per
     payload, in order; a result that is an `Exception` is raised to that
@@ -72,6 +74,7 @@ class DynamicBatcher:
         self._queues = {}
         self._collectors = {}
         self._running = set()
+        self._last_batch_size = {}  # key -> instances in its last answered batch
         self._waiting = 0
         self._workers = None
         self._executor = None
@@ -120,9 +123,12 @@ class DynamicBatcher:
             # became free. Under load the second matters: clients answered by the
             # last batch send their next requests a few ms later, and join this one.
             deadline = max(first.arrival, loop.time()) + self.batch_timeout_ms / 1000.0
+            expected = self._last_batch_size.get(key, self.max_batch_size)
             while size < self.max_batch_size:
                 try:
                     if queue.empty():
+                        if size >= expected:  # the last batch's clients are all back
+                            break
                         remaining = deadline - loop.time()
                         if remaining <= 0:
                             break
@@ -151,6 +157,7 @@ class DynamicBatcher:
                         f"run_batch returned {len(results)} results for {len(batch)} requests.")
             except Exception as error:  # the batch failed as a whole: every request hears why
                 results = [error] * len(batch)
+            self._last_batch_size[key] = size
             for item, result in zip(batch, results):
                 if item.future.done():  # its caller went away
                     continue

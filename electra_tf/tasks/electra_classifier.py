@@ -157,8 +157,15 @@ class ElectraClassifier(PretrainedModelMixin, keras.Model):
             build_in_scope(self.logits, (None, self.encoder.hidden_size))
         self.built = True
 
-    def call(self, inputs, training=None):
-        x = self.encoder(inputs, training=training)["pooled_output"]  # (B, H), [CLS]
+    def call(self, inputs, training=None, remove_padding=False):
+        """Logits (batch, num_classes).
+
+        `remove_padding=True` (what the exported task model runs) gives the same
+        logits with the encoder's dense layers on real tokens only, see
+        `ElectraEncoder.call`.
+        """
+        x = self.encoder(inputs, training=training, remove_padding=remove_padding)
+        x = x["pooled_output"]  # (B, H), [CLS]
         x = self.dropout(x, training=training)
         if self.dense is not None:
             x = gelu(self.dense(x))  # (B, H)

@@ -178,9 +178,15 @@ class ElectraQuestionAnswering(PretrainedModelMixin, keras.Model):
                 build_in_scope(self.impossible_dense, (None, self.head_hidden_size))
         self.built = True
 
-    def call(self, inputs, training=None, start_positions=None):
-        """Logits; `start_positions` (batch,) conditions the "electra" head's end on gold starts."""
-        sequence = self.encoder(inputs, training=training)["sequence_output"]  # (B, T, H)
+    def call(self, inputs, training=None, start_positions=None, remove_padding=False):
+        """Logits; `start_positions` (batch,) conditions the "electra" head's end on gold starts.
+
+        `remove_padding=True` (what the exported task model runs) runs the
+        encoder's dense layers on real tokens only, see `ElectraEncoder.call`:
+        the same logits wherever the input mask is 1.
+        """
+        sequence = self.encoder(inputs, training=training, remove_padding=remove_padding)
+        sequence = sequence["sequence_output"]  # (B, T, H)
         if self.head == "simple":
             logits = tf.cast(self.qa_outputs(sequence), tf.float32)  # (B, T, 2)
             return {"start_logits": logits[..., 0], "end_logits": logits[..., 1]}

@@ -53,6 +53,44 @@ def test_padding_does_not_change_real_tokens():
     np.testing.assert_allclose(short, long, atol=1e-5)
 
 
+@pytest.mark.parametrize("embedding_size", [4, None])  # with and without the projection
+def test_remove_padding_gives_the_same_real_tokens_and_zero_padding(embedding_size):
+    encoder = ElectraEncoder(**{**TINY, "embedding_size": embedding_size})
+    x = make_inputs(batch_size=4, seq_length=9)  # rows of 9, 7, 5 and 3 real tokens
+    real = x["input_mask"][..., None].astype(bool)
+    padded = encoder(x)
+    run = tf.function(lambda inputs: encoder(inputs, remove_padding=True))
+    for packed in (encoder(x, remove_padding=True), run(x)):
+        for key in ("sequence_output", "pooled_output"):
+            assert packed[key].shape == padded[key].shape
+        for got, want in zip(packed["encoder_outputs"], padded["encoder_outputs"]):
+            np.testing.assert_allclose(np.where(real, got, 0), np.where(real, want, 0), atol=1e-5)
+            np.testing.assert_array_equal(np.where(real, 0, got), 0)
+        np.testing.assert_allclose(packed["pooled_output"], padded["pooled_output"], atol=1e-5)
+
+
+def test_remove_padding_runs_the_dense_layers_on_real_tokens_only():
+    encoder = ElectraEncoder(**TINY)
+    x = make_inputs(batch_size=4, seq_length=9)  # 24 real tokens of 36
+    rows = []
+    dense = encoder.transformer_layers[0].intermediate_dense
+    original_call = dense.call
+    dense.call = lambda inputs: rows.append(int(inputs.shape[0])) or original_call(inputs)
+    try:
+        encoder(x)
+        encoder(x, remove_padding=True)
+    finally:
+        dense.call = original_call
+    assert rows == [36, int(x["input_mask"].sum())] and rows[1] == 24
+
+
+def test_padding_free_layer_call_needs_both_indices():
+    layer = ElectraEncoder(**TINY).transformer_layers[0]
+    x = tf.zeros((1, 3, TINY["hidden_size"]))
+    with pytest.raises(ValueError, match="needs both `token_index` and `grid_index`"):
+        layer(x, tf.zeros((1, 1, 1, 3)), token_index=tf.range(3))
+
+
 def test_optional_mask_and_types_default_to_no_padding_one_segment():
     encoder = ElectraEncoder(**TINY)
     ids = make_inputs()["input_word_ids"]

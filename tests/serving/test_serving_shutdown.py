@@ -1,7 +1,10 @@
 """A second server: the export with truncate=False, overload (503) and SIGTERM under load.
 
 Its 2 s batch timeout keeps requests in flight long enough to overload the
-queue and to send SIGTERM while they wait, deterministically.
+queue and to send SIGTERM while they wait, deterministically. A batch stops
+waiting early once it holds as many instances as the last batch answered, so
+those tests first run a full batch of 64 (`full_batch_first`): the batches
+after it wait for 64 instances or the 2 s.
 """
 
 import concurrent.futures
@@ -36,6 +39,11 @@ def post(server, texts):
                          headers={"Connection": "close"}, timeout=60)
 
 
+def full_batch_first(server):
+    answer = post(server, [TEXTS[i % 4] for i in range(64)])  # --max-batch-size 64
+    assert answer.status_code == 200, answer.text
+
+
 def test_too_long_text_is_refused_when_the_export_does_not_truncate(server):
     long_text = "word " * 40  # 42 tokens > max_seq_length 32
     with concurrent.futures.ThreadPoolExecutor(2) as pool:  # both land in one batch
@@ -50,6 +58,7 @@ def test_too_long_text_is_refused_when_the_export_does_not_truncate(server):
 
 
 def test_overload_is_503_not_a_crash(server):
+    full_batch_first(server)
     with concurrent.futures.ThreadPoolExecutor(2 * MAX_QUEUE) as pool:
         answers = list(pool.map(lambda i: post(server, [TEXTS[i % 4]]), range(2 * MAX_QUEUE)))
     statuses = [answer.status_code for answer in answers]
@@ -64,6 +73,7 @@ def test_overload_is_503_not_a_crash(server):
 
 
 def test_sigterm_finishes_requests_in_flight(server):
+    full_batch_first(server)
     in_flight = 16
     with concurrent.futures.ThreadPoolExecutor(in_flight) as pool:
         futures = [pool.submit(post, server, [TEXTS[i % 4]]) for i in range(in_flight)]

@@ -175,3 +175,31 @@ def test_batch_waits_for_clients_answered_by_the_last_batch():
 
     assert run(main()) == "answered client"
     assert batches == [["full"], ["queued", "answered client"]]
+
+
+def test_batch_stops_waiting_once_the_last_batch_clients_are_back():
+    # Three closed-loop clients: once all three are back, their batch runs at once
+    # instead of idling the model until batch_timeout_ms (1 s here) has passed.
+    batches = []
+
+    def run_batch(key, payloads):
+        batches.append(list(payloads))
+        return payloads
+
+    async def client(batcher, name, delay):
+        await batcher.submit("k", name + "1")
+        await asyncio.sleep(delay)  # the client's turnaround before its next request
+        start = time.perf_counter()
+        await batcher.submit("k", name + "2")
+        return time.perf_counter() - start
+
+    async def main():
+        batcher = DynamicBatcher(run_batch, max_batch_size=32, batch_timeout_ms=1000)
+        waits = await asyncio.gather(*[
+            client(batcher, name, delay) for name, delay in (("a", 0.0), ("b", 0.02), ("c", 0.04))])
+        await batcher.close()
+        return waits
+
+    waits = run(main())
+    assert batches == [["a1", "b1", "c1"], ["a2", "b2", "c2"]]
+    assert max(waits) < 0.5  # c2 did not wait out the 1 s timeout

@@ -43,6 +43,8 @@ def test_logits_shape_and_dtype(head, problem_type, num_classes, inputs):
     assert logits.shape == (3, num_classes) and logits.dtype == tf.float32
     # Inference is deterministic (dropout off); training mode is not.
     np.testing.assert_array_equal(logits, classifier(inputs, training=False))
+    # Padding-free dense layers (what the exported task model runs): same logits.
+    np.testing.assert_allclose(classifier(inputs, remove_padding=True), logits, atol=1e-5)
 
 
 def test_heads_have_the_documented_layers():

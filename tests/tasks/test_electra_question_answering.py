@@ -54,6 +54,30 @@ def test_electra_head_end_logits_follow_the_start_they_are_given(models):
     assert not np.allclose(other, beam["end_logits"][:, 0])
 
 
+@pytest.mark.parametrize("head", ["simple", "electra"])
+def test_remove_padding_gives_the_same_logits_where_answers_can_be(models, head):
+    model, inputs = models[head], make_inputs(3, 9)  # rows of 9, 7 and 5 real tokens
+    padded, packed = model(inputs), model(inputs, remove_padding=True)
+    real = inputs["input_mask"].astype(bool)
+    np.testing.assert_allclose(packed["start_logits"].numpy()[real],
+                               padded["start_logits"].numpy()[real], atol=1e-4)
+    if head == "electra":
+        # The beam agrees on every start an answer can have (masked starts tie at
+        # the penalty, in either order), and so do those starts' end logits.
+        top = padded["start_top_index"].numpy()
+        can_start = np.take_along_axis(padded["start_logits"].numpy(), top, 1) > -MASK_PENALTY / 2
+        assert can_start.sum() >= 3
+        np.testing.assert_array_equal(packed["start_top_index"].numpy()[can_start], top[can_start])
+        ends = can_start[..., None] & real[:, None]  # (B, K, T)
+        np.testing.assert_allclose(packed["end_logits"].numpy()[ends],
+                                   padded["end_logits"].numpy()[ends], atol=1e-4)
+        np.testing.assert_allclose(packed["impossible_logits"], padded["impossible_logits"],
+                                   atol=1e-4)
+    else:
+        np.testing.assert_allclose(packed["end_logits"].numpy()[real],
+                                   padded["end_logits"].numpy()[real], atol=1e-4)
+
+
 def test_loss_is_mean_of_start_and_end_plus_half_answerability():
     logits = np.log(np.array([[0.1, 0.6, 0.3], [0.5, 0.25, 0.25]], np.float32))
     outputs = {"start_logits": logits, "end_logits": logits[::-1],
