@@ -210,11 +210,11 @@ class ElectraEncoder(CheckpointConversionMixin, keras.Model):
         token_index = grid_index = None
         if remove_padding:
             grid_shape = tf.shape(x)  # (B, T, E)
-            flat_mask = tf.cast(tf.reshape(mask, [-1]) > 0, tf.int32)  # (B·T,) 1 real, 0 padding
-            token_index = tf.cast(tf.where(flat_mask > 0)[:, 0], tf.int32)  # (N,) real tokens
+            real = tf.reshape(mask, [-1]) > 0  # (B·T,)
+            token_index = tf.cast(tf.where(real)[:, 0], tf.int32)  # (N,) real tokens
             # Each grid position's row among the N real tokens (padding: the
             # previous real token, masked out in attention).
-            grid_index = tf.maximum(tf.cumsum(flat_mask) - 1, 0)  # (B·T,)
+            grid_index = tf.maximum(tf.cumsum(tf.cast(real, tf.int32)) - 1, 0)  # (B·T,)
             x = tf.gather(tf.reshape(x, [-1, x.shape[-1]]), token_index)[tf.newaxis]  # (1, N, E)
         if self.embedding_projection is not None:
             x = self.embedding_projection(x)  # (B, T, H) or (1, N, H)
