@@ -16,7 +16,10 @@ Starts from the fine-tuned MiniLM classifier that benchmarks/finetune_sentiment.
 saves (--classifier); when that directory is missing it fine-tunes one first
 (one epoch, ~20 min on 2 cores). Pruning and distillation fine-tune on
 movie_train.tsv for --prune-steps / --distill-steps batches; pruning learns
-from the unpruned classifier's soft predictions too (--prune-distill-alpha).
+from the unpruned classifier's soft predictions (--prune-distill-alpha), on
+the reviews and on --prune-augment-copies augmented copies of each
+(`augmented_distillation_dataset`: words masked, swapped for embedding
+neighbours, texts cropped to phrases).
 Full int8 is measured with the shipped recipe (the widest dense layers in
 float) and with every dense layer in int8.
 
@@ -46,6 +49,7 @@ from electra_tf.compression.compression_report import (
     zipped_size,
 )
 from electra_tf.compression.electra_distiller import ElectraDistiller, student_from_teacher
+from electra_tf.compression.augmentation import augmented_distillation_dataset
 from electra_tf.compression.pruning import prune_classifier, sparsity_report
 from electra_tf.data.classification_dataset import (
     make_classification_dataset,
@@ -74,11 +78,14 @@ def parse_args():
     parser.add_argument("--train-seq-length", type=int, default=64,
                         help="tokens per example while pruning/distilling (reviews are short)")
     parser.add_argument("--train-batch-size", type=int, default=32)
-    parser.add_argument("--prune-steps", type=int, default=250)
+    parser.add_argument("--prune-steps", type=int, default=1000)
     parser.add_argument("--prune-learning-rate", type=float, default=2e-4)
-    parser.add_argument("--prune-distill-alpha", type=float, default=0.9,
+    parser.add_argument("--prune-distill-alpha", type=float, default=1.0,
                         help="weight of the unpruned model's soft predictions while pruning "
                              "(negative: labels only)")
+    parser.add_argument("--prune-augment-copies", type=int, default=3,
+                        help="augmented copies of each training review that the unpruned "
+                             "model labels while pruning (0: the reviews only)")
     parser.add_argument("--distill-steps", type=int, default=150)
     parser.add_argument("--distill-layers", type=int, default=3)
     parser.add_argument("--distill-learning-rate", type=float, default=1e-4)
@@ -242,12 +249,20 @@ def main(args):
         add("torch_int8", "transformers/torch dynamic int8",
             lambda: torch_row(quantized, "torch_int8"))
 
+    prune_data = train_data
+    if args.prune_augment_copies > 0:
+        if args.prune_distill_alpha < 0:
+            raise SystemExit("--prune-augment-copies needs the teacher (--prune-distill-alpha "
+                             ">= 0): augmented reviews have no labels.")
+        prune_data = augmented_distillation_dataset(
+            train, tokenizer, classifier, copies=args.prune_augment_copies,
+            max_seq_length=args.train_seq_length, batch_size=args.train_batch_size, seed=0)
     for sparsity in (0.5, 0.8):
         key = f"pruned_{int(100 * sparsity)}"
         if key in skip:
             continue
         t = time.perf_counter()
-        pruned, _ = prune_classifier(classifier, train_data, target_sparsity=sparsity,
+        pruned, _ = prune_classifier(classifier, prune_data, target_sparsity=sparsity,
                                      steps_per_epoch=args.prune_steps,
                                      learning_rate=args.prune_learning_rate,
                                      log_dir=out(f"{key}_logs"), verbose=2,
@@ -259,6 +274,8 @@ def main(args):
                       "model_sparsity": report["model_sparsity"]}
         pruned.save_pretrained(out(key), overwrite=True)
         teacher = " + distillation" if args.prune_distill_alpha >= 0 else ""
+        if args.prune_augment_copies > 0:
+            teacher += f" on {args.prune_augment_copies}x augmented reviews"
         add(key, f"{int(100 * sparsity)}% pruned, {args.prune_steps} steps{teacher} (TFLite fp32)",
             lambda: tflite_row(pruned, out(f"{key}.tflite")))
 

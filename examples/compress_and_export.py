@@ -3,7 +3,8 @@
     python examples/compress_and_export.py --classifier runs/sentiment/classifier \
         --train movie_train.tsv --dev movie_dev.tsv --output runs/compressed
 
-1. prune 50% of the encoder and head kernels while fine-tuning (tfmot);
+1. prune 50% of the encoder and head kernels while fine-tuning (tfmot) on the
+   unpruned model's predictions, for the reviews and augmented copies of them;
 2. distil the classifier into a 2-layer student started from its own layers;
 3. export the original (fp32, dynamic-range int8, full int8), the pruned and
    the distilled model to TFLite, and the pruned one as an end-to-end
@@ -22,6 +23,7 @@ import numpy as np
 
 import electra_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
 from electra_tf import ElectraDistiller
+from electra_tf.compression.augmentation import augmented_distillation_dataset
 from electra_tf.compression.compress import load_classifier_and_tokenizer, representative_dataset
 from electra_tf.compression.compression_report import (
     format_compression_table,
@@ -47,6 +49,8 @@ def main():
     parser.add_argument("--seq-length", type=int, default=128)
     parser.add_argument("--steps", type=int, default=100, help="pruning and distillation steps")
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--augment-copies", type=int, default=3,
+                        help="augmented copies of each training text while pruning")
     args = parser.parse_args()
     os.makedirs(args.output, exist_ok=True)
 
@@ -59,9 +63,14 @@ def main():
     features = {key: value.numpy() for key, value in features.items()}
     labels = np.array(dev["label"])
 
-    # 1. Pruning: 50% zeros in every encoder and head kernel.
-    pruned, _ = prune_classifier(classifier, train_data, target_sparsity=0.5,
-                                 steps_per_epoch=args.steps,
+    # 1. Pruning: 50% zeros in every encoder and head kernel, learning the unpruned
+    #    model's soft predictions on the texts and on augmented copies of them.
+    augmented = augmented_distillation_dataset(train, tokenizer, classifier,
+                                               copies=args.augment_copies,
+                                               batch_size=args.batch_size)
+    pruned, _ = prune_classifier(classifier, augmented, target_sparsity=0.5,
+                                 steps_per_epoch=args.steps, learning_rate=2e-4,
+                                 teacher=classifier, alpha=1.0,
                                  log_dir=os.path.join(args.output, "pruning_logs"))
     print(format_sparsity_table(sparsity_report(pruned)))
 

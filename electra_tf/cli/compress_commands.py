@@ -85,6 +85,10 @@ def _add_common(parser, learning_rate):
     parser.add_argument("--vocab", dest="vocab_path",
                         help="WordPiece vocabulary (default: CLASSIFIER_DIR/vocab.txt or the "
                         "packaged uncased one)")
+    parser.add_argument("--augment-copies", type=int, default=0,
+                        help="also train on N augmented copies of each text (words masked or "
+                        "swapped for embedding neighbours, cropped to phrases), labelled by the "
+                        "unpruned model/teacher only (default: %(default)s)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --output")
     parser.add_argument("--no-progress", dest="verbose", action="store_const", const=2,
                         default=1, help="one line per epoch instead of a progress bar")
@@ -94,7 +98,7 @@ def _common_options(args):
     return dict(epochs=args.epochs, max_steps=args.max_steps, batch_size=args.batch_size,
                 max_seq_length=args.max_seq_length, learning_rate=args.learning_rate,
                 dev=args.dev, vocab_path=args.vocab_path, overwrite=args.overwrite,
-                verbose=args.verbose)
+                verbose=args.verbose, augment_copies=args.augment_copies)
 
 
 def _run_prune(args):

@@ -76,6 +76,29 @@ def _steps(data, epochs, max_steps):
     return 1, max_steps, data.repeat()
 
 
+def _training_data(path, teacher, tokenizer, max_seq_length, batch_size, epochs, max_steps,
+                   augment_copies):
+    """(epochs, steps_per_epoch, data) for training a student of `teacher` on `path`.
+
+    With `augment_copies`, an epoch is the texts plus that many augmented
+    copies of each (`augmented_distillation_dataset`).
+    """
+    if not augment_copies:
+        train_data, _ = _dataset(path, teacher, tokenizer, max_seq_length, batch_size,
+                                 shuffle=True)
+        return _steps(train_data, epochs, max_steps)
+    from electra_tf.compression.augmentation import augmented_distillation_dataset
+
+    examples, _ = read_classification_file(path, num_classes=teacher.num_classes)
+    train_data = augmented_distillation_dataset(
+        examples, tokenizer, teacher, copies=augment_copies, max_seq_length=max_seq_length,
+        batch_size=batch_size)  # endless
+    if max_steps is not None:
+        return _steps(train_data, epochs, max_steps)
+    epoch = -(-len(examples["text"]) * (augment_copies + 1) // batch_size)
+    return epochs, epoch, train_data
+
+
 def run_prune(
     classifier_dir,
     train,
@@ -91,23 +114,32 @@ def run_prune(
     overwrite=False,
     verbose=1,
     distill_alpha=None,
+    augment_copies=0,
 ):
     """Prunes a saved classifier while fine-tuning on `train`; see the module docstring.
 
     `distill_alpha`: when given, the unpruned classifier is the teacher and
     the pruned one learns from its soft predictions with that weight (and from
     the labels with 1 - distill_alpha); see `prune_classifier`.
+    `augment_copies`: also train on that many augmented copies of each text,
+    which only the teacher labels (`augmented_distillation_dataset`); needs
+    `distill_alpha`.
 
     `max_steps` replaces `epochs`: one pass of exactly that many batches. Returns the summary written to summary.json, with the
     per-kernel sparsity report and, when `dev` is given, dev accuracy before
     and after.
     """
+    if augment_copies and distill_alpha is None:
+        raise ValueError(
+            f"Augmented texts have no labels, so augment_copies={augment_copies} needs the "
+            "unpruned model as teacher: pass distill_alpha (--distill-alpha), e.g. 1.0."
+        )
     classifier, tokenizer = load_classifier_and_tokenizer(classifier_dir, vocab_path)
-    train_data, _ = _dataset(train, classifier, tokenizer, max_seq_length, batch_size,
-                             shuffle=True)
-    epochs, steps_per_epoch, train_data = _steps(train_data, epochs, max_steps)
+    epochs, steps_per_epoch, train_data = _training_data(
+        train, classifier, tokenizer, max_seq_length, batch_size, epochs, max_steps,
+        augment_copies)
     summary = {"classifier": classifier_dir, "train": train, "target_sparsity": target_sparsity,
-               "steps": epochs * steps_per_epoch}
+               "steps": epochs * steps_per_epoch, "augment_copies": augment_copies}
     if dev:
         dev_data, dev_labels = _dataset(dev, classifier, tokenizer, max_seq_length, batch_size)
         summary["dev_accuracy_before"] = dev_accuracy(classifier, dev_data, dev_labels)
@@ -151,8 +183,12 @@ def run_distill(
     vocab_path=None,
     overwrite=False,
     verbose=1,
+    augment_copies=0,
 ):
     """Distils a saved classifier into a `num_layers` student started from the teacher's layers.
+
+    `augment_copies`: also train on that many augmented copies of each text,
+    which only the teacher labels (`augmented_distillation_dataset`).
 
     Returns the summary written to summary.json (history, and with `dev` the
     teacher's and the student's dev accuracy).
@@ -161,11 +197,12 @@ def run_distill(
 
     teacher, tokenizer = load_classifier_and_tokenizer(teacher_dir, vocab_path)
     student = student_from_teacher(teacher, num_layers)
-    train_data, _ = _dataset(train, teacher, tokenizer, max_seq_length, batch_size, shuffle=True)
-    epochs, steps_per_epoch, train_data = _steps(train_data, epochs, max_steps)
+    epochs, steps_per_epoch, train_data = _training_data(
+        train, teacher, tokenizer, max_seq_length, batch_size, epochs, max_steps, augment_copies)
     total_steps = epochs * steps_per_epoch
     summary = {"teacher": teacher_dir, "train": train, "num_layers": num_layers,
-               "temperature": temperature, "alpha": alpha, "steps": total_steps}
+               "temperature": temperature, "alpha": alpha, "steps": total_steps,
+               "augment_copies": augment_copies}
     distiller = ElectraDistiller(teacher, student, temperature=temperature, alpha=alpha)
     distiller.compile(optimizer=create_finetuning_optimizer(
         learning_rate, total_steps, num_layers=num_layers))

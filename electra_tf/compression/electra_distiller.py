@@ -19,7 +19,8 @@ def distillation_loss(labels, teacher_logits, student_logits, temperature=2.0, a
     """The distillation objective and its two parts, averaged over the batch.
 
     Args:
-        labels: (batch,) int class ids.
+        labels: (batch,) int class ids; -1 marks an unlabelled example (augmented
+            text), which counts in the soft term only.
         teacher_logits: (batch, num_classes).
         student_logits: (batch, num_classes).
         temperature: T > 0; softens both distributions. The soft term is
@@ -28,7 +29,8 @@ def distillation_loss(labels, teacher_logits, student_logits, temperature=2.0, a
 
     Returns:
         `(loss, soft_loss, hard_loss)`, float32 scalars: soft_loss is
-        T² · KL(teacher/T ‖ student/T), hard_loss the cross-entropy with the labels.
+        T² · KL(teacher/T ‖ student/T), hard_loss the cross-entropy with the labels
+        (over the labelled examples; 0 when there are none).
 
     >>> loss, soft, hard = distillation_loss(tf.constant([0]), tf.constant([[2.0, 0.0]]),
     ...                                      tf.constant([[2.0, 0.0]]), temperature=1.0)
@@ -43,11 +45,13 @@ def distillation_loss(labels, teacher_logits, student_logits, temperature=2.0, a
         tf.exp(teacher_log_probs) * (teacher_log_probs - student_log_probs), axis=-1
     )  # (B,)
     soft_loss = temperature**2 * tf.reduce_mean(kl)
-    hard_loss = tf.reduce_mean(
-        tf.nn.sparse_softmax_cross_entropy_with_logits(
-            labels=tf.cast(tf.reshape(labels, [-1]), tf.int32), logits=student_logits
-        )
-    )
+    labels = tf.cast(tf.reshape(labels, [-1]), tf.int32)  # (B,)
+    labelled = labels >= 0  # (B,); -1: an unlabelled (e.g. augmented) example
+    cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=tf.maximum(labels, 0), logits=student_logits)  # (B,)
+    hard_loss = tf.math.divide_no_nan(
+        tf.reduce_sum(tf.where(labelled, cross_entropy, 0.0)),
+        tf.reduce_sum(tf.cast(labelled, tf.float32)))
     return alpha * soft_loss + (1.0 - alpha) * hard_loss, soft_loss, hard_loss
 
 
@@ -215,7 +219,10 @@ class ElectraDistiller(keras.Model):
         for tracker, value in zip(
                 (self.loss_tracker, self.soft_loss_tracker, self.hard_loss_tracker), losses):
             tracker.update_state(value)
-        self.accuracy.update_state(labels, student_logits)
+        labels = tf.reshape(labels, [-1])  # (B,)
+        # Accuracy against the labels, where there are any (-1: unlabelled).
+        self.accuracy.update_state(tf.maximum(labels, 0), student_logits,
+                                   sample_weight=tf.cast(labels >= 0, tf.float32))
         return {metric.name: metric.result() for metric in self.metrics}
 
     def train_step(self, data):

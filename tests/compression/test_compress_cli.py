@@ -62,6 +62,25 @@ def test_prune_with_distillation(workdir, capsys):
     assert summary["sparsity"]["overall_sparsity"] == pytest.approx(0.5, abs=0.02)
 
 
+def test_prune_with_augmented_texts(workdir, capsys):
+    out = workdir / "pruned_augmented"
+    code = main(["compress", "prune", str(workdir / "classifier"), "--train",
+                 str(workdir / "train.tsv"), "--output", str(out), "--sparsity", "0.5",
+                 "--batch-size", "8", "--max-seq-length", "12", "--distill-alpha", "1.0",
+                 "--augment-copies", "2", "--no-progress"])
+    assert code == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["augment_copies"] == 2
+    assert summary["steps"] == 9  # one epoch: 24 reviews and 48 augmented copies, batches of 8
+    assert summary["sparsity"]["overall_sparsity"] == pytest.approx(0.5, abs=0.02)
+    # Augmented texts have no labels: without the teacher there is nothing to learn from them.
+    code = main(["compress", "prune", str(workdir / "classifier"), "--train",
+                 str(workdir / "train.tsv"), "--output", str(workdir / "no_teacher"),
+                 "--augment-copies", "2"])
+    assert code == 2 and "distill-alpha" in capsys.readouterr().err
+    assert not (workdir / "no_teacher").exists()
+
+
 def test_distill(workdir, capsys):
     out = workdir / "student"
     code = main(["compress", "distill", str(workdir / "classifier"), "--train",
@@ -73,6 +92,13 @@ def test_distill(workdir, capsys):
     assert student.encoder.num_layers == 1
     summary = json.loads((out / "summary.json").read_text())
     assert len(summary["history"]["soft_loss"]) == 1
+    code = main(["compress", "distill", str(workdir / "classifier"), "--train",
+                 str(workdir / "train.tsv"), "--output", str(workdir / "student_augmented"),
+                 "--num-layers", "1", "--batch-size", "8", "--max-seq-length", "12",
+                 "--augment-copies", "1", "--no-progress"])
+    assert code == 0
+    summary = json.loads((workdir / "student_augmented" / "summary.json").read_text())
+    assert summary["augment_copies"] == 1 and summary["steps"] == 6  # (24 + 24) / 8
     assert list((out / "logs").rglob("events.out.tfevents.*"))
 
 
