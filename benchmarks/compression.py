@@ -39,6 +39,7 @@ import numpy as np
 import electra_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
 import tensorflow as tf
 
+from electra_tf.compression.augmentation import augmented_distillation_dataset
 from electra_tf.compression.compress import representative_dataset
 from electra_tf.compression.compression_report import (
     accuracy_from_logits,
@@ -49,7 +50,6 @@ from electra_tf.compression.compression_report import (
     zipped_size,
 )
 from electra_tf.compression.electra_distiller import ElectraDistiller, student_from_teacher
-from electra_tf.compression.augmentation import augmented_distillation_dataset
 from electra_tf.compression.pruning import prune_classifier, sparsity_report
 from electra_tf.data.classification_dataset import (
     make_classification_dataset,

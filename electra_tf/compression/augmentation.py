@@ -19,6 +19,11 @@ augmented text has no trustworthy label: it gets label -1, which
 with the teacher's soft targets (`ElectraDistiller`, or `prune_classifier`
 with a `teacher`).
 
+Measured here (README, Compression): pruning MiniLM's sentiment classifier to
+50% lost 0.84 points with 3 copies per review, but 0.37 in one run of the same
+1,000 steps on the reviews alone, so the copies are an option to measure on
+your data, not a sure gain.
+
     data = augmented_distillation_dataset(train_examples, tokenizer, classifier, copies=3)
     pruned, _ = prune_classifier(classifier, data, steps_per_epoch=1000, teacher=classifier, alpha=1.0)
 """
