@@ -40,7 +40,35 @@ def add_subcommands(subparsers):
     parser.add_argument("--max-queue", type=int, default=defaults.max_queue,
                         help="most requests waiting for a batch, else HTTP 503 "
                         "(default: %(default)s)")
+    parser.add_argument("--grpc-port", type=int, default=None,
+                        help="also serve TF Serving's gRPC API (PredictionService, "
+                        "ModelService) on this port; TF Serving's is 8500 (default: off)")
+    parser.add_argument("--version-policy", choices=("latest", "all"),
+                        default=defaults.version_policy,
+                        help="which numbered versions of a base directory to serve "
+                        "(default: %(default)s, as TF Serving)")
+    parser.add_argument("--version-labels", type=_version_labels, default={},
+                        help="labels for /v1/models/NAME/labels/LABEL, e.g. stable=1,canary=2; "
+                        "labelled versions are served too")
+    parser.add_argument("--file-system-poll-wait-seconds", type=float,
+                        default=defaults.file_system_poll_wait_seconds,
+                        help="how often to look for new version directories, loaded and "
+                        "swapped in while serving; 0 never looks (default: %(default)s)")
     parser.set_defaults(run=_run_serve)
+
+
+def _version_labels(text):
+    import argparse
+
+    labels = {}
+    for item in filter(None, text.split(",")):
+        label, _, version = item.partition("=")
+        if not label or not version.strip().isdigit():
+            raise argparse.ArgumentTypeError(
+                f"expected LABEL=VERSION[,LABEL=VERSION...] such as stable=1,canary=2; "
+                f"received {text!r}")
+        labels[label.strip()] = str(int(version))
+    return labels
 
 
 def _run_serve(args):
@@ -53,8 +81,9 @@ def _run_serve(args):
     options = {field.name: getattr(args, field.name) for field in dataclasses.fields(ServingConfig)
                if hasattr(args, field.name)}
     config = ServingConfig(**{**options, "name": name})
+    grpc = f"; gRPC on {config.host}:{config.grpc_port}" if config.grpc_port is not None else ""
     run_server(os.path.abspath(args.model_dir), config, on_ready=lambda url: print(
-        f"serving {name!r} at {url}/v1/models/{name} (demo page: {url}/); "
+        f"serving {name!r} at {url}/v1/models/{name} (demo page: {url}/){grpc}; "
         "Ctrl-C or SIGTERM stops", flush=True))
 
 

@@ -50,6 +50,20 @@ def find_model_versions(model_dir):
     return {str(int(name)): path for name, path in versions.items()}
 
 
+def read_signature_defs(saved_model_dir):
+    """The SavedModel's SignatureDef protos, {name: SignatureDef}, from `saved_model.pb`.
+
+    TF-internal entries such as `__saved_model_init_op` are left out, as TF
+    Serving's metadata API leaves them out.
+    """
+    proto = saved_model_pb2.SavedModel()
+    with open(os.path.join(saved_model_dir, "saved_model.pb"), "rb") as f:
+        proto.ParseFromString(f.read())
+    meta_graph = proto.meta_graphs[0]
+    return {name: signature for name, signature in sorted(meta_graph.signature_def.items())
+            if not name.startswith("__")}
+
+
 def signature_def_json(saved_model_dir):
     """The SavedModel's signature defs as TF Serving's metadata API prints them.
 
@@ -57,17 +71,12 @@ def signature_def_json(saved_model_dir):
     `saved_model.pb`, in protobuf's JSON mapping with default fields printed
     (so `"unknown_rank": false`, `"size": "-1"`), as `GET .../metadata` shows.
     """
-    proto = saved_model_pb2.SavedModel()
-    with open(os.path.join(saved_model_dir, "saved_model.pb"), "rb") as f:
-        proto.ParseFromString(f.read())
-    meta_graph = proto.meta_graphs[0]
     return {
         name: json_format.MessageToDict(
             signature, preserving_proto_field_name=True,
             always_print_fields_with_no_presence=True,
         )
-        for name, signature in sorted(meta_graph.signature_def.items())
-        if not name.startswith("__")  # TF-internal entries such as __saved_model_init_op
+        for name, signature in read_signature_defs(saved_model_dir).items()
     }
 
 
@@ -107,6 +116,7 @@ class ServedModel:
             raise ValueError(f"`version` must be a string of digits; received {version!r}.")
         self.path = str(path)
         self.version = str(version)
+        self.signature_def_protos = read_signature_defs(self.path)
         self.signature_defs = signature_def_json(self.path)
         self.export_info = {}
         info_path = os.path.join(self.path, EXPORT_INFO_PATH)
@@ -161,17 +171,27 @@ class ServedModel:
             )
         return self._functions[signature_name]
 
-    def predict(self, signature_name, columns):
-        """Runs a signature on a batch: {input: list of str} -> {output: np.ndarray}.
+    def to_tensors(self, signature_name, columns):
+        """{input: list of bytes} -> {input: tf.string tensor}, checking the input names.
 
-        Every list has the batch's length; outputs have it as first dimension.
+        The service converts each request on its own, before it joins a batch,
+        so that a text that cannot become a tensor fails its own request only.
         """
-        function = self._function(signature_name)
         expected = self.input_names(signature_name)
         if sorted(columns) != expected:
             raise ValueError(
                 f"Signature {signature_name!r} takes inputs {expected}; received "
                 f"{sorted(columns)}."
             )
-        tensors = {name: tf.constant(values, dtype=tf.string) for name, values in columns.items()}
+        return {name: values if isinstance(values, tf.Tensor)
+                else tf.constant(values, dtype=tf.string) for name, values in columns.items()}
+
+    def predict(self, signature_name, columns):
+        """Runs a signature on a batch: {input: list of str/bytes or tf.string tensor}
+        -> {output: np.ndarray}.
+
+        Every input has the batch's length; outputs have it as first dimension.
+        """
+        function = self._function(signature_name)
+        tensors = self.to_tensors(signature_name, columns)
         return {name: np.asarray(value) for name, value in function(**tensors).items()}

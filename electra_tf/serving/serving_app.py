@@ -6,9 +6,15 @@ requests in flight before it exits.
 """
 
 import asyncio
+import collections
+import contextlib
 import importlib.resources
 import json
+import re
+import signal
+import threading
 import time
+import traceback
 import typing
 
 import tensorflow as tf
@@ -19,7 +25,8 @@ from electra_tf.serving.predict_request import (
     parse_predict_request,
     split_outputs,
 )
-from electra_tf.serving.served_model import ServedModel, find_model_versions
+from electra_tf.serving.model_versions import ModelVersions
+from electra_tf.serving.request_error import RequestError
 from electra_tf.serving.serving_config import ServingConfig
 from electra_tf.serving.serving_metrics import ServingMetrics
 
@@ -60,80 +67,86 @@ _ERROR_RESPONSES = {code: {"description": text, "content": {"application/json": 
                                        (413, "body too large"), (503, "overloaded"))}
 
 
-class _RequestError(Exception):
-    """A request the service refuses: `status` and a message for {"error": ...}."""
-
-    def __init__(self, status, message):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-def load_model_versions(model_dir):
-    """Loads the latest version under `model_dir` (as TF Serving's default policy does).
-
-    Returns {version: ServedModel} with that one version.
-    """
-    versions = find_model_versions(model_dir)
-    latest = max(versions, key=int)
-    return {latest: ServedModel(versions[latest], version=latest)}
+# TF Serving's URL patterns (http_rest_api_util.cc), case-insensitive as there:
+# POST /v1/models/NAME[/versions/N | /labels/LABEL]:(classify|regress|predict)
+# GET  /v1/models[/NAME][/versions/N | /labels/LABEL][/metadata]
+_MODEL_PART = (r"/v1/models(?:/(?P<name>[^/:]+))?"
+               r"(?:/versions/(?P<version>\d+)|/labels/(?P<label>[^/:]+))?")
+_POST_PATH = re.compile(_MODEL_PART + r":(?P<verb>classify|regress|predict)", re.IGNORECASE)
+_GET_PATH = re.compile(_MODEL_PART + r"(?P<metadata>/metadata)?", re.IGNORECASE)
+_V1 = re.compile(r"/v1(/|$)", re.IGNORECASE)
 
 
 def run_model_batch(model, signature_name, payloads):
-    """Runs one batch of requests; returns per request its outputs or an error.
+    """Runs one batch of requests; returns per request its outputs or its error.
+
+    Never raises: if the batch fails as a whole, each request is rerun alone, so
+    that only the one the model rejects fails (400 when the model rejects its
+    input, 500 for any other failure).
 
     Args:
         model: a `ServedModel`.
         signature_name: the signature all `payloads` call.
-        payloads: list of {input name: list of str} (one per request).
+        payloads: list of {input name: tf.string tensor (n,)} (one per request).
 
     Returns:
-        A list as long as `payloads`: {output name: np.ndarray} or `_RequestError`.
+        A list as long as `payloads`: {output name: np.ndarray} or `RequestError`.
 
     Texts longer than the model's `max_seq_length` tokens are refused (400) when
     the export says `truncate: false`, counted by its `count_tokens` signature;
-    the rest of the batch still runs. If the model rejects the batch, each
-    request is rerun alone so that only the bad one fails.
+    the rest of the batch still runs.
     """
+    try:
+        return _run_together(model, signature_name, payloads)
+    except Exception as error:  # find the request that broke the batch: run each alone
+        if len(payloads) > 1:
+            return [run_model_batch(model, signature_name, [p])[0] for p in payloads]
+        return [_model_error(model, error)]
+
+
+class _TextTooLong(Exception):
+    """The model's own length check (count_tokens) refused a text."""
+
+
+def _run_together(model, signature_name, payloads):
     results = [None] * len(payloads)
+    sizes = [int(next(iter(p.values())).shape[0]) for p in payloads]
     if (not model.truncate and model.max_seq_length and signature_name == "serving_default"
             and "count_tokens" in model.signature_names):
         try:
             counts = model.predict("count_tokens", _concatenate(payloads))["num_tokens"]
         except tf.errors.InvalidArgumentError as error:
-            # Some exports check the length inside count_tokens too: find the request.
-            if len(payloads) > 1:
-                return [run_model_batch(model, signature_name, [p])[0] for p in payloads]
-            return [_RequestError(400, (
-                f"The text is longer than this model's max_seq_length={model.max_seq_length} "
-                "tokens and the model was exported with truncate=false, so long texts are "
-                f"refused; shorten it. The model says: {_assertion(error)}"))]
+            # Some exports check the length inside count_tokens too.
+            raise _TextTooLong(_assertion(error)) from error
         offset = 0
-        for index, payload in enumerate(payloads):
-            size = len(next(iter(payload.values())))
+        for index, size in enumerate(sizes):
             for position, count in enumerate(counts[offset:offset + size]):
                 if count > model.max_seq_length and results[index] is None:
-                    results[index] = _RequestError(400, (
+                    results[index] = RequestError(400, (
                         f"Instance {position} has {int(count)} tokens; this model reads at most "
                         f"{model.max_seq_length} and was exported with truncate=false, so "
                         "long texts are refused. Shorten the text or export with truncation."))
             offset += size
     runnable = [i for i, result in enumerate(results) if result is None]
-    if not runnable:
-        return results
-    try:
+    if runnable:
         outputs = model.predict(signature_name, _concatenate([payloads[i] for i in runnable]))
-        sizes = [len(next(iter(payloads[i].values()))) for i in runnable]
-        for i, part in zip(runnable, split_outputs(outputs, sizes)):
+        for i, part in zip(runnable, split_outputs(outputs, [sizes[i] for i in runnable])):
             results[i] = part
-    except tf.errors.InvalidArgumentError as error:
-        if len(runnable) == 1:
-            results[runnable[0]] = _RequestError(
-                400, f"The model rejected the input: {_assertion(error)}")
-        else:  # find the bad request: run each alone
-            for i in runnable:
-                results[i] = run_model_batch(model, signature_name, [payloads[i]])[0]
     return results
+
+
+def _model_error(model, error):
+    """The answer for one request the model failed on."""
+    if isinstance(error, _TextTooLong):
+        return RequestError(400, (
+            f"The text is longer than this model's max_seq_length={model.max_seq_length} "
+            "tokens and the model was exported with truncate=false, so long texts are "
+            f"refused; shorten it. The model says: {error}"))
+    if isinstance(error, tf.errors.InvalidArgumentError):
+        return RequestError(400, f"The model rejected the input: {_assertion(error)}")
+    traceback.print_exception(error)  # a genuine internal failure: keep its trace in the log
+    return RequestError(500, f"Internal error running the model: {type(error).__name__}: "
+                        f"{error}")
 
 
 def _assertion(error):
@@ -143,94 +156,125 @@ def _assertion(error):
 
 
 def _concatenate(payloads):
-    return {name: [text for payload in payloads for text in payload[name]]
+    if len(payloads) == 1:
+        return payloads[0]
+    return {name: tf.concat([payload[name] for payload in payloads], axis=0)
             for name in payloads[0]}
 
 
-def build_serving_app(models, config=None):
-    """The ASGI app serving `models` ({version: ServedModel}) under `config.name`.
+def _error_response(status, message):
+    """TF Serving's error body; ASCII-escaped, so any text the client sent fits in it."""
+    return Response(json.dumps({"error": message}), status_code=status,
+                    media_type="application/json")
 
-    Endpoints (TF Serving's REST API plus a few of ours):
-        GET  /v1/models/NAME[/versions/V]            version status
-        GET  /v1/models/NAME[/versions/V]/metadata   signature defs
-        POST /v1/models/NAME[/versions/V]:predict    row or columnar predict
-        GET  /metrics /healthz /readyz               Prometheus, liveness, readiness
-        GET  /  /demo/info                           demo page and what it needs
-        GET  /openapi.json /docs                     the OpenAPI spec
+
+def build_serving_app(models, config=None):
+    """The ASGI app serving `models` under `config.name`.
+
+    Endpoints (TF Serving's REST API, URL patterns case-insensitive as there,
+    plus a few of ours); SPEC is `/versions/N` or `/labels/LABEL`, optional:
+        GET  /v1/models/NAME[SPEC]            version status
+        GET  /v1/models/NAME[SPEC]/metadata   signature defs
+        POST /v1/models/NAME[SPEC]:predict    row or columnar predict
+        GET  /metrics /healthz /readyz        Prometheus, liveness, readiness
+        GET  /  /demo/info                    demo page and what it needs
+        GET  /openapi.json /docs              the OpenAPI spec
+    Other requests under /v1/ get TF Serving's 400 "Malformed request".
+
+    Args:
+        models: a `ModelVersions`, or {version: ServedModel}.
+        config: a `ServingConfig`.
     """
     config = config or ServingConfig()
-    if not models:
-        raise ValueError("`models` is empty; expected {version: ServedModel}.")
-    latest = max(models, key=int)
+    if not isinstance(models, ModelVersions):
+        if not models:
+            raise ValueError("`models` is empty; expected {version: ServedModel} or a "
+                             "ModelVersions.")
+        models = ModelVersions.from_models(models, version_labels=config.version_labels)
+    versions = models
     metrics = ServingMetrics()
 
     def run_batch(key, payloads):
-        version, signature_name = key
-        return run_model_batch(models[version], signature_name, payloads)
+        model, signature_name = key
+        return run_model_batch(model, signature_name, payloads)
 
     batcher = DynamicBatcher(
         run_batch, max_batch_size=config.max_batch_size,
         batch_timeout_ms=config.batch_timeout_ms, max_queue=config.max_queue,
         num_workers=config.workers, on_batch=lambda key, size: metrics.observe_batch(size))
 
+    async def predict_columns(model, signature_name, columns):
+        """Converts one validated request to tensors, then runs it in a batch."""
+        try:
+            tensors = model.to_tensors(signature_name, columns)
+        except (ValueError, UnicodeError, tf.errors.OpError) as error:
+            raise RequestError(400, f"The input could not be converted to tensors: {error}")
+        size = int(next(iter(tensors.values())).shape[0])
+        try:
+            return await batcher.submit((model, signature_name), tensors, size=size)
+        except QueueFullError as error:
+            raise RequestError(503, str(error)) from None
+
     async def lifespan(app):
+        grpc_server = None
+        if config.grpc_port is not None:
+            from electra_tf.serving.grpc_service import start_grpc_server
+
+            grpc_server = await start_grpc_server(versions, config, predict_columns)
+        if config.file_system_poll_wait_seconds and versions.base_path:
+            versions.start_polling(config.file_system_poll_wait_seconds)
         yield
-        await batcher.close()  # uvicorn has let in-flight requests finish by now
+        # uvicorn has let in-flight HTTP requests finish by now.
+        if grpc_server is not None:
+            await grpc_server.stop(config.graceful_shutdown_s)
+        versions.stop_polling()
+        await batcher.close()
         observed = app.state.observed
+        by_status = ", ".join(f"{status}: {count}"
+                              for status, count in sorted(observed.by_status.items()))
         print(f"electra-tf serve: {config.name!r} stopped; answered {observed.answered} of "
-              f"{observed.received} requests received", flush=True)
+              f"{observed.received} requests received (by status: {by_status or 'none'})",
+              flush=True)
 
     app = fastapi.FastAPI(
         title="electra_tf model server",
         description="TensorFlow Serving's REST API for an electra_tf end-to-end SavedModel.",
-        version=str(latest), lifespan=lifespan)
+        version=str(versions.latest), lifespan=lifespan)
     app.state.shutting_down = False
     app.state.metrics = metrics
     app.state.batcher = batcher
+    app.state.versions = versions
+    app.state.predict_columns = predict_columns
 
-    def find_model(name, version=None, method="POST"):
-        if method == "GET" and ":" in (name if version is None else version):
-            # GET /v1/models/NAME:predict matches the status URL with a ':' in NAME.
-            raise _RequestError(405, f"Method GET is not allowed for ...{(version or name)!r}; "
-                                "predict takes POST, status and metadata take GET.")
+    def find_model(name, version=None, label=None):
         if name != config.name:
-            request = f"Latest({name})" if version is None else f"Specific({name}, {version})"
-            raise _RequestError(404, f"Servable not found for request: {request}; this server "
-                                f"serves model {config.name!r}.")
-        if version is None:
-            return models[latest]
-        if not version.isdigit():
-            raise _RequestError(400, f"Version must be a number; received {version!r}.")
-        if str(int(version)) not in models:
-            raise _RequestError(404, f"Servable not found for request: Specific({name}, "
-                                f"{version}); available versions: {sorted(models, key=int)}.")
-        return models[str(int(version))]
+            spec = (f"Specific({name}, {version})" if version is not None
+                    else f"Label({name}, {label})" if label is not None else f"Latest({name})")
+            raise RequestError(404, f"Servable not found for request: {spec}; this server "
+                               f"serves model {config.name!r}.")
+        return versions.resolve(version=version, label=label, name=name)
 
-    @app.exception_handler(_RequestError)
+    @app.exception_handler(RequestError)
     async def request_error(request, error):
-        return JSONResponse({"error": error.message}, status_code=error.status)
+        return _error_response(error.status, error.message)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request, error):
         message = str(error.detail)
         if error.status_code == 405:
             message = (f"Method {request.method} is not allowed for {request.url.path}; "
-                       "predict takes POST, status and metadata take GET.")
+                       "see /openapi.json.")
         elif error.status_code == 404:
             message = (f"No such endpoint: {request.url.path}; see /openapi.json "
                        "(e.g. POST /v1/models/NAME:predict).")
-        return JSONResponse({"error": message}, status_code=error.status_code)
+        return _error_response(error.status_code, message)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request, error):
-        return JSONResponse({"error": f"Invalid request: {error.errors()}"}, status_code=400)
-
-    @app.exception_handler(Exception)
-    async def internal_error(request, error):  # never a bare 500 page: JSON naming the error
-        return JSONResponse({"error": f"Internal error: {type(error).__name__}: {error}"},
-                            status_code=500)
+        return _error_response(400, f"Invalid request: {error.errors()}")
 
     app.state.observed = _RequestCounts()
+    app.add_middleware(_TFServingPaths)
     app.add_middleware(_ObserveRequests, metrics=metrics, counts=app.state.observed)
 
     # The OpenAPI spec lists the served name and versions, so that clients and
@@ -238,13 +282,17 @@ def build_serving_app(models, config=None):
     ModelName = typing.Annotated[str, fastapi.Path(
         description="the model name", json_schema_extra={"enum": [config.name]})]
     ModelVersion = typing.Annotated[str, fastapi.Path(
-        description="a model version", json_schema_extra={"enum": sorted(models, key=int)})]
+        description="a model version", json_schema_extra={"enum": versions.version_list()})]
+    ModelLabel = typing.Annotated[str, fastapi.Path(
+        description="a version label (--version-labels)",
+        json_schema_extra={"enum": sorted(config.version_labels or {})} if config.version_labels
+        else None)]
 
     def status_json(models_shown):
         return {"model_version_status": [
-            {"version": version, "state": "AVAILABLE",
+            {"version": model.version, "state": "AVAILABLE",
              "status": {"error_code": "OK", "error_message": ""}}
-            for version in sorted(models_shown, key=int)]}
+            for model in sorted(models_shown, key=lambda model: int(model.version))]}
 
     def metadata_json(name, model):
         return {"model_spec": {"name": name, "signature_name": "", "version": model.version},
@@ -252,63 +300,96 @@ def build_serving_app(models, config=None):
 
     status_responses = {404: _ERROR_RESPONSES[404], 400: _ERROR_RESPONSES[400]}
 
+    @app.get("/v1/models", responses=status_responses, summary="(needs a model name)")
+    async def no_model_name():
+        raise RequestError(400, "Missing model name in request.")
+
     @app.get("/v1/models/{name}", responses=status_responses, summary="Model status")
     async def model_status(name: ModelName):
-        find_model(name, method="GET")
-        return status_json(models)
+        find_model(name)
+        return status_json(versions.models.values())
 
     @app.get("/v1/models/{name}/versions/{version}", responses=status_responses,
              summary="Model version status")
     async def model_version_status(name: ModelName, version: ModelVersion):
-        return status_json([find_model(name, version, method="GET").version])
+        return status_json([find_model(name, version=version)])
+
+    @app.get("/v1/models/{name}/labels/{label}", responses=status_responses,
+             summary="Model version status by label")
+    async def model_label_status(name: ModelName, label: ModelLabel):
+        return status_json([find_model(name, label=label)])
 
     @app.get("/v1/models/{name}/metadata", responses=status_responses, summary="Model metadata")
     async def model_metadata(name: ModelName):
-        return metadata_json(name, find_model(name, method="GET"))
+        return metadata_json(name, find_model(name))
 
     @app.get("/v1/models/{name}/versions/{version}/metadata", responses=status_responses,
              summary="Model version metadata")
     async def model_version_metadata(name: ModelName, version: ModelVersion):
-        return metadata_json(name, find_model(name, version, method="GET"))
+        return metadata_json(name, find_model(name, version=version))
 
-    async def predict(request, name, version):
-        model = find_model(name, version)
+    @app.get("/v1/models/{name}/labels/{label}/metadata", responses=status_responses,
+             summary="Model version metadata by label")
+    async def model_label_metadata(name: ModelName, label: ModelLabel):
+        return metadata_json(name, find_model(name, label=label))
+
+    async def predict(request, model):
         body = await _read_body(request, config.max_body_bytes)
-        try:
-            body = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise _RequestError(400, f"The request body is not valid JSON: {error}.") from None
+        body = _decode_json(body)
         signature_name = body.get("signature_name", "serving_default") if isinstance(body, dict) \
             else "serving_default"
+        if signature_name == "":
+            signature_name = "serving_default"  # TF Serving's default too
         if not isinstance(signature_name, str) or signature_name not in model.signature_names:
-            raise _RequestError(400, f"Serving signature name: {signature_name!r} not found in "
-                                f"signature def; this model has {model.signature_names}.")
+            shown = ascii(signature_name) if isinstance(signature_name, str) else (
+                f"a JSON {type(signature_name).__name__}")
+            raise RequestError(400, f"Serving signature name: {shown} not found in "
+                               f"signature def; this model has {model.signature_names}.")
         try:
             columns, row_format = parse_predict_request(
                 body, model.input_names(signature_name), max_instances=config.max_instances,
                 max_text_length=config.max_text_length)
         except ValueError as error:
-            raise _RequestError(400, str(error)) from None
-        size = len(next(iter(columns.values())))
-        try:
-            outputs = await batcher.submit((model.version, signature_name), columns, size=size)
-        except QueueFullError as error:
-            raise _RequestError(503, str(error)) from None
+            raise RequestError(400, str(error)) from None
+        outputs = await predict_columns(model, signature_name, columns)
         # A JSONResponse skips FastAPI's (slow) jsonable_encoder: these are plain lists.
         return JSONResponse(format_predict_response(outputs, row_format))
+
+    def not_supported(model, verb):
+        signatures = {name: signature.method_name
+                      for name, signature in model.signature_def_protos.items()}
+        raise RequestError(400, (
+            f"Expected a {verb} signature (method_name tensorflow/serving/{verb}); this model's "
+            f"signatures are {signatures}, so :{verb} is not supported. Use :predict."))
 
     predict_options = dict(openapi_extra={"requestBody": _PREDICT_BODY},
                            responses=_ERROR_RESPONSES)
 
     @app.post("/v1/models/{name}:predict", summary="Predict (latest version)", **predict_options)
     async def model_predict(name: ModelName, request: fastapi.Request):
-        return await predict(request, name, None)
+        return await predict(request, find_model(name))
 
     @app.post("/v1/models/{name}/versions/{version}:predict", summary="Predict (one version)",
               **predict_options)
     async def model_version_predict(name: ModelName, version: ModelVersion,
                                     request: fastapi.Request):
-        return await predict(request, name, version)
+        return await predict(request, find_model(name, version=version))
+
+    @app.post("/v1/models/{name}/labels/{label}:predict", summary="Predict (a labelled version)",
+              **predict_options)
+    async def model_label_predict(name: ModelName, label: ModelLabel, request: fastapi.Request):
+        return await predict(request, find_model(name, label=label))
+
+    def refuse_verb(verb):
+        async def refuse(name: str, version: typing.Optional[str] = None,
+                         label: typing.Optional[str] = None):
+            not_supported(find_model(name, version=version, label=label), verb)
+        return refuse
+
+    for verb in ("classify", "regress"):  # TF Serving's other verbs: not for text models
+        for suffix in ("", "/versions/{version}", "/labels/{label}"):
+            app.add_api_route(f"/v1/models/{{name}}{suffix}:{verb}", refuse_verb(verb),
+                              methods=["POST"], include_in_schema=False)
 
     @app.get("/metrics", summary="Prometheus metrics")
     async def prometheus_metrics():
@@ -322,17 +403,17 @@ def build_serving_app(models, config=None):
     @app.get("/readyz", summary="Readiness", responses={503: _ERROR_RESPONSES[503]})
     async def ready():
         if app.state.shutting_down:
-            return JSONResponse({"error": "shutting down"}, status_code=503)
-        return {"status": "ready", "model": config.name, "versions": sorted(models, key=int)}
+            return _error_response(503, "shutting down")
+        return {"status": "ready", "model": config.name, "versions": versions.version_list()}
 
     @app.get("/demo/info", summary="What the demo page needs to know")
     async def demo_info():
-        model = models[latest]
+        model = versions.resolve()
         info = model.export_info
         inputs = model.input_names("serving_default")  # sorted; the export's order reads better
         if sorted(info.get("inputs") or []) == inputs:
             inputs = info["inputs"]
-        return {"name": config.name, "version": latest, "task": info.get("task"),
+        return {"name": config.name, "version": model.version, "task": info.get("task"),
                 "inputs": inputs,
                 "outputs": model.output_names("serving_default"),
                 "label_names": info.get("label_names"),
@@ -348,17 +429,71 @@ def build_serving_app(models, config=None):
     return app
 
 
+def _decode_json(body):
+    """The request body as JSON: UTF-8 only (as TF Serving), any malformed JSON a 400."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise RequestError(400, (
+            f"The request body is not UTF-8 ({error}); JSON bodies must be UTF-8 encoded "
+            "(UTF-16 and other encodings are refused, as by TF Serving).")) from None
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise RequestError(400, "The request body is not valid JSON that can be read: it "
+                           "nests arrays or objects too deeply.") from None
+    except ValueError as error:  # JSONDecodeError, or an integer of over 4,300 digits
+        raise RequestError(400, f"The request body is not valid JSON: {error}.") from None
+
+
 class _RequestCounts:
-    """HTTP requests the app received and answered (a response was started)."""
+    """HTTP requests the app received and answered (a response was started), by status."""
 
     def __init__(self):
         self.received = 0
         self.answered = 0
+        self.by_status = collections.Counter()
+
+
+class _TFServingPaths:
+    """ASGI middleware: TF Serving's URL matching for /v1/ paths.
+
+    Paths that match TF Serving's patterns (case-insensitively) are rewritten
+    to the lower-case routes; other requests under /v1/ get its 400
+    "Malformed request: METHOD PATH".
+    """
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or not _V1.match(scope["path"]):
+            return await self.app(scope, receive, send)
+        method, path = scope["method"], scope["path"]
+        pattern = {"POST": _POST_PATH, "GET": _GET_PATH}.get(method)
+        match = pattern.fullmatch(path) if pattern is not None else None
+        if match is None:
+            response = _error_response(400, f"Malformed request: {method} {path}")
+            return await response(scope, receive, send)
+        parts = match.groupdict()
+        canonical = "/v1/models"
+        if parts["name"] is not None:
+            canonical += "/" + parts["name"]
+        if parts["version"] is not None:
+            canonical += "/versions/" + parts["version"]
+        elif parts["label"] is not None:
+            canonical += "/labels/" + parts["label"]
+        canonical += ":" + parts["verb"].lower() if method == "POST" else (
+            "/metadata" if parts["metadata"] else "")
+        if canonical != path:
+            scope = {**scope, "path": canonical}
+        await self.app(scope, receive, send)
 
 
 class _ObserveRequests:
     """ASGI middleware: counts and times every request by its route (lighter than
-    Starlette's BaseHTTPMiddleware, which costs about a millisecond per request)."""
+    Starlette's BaseHTTPMiddleware, which costs about a millisecond per request),
+    and answers an unexpected exception with a JSON 500, counted like any answer."""
 
     def __init__(self, app, metrics, counts):
         self.app = app
@@ -368,33 +503,40 @@ class _ObserveRequests:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        start, status = time.perf_counter(), [500]
+        start, status = time.perf_counter(), [None]
         self.counts.received += 1
 
         async def send_observed(message):
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
                 self.counts.answered += 1
+                self.counts.by_status[message["status"]] += 1
             await send(message)
 
         try:
             await self.app(scope, receive, send_observed)
+        except Exception as error:  # a genuine internal failure: answer it, log it
+            traceback.print_exception(error)
+            if status[0] is None:
+                response = _error_response(500, f"Internal error: {type(error).__name__}: "
+                                           f"{error}")
+                await response(scope, receive, send_observed)
         finally:
             endpoint = getattr(scope.get("route"), "path", "unmatched")
-            self.metrics.observe_request(endpoint, status[0], time.perf_counter() - start)
+            self.metrics.observe_request(endpoint, status[0] or 500, time.perf_counter() - start)
 
 
 async def _read_body(request, max_body_bytes):
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > max_body_bytes:
-        raise _RequestError(413, f"The request body has {int(length)} bytes; at most "
-                            f"{max_body_bytes} are allowed (--max-body-bytes).")
+        raise RequestError(413, f"The request body has {int(length)} bytes; at most "
+                           f"{max_body_bytes} are allowed (--max-body-bytes).")
     chunks, received = [], 0
     async for chunk in request.stream():
         received += len(chunk)
         if received > max_body_bytes:
-            raise _RequestError(413, f"The request body exceeds {max_body_bytes} bytes "
-                                "(--max-body-bytes).")
+            raise RequestError(413, f"The request body exceeds {max_body_bytes} bytes "
+                               "(--max-body-bytes).")
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -405,12 +547,29 @@ ACCEPTED_CONNECTION_GRACE_S = 0.25
 
 
 class _GracefulServer(uvicorn.Server):
-    """uvicorn's server that fails readiness as soon as SIGTERM arrives and reads
-    the requests of connections it has already accepted before closing them."""
+    """uvicorn's server that fails readiness as soon as SIGTERM arrives, reads the
+    requests of connections it has already accepted before closing them, and
+    exits normally (status 0) once drained instead of re-raising the signal."""
 
     def handle_exit(self, sig, frame):
         self.config.app.state.shutting_down = True
         super().handle_exit(sig, frame)
+
+    @contextlib.contextmanager
+    def capture_signals(self):
+        # uvicorn's own re-raises SIGTERM after a graceful shutdown, so the process
+        # would die of the signal (exit status -15) after draining; a drained
+        # server has stopped as asked, and says so with status 0.
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        handled = (signal.SIGINT, signal.SIGTERM)
+        original = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+        try:
+            yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)
 
     async def shutdown(self, sockets=None):
         for server in self.servers:  # stop accepting, as uvicorn's shutdown does first
@@ -425,7 +584,8 @@ def run_server(model_dir, config=None, on_ready=None):
     """Loads `model_dir` and serves it until SIGTERM or SIGINT.
 
     Shutdown is graceful: the listening socket closes, requests in flight
-    (queued or in a running batch) get their answers, then the process returns.
+    (queued or in a running batch) get their answers, then the function returns
+    (the process exits with status 0).
 
     Args:
         model_dir: a SavedModel or a TF Serving base directory (numeric versions).
@@ -433,12 +593,9 @@ def run_server(model_dir, config=None, on_ready=None):
         on_ready: optional callback `(url)` once the server listens.
     """
     config = config or ServingConfig()
-    models = load_model_versions(model_dir)
-    # Warm the model up (tracing, thread pools) before the first request.
-    for model in models.values():
-        names = model.input_names("serving_default")
-        model.predict("serving_default", {name: ["warm up"] for name in names})
-    app = build_serving_app(models, config)
+    versions = ModelVersions(model_dir, policy=config.version_policy,
+                             version_labels=config.version_labels)
+    app = build_serving_app(versions, config)
     server = _GracefulServer(uvicorn.Config(
         app, host=config.host, port=config.port, log_level="warning", access_log=False,
         timeout_graceful_shutdown=config.graceful_shutdown_s, lifespan="on"))

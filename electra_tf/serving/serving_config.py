@@ -2,6 +2,7 @@
 
 import dataclasses
 import re
+import typing
 
 # Model names appear in URLs such as /v1/models/NAME:predict.
 MODEL_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -28,6 +29,12 @@ class ServingConfig:
         max_text_length: most characters in one text.
         max_queue: most requests waiting for a batch; more get HTTP 503.
         graceful_shutdown_s: how long SIGTERM waits for in-flight requests.
+        grpc_port: TCP port of TF Serving's gRPC API (its default is 8500); None: off.
+        version_policy: "latest" (TF Serving's default: the highest version) or "all".
+        version_labels: {label: version} for `/labels/LABEL` URLs, e.g. {"stable": "1"};
+            labelled versions are served too.
+        file_system_poll_wait_seconds: how often the base path is checked for new
+            versions (TF Serving's flag, same default); 0: never.
 
     Example:
     >>> ServingConfig(name="sentiment", port=8600).port
@@ -45,6 +52,10 @@ class ServingConfig:
     max_text_length: int = 10_000  # characters; a long news article
     max_queue: int = 1024
     graceful_shutdown_s: float = 30.0
+    grpc_port: typing.Optional[int] = None
+    version_policy: str = "latest"
+    version_labels: dict = dataclasses.field(default_factory=dict)
+    file_system_poll_wait_seconds: float = 1.0
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not MODEL_NAME.match(self.name):
@@ -59,7 +70,20 @@ class ServingConfig:
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 raise ValueError(
                     f"`{field}` must be an integer >= {minimum}; received {field}={value!r}.")
-        for field in ("batch_timeout_ms", "graceful_shutdown_s"):
+        if self.grpc_port is not None and (isinstance(self.grpc_port, bool) or not isinstance(
+                self.grpc_port, int) or self.grpc_port < 0):
+            raise ValueError(f"`grpc_port` must be an integer >= 0 or None; received "
+                             f"grpc_port={self.grpc_port!r}.")
+        if self.version_policy not in ("latest", "all"):
+            raise ValueError(f"`version_policy` must be 'latest' or 'all'; received "
+                             f"version_policy={self.version_policy!r}.")
+        if not isinstance(self.version_labels, dict) or not all(
+                isinstance(label, str) and MODEL_NAME.match(label) and str(version).isdigit()
+                for label, version in self.version_labels.items()):
+            raise ValueError(f"`version_labels` must map label names (letters, digits, '_', "
+                             f"'.', '-') to version numbers, e.g. {{'stable': '1'}}; received "
+                             f"version_labels={self.version_labels!r}.")
+        for field in ("batch_timeout_ms", "graceful_shutdown_s", "file_system_poll_wait_seconds"):
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ValueError(f"`{field}` must be a number >= 0; received {field}={value!r}.")

@@ -94,7 +94,7 @@ def test_request_parsing_for_two_input_signatures():
     names = ["context", "question"]
     rows = {"instances": [{"question": "Who?", "context": "Ann did."}]}
     assert parse_predict_request(rows, names) == (
-        {"context": ["Ann did."], "question": ["Who?"]}, True)
+        {"context": [b"Ann did."], "question": [b"Who?"]}, True)
     with pytest.raises(ValueError, match="each instance must be an object with keys"):
         parse_predict_request({"instances": ["Who?"]}, names)
     with pytest.raises(ValueError, match="same number of items"):
@@ -135,10 +135,17 @@ def test_cli_parses_every_option_and_defaults_to_loopback():
         "serve", "exports/sentiment", "--name", "sentiment", "--port", "9000",
         "--max-batch-size", "16", "--batch-timeout-ms", "2.5", "--workers", "2",
         "--max-body-bytes", "1000", "--max-instances", "4", "--max-text-length", "50",
-        "--max-queue", "8"])
+        "--max-queue", "8", "--grpc-port", "9001", "--version-policy", "all",
+        "--version-labels", "stable=1,canary=2", "--file-system-poll-wait-seconds", "0.5"])
     assert (args.host, args.port, args.max_batch_size, args.batch_timeout_ms, args.workers,
             args.max_body_bytes, args.max_instances, args.max_text_length, args.max_queue) == (
         "127.0.0.1", 9000, 16, 2.5, 2, 1000, 4, 50, 8)
+    assert (args.grpc_port, args.version_policy, args.version_labels,
+            args.file_system_poll_wait_seconds) == (
+        9001, "all", {"stable": "1", "canary": "2"}, 0.5)
+    defaults = build_parser().parse_args(["serve", "exports/sentiment"])
+    assert (defaults.grpc_port, defaults.version_policy, defaults.version_labels) == (
+        None, "latest", {})
 
 
 def test_cli_reports_a_missing_model_directory(tmp_path, capsys):
