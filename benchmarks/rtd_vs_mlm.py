@@ -4,8 +4,8 @@
 
 For each seed: pretrain an ELECTRA (generator 1/4 width + discriminator) and
 an MLM-only model of the discriminator's size for the same wall-clock budget
-on the shared Austen corpus (the step count of each is set from a short
-probe of its own step time), then fine-tune each encoder on the shared
+on the two Austen novels packaged with electra_tf (the step count of each is set from a short
+probe of its own step time), then fine-tune each encoder on the packaged
 movie-sentiment train split with identical settings and report dev
 accuracy. A randomly initialised encoder is fine-tuned the same way as a
 floor. Prints one table; writes rtd_vs_mlm.png next to --output.
@@ -24,12 +24,12 @@ import electra_tf
 import tensorflow as tf
 import tf_keras as keras
 from electra_tf.data.classification_dataset import make_classification_dataset, read_classification_file
+from electra_tf.data.packaged_corpus import ASSETS_DIR, packaged_sentiment
 from electra_tf.preprocessing.electra_tokenizer import ElectraTokenizer
 from electra_tf.pretraining.run_pretraining import PretrainingConfig, run_pretraining
 from electra_tf.tasks.electra_classifier import ElectraClassifier
 from electra_tf.utils.callbacks import TimeLimit
 
-SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
 # A small discriminator that learns something in minutes on 2 CPU cores.
 MODEL = {"hidden_size": 128, "num_layers": 4, "num_heads": 2, "intermediate_size": 512,
          "embedding_size": 128}
@@ -37,7 +37,7 @@ MODEL = {"hidden_size": 128, "num_layers": 4, "num_heads": 2, "intermediate_size
 
 def pretraining_config(objective, output_dir, steps, seed, args):
     return PretrainingConfig(
-        corpus=os.path.join(SHARED, "corpus", "austen", "*.txt.gz"),
+        corpus=os.path.join(ASSETS_DIR, "*.txt.gz"),  # the two packaged novels
         output_dir=output_dir,
         preset="small",
         model_overrides=dict(MODEL),
@@ -86,8 +86,8 @@ def main(argv=None):
     os.makedirs(args.output, exist_ok=True)
 
     tokenizer = ElectraTokenizer()
-    train_rows, _ = read_classification_file(os.path.join(SHARED, "sentiment", "movie_train.tsv"))
-    dev_rows, _ = read_classification_file(os.path.join(SHARED, "sentiment", "movie_dev.tsv"))
+    train_rows, _ = read_classification_file(packaged_sentiment("train"))
+    dev_rows, _ = read_classification_file(packaged_sentiment("dev"))
     train_rows = {k: v[: args.train_examples] if isinstance(v, list) else v for k, v in train_rows.items()}
     train = make_classification_dataset(train_rows, tokenizer, 64, 32, shuffle=True, seed=0)
     dev = make_classification_dataset(dev_rows, tokenizer, 64, 64)

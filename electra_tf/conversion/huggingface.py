@@ -167,16 +167,50 @@ def _detect_kind(state, family):
     return "encoder"
 
 
+# What a checkpoint download needs: weights, config and the tokenizer's vocabulary.
+HUB_FILES = ["config.json", "model.safetensors", "pytorch_model.bin", "vocab.txt",
+             "tokenizer_config.json"]
+
+
+def resolve_huggingface_path(path):
+    """A local checkpoint directory for `path`: the directory itself, or a Hub download.
+
+    `path` is a local directory, or a Hugging Face Hub model id such as
+    "google/electra-small-discriminator", which `huggingface_hub.snapshot_download`
+    fetches (weights, config and vocabulary only) into its cache; that needs the network
+    (Colab has it; these tests' machines do not) and the `huggingface_hub` package.
+
+    >>> import tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> resolve_huggingface_path(folder) == folder
+    True
+    """
+    if os.path.isdir(path):
+        return path
+    parts = path.split("/")
+    if os.path.exists(path) or len(parts) != 2 or not all(parts) or path.startswith("."):
+        raise ValueError(
+            f"Expected a Hugging Face checkpoint directory or a Hub model id such as "
+            f"'google/electra-small-discriminator'; received {path!r}, which is neither.")
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError as error:
+        raise ImportError(
+            f"Downloading {path!r} from the Hugging Face Hub needs `huggingface_hub` "
+            "(pip install huggingface_hub, or the `convert` extra); or pass a local directory."
+        ) from error
+    return snapshot_download(repo_id=path, allow_patterns=HUB_FILES)
+
+
 def load_huggingface(path, model_kind):
-    """Builds an electra_tf model of `model_kind` from a Hugging Face directory.
+    """Builds an electra_tf model of `model_kind` from a Hugging Face directory (or Hub id).
 
     Raises:
         ValueError: the directory is not a supported checkpoint, a key is
             missing or unexpected (all are listed), or a shape does not match
             the config (the variable and both shapes are named).
     """
-    if not os.path.isdir(path):
-        raise ValueError(f"Expected a Hugging Face checkpoint directory; {path!r} is not one.")
+    path = resolve_huggingface_path(path)
     config, family, _ = read_config(path)
     state = read_state_dict(path)
     checkpoint_kind = _detect_kind(state, family)

@@ -398,3 +398,49 @@ def load_tfds_classification(
         # 10k examples: a well-mixed buffer that stays small in memory.
         dataset = dataset.shuffle(10_000, seed=seed, reshuffle_each_iteration=True)
     return _finish(dataset, tokenizer, max_seq_length, batch_size, pair, drop_remainder=False)
+
+
+def read_tfds_classification(name, split, limit=None, data_dir=None):
+    """A TensorFlow Datasets text-classification split as examples: lists of texts and labels.
+
+    The same tasks as `load_tfds_classification` (see `TFDS_TASKS`), returned in the form
+    `read_classification_file` returns, `{"text": [...], "label": [...]}` (plus "text_b" for
+    sentence pairs), ready for `make_classification_dataset` and for metrics on the labels.
+    Downloads and prepares the dataset into `data_dir` on first use (needs the network).
+
+    Args:
+        name: a key of `TFDS_TASKS`, e.g. "glue/sst2".
+        split: a TFDS split with labels, e.g. "train" or "validation" (GLUE's "test"
+            splits have no labels and are refused).
+        limit: keep only the first `limit` examples (None: all).
+        data_dir: where TFDS keeps its data.
+
+    Example (offline, with TFDS' mock data):
+    >>> import tensorflow_datasets as tfds
+    >>> with tfds.testing.mock_data(num_examples=3, policy=tfds.testing.MockPolicy.USE_CODE):
+    ...     examples = read_tfds_classification("glue/sst2", "train")
+    >>> sorted(examples), len(examples["text"]), type(examples["text"][0]).__name__
+    (['label', 'text'], 3, 'str')
+    """
+    if name not in TFDS_TASKS:
+        raise ValueError(
+            f"Unknown TFDS classification task {name!r}; expected one of {sorted(TFDS_TASKS)}."
+        )
+    import tensorflow_datasets as tfds
+
+    task = TFDS_TASKS[name]
+    dataset = tfds.load(name, split=split, data_dir=data_dir, shuffle_files=False)
+    if limit is not None:
+        dataset = dataset.take(limit)
+    columns = {"text": task["text"], "text_b": task["text_b"]}
+    examples = {key: [] for key, column in columns.items() if column is not None}
+    examples["label"] = []
+    for example in tfds.as_numpy(dataset):
+        for key in examples:
+            value = example[columns[key] if key != "label" else "label"]
+            examples[key].append(value.decode("utf-8") if key != "label" else int(value))
+    if any(label < 0 for label in examples["label"]):
+        raise ValueError(
+            f"{name} split {split!r} has no labels (label -1: a test split); use 'train' or "
+            "'validation'.")
+    return examples

@@ -30,11 +30,13 @@ class CheckpointConversionMixin(PretrainedModelMixin):
 
     @classmethod
     def from_huggingface(cls, path):
-        """Loads a local Hugging Face checkpoint directory.
+        """Loads a Hugging Face checkpoint: a local directory or a Hub model id.
 
         `path` holds config.json and model.safetensors or pytorch_model.bin of
         an `ElectraModel`, `ElectraForPreTraining`, `ElectraForMaskedLM`,
-        `BertModel` or `BertForMaskedLM` (whichever fits this class).
+        `BertModel` or `BertForMaskedLM` (whichever fits this class). A Hub id
+        such as "google/electra-small-discriminator" is downloaded first with
+        `huggingface_hub` (where the network allows: Colab does).
         """
         from electra_tf.conversion.huggingface import load_huggingface
 
@@ -60,3 +62,31 @@ class CheckpointConversionMixin(PretrainedModelMixin):
         from electra_tf.conversion.google_checkpoint import load_google_checkpoint
 
         return load_google_checkpoint(checkpoint_prefix, config, cls.model_kind)
+
+    @classmethod
+    def from_keras_hub(cls, preset_dir):
+        """Loads a keras-hub (Keras 3) ELECTRA preset directory, e.g. one written by
+        `keras_hub.models.ElectraBackbone.save_to_preset`.
+
+        The weights are copied exactly; the model computes the published
+        ELECTRA (exact GELU), not keras-hub's tanh approximation. A preset holds
+        a backbone only, so this is for `ElectraEncoder`. The preset's
+        vocabulary: `electra_tf.conversion.keras_hub.load_keras_hub_tokenizer(preset_dir)`.
+        """
+        from electra_tf.conversion.keras_hub import load_keras_hub
+
+        return load_keras_hub(preset_dir, cls.model_kind)
+
+    def save_keras_hub(self, path, vocab_path=None, lower_case=True, overwrite=False):
+        """Writes the encoder and a tokenizer as a keras-hub preset directory.
+
+        `keras_hub.models.ElectraBackbone.from_preset(path)`,
+        `ElectraTokenizer.from_preset(path)` and, after importing the preset's
+        `electra_text_classifier.py`, `TextClassifier.from_preset(path, num_classes=...)`
+        load it under Keras 3. Heads are left out. `vocab_path` (None: the packaged
+        uncased vocabulary) and `lower_case` describe the model's tokenizer.
+        """
+        from electra_tf.conversion.keras_hub import save_keras_hub
+
+        save_keras_hub(self, path, vocab_path=vocab_path, lower_case=lower_case,
+                       overwrite=overwrite)

@@ -96,9 +96,14 @@ class QAConfig:
 
 
 def read_squad(source, split="train", errors="raise"):
-    """Examples from a SQuAD JSON file or "tfds:squad/v1.1"-style name; (examples, skipped)."""
+    """Examples from a SQuAD JSON file or "tfds:squad/v1.1"-style name; (examples, skipped).
+
+    A tfds name may end in a slice of the split, as in "tfds:squad/v1.1[:2000]" (the first 2,000
+    questions of `split`) or "tfds:squad/v1.1[:10%]".
+    """
     if source.startswith(TFDS_PREFIX):
-        return load_squad_tfds(source[len(TFDS_PREFIX):], split=split, errors=errors)
+        name, bracket, slice_ = source[len(TFDS_PREFIX):].partition("[")
+        return load_squad_tfds(name, split=split + bracket + slice_, errors=errors)
     return read_squad_file(source, errors=errors)
 
 

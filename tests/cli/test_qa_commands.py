@@ -11,11 +11,11 @@ import os
 import pytest
 import tf_keras as keras
 
-from conftest import SHARED_DATA
+from conftest import packaged_squad_sample
 from electra_tf import ElectraEncoder
 from electra_tf.cli.main import main
 
-SAMPLE = os.path.join(SHARED_DATA, "qa", "squad_v1_sample.json")
+SAMPLE = packaged_squad_sample()
 # Small windows: every context spans several (128 pieces, stride 64).
 TRAINING = ["--max-seq-length", "128", "--doc-stride", "64", "--max-query-length", "32",
             "--batch-size", "8", "--epochs", "40", "--learning-rate", "3e-3",

@@ -224,3 +224,19 @@ def test_bad_json_rows_raise_or_are_skipped_and_counted(tmp_path, row, problem_t
         read_classification_file(path, **options)
     examples, skipped = read_classification_file(path, errors="skip", **options)
     assert examples["text"] == ["fine"] and skipped[reason] == 1
+
+
+def test_read_tfds_classification_gives_examples_lists():
+    import tensorflow_datasets as tfds
+
+    from electra_tf.data.classification_dataset import read_tfds_classification
+
+    with tfds.testing.mock_data(num_examples=6, policy=tfds.testing.MockPolicy.USE_CODE):
+        single = read_tfds_classification("glue/sst2", "validation", limit=4)
+        pair = read_tfds_classification("glue/mrpc", "train")
+    assert sorted(single) == ["label", "text"] and len(single["text"]) == 4
+    assert all(isinstance(text, str) for text in single["text"])
+    assert set(single["label"]) <= {0, 1}
+    assert sorted(pair) == ["label", "text", "text_b"] and len(pair["text_b"]) == 6
+    with pytest.raises(ValueError, match="Unknown TFDS classification task 'glue/cola'"):
+        read_tfds_classification("glue/cola", "train")

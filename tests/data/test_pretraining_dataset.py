@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import SHARED_DATA
+from conftest import DATA_ASSETS_DIR
 
 from electra_tf.data.corpus_stats import CorpusStats
 from electra_tf.data.pretraining_dataset import (
@@ -261,12 +261,12 @@ def test_tfrecords_round_trip(tmp_path):
 def test_real_corpus_with_a_wordpiece_tokenizer():
     import tensorflow_text as tf_text
 
-    vocab = os.path.join(SHARED_DATA, "vocab", "uncased_vocab.txt")
+    from electra_tf.preprocessing.electra_tokenizer import DEFAULT_VOCAB_PATH as vocab
     tokenizer = tf_text.BertTokenizer(vocab, lower_case=True, token_out_type=tf.int32)
     cls_id, sep_id, mask_id, pad_id = 101, 102, 103, 0  # [CLS], [SEP], [MASK], [PAD] in that file
     stats = CorpusStats()
     dataset = make_pretraining_dataset(
-        os.path.join(SHARED_DATA, "corpus", "austen", "*.txt.gz"), tokenizer.tokenize,
+        os.path.join(DATA_ASSETS_DIR, "*.txt.gz"), tokenizer.tokenize,  # the two packaged novels
         cls_id=cls_id, sep_id=sep_id, pad_id=pad_id, mask_id=mask_id, max_seq_length=128,
         batch_size=16, seed=0, shuffle_buffer=200, stats=stats,
     )

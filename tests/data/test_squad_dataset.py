@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import SHARED_DATA
+from conftest import packaged_squad_sample
 from electra_tf.data.squad_dataset import (
     SquadExample,
     create_squad_features,
@@ -19,7 +19,7 @@ from electra_tf.data.squad_dataset import (
 )
 from electra_tf.preprocessing.electra_tokenizer import ElectraTokenizer
 
-SAMPLE = os.path.join(SHARED_DATA, "qa", "squad_v1_sample.json")
+SAMPLE = packaged_squad_sample()
 
 
 @pytest.fixture(scope="module")

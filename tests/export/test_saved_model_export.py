@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tf_keras as keras
-from conftest import SHARED_DATA, make_inputs
+from conftest import make_inputs, packaged_sentiment
 
 import electra_tf
 from electra_tf.export.answer_spans import extract_answers, tokenize_with_char_offsets
@@ -29,7 +29,7 @@ TINY_ENCODER = dict(vocab_size=30522, hidden_size=8, num_layers=2, num_heads=2,
 
 def movie_sentences(count=6):
     """Real text: the first lines of the movie-review dev set, and a few odd ones."""
-    with open(os.path.join(SHARED_DATA, "sentiment", "movie_dev.tsv"), encoding="utf-8") as f:
+    with open(packaged_sentiment("dev"), encoding="utf-8") as f:
         rows = list(csv.DictReader(f, delimiter="\t"))
     return [row["text"] for row in rows[:count]] + ["The café's open! 9 ½ Weeks, naïve.", ""]
 

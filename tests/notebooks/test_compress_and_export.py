@@ -9,9 +9,6 @@ nbclient = pytest.importorskip("nbclient")
 
 NOTEBOOK = os.path.join(os.path.dirname(__file__), "..", "..", "notebooks",
                         "compress_and_export.ipynb")
-SENTIMENT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared",
-                                         "data", "sentiment"))
-
 
 def test_compress_and_export_notebook_runs(tmp_path, monkeypatch):
     settings = {
@@ -19,15 +16,10 @@ def test_compress_and_export_notebook_runs(tmp_path, monkeypatch):
         "ELECTRA_NOTEBOOK_BATCH_SIZE": "8",
         "ELECTRA_NOTEBOOK_SEQ_LENGTH": "16",
         "ELECTRA_NOTEBOOK_NUM_DEV": "16",
+        "ELECTRA_NOTEBOOK_NUM_TRAIN": "200",
         "ELECTRA_NOTEBOOK_OUTPUT_DIR": str(tmp_path / "out"),
-        # Real reviews when the shared data is here; else the notebook makes some up.
-        "ELECTRA_NOTEBOOK_TRAIN": os.path.join(SENTIMENT, "movie_train.tsv"),
-        "ELECTRA_NOTEBOOK_DEV": os.path.join(SENTIMENT, "movie_dev.tsv"),
         "TF_CPP_MIN_LOG_LEVEL": "3",
-    }
-    if not os.path.isdir(SENTIMENT):
-        settings["ELECTRA_NOTEBOOK_TRAIN"] = str(tmp_path / "train.tsv")
-        settings["ELECTRA_NOTEBOOK_DEV"] = str(tmp_path / "dev.tsv")
+    }  # offline, the data are the packaged movie-review sentences
     for name, value in settings.items():
         monkeypatch.setenv(name, value)  # the kernel inherits this process's environment
     notebook = nbformat.read(NOTEBOOK, as_version=4)
@@ -39,6 +31,7 @@ def test_compress_and_export_notebook_runs(tmp_path, monkeypatch):
 
     text = "\n".join(output.get("text", "") for cell in notebook.cells
                      for output in cell.get("outputs", []))
+    assert "200 training and 16 held-out dev sentences (packaged)" in text
     assert "all pruned kernels" in text and "50.0%" in text  # the sparsity table
     for row in ("TFLite fp32", "TFLite full int8", "50% pruned", "1-layer student"):
         assert row in text  # the trade-off table

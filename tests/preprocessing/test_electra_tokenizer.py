@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_text as tf_text
 import tf_keras as keras
-from conftest import SHARED_DATA
+from conftest import DATA_ASSETS_DIR, packaged_sentiment
 
 from electra_tf.preprocessing.electra_packer import ElectraPacker, longest_first_lengths
 from electra_tf.preprocessing.electra_tokenizer import DEFAULT_VOCAB_PATH, ElectraTokenizer
@@ -24,8 +24,8 @@ VOCAB_SIZE = 30522
 
 def read_movie_lines():
     lines = []
-    for name in ("movie_train.tsv", "movie_dev.tsv"):
-        with open(os.path.join(SHARED_DATA, "sentiment", name), encoding="utf-8") as f:
+    for split in ("train", "dev"):
+        with open(packaged_sentiment(split), encoding="utf-8") as f:
             rows = f.read().split("\n")[1:]  # skip the "label<TAB>text" header
         lines += [row.split("\t", 1)[1] for row in rows if row]
     return lines
@@ -33,7 +33,7 @@ def read_movie_lines():
 
 def read_austen_lines():
     lines = []
-    for path in sorted(glob.glob(os.path.join(SHARED_DATA, "corpus", "austen", "*.txt.gz"))):
+    for path in sorted(glob.glob(os.path.join(DATA_ASSETS_DIR, "*.txt.gz"))):
         with gzip.open(path, "rt", encoding="utf-8") as f:
             lines += [line.rstrip("\n") for line in f if line.strip()]
     return lines

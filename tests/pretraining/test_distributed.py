@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tf_keras as keras
-from conftest import SHARED_DATA, TINY
+from conftest import TINY, packaged_corpus
 
 from electra_tf.models.presets import ElectraConfig, scaled_generator_config
 from electra_tf.optimization.adamw import create_optimizer
@@ -24,7 +24,7 @@ from electra_tf.pretraining.run_pretraining import PretrainingConfig, build_pret
 from electra_tf.pretraining.strategies import build_strategy
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-AUSTEN = os.path.join(SHARED_DATA, "corpus", "austen", "persuasion.txt.gz")
+AUSTEN = packaged_corpus("held_out")  # Persuasion
 PAD, CLS, SEP, MASK = 0, 1, 2, 3
 
 

@@ -12,14 +12,14 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import SHARED_DATA
+from conftest import packaged_corpus
 
 from electra_tf.models.electra_discriminator import ElectraDiscriminator
 from electra_tf.models.electra_generator import ElectraGenerator
 from electra_tf.optimization.warmup_linear_decay import WarmupLinearDecay
 from electra_tf.pretraining.run_pretraining import PretrainingConfig, run_pretraining
 
-AUSTEN = os.path.join(SHARED_DATA, "corpus", "austen", "persuasion.txt.gz")
+AUSTEN = packaged_corpus("held_out")  # Persuasion
 
 
 @pytest.fixture(scope="module")

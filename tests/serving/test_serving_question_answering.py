@@ -17,7 +17,7 @@ import pytest
 import requests
 import tensorflow as tf
 from serving_helpers import free_port
-from test_serving_demo_page import ARTIFACTS, CHROMIUM
+from test_serving_demo_page import ARTIFACTS, CHROMIUM, require_chromium
 
 import electra_tf
 from electra_tf.serving.served_model import ServedModel
@@ -89,11 +89,10 @@ def test_question_answering_rows_and_columns_equal_the_saved_model(server, qa_ex
         missing.json()["error"])
 
 
-@pytest.mark.skipif(CHROMIUM is None,
-                    reason="no Chromium browser installed (apt-get install -y chromium)")
 def test_demo_page_highlights_the_answer(server):
     from playwright.sync_api import sync_playwright
 
+    require_chromium()
     expected = requests.post(server + "/v1/models/qa:predict", json={"instances": [
         {"question": QUESTIONS[0], "context": CONTEXTS[0]}]}).json()["predictions"][0]
     with sync_playwright() as playwright:

@@ -15,13 +15,13 @@ import os
 import numpy as np
 import pytest
 
-from conftest import SHARED_DATA
+from conftest import packaged_squad_sample
 from electra_tf.data.squad_dataset import SquadExample, create_squad_features, read_squad_file
 from electra_tf.preprocessing.electra_tokenizer import ElectraTokenizer
 from electra_tf.tasks.squad_metrics import squad_evaluate
 from electra_tf.tasks.squad_postprocessing import postprocess_predictions
 
-SAMPLE = os.path.join(SHARED_DATA, "qa", "squad_v1_sample.json")
+SAMPLE = packaged_squad_sample()
 GOLD = 20.0  # the logit at gold positions; every other logit is noise in [0, 1)
 WINDOWS = [(384, 128, 64), (64, 16, 24), (40, 8, 16)]  # max_seq_length, doc_stride, max_query
 
@@ -136,3 +136,18 @@ def test_electra_head_finetuning_drives_training_em_to_100(tmp_path):
     with open(tmp_path / "run" / "results.json") as f:
         assert json.load(f)["dev"]["f1"] == 100.0
     assert not (tmp_path / "run" / "model_hf").exists()  # no transformers class for this head
+
+
+@pytest.mark.parametrize("source, name, split", [
+    ("tfds:squad/v1.1", "squad/v1.1", "validation"),
+    ("tfds:squad/v1.1[:500]", "squad/v1.1", "validation[:500]"),
+    ("tfds:squad/v2.0[:10%]", "squad/v2.0", "validation[:10%]"),
+])
+def test_read_squad_passes_a_tfds_slice_to_the_split(monkeypatch, source, name, split):
+    from electra_tf.tasks import run_qa
+
+    calls = []
+    monkeypatch.setattr(run_qa, "load_squad_tfds",
+                        lambda name, split, errors: calls.append((name, split)) or ([], {}))
+    run_qa.read_squad(source, "validation")
+    assert calls == [(name, split)]
