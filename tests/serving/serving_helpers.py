@@ -131,11 +131,12 @@ class ServerProcess:
 def shared_server():
     """One server for the contract, fuzz and demo-page tests (stopped at exit).
 
-    A 20 ms batch timeout makes concurrent test requests share batches reliably.
+    A 20 ms batch timeout makes concurrent test requests share batches reliably;
+    version 1 is labelled "stable" for /labels/stable URLs.
     """
     return ServerProcess(exported_model_dir(), "--batch-timeout-ms", "20",
                          "--max-instances", "8", "--max-text-length", "2000",
-                         "--max-body-bytes", "65536")
+                         "--max-body-bytes", "65536", "--version-labels", "stable=1")
 
 
 def assert_probabilities_match(predictions, texts):
@@ -144,3 +145,45 @@ def assert_probabilities_match(predictions, texts):
     np.testing.assert_allclose(served, expected, atol=1e-6, rtol=0)
     assert [p["label"] for p in predictions] == [LABEL_NAMES[i] for i in expected.argmax(-1)]
     assert [p["label_id"] for p in predictions] == expected.argmax(-1).tolist()
+
+
+class InProcessServer:
+    """An ASGI app served by uvicorn on a loopback port, on a thread of this process."""
+
+    def __init__(self, app):
+        import threading
+
+        import uvicorn
+
+        self.port = free_port()
+        self.url = f"http://{HOST}:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host=HOST, port=self.port,
+                                                    log_level="warning"))
+        # uvicorn installs no signal handlers off the main thread.
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.time() + 60
+        while not self.server.started:
+            if time.time() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the in-process server did not start")
+            time.sleep(0.05)
+
+    def stop(self):
+        self.server.should_exit = True
+        self.thread.join(30)
+
+
+def poisonable_model_dir():
+    """A SavedModel {"text"} -> {"length"} whose batch fails when any text is "poison"."""
+
+    class Poisonable(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+        def serve(self, text):
+            tf.debugging.assert_equal(tf.reduce_any(tf.equal(text, "poison")), False,
+                                      message="poisoned text")
+            return {"length": tf.strings.length(text)}
+
+    path = tempfile.mkdtemp(prefix="electra_serving_poison_")
+    module = Poisonable()
+    tf.saved_model.save(module, path, signatures={"serving_default": module.serve})
+    return path
