@@ -84,6 +84,8 @@ class ServerProcess:
         self.port = free_port()
         self.name = name
         self.url = f"http://{HOST}:{self.port}"
+        self.grpc_target = (f"{HOST}:{options[options.index('--grpc-port') + 1]}"
+                            if "--grpc-port" in options else None)
         self.log_path = tempfile.mktemp(prefix="electra_serve_", suffix=".log")
         self._log = open(self.log_path, "w")
         self.process = subprocess.Popen(
@@ -132,11 +134,12 @@ def shared_server():
     """One server for the contract, fuzz and demo-page tests (stopped at exit).
 
     A 20 ms batch timeout makes concurrent test requests share batches reliably;
-    version 1 is labelled "stable" for /labels/stable URLs.
+    version 1 is labelled "stable" for /labels/stable URLs; gRPC is on too.
     """
     return ServerProcess(exported_model_dir(), "--batch-timeout-ms", "20",
                          "--max-instances", "8", "--max-text-length", "2000",
-                         "--max-body-bytes", "65536", "--version-labels", "stable=1")
+                         "--max-body-bytes", "65536", "--version-labels", "stable=1",
+                         "--grpc-port", str(free_port()))
 
 
 def assert_probabilities_match(predictions, texts):
