@@ -85,13 +85,19 @@ def _add_pretrain(subparsers):
                         help="WordPiece vocabulary file (default: the packaged uncased BERT one)")
     parser.add_argument("--lower-case", action=argparse.BooleanOptionalAction, default=None,
                         help="lower-case and strip accents (default; off for a cased vocabulary)")
-    parser.add_argument("--seed", type=int, help="seed for data order, masking and sampling")
+    parser.add_argument("--seed", type=int,
+                        help="seed for the initial weights, dropout, data order, masking and "
+                        "sampling: the same command gives bit-identical checkpoints on CPU")
     parser.add_argument("--strategy", choices=STRATEGIES,
                         help="auto: a configured TPU, TF_CONFIG workers, all GPUs, or one device")
     parser.add_argument("--mixed-precision", action="store_true", default=None,
                         help="float16 compute, float32 weights (GPUs)")
     parser.add_argument("--jit-compile", action="store_true", default=None,
-                        help="compile the training step with XLA (faster on GPU/TPU)")
+                        help="compile the training step with XLA (faster on GPU/TPU); draws "
+                        "other random numbers than without it from the same --seed")
+    parser.add_argument("--deterministic", action="store_true", default=None,
+                        help="deterministic TensorFlow kernels, for repeatable runs on GPUs "
+                        "(slower; CPU runs repeat without it)")
     parser.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
                         help="continue from checkpoints in --output (default); with "
                         "--no-resume an --output holding checkpoints is refused")

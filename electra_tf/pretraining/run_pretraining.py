@@ -11,6 +11,16 @@ Writes, under `output_dir`:
     discriminator_hf/     Hugging Face format (`ElectraForPreTraining`)
     generator/, generator_hf/
     history.json, learning_curves.png
+
+Nothing is written until the corpus has been checked: pre-tokenized shards of
+another sequence length or vocabulary, empty, truncated or of another layout
+stop the run with a ValueError naming the shard (`validate_tfrecord_shards`).
+
+`seed` fixes the initial weights, dropout, data order, masks and generator
+samples: the same config on the same CPU machine and TensorFlow version gives
+bit-identical checkpoints. `deterministic=True` also asks TensorFlow for
+deterministic kernels (GPUs); XLA (`jit_compile`) draws other random numbers
+than graph mode from the same seed.
 """
 
 import dataclasses
@@ -20,10 +30,12 @@ import os
 
 import tensorflow as tf
 import tf_keras as keras
+from tensorflow.python.framework import config as tf_config  # op determinism on/off (public: on only)
 
 from electra_tf.data.corpus_files import is_tfrecord_corpus
 from electra_tf.data.corpus_stats import CorpusStats
 from electra_tf.data.pretraining_dataset import read_tfrecords, text_examples_dataset
+from electra_tf.data.tfrecord_shards import validate_tfrecord_shards
 from electra_tf.models.presets import ElectraConfig, get_preset, scaled_generator_config
 from electra_tf.optimization.adamw import create_optimizer
 from electra_tf.preprocessing.electra_tokenizer import ElectraTokenizer
@@ -57,11 +69,12 @@ class PretrainingConfig:
     disallow_correct: bool = False
     strategy: str = "auto"  # auto | default | mirrored | multiworker | tpu
     mixed_precision: bool = False
-    jit_compile: bool = False
+    jit_compile: bool = False  # XLA: same seed, other random draws than graph mode
+    deterministic: bool = False  # deterministic kernels (tf.config.experimental.enable_op_determinism)
     checkpoint_every: int = 1000
     log_every: int = 10
     shuffle_buffer: int = 10_000
-    seed: int = 0
+    seed: int = 0  # initial weights, dropout, data order, masks and samples
     progress: bool = True
     model_overrides: dict = dataclasses.field(default_factory=dict)  # e.g. {"num_layers": 2}
 
@@ -116,11 +129,17 @@ def build_pretrainer(config, vocab_size, special_token_ids, mask_token_id):
 
 
 def build_dataset(config, tokenizer, stats=None):
-    """Packed, shuffled, repeated, batched (unmasked) examples; masking happens in the step."""
+    """Packed, shuffled, repeated, batched (unmasked) examples; masking happens in the step.
+
+    Pre-tokenized shards are scanned first (`validate_tfrecord_shards`): a shard
+    this run cannot train on raises a ValueError here, not in a training step.
+    """
     if config.corpus is None:
         raise ValueError("No corpus given: pass a glob of text files (--corpus 'data/*.txt.gz').")
     # Shards from `electra-tf prepare` end in .tfrecord; "tfrecord" in the glob also marks unsuffixed ones.
     if "tfrecord" in os.path.basename(str(config.corpus)) or is_tfrecord_corpus(config.corpus):
+        validate_tfrecord_shards(config.corpus, max_seq_length=config.max_seq_length,
+                                 vocab_size=tokenizer.vocab_size, cls_id=tokenizer.cls_id)
         examples = read_tfrecords(config.corpus, config.max_seq_length, seed=config.seed)
     else:
         examples = text_examples_dataset(
@@ -146,26 +165,40 @@ def run_pretraining(config, callbacks=None):
 
     Restarting with the same `output_dir` resumes from the last checkpoint
     (step, optimizer state and learning-rate schedule): kill it any time.
+
+    Sets TensorFlow's, NumPy's and Python's global seeds to `config.seed`
+    (`keras.utils.set_random_seed`) before building the models. A bad corpus
+    raises ValueError before `output_dir` is created or anything written.
     """
-    os.makedirs(config.output_dir, exist_ok=True)
     # The models are built under mixed_float16 when asked; the caller's global
     # policy is put back afterwards so later models in the process are unaffected.
+    # Op determinism (`deterministic`) is process-wide too, and put back the same way.
     previous_policy = keras.mixed_precision.global_policy()
+    previous_determinism = tf_config.is_op_determinism_enabled()
     if config.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
     try:
         return _run_pretraining(config, callbacks)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
+        if not previous_determinism:
+            tf_config.disable_op_determinism()
 
 
 def _run_pretraining(config, callbacks):
     strategy = build_strategy(config.strategy)
+    # Initial weights and dropout draw from TensorFlow's global seed, and tf.data
+    # shuffles combine it with their own: set it first, so that a run depends on
+    # its config only, not on what ran before it in the process.
+    keras.utils.set_random_seed(config.seed)
     tokenizer = ElectraTokenizer(vocab_path=config.vocab_path, lower_case=config.lower_case)
     special_token_ids = (tokenizer.pad_id, tokenizer.unk_id, tokenizer.cls_id, tokenizer.sep_id,
                          tokenizer.mask_id)
     stats = CorpusStats()
-    dataset = build_dataset(config, tokenizer, stats)
+    dataset = build_dataset(config, tokenizer, stats)  # checks the corpus: raises before any write
+    os.makedirs(config.output_dir, exist_ok=True)
 
     with strategy.scope():
         pretrainer = build_pretrainer(config, tokenizer.vocab_size, special_token_ids, tokenizer.mask_id)

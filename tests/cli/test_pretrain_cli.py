@@ -109,6 +109,23 @@ def test_quickstart_trains_and_reports_held_out_rtd_metrics(tmp_path):
     assert (out / "discriminator" / "model.weights.h5").exists()
 
 
+def test_shards_of_another_length_are_exit_2_before_anything_is_written(tmp_path):
+    import tensorflow as tf
+
+    shard = tmp_path / "train-00000-of-00001.tfrecord"
+    features = {name: tf.train.Feature(int64_list=tf.train.Int64List(value=[101] + [1] * 14 + [102]))
+                for name in ("input_word_ids", "input_mask", "input_type_ids")}
+    with tf.io.TFRecordWriter(str(shard)) as writer:
+        writer.write(tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString())
+    out = tmp_path / "run"
+    result = run_cli("pretrain", "--corpus", shard, "--output", out, "--steps", 2, *TINY_RUN)
+    assert result.returncode == 2
+    assert (f"electra-tf pretrain: error: Shard '{shard}': record 0 holds 16 input_word_ids "
+            "values; expected 32 (--max-seq-length 32)") in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("command", [
     ["pretrain", "--steps", "2", "--output", "{tmp}/run"],
     ["prepare", "--output", "{tmp}/shards/train"],
