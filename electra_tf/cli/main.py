@@ -9,16 +9,25 @@ import sys
 def _add_convert(subparsers):
     parser = subparsers.add_parser(
         "convert",
-        help="convert checkpoints between Hugging Face, original Google TF1 and electra_tf",
-        description="Convert a checkpoint. Nothing is written to DST unless conversion succeeds.",
+        help="convert checkpoints between Hugging Face, original Google TF1, keras-hub and "
+        "electra_tf",
+        description="Convert a checkpoint. Nothing is written to DST unless conversion succeeds. "
+        "keras_hub is a keras-hub (Keras 3) ELECTRA preset directory: the backbone (encoder) "
+        "and its tokenizer.",
     )
     parser.add_argument("--from", dest="source", required=True,
-                        choices=["huggingface", "google", "electra_tf"])
-    parser.add_argument("--to", dest="target", required=True, choices=["electra_tf", "huggingface"])
+                        choices=["huggingface", "google", "electra_tf", "keras_hub"])
+    parser.add_argument("--to", dest="target", required=True,
+                        choices=["electra_tf", "huggingface", "keras_hub"])
     parser.add_argument("--model", dest="model_kind",
                         choices=["encoder", "discriminator", "generator"],
                         help="which part to convert (detected for Hugging Face sources)")
     parser.add_argument("--config", help="Google checkpoints: a preset name or a JSON config file")
+    parser.add_argument("--vocab", dest="vocab_path",
+                        help="--to keras_hub: the model's WordPiece vocabulary (default: SRC's "
+                        "vocab.txt if any, else the packaged uncased BERT one)")
+    parser.add_argument("--lower-case", action=argparse.BooleanOptionalAction, default=None,
+                        help="--to keras_hub: whether the vocabulary is uncased (default: yes)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing DST")
     parser.add_argument("src")
     parser.add_argument("dst")
@@ -33,7 +42,8 @@ def _run_convert(args):
         with open(config) as f:
             config = json.load(f)
     model = convert(args.source, args.target, args.src, args.dst,
-                    model_kind=args.model_kind, config=config, overwrite=args.overwrite)
+                    model_kind=args.model_kind, config=config, overwrite=args.overwrite,
+                    vocab_path=args.vocab_path, lower_case=args.lower_case)
     print(f"wrote {type(model).__name__} ({model.count_params():,} parameters) to {args.dst}")
 
 
