@@ -31,12 +31,12 @@ HOST = "127.0.0.1"
 
 
 @functools.lru_cache(maxsize=None)
-def tiny_classifier():
+def tiny_classifier(seed=0):
     """(classifier, tokenizer): random weights, deterministic (seeded)."""
     import electra_tf
     from electra_tf.preprocessing.electra_tokenizer import ElectraTokenizer
 
-    tf.keras.utils.set_random_seed(0)
+    tf.keras.utils.set_random_seed(seed)
     encoder = electra_tf.ElectraEncoder(vocab_size=30522, hidden_size=8, num_layers=2,
                                         num_heads=2, intermediate_size=16, embedding_size=8,
                                         max_sequence_length=64)
@@ -47,11 +47,11 @@ def tiny_classifier():
 
 
 @functools.lru_cache(maxsize=None)
-def exported_model_dir(truncate=True):
+def exported_model_dir(truncate=True, seed=0):
     """A TF Serving base directory NAME/1/ holding the tiny classifier's export."""
     from electra_tf.export.task_saved_model import export_task_saved_model
 
-    classifier, tokenizer = tiny_classifier()
+    classifier, tokenizer = tiny_classifier(seed)
     base = os.path.join(tempfile.mkdtemp(prefix="electra_serving_"), "sentiment")
     export_task_saved_model(classifier, os.path.join(base, "1"), tokenizer=tokenizer,
                             max_seq_length=MAX_SEQ_LENGTH, label_names=LABEL_NAMES,
@@ -59,9 +59,9 @@ def exported_model_dir(truncate=True):
     return base
 
 
-def in_process_probabilities(texts):
+def in_process_probabilities(texts, seed=0):
     """What the in-memory classifier says: softmax probabilities (batch, classes)."""
-    classifier, tokenizer = tiny_classifier()
+    classifier, tokenizer = tiny_classifier(seed)
     inputs = tokenizer.pack([tokenizer.tokenize(texts)], MAX_SEQ_LENGTH)
     return tf.nn.softmax(classifier(inputs, training=False)).numpy()
 

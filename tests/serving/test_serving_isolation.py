@@ -40,9 +40,8 @@ def send_together(url, bodies):
 
 @pytest.mark.parametrize("poison", [
     b'{"instances": ["\\ud800"]}',
-    b'{"inputs": {"text": ["fine", "\\udfff"]}}',
     b'{"instances": [' + b"1" * 5000 + b"]}",
-], ids=["lone_surrogate_row", "lone_surrogate_columnar", "huge_number"])
+], ids=["lone_surrogate", "huge_number"])
 def test_a_request_that_cannot_become_a_tensor_fails_alone(poison):
     server = shared_server()
     texts = [TEXTS[i % len(TEXTS)] for i in range(GOOD)]
