@@ -316,6 +316,15 @@ def save_keras_hub(model, path, vocab_path=None, lower_case=True, overwrite=Fals
     Raises:
         ValueError: the vocabulary does not have the encoder's `vocab_size`, or
             the encoder's LayerNorm epsilon is not keras-hub's 1e-12.
+
+    >>> import tempfile, electra_tf
+    >>> path = tempfile.mkdtemp() + "/preset"
+    >>> save_keras_hub(electra_tf.ElectraDiscriminator.from_preset("tiny"), path)
+    >>> sorted(os.listdir(path))  # doctest: +NORMALIZE_WHITESPACE
+    ['assets', 'config.json', 'electra_text_classifier.py', 'metadata.json',
+     'model.weights.h5', 'tokenizer.json']
+    >>> load_keras_hub(path).num_layers
+    2
     """
     from electra_tf.preprocessing.electra_tokenizer import DEFAULT_VOCAB_PATH, read_vocabulary
 

@@ -328,6 +328,16 @@ def test_convert_command_both_ways(tmp_path):
                      str(tmp_path / "ours"), str(tmp_path / "preset")]) == 0
     with open(tmp_path / "preset" / conversion.TOKENIZER_NAME) as f:
         assert json.load(f)["config"]["lowercase"] is True
+    # A model directory's own vocab.txt is the one shipped; --no-lower-case for a cased one.
+    with open(DEFAULT_VOCAB_PATH, encoding="utf-8") as f:
+        vocab = f.read().replace("[unused0]\n", "[own_token]\n")
+    (tmp_path / "ours" / "vocab.txt").write_text(vocab, encoding="utf-8")
+    assert cli_main(["convert", "--from", "electra_tf", "--to", "keras_hub", "--no-lower-case",
+                     str(tmp_path / "ours"), str(tmp_path / "cased")]) == 0
+    assert (tmp_path / "cased" / conversion.VOCABULARY_PATH).read_text(encoding="utf-8") == vocab
+    with open(tmp_path / "cased" / conversion.TOKENIZER_NAME) as f:
+        config = json.load(f)["config"]
+        assert config["lowercase"] is False and config["strip_accents"] is False
     assert cli_main(["convert", "--from", "keras_hub", "--to", "electra_tf",
                      str(tmp_path / "preset"), str(tmp_path / "back")]) == 0
     assert sorted(os.listdir(tmp_path / "back")) == ["config.json", "model.weights.h5", "vocab.txt"]
