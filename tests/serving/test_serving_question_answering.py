@@ -1,28 +1,25 @@
 """A question-answering export served over the same API, and its demo page in Chromium.
 
 The tiny QA model (random weights) is exported with the real
-`export_task_saved_model` and served in-process by uvicorn on a loopback port
-(the classifier tests cover the `electra-tf serve` process); answers must equal
-the SavedModel's own, and the page must highlight code points [start_char,
-end_char) of the passage, which starts with an emoji (two UTF-16 units).
+`export_task_saved_model` and served as the classifier is, by an `electra-tf
+serve` process on loopback ports (REST and gRPC); answers must equal the
+SavedModel's own over both APIs, and the page must highlight code points
+[start_char, end_char) of the passage, which starts with an emoji (two UTF-16
+units).
 """
 
 import os
 import tempfile
-import threading
-import time
 
+import grpc
 import numpy as np
 import pytest
 import requests
 import tensorflow as tf
-from serving_helpers import free_port
+from serving_helpers import ServerProcess, free_port
 from test_serving_demo_page import ARTIFACTS, CHROMIUM, require_chromium
 
 import electra_tf
-from electra_tf.serving.served_model import ServedModel
-from electra_tf.serving.serving_app import build_serving_app
-from electra_tf.serving.serving_config import ServingConfig
 
 QUESTIONS = ["Who wrote it?", "When was it written?"]
 CONTEXTS = ["\N{GRINNING FACE} Ann wrote it in 1999, in Bath.",
@@ -44,20 +41,16 @@ def qa_export():
 
 
 @pytest.fixture(scope="module")
-def server(qa_export):
-    import uvicorn
+def qa_server(qa_export):
+    server = ServerProcess(qa_export, "--grpc-port", str(free_port()), name="qa")
+    yield server
+    server.stop()
+    assert server.process.returncode == 0, server.log()
 
-    app = build_serving_app({"1": ServedModel(qa_export)}, ServingConfig(name="qa"))
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    # uvicorn installs no signal handlers off the main thread.
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(30)
+
+@pytest.fixture(scope="module")
+def server(qa_server):
+    return qa_server.url
 
 
 def saved_model_answers(path):
@@ -87,6 +80,29 @@ def test_question_answering_rows_and_columns_equal_the_saved_model(server, qa_ex
     assert missing.status_code == 400
     assert "each instance must be an object with keys ['context', 'question']" in (
         missing.json()["error"])
+
+
+def test_question_answering_over_grpc_equals_rest(qa_server, qa_export):
+    import tensorflow_serving.apis.predict_pb2 as predict_pb2
+    from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "qa"
+    request.inputs["question"].CopyFrom(tf.make_tensor_proto(QUESTIONS))
+    request.inputs["context"].CopyFrom(tf.make_tensor_proto(CONTEXTS))
+    with grpc.insecure_channel(qa_server.grpc_target) as channel:
+        response = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(
+            request, 30)
+    outputs = {name: tf.make_ndarray(tensor) for name, tensor in response.outputs.items()}
+    rest = requests.post(qa_server.model_url(":predict"), json={
+        "inputs": {"question": QUESTIONS, "context": CONTEXTS}}).json()["outputs"]
+    assert sorted(outputs) == sorted(rest)
+    assert [answer.decode() for answer in outputs["answer"]] == rest["answer"]
+    assert outputs["start_char"].tolist() == rest["start_char"]
+    assert outputs["end_char"].tolist() == rest["end_char"]
+    np.testing.assert_array_equal(outputs["score"], np.array(rest["score"], np.float32))
+    expected = saved_model_answers(qa_export)
+    assert outputs["start_char"].tolist() == expected["start_char"].tolist()
 
 
 def test_demo_page_highlights_the_answer(server):
