@@ -61,6 +61,7 @@ def _run_presets(args):
 
 def _add_pretrain(subparsers):
     from electra_tf.models.presets import PRESETS
+    from electra_tf.pretraining.run_pretraining import OBJECTIVES
     from electra_tf.pretraining.strategies import STRATEGIES
 
     parser = subparsers.add_parser(
@@ -81,11 +82,15 @@ def _add_pretrain(subparsers):
     parser.add_argument("--steps", type=int, help="total training steps")
     parser.add_argument("--batch-size", type=int, help="global batch size, over all replicas")
     parser.add_argument("--max-seq-length", type=int, help="tokens per example")
-    parser.add_argument("--objective", choices=["electra", "mlm"],
-                        help="electra (replaced token detection) or mlm (BERT-style baseline)")
+    parser.add_argument("--objective", choices=list(OBJECTIVES),
+                        help="; ".join(f"{name}: {what}" for name, what in OBJECTIVES.items())
+                        + " (default: electra)")
     parser.add_argument("--generator-width", type=_generator_width,
                         help="generator width as a fraction of the discriminator's "
                         "(0.25 as in the paper), or 'preset' for the preset's generator")
+    parser.add_argument("--untied-embeddings", action="store_true", default=None,
+                        help="give the generator its own token embeddings instead of the "
+                        "discriminator's (the paper ties them)")
     parser.add_argument("--learning-rate", type=float, help="peak learning rate")
     parser.add_argument("--warmup-steps", type=int, help="linear warmup steps")
     parser.add_argument("--mask-rate", type=float, help="fraction of tokens masked")

@@ -53,6 +53,29 @@ def validate_inputs(inputs, max_sequence_length):
     return word_ids, mask, type_ids
 
 
+ATTENTION_DIRECTIONS = ("left_to_right", "right_to_left")
+
+
+def directional_attention_bias(seq_length, direction, dtype):
+    """An additive (1, 1, T, T) bias that hides the future ("left_to_right") or the past.
+
+    Query row i may attend to key column j when j <= i (left to right) or
+    j >= i (right to left); other pairs get -10000, like padding.
+
+    >>> bias = directional_attention_bias(3, "left_to_right", tf.float32)
+    >>> (bias[0, 0] < 0).numpy().astype(int).tolist()
+    [[0, 1, 1], [0, 0, 1], [0, 0, 0]]
+    """
+    if direction not in ATTENTION_DIRECTIONS:
+        raise ValueError(f"`attention_direction` must be one of {ATTENTION_DIRECTIONS} or None; "
+                         f"received {direction!r}.")
+    ones = tf.ones((seq_length, seq_length), dtype)
+    # band_part(-1, 0): the lower triangle (j <= i); (0, -1): the upper one (j >= i).
+    allowed = tf.linalg.band_part(ones, -1, 0) if direction == "left_to_right" else \
+        tf.linalg.band_part(ones, 0, -1)  # (T, T)
+    return ((1.0 - allowed) * tf.cast(-10000.0, dtype))[None, None]  # (1, 1, T, T)
+
+
 @keras.utils.register_keras_serializable(package="electra_tf")
 class ElectraEncoder(CheckpointConversionMixin, keras.Model):
     """The ELECTRA/BERT transformer encoder.
@@ -193,8 +216,13 @@ class ElectraEncoder(CheckpointConversionMixin, keras.Model):
                 build_in_scope(layer, (None, None, self.hidden_size))
         self.built = True
 
-    def call(self, inputs, training=None, remove_padding=False):
+    def call(self, inputs, training=None, remove_padding=False, attention_direction=None):
         """The encoder outputs (see the class docstring) for an input dict.
+
+        `attention_direction="left_to_right"` lets each position attend only to
+        itself and the positions before it, `"right_to_left"` only to itself and
+        those after it: the two towers of Electric's cloze generator. None (the
+        default) attends both ways, as BERT and ELECTRA do.
 
         `remove_padding=True` runs every dense layer on the batch's real
         tokens only (FasterTransformer's "remove padding"): attention gathers
@@ -207,6 +235,12 @@ class ElectraEncoder(CheckpointConversionMixin, keras.Model):
         word_ids, mask, type_ids = validate_inputs(inputs, self.max_sequence_length)
         x = self.embedding_layer(word_ids, type_ids, training=training)  # (B, T, E)
         attention_bias = attention_bias_from_mask(mask, x.dtype)  # (B, 1, 1, T)
+        if attention_direction is not None:
+            if remove_padding:
+                raise ValueError("`attention_direction` and `remove_padding=True` do not combine; "
+                                 "received both. Pass one of them.")
+            attention_bias += directional_attention_bias(tf.shape(word_ids)[1], attention_direction,
+                                                         x.dtype)  # (B, 1, T, T)
         token_index = grid_index = None
         if remove_padding:
             grid_shape = tf.shape(x)  # (B, T, E)

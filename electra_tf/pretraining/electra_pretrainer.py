@@ -15,6 +15,7 @@ from electra_tf.pretraining.example_seeds import example_seeds
 from electra_tf.pretraining.losses import global_mean, masked_lm_loss, replaced_token_detection_loss
 from electra_tf.pretraining.sampling import replaced_token_labels, sample_from_softmax
 
+RTD_OBJECTIVES = ("electra", "electra_15")  # RTD on every token / on the masked ones only
 # BERT's uncased vocabulary, which every released ELECTRA uses.
 DEFAULT_MASK_TOKEN_ID = 103
 DEFAULT_SPECIAL_TOKEN_IDS = (0, 100, 101, 102, 103)  # [PAD] [UNK] [CLS] [SEP] [MASK]
@@ -77,6 +78,9 @@ class ElectraPretrainer(PretrainingSteps, keras.Model):
         seed: the run's seed. Masks and samples are stateless functions of
             (seed, step, example), so they do not depend on how a batch is
             split across replicas, and a resumed run repeats them.
+        objective: "electra" (the RTD loss on every token) or "electra_15"
+            (the paper's ELECTRA 15% ablation, Table 5: the same model with
+            the RTD loss on the masked positions only).
 
     Example:
     >>> discriminator = ElectraDiscriminator.from_preset("tiny")
@@ -92,6 +96,8 @@ class ElectraPretrainer(PretrainingSteps, keras.Model):
     ['loss', 'mlm_accuracy', 'mlm_loss']
     """
 
+    generator_class = ElectraGenerator  # what `generator` must be (Electric: a cloze generator)
+
     def __init__(
         self,
         generator,
@@ -103,9 +109,13 @@ class ElectraPretrainer(PretrainingSteps, keras.Model):
         mask_token_id=DEFAULT_MASK_TOKEN_ID,
         special_token_ids=DEFAULT_SPECIAL_TOKEN_IDS,
         seed=0,
+        objective="electra",
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if objective not in RTD_OBJECTIVES:
+            raise ValueError(f"`objective` must be one of {RTD_OBJECTIVES}; received {objective!r}.")
+        self.objective = objective
         # Every value a step returns is already global (metric results are synchronized
         # across replicas): report replica 0's. Keras' "auto" sums them over replicas
         # (outside TPUs), which multiplied the logged `loss` by the number of replicas.
@@ -113,9 +123,10 @@ class ElectraPretrainer(PretrainingSteps, keras.Model):
         if isinstance(discriminator, dict):  # from get_config(): rebuild, then re-tie
             discriminator = keras.layers.deserialize(discriminator)
         if isinstance(generator, dict):
-            generator = _deserialize_generator(generator, discriminator)
-        if not isinstance(generator, ElectraGenerator):
-            raise ValueError(f"`generator` must be an ElectraGenerator; received {type(generator).__name__}.")
+            generator = self.deserialize_generator(generator, discriminator)
+        if not isinstance(generator, self.generator_class):
+            raise ValueError(f"`generator` must be an {self.generator_class.__name__}; "
+                             f"received {type(generator).__name__}.")
         if not isinstance(discriminator, ElectraDiscriminator):
             raise ValueError(
                 f"`discriminator` must be an ElectraDiscriminator; received {type(discriminator).__name__}."
@@ -154,6 +165,19 @@ class ElectraPretrainer(PretrainingSteps, keras.Model):
     @property
     def tied_embeddings(self):
         return self.generator.encoder.embedding_layer is self.discriminator.encoder.embedding_layer
+
+    @property
+    def encoder(self):
+        """The encoder that fine-tuning starts from (the discriminator's)."""
+        return self.discriminator.encoder
+
+    @staticmethod
+    def serialize_generator(generator, discriminator):
+        return _serialize_generator(generator, discriminator)
+
+    @staticmethod
+    def deserialize_generator(config, discriminator):
+        return _deserialize_generator(config, discriminator)
 
     @property
     def metrics(self):
@@ -218,13 +242,18 @@ class ElectraPretrainer(PretrainingSteps, keras.Model):
         # 4. Put them in place; a correct sample counts as original.
         corrupted_ids = masking.scatter_update(masked["input_word_ids"], sampled_ids, positions)
         rtd_labels = replaced_token_labels(input_word_ids, corrupted_ids, input_mask)  # (B, T)
+        if self.objective == "electra_15":  # only the masked positions teach the discriminator
+            rtd_weights = masking.positions_to_mask(positions, masked["masked_lm_weights"],
+                                                    tf.shape(input_word_ids)[1])  # (B, T)
+        else:
+            rtd_weights = input_mask  # every real token
 
         # 5. Discriminator: is each token replaced?
         discriminator_logits = self.discriminator(
             {"input_word_ids": corrupted_ids, "input_mask": input_mask, "input_type_ids": input_type_ids},
             training=training,
         )["logits"]  # (B, T)
-        rtd_total, rtd_count = replaced_token_detection_loss(discriminator_logits, rtd_labels, input_mask)
+        rtd_total, rtd_count = replaced_token_detection_loss(discriminator_logits, rtd_labels, rtd_weights)
 
         # 6. mlm_loss + λ·rtd_loss (each normalised by the global token count).
         mlm_loss = global_mean(mlm_total, mlm_count)
@@ -239,6 +268,7 @@ class ElectraPretrainer(PretrainingSteps, keras.Model):
             "rtd_labels": rtd_labels,
             "discriminator_logits": discriminator_logits,
             "input_mask": input_mask,
+            "rtd_weights": rtd_weights,
         }
 
     def update_metrics(self, outputs):
@@ -255,7 +285,7 @@ class ElectraPretrainer(PretrainingSteps, keras.Model):
             tf.cast(outputs["sampled_ids"] == masked["masked_lm_ids"], tf.float32), weights
         )
 
-        mask = tf.cast(outputs["input_mask"], tf.float32)  # (B, T)
+        mask = tf.cast(outputs["rtd_weights"], tf.float32)  # (B, T): the tokens the RTD loss counts
         labels = outputs["rtd_labels"]
         probabilities = tf.sigmoid(outputs["discriminator_logits"])
         replaced = tf.cast(probabilities > 0.5, tf.int32)
@@ -274,7 +304,7 @@ class ElectraPretrainer(PretrainingSteps, keras.Model):
             "name": self.name,
             "trainable": self.trainable,
             "dtype": self.dtype_policy.name,
-            "generator": _serialize_generator(self.generator, self.discriminator),
+            "generator": self.serialize_generator(self.generator, self.discriminator),
             "discriminator": keras.layers.serialize(self.discriminator),
             "mask_rate": self.mask_rate,
             "discriminator_weight": self.discriminator_weight,
@@ -283,6 +313,7 @@ class ElectraPretrainer(PretrainingSteps, keras.Model):
             "mask_token_id": self.mask_token_id,
             "special_token_ids": list(self.special_token_ids),
             "seed": self.seed,
+            "objective": self.objective,
         }
 
     @classmethod

@@ -66,6 +66,11 @@ class MaskedLMPretrainer(PretrainingSteps, keras.Model):
     def metrics(self):
         return [self.mlm_loss_metric, self.mlm_accuracy]
 
+    @property
+    def encoder(self):
+        """The encoder that fine-tuning starts from (the masked LM's)."""
+        return self.generator.encoder
+
     def build(self, input_shape=None):
         self.built = True
 

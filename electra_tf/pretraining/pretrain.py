@@ -18,14 +18,19 @@ from electra_tf.pretraining.run_pretraining import run_pretraining
 
 # Metrics in the order a summary shows them, when present.
 SUMMARY_METRICS = ("loss", "mlm_loss", "rtd_loss", "mlm_accuracy", "rtd_accuracy",
-                   "rtd_precision", "rtd_recall", "rtd_auc")
-_OBJECTIVE_NAMES = {"electra": "ELECTRA", "mlm": "a masked LM"}
+                   "rtd_precision", "rtd_recall", "rtd_auc", "replaced_lm_loss", "replaced_lm_accuracy")
+_OBJECTIVE_NAMES = {"electra": "ELECTRA", "mlm": "a masked LM", "electric": "Electric",
+                    "electra_15": "ELECTRA 15%", "replace_mlm": "Replace MLM",
+                    "all_tokens_mlm": "All-Tokens MLM"}
 # What `run_pretraining` writes, and how to use it.
 OUTPUTS = (
     ("discriminator", "ElectraDiscriminator.from_pretrained(...)"),
     ("discriminator_hf", "transformers.ElectraForPreTraining.from_pretrained(...)"),
     ("generator", "ElectraGenerator.from_pretrained(...)"),
     ("generator_hf", "transformers.ElectraForMaskedLM.from_pretrained(...)"),
+    ("masked_lm", "ElectraGenerator.from_pretrained(...) (Replace/All-Tokens MLM: the full-size model)"),
+    ("masked_lm_hf", "transformers.ElectraForMaskedLM.from_pretrained(...)"),
+    ("cloze_generator", "Electric's two-tower ElectraClozeGenerator, Keras weights"),
     ("learning_curves.png", "loss and RTD metrics against the step"),
     ("history.json", "the config and the final metrics"),
     ("logs", "tensorboard --logdir <this>"),

@@ -40,12 +40,28 @@ from electra_tf.models.presets import ElectraConfig, get_preset, scaled_generato
 from electra_tf.optimization.adamw import create_optimizer
 from electra_tf.preprocessing.electra_tokenizer import ElectraTokenizer
 from electra_tf.pretraining.electra_pretrainer import ElectraPretrainer
+from electra_tf.models.electra_cloze_generator import ElectraClozeGenerator
+from electra_tf.pretraining.electric_pretrainer import ElectricPretrainer
 from electra_tf.pretraining.masked_lm_pretrainer import MaskedLMPretrainer
+from electra_tf.pretraining.replaced_mlm_pretrainer import REPLACED_MLM_OBJECTIVES, ReplacedMLMPretrainer
 from electra_tf.pretraining.strategies import build_strategy, is_chief
 from electra_tf.utils.callbacks import ProgressBar, TrainingLogger
 from electra_tf.utils.plots import plot_learning_curves
 
 logger = logging.getLogger(__name__)
+
+
+# What each objective trains (google-research/electra's flags; the ELECTRA paper's §3.2 for the
+# three ablations its code does not ship). Every one masks 15% of the tokens the same way.
+OBJECTIVES = {
+    "electra": "replaced token detection on every token (electra_objective)",
+    "electric": "Electric: an energy-based cloze model trained by NCE against a two-tower cloze "
+                "generator (electric_objective)",
+    "electra_15": "ELECTRA 15%: replaced token detection on the masked tokens only",
+    "replace_mlm": "Replace MLM: masked tokens replaced by generator samples, MLM loss on them",
+    "all_tokens_mlm": "All-Tokens MLM: as Replace MLM, predicting every token, with a copy mechanism",
+    "mlm": "BERT's masked LM (neither objective)",
+}
 
 
 @dataclasses.dataclass
@@ -56,7 +72,9 @@ class PretrainingConfig:
     generator_width: float = 0.25  # fraction of the discriminator's width; None: the preset's
     vocab_path: str = None  # None: the packaged uncased BERT vocabulary
     lower_case: bool = True
-    objective: str = "electra"  # or "mlm": BERT-style masked LM only, same shapes
+    # electra | electric | electra_15 | replace_mlm | all_tokens_mlm | mlm (see OBJECTIVES)
+    objective: str = "electra"
+    untied_embeddings: bool = False  # the generator gets its own token embeddings (a generator study)
     max_seq_length: int = 128
     batch_size: int = 128  # global, over all replicas
     steps: int = 1_000_000
@@ -79,8 +97,9 @@ class PretrainingConfig:
     model_overrides: dict = dataclasses.field(default_factory=dict)  # e.g. {"num_layers": 2}
 
     def __post_init__(self):
-        if self.objective not in ("electra", "mlm"):
-            raise ValueError(f"`objective` must be 'electra' or 'mlm'; received {self.objective!r}.")
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"`objective` must be one of {', '.join(OBJECTIVES)}; "
+                             f"received {self.objective!r}.")
         for name in ("steps", "batch_size", "max_seq_length", "checkpoint_every", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"`{name}` must be >= 1; received {getattr(self, name)}.")
@@ -103,17 +122,36 @@ class PretrainingConfig:
 
 
 def build_pretrainer(config, vocab_size, special_token_ids, mask_token_id):
-    """The (tied) generator and discriminator in an `ElectraPretrainer` (or MLM-only)."""
+    """The pretrainer of `config.objective`: its networks built and (unless untied) tied.
+
+    electra, electra_15: `ElectraPretrainer`; electric: `ElectricPretrainer`;
+    replace_mlm, all_tokens_mlm: `ReplacedMLMPretrainer`; mlm: `MaskedLMPretrainer`.
+    """
     discriminator_config, generator_config = config.model_configs(vocab_size)
+    common = dict(mask_rate=config.mask_rate, mask_token_id=mask_token_id,
+                  special_token_ids=special_token_ids, seed=config.seed)
     if config.objective == "mlm":
         generator = generator_config.build("generator")
-        return MaskedLMPretrainer(
-            generator, mask_rate=config.mask_rate, mask_token_id=mask_token_id,
-            special_token_ids=special_token_ids, seed=config.seed,
-        )
-    discriminator = discriminator_config.build("discriminator")
+        return MaskedLMPretrainer(generator, **common)
+    kept = discriminator_config.build(
+        "generator" if config.objective in REPLACED_MLM_OBJECTIVES else "discriminator")
+    # Tied: the generator's token embeddings are the kept model's (the paper's default).
+    tied = None if config.untied_embeddings else kept.encoder.embedding_layer
+    if config.objective in REPLACED_MLM_OBJECTIVES:
+        generator = generator_config.build("generator", embedding_layer=tied)
+        return ReplacedMLMPretrainer(generator, kept, objective=config.objective,
+                                     temperature=config.temperature, **common)
+    if config.objective == "electric":
+        left_to_right = generator_config.build_encoder(tied, name="generator_left_to_right")
+        right_to_left = generator_config.build_encoder(
+            left_to_right.embedding_layer, name="generator_right_to_left")  # one table for both towers
+        return ElectricPretrainer(
+            ElectraClozeGenerator(left_to_right, right_to_left, name="cloze_generator"), kept,
+            discriminator_weight=config.discriminator_weight, temperature=config.temperature,
+            disallow_correct=config.disallow_correct, **common)
+    discriminator = kept
     generator = generator_config.build(
-        "generator", embedding_layer=discriminator.encoder.embedding_layer
+        "generator", embedding_layer=tied
     )
     return ElectraPretrainer(
         generator,
@@ -125,6 +163,7 @@ def build_pretrainer(config, vocab_size, special_token_ids, mask_token_id):
         mask_token_id=mask_token_id,
         special_token_ids=special_token_ids,
         seed=config.seed,
+        objective=config.objective,
     )
 
 
@@ -244,8 +283,16 @@ def save_outputs(pretrainer, config, history):
     """Final models in both formats, the history and a learning-curve picture (atomic writes)."""
     out = config.output_dir
     models = {"generator": pretrainer.generator}
-    if config.objective == "electra":
+    if config.objective in ("electra", "electra_15", "electric"):
+        # Electric's discriminator outputs energies: `score_texts` reads them.
         models["discriminator"] = pretrainer.discriminator
+    if config.objective in REPLACED_MLM_OBJECTIVES:
+        models["masked_lm"] = pretrainer.model  # the full-size model; "generator" is the small one
+    if config.objective == "electric":
+        # The two-tower cloze generator has no Hugging Face counterpart: Keras weights only.
+        del models["generator"]
+        os.makedirs(os.path.join(out, "cloze_generator"), exist_ok=True)
+        pretrainer.generator.save_weights(os.path.join(out, "cloze_generator", "model.weights.h5"))
     for name, model in models.items():
         model.save_pretrained(os.path.join(out, name), overwrite=True)
         model.save_huggingface(os.path.join(out, f"{name}_hf"), overwrite=True)
