@@ -6,7 +6,10 @@ Exports a classifier end to end (strings in), then for each server setting
 from 16 and 64 concurrent clients (keep-alive HTTP connections, one movie
 review per request) for --duration seconds each. Prints, per run: throughput
 (requests/s), p50/p99 latency, errors (must be 0) and the server's RSS before
-and after, then the batching speed-up at 16 clients (target >= 3x).
+and after, then the batching speed-up at 16 clients (target >= 3x). The same
+runs are repeated over TF Serving's gRPC API (`--grpc-port`; one shared channel,
+tensorflow-serving-api's `PredictionServiceStub`, one review per
+`PredictRequest`), whose requests join the same dynamic batches.
 
 Last, SIGTERM under load: 16 clients keep sending (a fresh connection per
 request) while the batched server receives SIGTERM; every request the server
@@ -85,10 +88,12 @@ def rss_mib(pid):
 class Server:
     def __init__(self, model_dir, options, log_path):
         self.port = free_port()
+        self.grpc_target = f"{HOST}:{free_port()}"
         self.log = open(log_path, "w")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "electra_tf.cli.main", "serve", model_dir, "--name", "model",
-             "--port", str(self.port), "--max-queue", "4096", *options],
+             "--port", str(self.port), "--max-queue", "4096",
+             "--grpc-port", self.grpc_target.rsplit(":", 1)[1], *options],
             stdout=self.log, stderr=subprocess.STDOUT,
             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
         deadline = time.time() + 300
@@ -136,24 +141,68 @@ def batch_counts(port):
     return values.get("count", 0.0), values.get("sum", 0.0)
 
 
-def run_load(port, texts, clients, duration):
-    """Closed loop: each client sends its next request when the last is answered."""
+def rest_sender(port, texts):
+    """A client's `send(i) -> ok` over REST: one keep-alive connection per client."""
+    connection = [http.client.HTTPConnection(HOST, port, timeout=120)]
+
+    def send(i):
+        body = json.dumps({"instances": [texts[i % len(texts)]]})
+        try:
+            status, data = request(port, "POST", "/v1/models/model:predict", body, connection[0])
+            return status == 200 and "predictions" in json.loads(data)
+        except (OSError, http.client.HTTPException):
+            connection[0] = http.client.HTTPConnection(HOST, port, timeout=120)
+            return False
+
+    return send
+
+
+class GrpcSenders:
+    """Clients' `send(i) -> ok` over gRPC: TF Serving's PredictionServiceStub, one channel."""
+
+    def __init__(self, target, texts):
+        import grpc
+        from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+        self.grpc = grpc
+        self.channel = grpc.insecure_channel(target)
+        self.stub = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
+        self.requests = []
+        for text in texts:  # built once: the load measures the server, not proto building
+            request = predict_pb2.PredictRequest()
+            request.model_spec.name = "model"
+            request.inputs["text"].CopyFrom(tf.make_tensor_proto([text]))
+            self.requests.append(request)
+
+    def __call__(self):
+        def send(i):
+            try:
+                response = self.stub.Predict(self.requests[i % len(self.requests)], 120)
+                return "probabilities" in response.outputs
+            except self.grpc.RpcError:
+                return False
+
+        return send
+
+    def close(self):
+        self.channel.close()
+
+
+def run_load(new_sender, clients, duration):
+    """Closed loop: each client sends its next request when the last is answered.
+
+    `new_sender()` gives each client its `send(i) -> ok` (a connection of its own).
+    """
     stop_at = time.perf_counter() + duration
     latencies, errors, lock = [], [0], threading.Lock()
 
     def client(index):
-        connection = http.client.HTTPConnection(HOST, port, timeout=120)
+        send = new_sender()
         mine, i = [], index
         while time.perf_counter() < stop_at:
-            body = json.dumps({"instances": [texts[i % len(texts)]]})
-            i += clients
             start = time.perf_counter()
-            try:
-                status, data = request(port, "POST", "/v1/models/model:predict", body, connection)
-                ok = status == 200 and "predictions" in json.loads(data)
-            except (OSError, http.client.HTTPException):
-                ok = False
-                connection = http.client.HTTPConnection(HOST, port, timeout=120)
+            ok = send(i)
+            i += clients
             if ok:
                 mine.append(time.perf_counter() - start)
             else:
@@ -226,8 +275,12 @@ def sigterm_under_load(server, texts, clients=16, before_s=3.0):
     server.log.close()
     # The server's own count: every request it read was answered.
     with open(server.log.name) as f:
-        match = re.search(r"answered (\d+) of (\d+) requests received", f.read())
+        log = f.read()
+    match = re.search(r"answered (\d+) of (\d+) requests received", log)
     outcome["server_answered"], outcome["server_received"] = map(int, match.groups())
+    by_status = re.search(r"\(by status: ([^)]*)\)", log)
+    outcome["server_by_status"] = {status: int(count) for status, count in re.findall(
+        r"(\d+): (\d+)", by_status.group(1))} if by_status else None
     return outcome
 
 
@@ -237,15 +290,18 @@ def plot(results, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    width = 0.38
-    for offset, setting in ((-width / 2, "batched"), (width / 2, "batch_size_1")):
-        runs = results["runs"][setting]
-        x = np.arange(len(runs)) + offset
-        bars = left.bar(x, [r["throughput_rps"] for r in runs], width, label=setting)
-        left.bar_label(bars, fmt="%.0f", fontsize=8)
-        bars = right.bar(x, [r["p99_ms"] for r in runs], width, label=setting)
-        right.bar_label(bars, fmt="%.0f", fontsize=8)
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    width = 0.2
+    series = [(key, setting) for key in ("runs", "grpc_runs")
+              for setting in ("batched", "batch_size_1") if results.get(key, {}).get(setting)]
+    for position, (key, setting) in enumerate(series):
+        runs = results[key][setting]
+        label = f"{'gRPC' if key == 'grpc_runs' else 'REST'} {setting}"
+        x = np.arange(len(runs)) + (position - (len(series) - 1) / 2) * width
+        bars = left.bar(x, [r["throughput_rps"] for r in runs], width, label=label)
+        left.bar_label(bars, fmt="%.0f", fontsize=7)
+        bars = right.bar(x, [r["p99_ms"] for r in runs], width, label=label)
+        right.bar_label(bars, fmt="%.0f", fontsize=7)
     for axis, title in ((left, "throughput (requests/s)"), (right, "p99 latency (ms)")):
         axis.set_xticks(range(len(results["runs"]["batched"])))
         axis.set_xticklabels([f"{r['clients']} clients" for r in results["runs"]["batched"]])
@@ -282,49 +338,59 @@ def main():
           f"{len(texts)} dev reviews; {args.duration:g} s per run; {os.cpu_count()} CPUs")
 
     results = {"model": description, "duration_s": args.duration, "workers": args.workers,
-               "runs": {}}
+               "runs": {}, "grpc_runs": {}}
     for setting, options in SETTINGS.items():
         server = Server(os.path.dirname(model_dir), [*options, "--workers", str(args.workers)],
                         os.path.join(args.output_dir, f"server_{setting}.log"))
-        runs = []
+        runs, grpc_runs = [], []
         try:
             request(server.port, "POST", "/v1/models/model:predict",
                     json.dumps({"instances": texts[:32]}))  # warm up
             rss_before = rss_mib(server.process.pid)
-            for clients in args.clients:
-                batches, instances = batch_counts(server.port)
-                server_cpu, start = cpu_seconds(server.process.pid), time.perf_counter()
-                run = run_load(server.port, texts, clients, args.duration)
-                run["server_cpu_cores"] = ((cpu_seconds(server.process.pid) - server_cpu)
-                                           / (time.perf_counter() - start))
-                batches_after, instances_after = batch_counts(server.port)
-                run["mean_batch_size"] = ((instances_after - instances)
-                                          / max(batches_after - batches, 1))
-                run["rss_before_mib"] = rss_before
-                run["rss_after_mib"] = rss_mib(server.process.pid)
-                rss_before = run["rss_after_mib"]
-                runs.append(run)
-                print(f"{setting:>13} {clients:3d} clients: {run['throughput_rps']:7.1f} req/s  "
-                      f"p50 {run['p50_ms']:7.1f} ms  p99 {run['p99_ms']:7.1f} ms  "
-                      f"errors {run['errors']}  ({run['requests']} requests, mean batch "
-                      f"{run['mean_batch_size']:.1f})  CPU cores: server "
-                      f"{run['server_cpu_cores']:.2f}, clients {run['client_cpu_cores']:.2f}  "
-                      f"RSS {run['rss_before_mib']:.0f} -> {run['rss_after_mib']:.0f} MiB",
-                      flush=True)
+            grpc_senders = GrpcSenders(server.grpc_target, texts)
+            protocols = {"rest": lambda: rest_sender(server.port, texts), "grpc": grpc_senders}
+            for protocol, new_sender in protocols.items():
+                for clients in args.clients:
+                    batches, instances = batch_counts(server.port)
+                    server_cpu, start = cpu_seconds(server.process.pid), time.perf_counter()
+                    run = run_load(new_sender, clients, args.duration)
+                    run["protocol"] = protocol
+                    run["server_cpu_cores"] = ((cpu_seconds(server.process.pid) - server_cpu)
+                                               / (time.perf_counter() - start))
+                    batches_after, instances_after = batch_counts(server.port)
+                    run["mean_batch_size"] = ((instances_after - instances)
+                                              / max(batches_after - batches, 1))
+                    run["rss_before_mib"] = rss_before
+                    run["rss_after_mib"] = rss_mib(server.process.pid)
+                    rss_before = run["rss_after_mib"]
+                    (runs if protocol == "rest" else grpc_runs).append(run)
+                    print(f"{setting:>13} {protocol:>4} {clients:3d} clients: "
+                          f"{run['throughput_rps']:7.1f} req/s  "
+                          f"p50 {run['p50_ms']:7.1f} ms  p99 {run['p99_ms']:7.1f} ms  "
+                          f"errors {run['errors']}  ({run['requests']} requests, mean batch "
+                          f"{run['mean_batch_size']:.1f})  CPU cores: server "
+                          f"{run['server_cpu_cores']:.2f}, clients "
+                          f"{run['client_cpu_cores']:.2f}  "
+                          f"RSS {run['rss_before_mib']:.0f} -> {run['rss_after_mib']:.0f} MiB",
+                          flush=True)
+            grpc_senders.close()
             if setting == "batched":
                 results["sigterm"] = sigterm_under_load(server, texts)
                 print(f"SIGTERM under load (16 clients): {results['sigterm']}", flush=True)
         finally:
             server.stop()
         results["runs"][setting] = runs
+        results["grpc_runs"][setting] = grpc_runs
 
-    for index, clients in enumerate(args.clients):
-        ratio = (results["runs"]["batched"][index]["throughput_rps"]
-                 / results["runs"]["batch_size_1"][index]["throughput_rps"])
-        results[f"speedup_{clients}_clients"] = ratio
-        print(f"dynamic batching speed-up at {clients} clients: {ratio:.2f}x"
-              + (" (target >= 3x)" if clients == 16 else ""))
-    errors = sum(r["errors"] for runs in results["runs"].values() for r in runs)
+    for key, prefix in (("runs", ""), ("grpc_runs", "grpc_")):
+        for index, clients in enumerate(args.clients):
+            ratio = (results[key]["batched"][index]["throughput_rps"]
+                     / results[key]["batch_size_1"][index]["throughput_rps"])
+            results[f"{prefix}speedup_{clients}_clients"] = ratio
+            print(f"dynamic batching speed-up over {'gRPC' if prefix else 'REST'} at {clients} "
+                  f"clients: {ratio:.2f}x" + (" (target >= 3x)" if clients == 16 else ""))
+    errors = sum(r["errors"] for key in ("runs", "grpc_runs")
+                 for runs in results[key].values() for r in runs)
     sigterm = results["sigterm"]
     print(f"errors in all load runs: {errors}; at SIGTERM the server answered "
           f"{sigterm['server_answered']} of the {sigterm['server_received']} requests it received "
