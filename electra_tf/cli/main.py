@@ -246,9 +246,10 @@ def build_parser():
     for add in (_add_convert, _add_presets, _add_pretrain, _add_quickstart, _add_vocab,
                 _add_prepare):
         add(subparsers)
-    from electra_tf.cli import compress_commands, export_commands, finetune_commands, serve_commands
+    from electra_tf.cli import (compress_commands, export_commands, finetune_commands, score_commands,
+                                serve_commands)
 
-    for module in (finetune_commands, export_commands, compress_commands, serve_commands):
+    for module in (finetune_commands, export_commands, compress_commands, serve_commands, score_commands):
         module.add_subcommands(subparsers)
     return parser
 
