@@ -7,10 +7,13 @@ import sys
 
 import numpy as np
 import pytest
+import tensorflow as tf
 import tf_keras as keras
 from tensorflow.python.framework import config as tf_config
 
 from electra_tf.data.packaged_corpus import packaged_corpus
+from electra_tf.pretraining.example_seeds import example_seeds
+from electra_tf.pretraining.masking import mask_tokens
 from electra_tf.pretraining.run_pretraining import PretrainingConfig, run_pretraining
 
 STEPS = 3
@@ -115,3 +118,17 @@ def test_deterministic_turns_op_determinism_on_for_the_run_only(corpus, tmp_path
     assert initial_weights(corpus, tmp_path / "deterministic", seed=7, deterministic=True).op_determinism
     assert not tf_config.is_op_determinism_enabled()
     assert not initial_weights(corpus, tmp_path / "default", seed=7).op_determinism
+
+
+def test_xla_masks_other_tokens_than_graph_mode_from_the_same_seed():
+    """What the README says of --jit-compile: XLA's stateless random ops use another generator."""
+    ids = tf.constant([[101, *range(2000, 2060), 102]] * 4)  # (4, 62)
+
+    def masked_positions(input_word_ids):
+        seeds = example_seeds(input_word_ids, 7, tf.constant(3, tf.int64))  # (B, 2)
+        return mask_tokens(input_word_ids, tf.ones_like(input_word_ids), mask_id=103,
+                           special_ids=(0, 100, 101, 102, 103), seed=seeds)["masked_lm_positions"]
+
+    graph = tf.function(masked_positions)(ids).numpy()
+    xla = tf.function(masked_positions, jit_compile=True)(ids).numpy()
+    assert graph.shape == xla.shape and not np.array_equal(graph, xla)
