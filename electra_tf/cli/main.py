@@ -112,7 +112,7 @@ def _add_pretrain(subparsers):
                         "other random numbers than without it from the same --seed")
     parser.add_argument("--deterministic", action="store_true", default=None,
                         help="deterministic TensorFlow kernels, for repeatable runs on GPUs "
-                        "(slower; CPU runs repeat without it)")
+                        "(may be slower; CPU runs repeat without it)")
     parser.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
                         help="continue from checkpoints in --output (default); with "
                         "--no-resume an --output holding checkpoints is refused")
