@@ -147,6 +147,25 @@ class ElectraTokenizer(keras.layers.Layer):
             support_detokenization=True,
         )
 
+    @classmethod
+    def from_keras_hub(cls, preset_dir):
+        """The tokenizer of a keras-hub ELECTRA preset directory: its vocabulary and casing.
+
+        The companion of `ElectraEncoder.from_keras_hub(preset_dir)`, which loads the weights;
+        see `electra_tf.conversion.keras_hub.load_keras_hub_tokenizer` for how keras-hub's
+        case folding differs from BERT's on accented text.
+
+        >>> import tempfile
+        >>> from electra_tf import ElectraEncoder
+        >>> preset = tempfile.mkdtemp() + "/preset"
+        >>> ElectraEncoder.from_preset("tiny").save_keras_hub(preset)
+        >>> ElectraTokenizer.from_keras_hub(preset).vocab_size
+        30522
+        """
+        from electra_tf.conversion.keras_hub import load_keras_hub_tokenizer
+
+        return load_keras_hub_tokenizer(preset_dir)
+
     @property
     def vocab_size(self):
         return len(self._vocabulary.tokens)

@@ -243,7 +243,7 @@ def test_keras_hub_preset_outputs(keras_hub_run, name):
 def test_keras_hub_preset_tokenizer(keras_hub_run):
     """The vocabulary comes along; keras-hub without strip_accents keeps accents, we strip them."""
     path = str(keras_hub_run["root"] / "hub_projected")
-    tokenizer = conversion.load_keras_hub_tokenizer(path)
+    tokenizer = ElectraTokenizer.from_keras_hub(path)
     with open(DEFAULT_VOCAB_PATH, encoding="utf-8") as f:
         assert [tokenizer.id_to_token(i) for i in range(tokenizer.vocab_size)] == \
             f.read().split("\n")[:-1]
