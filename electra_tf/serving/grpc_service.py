@@ -6,6 +6,7 @@ protos of the `tensorflow-serving-api` package, so that TF Serving clients
 requests join the same dynamic batches as REST requests and get the same answers.
 """
 
+import collections
 import traceback
 
 import numpy as np
@@ -33,7 +34,7 @@ _AVAILABLE = get_model_status_pb2.ModelVersionStatus.AVAILABLE
 _OK = 0
 
 
-async def start_grpc_server(versions, config, predict_columns):
+async def start_grpc_server(versions, config, predict_columns, counts=None):
     """Starts TF Serving's gRPC services on `config.host:config.grpc_port`.
 
     Args:
@@ -41,12 +42,13 @@ async def start_grpc_server(versions, config, predict_columns):
         config: the `ServingConfig` (name, host, grpc_port, limits).
         predict_columns: `async (model, signature_name, {input: list of bytes}) -> outputs`,
             the REST app's batched predict.
+        counts: optional `collections.Counter` of answers by gRPC status code name.
 
     Returns:
         The started `grpc.aio.Server`; `await server.stop(grace)` stops it.
     """
     server = grpc.aio.server()
-    services = TFServingServices(versions, config, predict_columns)
+    services = TFServingServices(versions, config, predict_columns, counts)
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
         services.prediction_servicer(), server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(services.model_servicer(), server)
@@ -71,12 +73,14 @@ class TFServingServices:
         versions: the `ModelVersions` served.
         config: the `ServingConfig`.
         predict_columns: the REST app's batched predict (see `start_grpc_server`).
+        counts: optional `collections.Counter` of answers by gRPC status code name.
     """
 
-    def __init__(self, versions, config, predict_columns):
+    def __init__(self, versions, config, predict_columns, counts=None):
         self.versions = versions
         self.config = config
         self.predict_columns = predict_columns
+        self.counts = counts if counts is not None else collections.Counter()
 
     def prediction_servicer(self):
         services = self
@@ -101,13 +105,18 @@ class TFServingServices:
 
     async def answer(self, handler, request, context):
         try:
-            return await handler(request)
+            response = await handler(request)
         except RequestError as error:
-            await context.abort(getattr(grpc.StatusCode, error.grpc_code), error.message)
+            code, message = getattr(grpc.StatusCode, error.grpc_code), error.message
         except Exception as error:  # a genuine internal failure: log it, say what it was
             traceback.print_exception(error)
-            await context.abort(grpc.StatusCode.INTERNAL,
-                                f"Internal error: {type(error).__name__}: {error}")
+            code = grpc.StatusCode.INTERNAL
+            message = f"Internal error: {type(error).__name__}: {error}"
+        else:
+            self.counts["OK"] += 1
+            return response
+        self.counts[code.name] += 1
+        await context.abort(code, message)
 
     def find_model(self, model_spec):
         """The ServedModel a `ModelSpec` names (name, optional version or version_label)."""

@@ -27,6 +27,8 @@ class ModelVersions:
         model_dir: a SavedModel or a TF Serving base path.
         policy: "latest" or "all".
         version_labels: {label: version}, e.g. {"stable": "1", "canary": "2"}.
+        models: already loaded {version: ServedModel} to serve instead of a
+            `model_dir`; nothing is polled (see `from_models`).
 
     Example:
     >>> import tempfile, tensorflow as tf

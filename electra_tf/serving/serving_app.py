@@ -220,7 +220,8 @@ def build_serving_app(models, config=None):
         if config.grpc_port is not None:
             from electra_tf.serving.grpc_service import start_grpc_server
 
-            grpc_server = await start_grpc_server(versions, config, predict_columns)
+            grpc_server = await start_grpc_server(versions, config, predict_columns,
+                                                  counts=app.state.grpc_counts)
         if config.file_system_poll_wait_seconds and versions.base_path:
             versions.start_polling(config.file_system_poll_wait_seconds)
         yield
@@ -232,8 +233,14 @@ def build_serving_app(models, config=None):
         observed = app.state.observed
         by_status = ", ".join(f"{status}: {count}"
                               for status, count in sorted(observed.by_status.items()))
+        grpc_answers = app.state.grpc_counts
+        grpc_summary = "" if grpc_server is None else (
+            f"; gRPC: answered {sum(grpc_answers.values())} ("
+            + ", ".join(f"{code}: {count}" for code, count in sorted(grpc_answers.items()))
+            + ")")
         print(f"electra-tf serve: {config.name!r} stopped; answered {observed.answered} of "
-              f"{observed.received} requests received (by status: {by_status or 'none'})",
+              f"{observed.received} requests received (by status: {by_status or 'none'})"
+              f"{grpc_summary}",
               flush=True)
 
     app = fastapi.FastAPI(
@@ -274,6 +281,7 @@ def build_serving_app(models, config=None):
         return _error_response(400, f"Invalid request: {error.errors()}")
 
     app.state.observed = _RequestCounts()
+    app.state.grpc_counts = collections.Counter()  # gRPC answers by status code name
     app.add_middleware(_TFServingPaths)
     app.add_middleware(_ObserveRequests, metrics=metrics, counts=app.state.observed)
 

@@ -46,6 +46,7 @@ def qa_server(qa_export):
     yield server
     server.stop()
     assert server.process.returncode == 0, server.log()
+    assert "; gRPC: answered 1 (OK: 1)" in server.log(), server.log()
 
 
 @pytest.fixture(scope="module")
