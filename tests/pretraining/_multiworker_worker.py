@@ -19,6 +19,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
+from electra_tf.pretraining import run_pretraining as run_pretraining_module  # noqa: E402
 from electra_tf.pretraining.run_pretraining import PretrainingConfig, run_pretraining  # noqa: E402
 
 STEPS = 4
@@ -26,7 +27,15 @@ STEPS = 4
 
 def main(corpus, output_dir, result_prefix):
     task_index = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
-    keras.utils.set_random_seed(1000 + task_index)
+    # run_pretraining seeds every worker with config.seed; reseed per worker just before the
+    # models are built, so that only the strategy's broadcast can make their initial values agree.
+    build_pretrainer = run_pretraining_module.build_pretrainer
+
+    def build_with_this_workers_seed(*args, **kwargs):
+        keras.utils.set_random_seed(1000 + task_index)
+        return build_pretrainer(*args, **kwargs)
+
+    run_pretraining_module.build_pretrainer = build_with_this_workers_seed
 
     # Every worker runs BackupAndRestore; its on_train_end sees the final model.
     on_train_end = keras.callbacks.BackupAndRestore.on_train_end
