@@ -1,5 +1,8 @@
 """The paper's central claim at small scale: replaced token detection vs masked LM, equal compute.
 
+Superseded by benchmarks/objectives.py (every objective, 3 seeds, a validation split, resumable);
+kept for the figures it produced.
+
     python benchmarks/rtd_vs_mlm.py [--minutes 10] [--seeds 1]
 
 For each seed: pretrain an ELECTRA (generator 1/4 width + discriminator) and

@@ -84,7 +84,7 @@ def _add_pretrain(subparsers):
     parser.add_argument("--max-seq-length", type=int, help="tokens per example")
     parser.add_argument("--objective", choices=list(OBJECTIVES),
                         help="; ".join(f"{name}: {what}" for name, what in OBJECTIVES.items())
-                        + " (default: electra)")
+                        .replace("%", "%%") + " (default: electra)")  # argparse formats help with %
     parser.add_argument("--generator-width", type=_generator_width,
                         help="generator width as a fraction of the discriminator's "
                         "(0.25 as in the paper), or 'preset' for the preset's generator")
