@@ -353,3 +353,21 @@ def test_objective_trains_through_the_job(small_corpus, tmp_path, objective):
         run_pretraining(job(small_corpus, out, objective, 2, untied_embeddings=True, generator_width=0.5))
         with open(out / "history.csv") as f:
             assert [int(row["step"]) for row in csv.DictReader(f)] == [1, 2]
+
+
+@pytest.mark.parametrize("objective", ["electric"])  # energies + log q: the most dtype plumbing
+def test_new_pretrainers_train_under_mixed_precision(objective):
+    import tf_keras as keras
+
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        config = PretrainingConfig(preset="tiny", objective=objective, model_overrides={"num_layers": 1,
+                                                                                        "vocab_size": 37})
+        pretrainer = build_pretrainer(config, 37, SPECIAL, MASK_ID)
+        pretrainer.compile(optimizer=keras.mixed_precision.LossScaleOptimizer(keras.optimizers.Adam(1e-3)))
+        logs = pretrainer.train_on_batch(batch(), return_dict=True)
+        assert pretrainer.encoder.compute_dtype == "float16"
+        assert np.isfinite(logs["loss"])
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
