@@ -136,6 +136,7 @@ def fine_tune(encoder, splits, seed, args):
 
 
 def run_cell(objective, seed, args, splits, scratch, probes_path):
+    keras.backend.clear_session()  # the previous cell's graphs and models: free them
     start = time.perf_counter()
     record = {"objective": objective, "seed": seed, "minutes_budget": args.minutes}
     if objective == RANDOM_INIT:

@@ -10,6 +10,8 @@ Writes, under `output_dir`:
     discriminator/        electra_tf format (`ElectraDiscriminator.from_pretrained`)
     discriminator_hf/     Hugging Face format (`ElectraForPreTraining`)
     generator/, generator_hf/
+    masked_lm/, masked_lm_hf/  replace_mlm, all_tokens_mlm: the full-size model (no discriminator)
+    cloze_generator/      electric: the two-tower cloze generator's Keras weights (no generator/)
     history.json, learning_curves.png
 
 Nothing is written until the corpus has been checked: pre-tokenized shards of
