@@ -8,6 +8,7 @@ SavedModel's own over both APIs, and the page must highlight code points
 units).
 """
 
+import functools
 import os
 import tempfile
 
@@ -54,6 +55,7 @@ def server(qa_server):
     return qa_server.url
 
 
+@functools.lru_cache(maxsize=None)  # loading the SavedModel in process takes seconds
 def saved_model_answers(path):
     serve = tf.saved_model.load(path).signatures["serving_default"]
     outputs = serve(question=tf.constant(QUESTIONS), context=tf.constant(CONTEXTS))
