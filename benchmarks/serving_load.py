@@ -306,8 +306,8 @@ def plot(results, path):
         axis.set_xticks(range(len(results["runs"]["batched"])))
         axis.set_xticklabels([f"{r['clients']} clients" for r in results["runs"]["batched"]])
         axis.set_title(title)
-        axis.set_ylim(top=axis.get_ylim()[1] * 1.25)  # room for the legend above the bars
-        axis.legend(loc="upper left")
+        axis.set_ylim(top=axis.get_ylim()[1] * 1.5)  # room for the legend above the bars
+        axis.legend(loc="upper left", fontsize=8)
     figure.suptitle(f"electra-tf serve on loopback: {results['model']}", fontsize=9)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
