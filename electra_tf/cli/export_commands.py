@@ -14,20 +14,22 @@ def add_subcommands(subparsers):
         "Everything is written to a temporary path first: a failed export leaves nothing.",
     )
     parser.add_argument("model_dir", metavar="MODEL_DIR",
-                        help="encoder, discriminator, classifier or QA model directory")
+                        help="encoder, discriminator, classifier, tagger or QA model directory")
     parser.add_argument("output_path", metavar="OUT", help="output directory (a file for tflite)")
     parser.add_argument("--format", required=True, choices=FORMATS)
     parser.add_argument("--quantize", choices=QUANTIZE_MODES,
                         help="tflite only: dynamic-range, float16 or full-integer quantization")
-    parser.add_argument("--seq-length", type=int, default=128,
-                        help="tokens per packed input (default: %(default)s)")
+    parser.add_argument("--seq-length", type=int, default=None,
+                        help="tokens per packed input (default: MODEL_DIR/task.json's "
+                        "max_seq_length if present, else 128)")
     parser.add_argument("--vocab", dest="vocab_path",
                         help="WordPiece vocabulary (default: MODEL_DIR/vocab.txt if present, "
                         "else the packaged uncased BERT one)")
     parser.add_argument("--no-lower-case", dest="lower_case", action="store_false",
                         help="the vocabulary is cased: keep case and accents")
     parser.add_argument("--label-names",
-                        help="saved_model classifiers: comma-separated class names, in id order")
+                        help="saved_model classifiers and taggers: comma-separated class or tag "
+                        "names, in id order (default: MODEL_DIR/task.json's)")
     parser.add_argument("--text-pair", action="store_true",
                         help="saved_model classifiers: inputs text and text_b (sentence pairs)")
     parser.add_argument("--calibration-data",

@@ -37,19 +37,7 @@ def tokenize_with_char_offsets(tokenizer, strings):
     words, byte_starts, byte_ends = tf_text.regex_split_with_offsets(
         strings, SPLIT_REGEX, KEEP_REGEX
     )  # (batch, (words)) each, byte offsets
-    # Bytes to characters: the index of the character at each word's first byte.
-    _, char_bytes = tf.strings.unicode_decode_with_offsets(strings, "UTF-8")  # (batch, (chars))
-    num_bytes = tf.strings.length(strings)[:, tf.newaxis]  # (batch, 1)
-    char_bytes = tf.concat([char_bytes, tf.cast(num_bytes, char_bytes.dtype)], axis=1)
-    # Pad past the end with a byte offset larger than any, to keep rows sorted.
-    sorted_bytes = char_bytes.to_tensor(default_value=tf.int64.max)  # (batch, chars + 1)
-
-    def to_chars(byte_offsets):  # (batch, (words)) byte offsets -> character offsets
-        dense = byte_offsets.to_tensor()  # (batch, max_words)
-        chars = tf.searchsorted(sorted_bytes, tf.cast(dense, tf.int64), out_type=tf.int32)
-        return tf.RaggedTensor.from_tensor(chars, lengths=byte_offsets.row_lengths())
-
-    char_starts, char_ends = to_chars(byte_starts), to_chars(byte_ends)
+    char_starts, char_ends = bytes_to_chars(strings, [byte_starts, byte_ends])
     # Each word on its own; a word that cleaning empties (control characters) gets no pieces.
     pieces = tokenizer.tokenize(words.flat_values)  # (words, (pieces))
     per_word = pieces.row_lengths()  # (words,)
@@ -59,6 +47,36 @@ def tokenize_with_char_offsets(tokenizer, strings):
         return ids.with_flat_values(tf.repeat(values.flat_values, per_word))
 
     return ids, per_piece(char_starts), per_piece(char_ends)
+
+
+def bytes_to_chars(strings, byte_offsets):
+    """UTF-8 byte offsets into `strings` -> Unicode code point offsets.
+
+    Args:
+        strings: tf.string (batch,).
+        byte_offsets: a list of int `tf.RaggedTensor`s (batch, (n)), each offset
+            at a character boundary (or at the end of its string).
+
+    Returns:
+        The same list as int32 code point offsets.
+
+    >>> starts = tf.ragged.constant([[0, 3, 6]], dtype=tf.int64)
+    >>> bytes_to_chars(tf.constant(["é é x"]), [starts])[0].to_list()
+    [[0, 2, 4]]
+    """
+    # The index of the character at each offset's byte.
+    _, char_bytes = tf.strings.unicode_decode_with_offsets(strings, "UTF-8")  # (batch, (chars))
+    num_bytes = tf.strings.length(strings)[:, tf.newaxis]  # (batch, 1)
+    char_bytes = tf.concat([char_bytes, tf.cast(num_bytes, char_bytes.dtype)], axis=1)
+    # Pad past the end with a byte offset larger than any, to keep rows sorted.
+    sorted_bytes = char_bytes.to_tensor(default_value=tf.int64.max)  # (batch, chars + 1)
+
+    def to_chars(offsets):  # (batch, (n)) byte offsets -> character offsets
+        dense = offsets.to_tensor()  # (batch, max_n)
+        chars = tf.searchsorted(sorted_bytes, tf.cast(dense, tf.int64), out_type=tf.int32)
+        return tf.RaggedTensor.from_tensor(chars, lengths=offsets.row_lengths())
+
+    return [to_chars(offsets) for offsets in byte_offsets]
 
 
 def extract_answers(model, inputs, contexts, starts, ends, sep_id):

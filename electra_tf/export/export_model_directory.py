@@ -9,6 +9,7 @@ Formats:
       optionally quantized.
 """
 
+import json
 import os
 
 from electra_tf.preprocessing.electra_tokenizer import ElectraTokenizer
@@ -16,6 +17,7 @@ from electra_tf.preprocessing.electra_tokenizer import ElectraTokenizer
 FORMATS = ("hub", "saved_model", "tflite")
 QUANTIZE_MODES = ("dynamic", "float16", "int8")
 VOCAB_NAME = "vocab.txt"  # a model directory may carry its vocabulary (run_finetuning's rule)
+TASK_NAME = "task.json"  # what save_task_model writes: label names, max_seq_length, lower_case
 
 
 def export_model_directory(
@@ -23,7 +25,7 @@ def export_model_directory(
     output_path,
     format,
     quantize=None,
-    seq_length=128,
+    seq_length=None,
     tokenizer=None,
     label_names=None,
     text_pair=False,
@@ -34,14 +36,20 @@ def export_model_directory(
 
     Args:
         model_dir: an electra_tf model directory (config.json + model.weights.h5)
-            of an encoder, discriminator, classifier or QA model.
+            of an encoder, discriminator, classifier, tagger or QA model; one
+            written by `electra-tf finetune` (`save_task_model`) also has a
+            task.json, whose label names, max_seq_length and lower_case are
+            the defaults.
         output_path: the directory (file for "tflite") to write, atomically.
         format: "hub", "saved_model" or "tflite" (see the module docstring).
         quantize: "tflite" only: None, "dynamic", "float16" or "int8".
-        seq_length: tokens per packed input.
+        seq_length: tokens per packed input; None: task.json's max_seq_length,
+            else 128.
         tokenizer: an `ElectraTokenizer`; None means `model_dir/vocab.txt`
-            when there is one, else the packaged uncased vocabulary.
-        label_names: "saved_model" classifiers: one name per class.
+            when there is one (cased as task.json says), else the packaged
+            uncased vocabulary.
+        label_names: "saved_model" classifiers and taggers: one name per
+            class or tag; None: task.json's.
         text_pair: "saved_model" classifiers: inputs `text` and `text_b`.
         calibration_data: "tflite" with quantize="int8": a text file (one text
             per line, or JSON lines with "text") whose first 100 texts
@@ -83,8 +91,17 @@ def export_model_directory(
     from electra_tf.models.model_io import load_pretrained
 
     model = load_pretrained(model_dir)
+    task = {}
+    if os.path.isfile(os.path.join(model_dir, TASK_NAME)):
+        with open(os.path.join(model_dir, TASK_NAME)) as f:
+            task = json.load(f)
+    if seq_length is None:
+        seq_length = task.get("max_seq_length", 128)
+    if label_names is None and format == "saved_model" and task.get("task") in ("classify", "tag"):
+        label_names = task.get("label_names")
     if tokenizer is None and os.path.isfile(os.path.join(model_dir, VOCAB_NAME)):
-        tokenizer = ElectraTokenizer(os.path.join(model_dir, VOCAB_NAME))
+        tokenizer = ElectraTokenizer(os.path.join(model_dir, VOCAB_NAME),
+                                     lower_case=task.get("lower_case", True))
     if format == "hub":
         from electra_tf.export.hub_saved_models import export_hub_saved_models
 

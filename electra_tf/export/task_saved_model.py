@@ -15,6 +15,17 @@ TensorFlow and tensorflow-text ops, with two signatures:
   float32, each (batch,). One window per example: the context is truncated to
   fit `max_seq_length`; answers are whole words (see `answer_spans`), the
   best span even when the model would rather say "no answer" (SQuAD 2.0).
+  Token classification (tagging): input `text`; outputs, padded to the
+  batch's most words W and entities E: `words`, `tags` tf.string (batch, W)
+  ("" padded; words as `split_words` splits them, a word's tag is the
+  arg-max at its first word piece, "O" for words truncated away),
+  `tag_probability` float32 (batch, W), `word_start_char`, `word_end_char`
+  int32 (batch, W) (code points, end exclusive, -1 padded); entities grouped
+  from the tags as `electra-tf predict tag` groups them (seqeval's conlleval
+  chunking: BIO/IOB2, IOB1 and IOBES alike): `entity_text`, `entity_label`
+  tf.string and `entity_start_char`, `entity_end_char` int32 (batch, E);
+  `num_words` and `num_entities` int32 (batch,) count the real columns
+  (see `electra_tf.export.word_tags`).
 - `count_tokens`: the same inputs -> `num_tokens` int32 (batch,), the
   packed length with special tokens before truncation, so that a server can
   reject text that is too long when the export does not truncate.
@@ -24,7 +35,8 @@ InvalidArgument (HTTP 400 in TensorFlow Serving) naming both lengths.
 
 `assets.extra/electra_tf_export.json` (which TensorFlow Serving ignores)
 describes the export: task, inputs, outputs, max_seq_length, truncate,
-label_names, problem_type, electra_tf_version.
+label_names, problem_type, electra_tf_version, and for taggers padded_outputs
+({count output: [the outputs it counts the real columns of]}).
 
 TensorFlow Serving: besides TensorFlow's own ops the graph uses tensorflow-text
 ops (RegexSplitWithOffsets, NormalizeUTF8, FastWordpieceTokenizeWithOffsets...).
@@ -44,7 +56,9 @@ import tensorflow as tf
 from electra_tf.export.answer_spans import extract_answers, tokenize_with_char_offsets
 from electra_tf.preprocessing.electra_tokenizer import ElectraTokenizer
 from electra_tf.tasks.electra_classifier import ElectraClassifier
+from electra_tf.export.word_tags import tag_words, tokenize_words_for_tagging
 from electra_tf.tasks.electra_question_answering import ElectraQuestionAnswering
+from electra_tf.tasks.electra_token_classifier import ElectraTokenClassifier
 from electra_tf.utils.atomic_directory import atomic_directory
 
 METADATA_PATH = os.path.join("assets.extra", "electra_tf_export.json")
@@ -63,14 +77,16 @@ def export_task_saved_model(
     """Exports `model` with its tokenizer as one SavedModel (see the module docstring).
 
     Args:
-        model: an `ElectraClassifier` or an `ElectraQuestionAnswering`.
+        model: an `ElectraClassifier`, `ElectraQuestionAnswering` or
+            `ElectraTokenClassifier`.
         path: output directory, written atomically.
         tokenizer: the `ElectraTokenizer` the model was trained with; None
             means the packaged uncased BERT vocabulary.
         max_seq_length: tokens per packed input, special tokens included;
             at most the encoder's `max_sequence_length`.
         label_names: one name per class for the `label` output; None gives
-            the class id as a string.
+            the class id as a string. Taggers need them: the tag names in
+            id order ("O", "B-PER", ...).
         truncate: cut inputs longer than `max_seq_length` (longest first for
             pairs); False makes them an error.
         overwrite: replace an existing `path`.
@@ -103,6 +119,23 @@ def export_task_saved_model(
         def predict(inputs, strings, offsets):
             del strings, offsets
             return head(trim_to_longest(inputs))
+    elif isinstance(model, ElectraTokenClassifier):
+        if text_pair:
+            raise ValueError("`text_pair` is for classifiers; a tagger reads one text. "
+                             "Received text_pair=True.")
+        task, input_names = "token_classification", ["text"]
+        label_names = _tag_names(model, label_names)
+        outputs = ["words", "tags", "tag_probability", "word_start_char", "word_end_char",
+                   "num_words", "entity_text", "entity_label", "entity_start_char",
+                   "entity_end_char", "num_entities"]
+        padded_outputs = {"num_words": outputs[:5], "num_entities": outputs[6:10]}
+
+        def tokenize(strings):
+            ids, words = tokenize_words_for_tagging(tokenizer, strings[0])
+            return [ids], words
+
+        def predict(inputs, strings, words):
+            return tag_words(model, trim_to_longest(inputs), strings[0], words, label_names)
     else:
         if label_names is not None or text_pair:
             raise ValueError(
@@ -174,6 +207,8 @@ def export_task_saved_model(
         "problem_type": getattr(model, "problem_type", None),
         "electra_tf_version": _version(),
     }
+    if task == "token_classification":
+        metadata["padded_outputs"] = padded_outputs
     with atomic_directory(path, overwrite=overwrite) as tmp:
         tf.saved_model.save(module, tmp, signatures={
             "serving_default": module.serve.get_concrete_function(),
@@ -246,11 +281,25 @@ def _classification_head(model, label_names):
     return predict, ["probabilities", "label_id", "label"], label_names
 
 
-def _check_export_arguments(model, tokenizer, max_seq_length, truncate, text_pair):
-    if not isinstance(model, (ElectraClassifier, ElectraQuestionAnswering)):
+def _tag_names(model, label_names):
+    """The tagger's tag names, checked: one non-empty string per label."""
+    names = None if label_names is None else list(label_names)
+    if names is None or len(names) != model.num_labels or not all(
+            isinstance(name, str) and name for name in names):
         raise ValueError(
-            "export_task_saved_model exports an ElectraClassifier or an "
-            f"ElectraQuestionAnswering; received {type(model).__name__}. For an encoder "
+            f"A tagger needs `label_names`, {model.num_labels} non-empty strings in id order "
+            "(e.g. 'O', 'B-PER', 'I-PER'; a tagger directory's task.json lists them), to name "
+            f"tags and group entities; received label_names={label_names!r}."
+        )
+    return names
+
+
+def _check_export_arguments(model, tokenizer, max_seq_length, truncate, text_pair):
+    if not isinstance(model, (ElectraClassifier, ElectraQuestionAnswering,
+                              ElectraTokenClassifier)):
+        raise ValueError(
+            "export_task_saved_model exports an ElectraClassifier, an "
+            f"ElectraQuestionAnswering or an ElectraTokenClassifier; received {type(model).__name__}. For an encoder "
             "use export_encoder_saved_model or export_hub_saved_models."
         )
     if not model.built:

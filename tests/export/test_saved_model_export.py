@@ -210,8 +210,9 @@ def test_answer_offsets_are_whole_words(tokenizer):
 def test_bad_export_arguments(models, tmp_path):
     classifier, qa = models
     out = str(tmp_path / "out")
-    with pytest.raises(ValueError, match="exports an ElectraClassifier or an "
-                                         "ElectraQuestionAnswering; received ElectraEncoder"):
+    with pytest.raises(ValueError, match="exports an ElectraClassifier, an ElectraQuestion"
+                                         "Answering or an ElectraTokenClassifier; received "
+                                         "ElectraEncoder"):
         export_task_saved_model(classifier.encoder, out)
     with pytest.raises(ValueError, match="was never built"):
         export_hub_saved_models(keras.Sequential([keras.layers.Dense(2)]), out)
