@@ -206,8 +206,10 @@ shortest form (float32 0.1 as 0.1).
 
 
 def _to_json(array):
+    if not array.size:  # keeps the shape: a (2, 0) batch is [[], []]
+        return np.zeros(array.shape).tolist()
     if array.dtype.kind in ("S", "O"):
-        return np.vectorize(_decode, otypes=[object])(array).tolist() if array.size else []
+        return np.vectorize(_decode, otypes=[object])(array).tolist()
     if array.dtype in (np.float16, np.float32):
         # Each float in its own type's shortest form, as TF Serving writes it: float32
         # 0.1 is written 0.1, not its float64 expansion 0.10000000149011612.

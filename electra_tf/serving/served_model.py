@@ -163,6 +163,32 @@ class ServedModel:
         """Whether the model truncates long texts itself (the export's `truncate`)."""
         return bool(self.export_info.get("truncate", True))
 
+    def unpad(self, outputs):
+        """Cuts padded outputs of one request to its own longest row.
+
+        A tagger's export pads `words`, `tags`, ... to the batch's most words
+        (its metadata's `padded_outputs` names the count output of each); when
+        requests share a batch, each gets the columns its own rows need, which
+        is what the SavedModel returns for that request alone.
+
+        >>> model = ServedModel.__new__(ServedModel)
+        >>> model.export_info = {"padded_outputs": {"num_words": ["tags"]}}
+        >>> model.unpad({"tags": np.array([[b"O", b""], [b"O", b""]]),
+        ...              "num_words": np.array([1, 1])})["tags"].tolist()
+        [[b'O'], [b'O']]
+        """
+        padded = self.export_info.get("padded_outputs") or {}
+        outputs = dict(outputs)
+        for count_name, names in padded.items():
+            if count_name not in outputs:
+                continue
+            counts = outputs[count_name]
+            width = int(counts.max()) if counts.size else 0
+            for name in names:
+                if name in outputs and outputs[name].ndim >= 2:
+                    outputs[name] = outputs[name][:, :width]
+        return outputs
+
     def _function(self, signature_name):
         if signature_name not in self._functions:
             raise ValueError(

@@ -131,7 +131,7 @@ def _run_together(model, signature_name, payloads):
     if runnable:
         outputs = model.predict(signature_name, _concatenate([payloads[i] for i in runnable]))
         for i, part in zip(runnable, split_outputs(outputs, [sizes[i] for i in runnable])):
-            results[i] = part
+            results[i] = model.unpad(part)  # a tagger's columns: this request's own
     return results
 
 
