@@ -190,8 +190,8 @@ def resolve_huggingface_path(path):
     parts = path.split("/")
     if os.path.exists(path) or len(parts) != 2 or not all(parts) or path.startswith("."):
         raise ValueError(
-            f"Expected a Hugging Face checkpoint directory or a Hub model id such as "
-            f"'google/electra-small-discriminator'; received {path!r}, which is neither.")
+            "Expected a Hugging Face checkpoint directory or a Hub model id such as "
+            f"'google/electra-small-discriminator'; {path!r} is not one.")
     try:
         from huggingface_hub import snapshot_download
     except ImportError as error:
