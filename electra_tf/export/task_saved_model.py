@@ -298,8 +298,8 @@ def _check_export_arguments(model, tokenizer, max_seq_length, truncate, text_pai
     if not isinstance(model, (ElectraClassifier, ElectraQuestionAnswering,
                               ElectraTokenClassifier)):
         raise ValueError(
-            "export_task_saved_model exports an ElectraClassifier, an "
-            f"ElectraQuestionAnswering or an ElectraTokenClassifier; received {type(model).__name__}. For an encoder "
+            "export_task_saved_model exports an ElectraClassifier, an ElectraQuestionAnswering "
+            f"or an ElectraTokenClassifier; received {type(model).__name__}. For an encoder "
             "use export_encoder_saved_model or export_hub_saved_models."
         )
     if not model.built:
