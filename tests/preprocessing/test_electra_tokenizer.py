@@ -74,7 +74,7 @@ def assert_same_ids(ours, theirs, lines):
 
 def test_ids_equal_hugging_face_on_real_text(tokenizer, hf_tokenizer, movie_lines):
     lines = movie_lines + read_austen_lines()
-    assert len(lines) >= 70_000  # 9,068 movie sentences + 62,279 Austen lines
+    assert len(lines) >= 22_000  # 9,068 movie sentences + 13,869 lines of the two packaged novels
     ours = tokenizer.tokenize(tf.constant(lines)).to_list()
     theirs = hf_tokenizer(lines, add_special_tokens=False)["input_ids"]
     assert_same_ids(ours, theirs, lines)
