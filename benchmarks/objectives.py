@@ -39,7 +39,7 @@ from electra_tf.pretraining.run_pretraining import OBJECTIVES, PretrainingConfig
 from electra_tf.tasks.electra_classifier import ElectraClassifier
 from electra_tf.utils.callbacks import TimeLimit
 
-# A small discriminator that learns something in minutes on 2 CPU cores (as benchmarks/rtd_vs_mlm.py).
+# A small discriminator that learns something in minutes on 2 CPU cores.
 MODEL = {"hidden_size": 128, "num_layers": 4, "num_heads": 2, "intermediate_size": 512, "embedding_size": 128}
 RANDOM_INIT = "random_init"
 # ELECTRA, then its ablations in the paper's Table 5 order, then BERT, then no pretraining.
