@@ -25,6 +25,7 @@ import os
 
 import numpy as np
 
+from electra_tf.conversion.checkpoint_files import read_checkpoint_json
 from electra_tf.conversion.weight_slots import HEAD, assign_slots, model_slots
 from electra_tf.models.presets import ElectraConfig
 from electra_tf.utils.atomic_directory import atomic_directory
@@ -83,17 +84,10 @@ def _require(module, extra="convert"):
 
 def read_config(path):
     """config.json → (ElectraConfig, family "electra"|"bert", raw dict)."""
-    config_path = os.path.join(path, CONFIG_NAME)
-    if not os.path.isfile(config_path):
-        raise ValueError(
-            f"No {CONFIG_NAME} in {path!r}: expected a Hugging Face checkpoint directory "
-            f"(config.json + {SAFETENSORS_NAME} or {PYTORCH_NAME})."
-        )
-    with open(config_path) as f:
-        try:
-            raw = json.load(f)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{config_path} is not valid JSON: {error}") from error
+    config_path = os.path.join(path, CONFIG_NAME)  # named in the errors below
+    raw = read_checkpoint_json(path, CONFIG_NAME, (
+        f"a Hugging Face checkpoint directory (config.json + {SAFETENSORS_NAME} or "
+        f"{PYTORCH_NAME})"))
     family = raw.get("model_type")
     if family not in ("electra", "bert"):
         raise ValueError(

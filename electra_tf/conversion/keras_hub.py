@@ -59,6 +59,7 @@ from electra_tf.conversion.keras_hub_text_classifier_source import (
     TEXT_CLASSIFIER_MODULE_NAME,
     TEXT_CLASSIFIER_SOURCE,
 )
+from electra_tf.conversion.checkpoint_files import read_checkpoint_json
 from electra_tf.conversion.weight_slots import assign_slots, encoder_slots
 from electra_tf.utils.atomic_directory import atomic_directory
 
@@ -367,17 +368,10 @@ def save_keras_hub(model, path, vocab_path=None, lower_case=True, overwrite=Fals
 
 def read_keras_hub_config(path):
     """The ElectraBackbone config dict of the preset at `path`, checked."""
-    config_path = os.path.join(path, CONFIG_NAME)
-    if not os.path.isfile(config_path):
-        raise ValueError(
-            f"No {CONFIG_NAME} in {path!r}: expected a keras-hub preset directory "
-            f"({CONFIG_NAME}, {WEIGHTS_NAME}, {TOKENIZER_NAME}, {VOCABULARY_PATH})."
-        )
-    with open(config_path) as f:
-        try:
-            raw = json.load(f)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{config_path} is not valid JSON: {error}") from error
+    config_path = os.path.join(path, CONFIG_NAME)  # named in the errors below
+    raw = read_checkpoint_json(path, CONFIG_NAME, (
+        f"a keras-hub preset directory ({CONFIG_NAME}, {WEIGHTS_NAME}, {TOKENIZER_NAME}, "
+        f"{VOCABULARY_PATH})"))
     registered = raw.get("registered_name") if isinstance(raw, dict) else None
     if registered not in BACKBONE_CLASSES:
         hint = " It is a Hugging Face config: use from_huggingface." if "model_type" in raw else ""
