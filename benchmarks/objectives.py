@@ -4,13 +4,20 @@
 
 For each (objective, seed) cell: pretrain the same discriminator shape (4
 layers × 128, generator 1/4 width) on the two Austen novels packaged with
-electra_tf for --minutes of wall-clock time (the learning-rate schedule spans
-the step count a short probe of that objective's step time predicts; a time
-limit stops it), then fine-tune the kept encoder on the packaged movie-sentiment
-train split minus a validation split carved from it (--validation-examples,
-the same rows for every cell), pick the epoch with the best validation
-accuracy, and report that epoch's dev accuracy. "random_init" fine-tunes an
-unpretrained encoder of the same shape: the floor.
+electra_tf for --minutes of wall-clock time, then fine-tune the kept encoder on
+the packaged movie-sentiment train split minus a validation split carved from
+it (--validation-examples, the same rows for every cell), pick the epoch with
+the best validation accuracy, and report that epoch's dev accuracy.
+"random_init" fine-tunes an unpretrained encoder of the same shape: the floor.
+
+Equal wall-clock is measured once, on the idle machine, before any cell runs:
+a 20-step probe of each objective gives its median step time (probes.json,
+with the machine it ran on), and each objective then gets the steps that fit
+into --minutes at that speed; its learning-rate schedule spans exactly those
+steps. So a cell's compute does not depend on what else the machine was doing
+while it ran, and the run can be spread over sittings (and other work) without
+changing the comparison. `--enforce-time-limit` instead stops each cell by
+the clock, as a single sitting on an idle machine would.
 
 Each cell is written to OUTPUT/cells/<objective>-seed<seed>.json as soon as it
 finishes, and cells already there are skipped: stop the run at any time and
@@ -38,6 +45,7 @@ from electra_tf.preprocessing.electra_tokenizer import ElectraTokenizer
 from electra_tf.pretraining.run_pretraining import OBJECTIVES, PretrainingConfig, run_pretraining
 from electra_tf.tasks.electra_classifier import ElectraClassifier
 from electra_tf.utils.callbacks import TimeLimit
+from electra_tf.utils.machine import describe_machine
 
 # A small discriminator that learns something in minutes on 2 CPU cores.
 MODEL = {"hidden_size": 128, "num_layers": 4, "num_heads": 2, "intermediate_size": 512, "embedding_size": 128}
@@ -62,6 +70,8 @@ def parse_args(argv=None):
                         help="rows carved from the train rows for choosing the epoch")
     parser.add_argument("--output", default=os.path.join("benchmarks", "results", "objectives"))
     parser.add_argument("--scratch", default=None, help="where pretraining runs go (deleted after each cell)")
+    parser.add_argument("--enforce-time-limit", action="store_true",
+                        help="also stop each cell's pretraining after --minutes of wall-clock time")
     parser.add_argument("--report-only", action="store_true")
     return parser.parse_args(argv)
 
@@ -86,18 +96,36 @@ def pretraining_config(objective, output_dir, steps, seed, args):
     )
 
 
-def probe_steps(objective, args, scratch, probes_path):
-    """Steps that fit in the budget, from a 20-step probe of this objective (cached in probes.json)."""
+def probe_key(objective, args):
+    return f"{objective} batch {args.batch_size} seq {args.seq_length}"
+
+
+def probe_all(objectives, args, scratch, probes_path):
+    """Median step seconds of each objective from a 20-step probe, cached in probes.json.
+
+    All probes run before any cell, back to back, so that they see the same
+    (idle) machine; probes.json records that machine.
+    """
     probes = json.load(open(probes_path)) if os.path.exists(probes_path) else {}
-    key = f"{objective} batch {args.batch_size} seq {args.seq_length}"
-    if key not in probes:
+    for objective in objectives:
+        key = probe_key(objective, args)
+        if objective == RANDOM_INIT or key in probes:
+            continue
+        keras.backend.clear_session()
         out = os.path.join(scratch, f"probe-{objective}")
         timer = TimeLimit(skip=5)
         run_pretraining(pretraining_config(objective, out, 20, 0, args), callbacks=[timer])
         shutil.rmtree(out, ignore_errors=True)
         probes[key] = timer.median_step_seconds
+        probes.setdefault("machine", describe_machine())
         write_json(probes_path, probes)
-    return max(10, int(args.minutes * 60 / probes[key]))
+        print(f"probe {objective:15s} {probes[key]:.3f} s a step", flush=True)
+    return probes
+
+
+def budget_steps(objective, args, probes):
+    """Steps of `objective` that fit into --minutes at its probed step time."""
+    return max(10, int(args.minutes * 60 / probes[probe_key(objective, args)]))
 
 
 def sentiment_splits(args):
@@ -135,7 +163,7 @@ def fine_tune(encoder, splits, seed, args):
     return curves[best]["dev_accuracy"], best + 1, curves
 
 
-def run_cell(objective, seed, args, splits, scratch, probes_path):
+def run_cell(objective, seed, args, splits, scratch, probes):
     keras.backend.clear_session()  # the previous cell's graphs and models: free them
     start = time.perf_counter()
     record = {"objective": objective, "seed": seed, "minutes_budget": args.minutes}
@@ -144,10 +172,11 @@ def run_cell(objective, seed, args, splits, scratch, probes_path):
         encoder = ElectraEncoder.from_preset("small", **MODEL, max_sequence_length=512)
         record.update(steps=0, pretraining_minutes=0.0)
     else:
-        steps = probe_steps(objective, args, scratch, probes_path)
+        steps = budget_steps(objective, args, probes)
         out = os.path.join(scratch, f"{objective}-seed{seed}")
         shutil.rmtree(out, ignore_errors=True)  # a cell interrupted earlier starts over
-        limit = TimeLimit(args.minutes * 60)  # the schedule spans `steps`; this enforces the budget
+        # The schedule spans `steps`; with --enforce-time-limit the clock may stop it sooner.
+        limit = TimeLimit(args.minutes * 60 if args.enforce_time_limit else None)
         pretraining_start = time.perf_counter()
         history = run_pretraining(pretraining_config(objective, out, steps, seed, args), callbacks=[limit])
         encoder = history.model.encoder
@@ -159,7 +188,8 @@ def run_cell(objective, seed, args, splits, scratch, probes_path):
         shutil.rmtree(os.path.join(scratch, f"{objective}-seed{seed}"), ignore_errors=True)
     record.update(dev_accuracy=accuracy, best_epoch=epoch, curves=curves,
                   cell_minutes=round((time.perf_counter() - start) / 60, 2),
-                  settings={k: v for k, v in vars(args).items() if k not in ("output", "scratch", "report_only")})
+                  settings={k: v for k, v in vars(args).items() if k not in ("output", "scratch", "report_only")},
+                  machine=describe_machine())
     return record
 
 
@@ -244,6 +274,7 @@ def main(argv=None):
         return
     scratch = args.scratch or os.path.join(args.output, "scratch")
     os.makedirs(scratch, exist_ok=True)
+    probes = probe_all(args.objectives, args, scratch, os.path.join(args.output, "probes.json"))
     splits = sentiment_splits(args)
     print(f"sentiment rows: {splits[3]}", flush=True)
     for seed in range(args.seeds):
@@ -251,7 +282,7 @@ def main(argv=None):
             path = os.path.join(cells_dir, f"{objective}-seed{seed}.json")
             if os.path.exists(path):
                 continue  # finished in an earlier sitting
-            record = run_cell(objective, seed, args, splits, scratch, os.path.join(args.output, "probes.json"))
+            record = run_cell(objective, seed, args, splits, scratch, probes)
             write_json(path, record)
             print(f"seed {seed} {objective:15s} {record['steps']:6d} steps → dev accuracy "
                   f"{record['dev_accuracy']:.4f} (epoch {record['best_epoch']}, {record['cell_minutes']} min)",

@@ -21,7 +21,7 @@ def benchmark():
 def test_cells_are_saved_one_by_one_and_a_rerun_continues(benchmark, tmp_path, monkeypatch):
     ran = []
 
-    def fake_cell(objective, seed, args, splits, scratch, probes_path):
+    def fake_cell(objective, seed, args, splits, scratch, probes):
         if len(ran) == 3 and not os.environ.get("SECOND_SITTING"):
             raise KeyboardInterrupt  # the first sitting is stopped during its fourth cell
         ran.append((objective, seed))
@@ -31,6 +31,7 @@ def test_cells_are_saved_one_by_one_and_a_rerun_continues(benchmark, tmp_path, m
 
     monkeypatch.setattr(benchmark, "run_cell", fake_cell)
     monkeypatch.setattr(benchmark, "sentiment_splits", lambda args: (None, None, None, {}))
+    monkeypatch.setattr(benchmark, "probe_all", lambda objectives, args, scratch, path: {})
     argv = ["--seeds", "2", "--objectives", "electra", "mlm", "--minutes", "2", "--output", str(tmp_path)]
     with pytest.raises(KeyboardInterrupt):
         benchmark.main(argv)
@@ -47,3 +48,12 @@ def test_cells_are_saved_one_by_one_and_a_rerun_continues(benchmark, tmp_path, m
     assert (tmp_path / "objectives.png").read_bytes()[:4] == b"\x89PNG"
     with open(tmp_path / "cells" / "mlm-seed1.json") as f:
         assert json.load(f)["seed"] == 1
+
+
+def test_each_objective_gets_the_steps_its_idle_probe_fits_into_the_budget(benchmark):
+    args = benchmark.parse_args(["--minutes", "3", "--batch-size", "16"])
+    probes = {"electra batch 16 seq 128": 2.0, "mlm batch 16 seq 128": 1.5}
+    assert benchmark.budget_steps("electra", args, probes) == 90  # 180 s / 2.0 s
+    assert benchmark.budget_steps("mlm", args, probes) == 120  # the cheaper step gets more steps
+    assert benchmark.budget_steps("electra", benchmark.parse_args(["--minutes", "0.01", "--batch-size", "16"]),
+                                  probes) == 10  # never fewer than 10
