@@ -72,6 +72,8 @@ def add_evaluate(subparsers):
     parser.add_argument("--text-b-column")
     parser.add_argument("--label-column")
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--max-seq-length", type=int,
+                        help="tokens per packed input (default: the model's, from task.json)")
     parser.add_argument("--skip-bad-rows", dest="errors", action="store_const", const="skip",
                         default="raise")
     parser.add_argument("--output", help="write the metrics to this JSON file")
@@ -83,7 +85,7 @@ def _run_evaluate(args):
 
     metrics = evaluate_classifier(
         args.model, args.data, text_column=args.text_column, text_b_column=args.text_b_column,
-        label_column=args.label_column, batch_size=args.batch_size, errors=args.errors,
+        label_column=args.label_column, batch_size=args.batch_size, max_seq_length=args.max_seq_length, errors=args.errors,
     )
     for name, value in metrics.items():
         if isinstance(value, float):
@@ -107,6 +109,8 @@ def add_predict(subparsers):
     parser.add_argument("--input", required=True, help="text or JSON-lines file")
     parser.add_argument("--output", help="JSON-lines file to write (default: print)")
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--max-seq-length", type=int,
+                        help="tokens per packed input (default: the model's, from task.json)")
     parser.set_defaults(run=_run_predict)
 
 
@@ -114,7 +118,7 @@ def _run_predict(args):
     from electra_tf.tasks.run_finetuning import predict_classifier
 
     predictions = predict_classifier(args.model, args.input, args.output,
-                                     batch_size=args.batch_size)
+                                     batch_size=args.batch_size, max_seq_length=args.max_seq_length)
     if args.output:
         print(f"wrote {len(predictions)} predictions to {args.output}")
     else:

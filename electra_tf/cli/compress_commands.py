@@ -60,8 +60,9 @@ def add_subcommands(subparsers):
     quantize.add_argument("--float-dense-layers", type=int, default=None,
                           help="int8: dense layers with the widest outputs (activation outliers) "
                                "kept in float32 (default 2; 0 quantizes all)")
-    quantize.add_argument("--seq-length", type=int, default=128,
-                          help="fixed sequence length of the TFLite model (default: %(default)s)")
+    quantize.add_argument("--seq-length", type=int, default=None,
+                          help="fixed sequence length of the TFLite model (default: "
+                          "CLASSIFIER_DIR/task.json's max_seq_length, else 128)")
     quantize.add_argument("--vocab", dest="vocab_path",
                           help="WordPiece vocabulary (default: CLASSIFIER_DIR/vocab.txt or the "
                           "packaged uncased one)")
@@ -79,7 +80,8 @@ def _add_common(parser, learning_rate):
     parser.add_argument("--max-steps", type=int,
                         help="train exactly this many batches instead of --epochs")
     parser.add_argument("--batch-size", type=int, default=32, help="default: %(default)s")
-    parser.add_argument("--max-seq-length", type=int, default=128, help="default: %(default)s")
+    parser.add_argument("--max-seq-length", type=int, default=None,
+                        help="default: CLASSIFIER_DIR/task.json's, else 128")
     parser.add_argument("--learning-rate", type=float, default=learning_rate,
                         help="default: %(default)s")
     parser.add_argument("--vocab", dest="vocab_path",

@@ -25,13 +25,15 @@ def add_subcommands(subparsers):
     parser.add_argument("--vocab", dest="vocab_path",
                         help="WordPiece vocabulary (default: MODEL_DIR/vocab.txt if present, "
                         "else the packaged uncased BERT one)")
-    parser.add_argument("--no-lower-case", dest="lower_case", action="store_false",
-                        help="the vocabulary is cased: keep case and accents")
+    parser.add_argument("--no-lower-case", dest="lower_case", action="store_false", default=None,
+                        help="the vocabulary is cased: keep case and accents (default: as "
+                        "MODEL_DIR/task.json says, else lower-case)")
     parser.add_argument("--label-names",
                         help="saved_model classifiers and taggers: comma-separated class or tag "
                         "names, in id order (default: MODEL_DIR/task.json's)")
-    parser.add_argument("--text-pair", action="store_true",
-                        help="saved_model classifiers: inputs text and text_b (sentence pairs)")
+    parser.add_argument("--text-pair", action="store_true", default=None,
+                        help="saved_model classifiers: inputs text and text_b (sentence pairs; "
+                        "default: as the model was fine-tuned, from MODEL_DIR/task.json)")
     parser.add_argument("--calibration-data",
                         help="tflite --quantize int8: text file (one example per line, or JSON "
                         "lines with \"text\") whose first 100 texts calibrate activations")
@@ -41,16 +43,12 @@ def add_subcommands(subparsers):
 
 def _run_export(args):
     from electra_tf.export.export_model_directory import export_model_directory
-    from electra_tf.preprocessing.electra_tokenizer import ElectraTokenizer
 
-    tokenizer = None
-    if args.vocab_path is not None or not args.lower_case:
-        tokenizer = ElectraTokenizer(args.vocab_path, lower_case=args.lower_case)
     label_names = args.label_names.split(",") if args.label_names else None
     model = export_model_directory(
         args.model_dir, args.output_path, args.format, quantize=args.quantize,
-        seq_length=args.seq_length, tokenizer=tokenizer, label_names=label_names,
-        text_pair=args.text_pair, calibration_data=args.calibration_data,
-        overwrite=args.overwrite,
+        seq_length=args.seq_length, vocab_path=args.vocab_path, lower_case=args.lower_case,
+        label_names=label_names, text_pair=args.text_pair,
+        calibration_data=args.calibration_data, overwrite=args.overwrite,
     )
     print(f"exported {type(model).__name__} as {args.format} to {args.output_path}")

@@ -70,6 +70,8 @@ def add_evaluate(subparsers):
                         help="official SQuAD JSON file, or tfds:squad/v1.1 / tfds:squad/v2.0")
     parser.add_argument("--output", help="JSON file for the metrics and predictions")
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--max-seq-length", type=int,
+                        help="tokens per packed input (default: the model's, from task.json)")
     parser.add_argument("--skip-bad-examples", dest="errors", action="store_const", const="skip",
                         default="raise")
     parser.set_defaults(run=_run_evaluate)
@@ -78,7 +80,7 @@ def add_evaluate(subparsers):
 def _run_evaluate(args):
     from electra_tf.tasks.run_qa import evaluate_qa
 
-    report = evaluate_qa(args.model, args.data, errors=args.errors, batch_size=args.batch_size,
+    report = evaluate_qa(args.model, args.data, errors=args.errors, batch_size=args.batch_size, max_seq_length=args.max_seq_length,
                          output=args.output)
     for name, value in report["metrics"].items():
         print(f"{name}: {value:.2f}" if isinstance(value, float) else f"{name}: {value}")
@@ -98,13 +100,15 @@ def add_predict(subparsers):
     parser.add_argument("--input", required=True, help="JSON-lines file of questions")
     parser.add_argument("--output", help="JSON-lines file to write (default: standard output)")
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--max-seq-length", type=int,
+                        help="tokens per packed input (default: the model's, from task.json)")
     parser.set_defaults(run=_run_predict)
 
 
 def _run_predict(args):
     from electra_tf.tasks.run_qa import predict_qa, read_jsonl, write_jsonl
 
-    answers = predict_qa(args.model, read_jsonl(args.input), batch_size=args.batch_size)
+    answers = predict_qa(args.model, read_jsonl(args.input), batch_size=args.batch_size, max_seq_length=args.max_seq_length)
     if args.output:
         write_jsonl(args.output, answers)
     else:

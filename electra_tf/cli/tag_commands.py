@@ -66,6 +66,8 @@ def add_evaluate(subparsers):
     parser.add_argument("--label-column", default="-1",
                         help="tag column: an index or ner, chunk, pos (default: the last)")
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--max-seq-length", type=int,
+                        help="tokens per packed input (default: the model's, from task.json)")
     parser.add_argument("--skip-bad-rows", dest="errors", action="store_const", const="skip",
                         default="raise")
     parser.add_argument("--output", help="write the metrics to this JSON file")
@@ -79,7 +81,7 @@ def _run_evaluate(args):
     column = args.label_column
     column = int(column) if column.lstrip("-").isdigit() else column
     metrics = evaluate_tagger(args.model, args.data, label_column=column,
-                              batch_size=args.batch_size, errors=args.errors)
+                              batch_size=args.batch_size, max_seq_length=args.max_seq_length, errors=args.errors)
     print(format_tagging_metrics(metrics))
     print(json.dumps(metrics))
     if args.output:
@@ -99,13 +101,15 @@ def add_predict(subparsers):
     parser.add_argument("--input", required=True, help="text or JSON-lines file")
     parser.add_argument("--output", help="JSON-lines file to write (default: print)")
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--max-seq-length", type=int,
+                        help="tokens per packed input (default: the model's, from task.json)")
     parser.set_defaults(run=_run_predict)
 
 
 def _run_predict(args):
     from electra_tf.tasks.run_tagging import predict_tags
 
-    predictions = predict_tags(args.model, args.input, args.output, batch_size=args.batch_size)
+    predictions = predict_tags(args.model, args.input, args.output, batch_size=args.batch_size, max_seq_length=args.max_seq_length)
     if args.output:
         print(f"wrote {len(predictions)} predictions to {args.output}")
     else:

@@ -31,21 +31,25 @@ from electra_tf.data.classification_dataset import (
 )
 from electra_tf.preprocessing.electra_tokenizer import ElectraTokenizer
 from electra_tf.tasks.electra_classifier import ElectraClassifier
+from electra_tf.tasks.task_model_io import read_task_info, save_task_model
 from electra_tf.utils.atomic_directory import atomic_directory
 
 QUANTIZE_MODES = ("dynamic", "float16", "int8")
+DEFAULT_MAX_SEQ_LENGTH = 128  # for a classifier directory without task.json
 
 
 def load_classifier_and_tokenizer(classifier_dir, vocab_path=None):
     """The `ElectraClassifier` saved in `classifier_dir` and a tokenizer whose vocabulary fits it.
 
     The tokenizer reads `vocab_path`, else `classifier_dir/vocab.txt` when
-    present, else the packaged uncased BERT vocabulary.
+    present, else the packaged uncased BERT vocabulary; it is cased when the
+    directory's task.json says so.
     """
     classifier = ElectraClassifier.from_pretrained(classifier_dir)
+    task = read_task_info(classifier_dir) or {}
     if vocab_path is None and os.path.isfile(os.path.join(classifier_dir, "vocab.txt")):
         vocab_path = os.path.join(classifier_dir, "vocab.txt")
-    tokenizer = ElectraTokenizer(vocab_path)
+    tokenizer = ElectraTokenizer(vocab_path, lower_case=task.get("lower_case", True))
     if tokenizer.vocab_size != classifier.encoder.vocab_size:
         raise ValueError(
             f"The vocabulary has {tokenizer.vocab_size} tokens but the classifier's encoder "
@@ -54,8 +58,43 @@ def load_classifier_and_tokenizer(classifier_dir, vocab_path=None):
     return classifier, tokenizer
 
 
-def _dataset(path, classifier, tokenizer, max_seq_length, batch_size, shuffle=False, seed=0):
-    examples, _ = read_classification_file(path, num_classes=classifier.num_classes)
+def classifier_task_info(classifier_dir, classifier):
+    """What the classifier's directory records (task.json), with defaults for one that has none.
+
+    The compression jobs read their defaults from it (max_seq_length, the text
+    and label columns, label names) and write it, updated, next to their output
+    model, so that `evaluate`, `predict`, `export` and `serve` read a pruned or
+    distilled model as they read the fine-tuned one.
+    """
+    task = dict(read_task_info(classifier_dir) or {})
+    if task.get("task", "classify") != "classify":
+        raise ValueError(f"{classifier_dir!r} holds a {task['task']!r} model; the compression "
+                         "jobs take classifiers (`electra-tf finetune classify`).")
+    task.setdefault("max_seq_length", DEFAULT_MAX_SEQ_LENGTH)
+    if task.get("label_names") is None and classifier.problem_type != "regression":
+        task["label_names"] = [str(i) for i in range(classifier.num_classes)]
+    return task
+
+
+def _save_compressed(model, path, tokenizer, task, max_seq_length, compressed_from):
+    """The output classifier as a task directory: config, weights, vocab.txt, task.json."""
+    extra = {key: value for key, value in task.items()
+             if key not in ("task", "model_class", "label_names", "max_seq_length", "lower_case",
+                            "vocab")}
+    extra["compressed_from"] = compressed_from
+    save_task_model(model, path, "classify", tokenizer, max_seq_length, task.get("label_names"),
+                    extra=extra)
+
+
+def _dataset(path, classifier, tokenizer, max_seq_length, batch_size, shuffle=False, seed=0,
+             task=None):
+    task = task or {}
+    examples, _ = read_classification_file(
+        path, num_classes=classifier.num_classes,
+        text_column=task.get("text_column") or "text",
+        text_b_column=task.get("text_b_column"),
+        label_column=task.get("label_column") or "label",
+        label_names=task.get("label_names") if classifier.problem_type != "regression" else None)
     data = make_classification_dataset(examples, tokenizer, max_seq_length, batch_size,
                                        shuffle=shuffle, seed=seed)
     return data, examples["label"]
@@ -77,7 +116,7 @@ def _steps(data, epochs, max_steps):
 
 
 def _training_data(path, teacher, tokenizer, max_seq_length, batch_size, epochs, max_steps,
-                   augment_copies):
+                   augment_copies, task=None):
     """(epochs, steps_per_epoch, data) for training a student of `teacher` on `path`.
 
     With `augment_copies`, an epoch is the texts plus that many augmented
@@ -85,11 +124,15 @@ def _training_data(path, teacher, tokenizer, max_seq_length, batch_size, epochs,
     """
     if not augment_copies:
         train_data, _ = _dataset(path, teacher, tokenizer, max_seq_length, batch_size,
-                                 shuffle=True)
+                                 shuffle=True, task=task)
         return _steps(train_data, epochs, max_steps)
     from electra_tf.compression.augmentation import augmented_distillation_dataset
 
-    examples, _ = read_classification_file(path, num_classes=teacher.num_classes)
+    task = task or {}
+    examples, _ = read_classification_file(
+        path, num_classes=teacher.num_classes, text_column=task.get("text_column") or "text",
+        label_column=task.get("label_column") or "label",
+        label_names=task.get("label_names") if teacher.problem_type != "regression" else None)
     train_data = augmented_distillation_dataset(
         examples, tokenizer, teacher, copies=augment_copies, max_seq_length=max_seq_length,
         batch_size=batch_size)  # endless
@@ -107,7 +150,7 @@ def run_prune(
     epochs=1,
     max_steps=None,
     batch_size=32,
-    max_seq_length=128,
+    max_seq_length=None,
     learning_rate=2e-5,
     dev=None,
     vocab_path=None,
@@ -125,9 +168,14 @@ def run_prune(
     which only the teacher labels (`augmented_distillation_dataset`); needs
     `distill_alpha`.
 
-    `max_steps` replaces `epochs`: one pass of exactly that many batches. Returns the summary written to summary.json, with the
-    per-kernel sparsity report and, when `dev` is given, dev accuracy before
-    and after.
+    `max_steps` replaces `epochs`: one pass of exactly that many batches.
+    `max_seq_length` None: the classifier directory's task.json's (else 128).
+    The pruned model is written as OUTPUT/classifier with the input's
+    vocab.txt and task.json (label names, columns, max_seq_length), so the
+    other commands read it as they read the fine-tuned model.
+
+    Returns the summary written to summary.json, with the per-kernel sparsity
+    report and, when `dev` is given, dev accuracy before and after.
     """
     if augment_copies and distill_alpha is None:
         raise ValueError(
@@ -135,13 +183,16 @@ def run_prune(
             "unpruned model as teacher: pass distill_alpha (--distill-alpha), e.g. 1.0."
         )
     classifier, tokenizer = load_classifier_and_tokenizer(classifier_dir, vocab_path)
+    task = classifier_task_info(classifier_dir, classifier)
+    max_seq_length = max_seq_length or task["max_seq_length"]
     epochs, steps_per_epoch, train_data = _training_data(
         train, classifier, tokenizer, max_seq_length, batch_size, epochs, max_steps,
-        augment_copies)
+        augment_copies, task)
     summary = {"classifier": classifier_dir, "train": train, "target_sparsity": target_sparsity,
                "steps": epochs * steps_per_epoch, "augment_copies": augment_copies}
     if dev:
-        dev_data, dev_labels = _dataset(dev, classifier, tokenizer, max_seq_length, batch_size)
+        dev_data, dev_labels = _dataset(dev, classifier, tokenizer, max_seq_length, batch_size,
+                                        task=task)
         summary["dev_accuracy_before"] = dev_accuracy(classifier, dev_data, dev_labels)
     with atomic_directory(output_dir, overwrite=overwrite) as tmp:
         start = time.perf_counter()
@@ -157,7 +208,8 @@ def run_prune(
         summary["sparsity"] = report
         if dev:
             summary["dev_accuracy_after"] = dev_accuracy(pruned, dev_data, dev_labels)
-        pruned.save_pretrained(os.path.join(tmp, "classifier"))
+        _save_compressed(pruned, os.path.join(tmp, "classifier"), tokenizer, task,
+                         max_seq_length, compressed_from=f"prune {os.path.abspath(classifier_dir)}")
         with open(os.path.join(tmp, "sparsity.json"), "w") as f:
             json.dump(report, f, indent=2)
         with open(os.path.join(tmp, "sparsity.txt"), "w") as f:
@@ -177,7 +229,7 @@ def run_distill(
     epochs=1,
     max_steps=None,
     batch_size=32,
-    max_seq_length=128,
+    max_seq_length=None,
     learning_rate=1e-4,
     dev=None,
     vocab_path=None,
@@ -190,15 +242,22 @@ def run_distill(
     `augment_copies`: also train on that many augmented copies of each text,
     which only the teacher labels (`augmented_distillation_dataset`).
 
+    `max_seq_length` None: the teacher directory's task.json's (else 128).
+    The student is written as OUTPUT/classifier with the teacher's vocab.txt
+    and task.json, so the other commands read it as they read the teacher.
+
     Returns the summary written to summary.json (history, and with `dev` the
     teacher's and the student's dev accuracy).
     """
     from electra_tf.optimization.layerwise_decay_adamw import create_finetuning_optimizer
 
     teacher, tokenizer = load_classifier_and_tokenizer(teacher_dir, vocab_path)
+    task = classifier_task_info(teacher_dir, teacher)
+    max_seq_length = max_seq_length or task["max_seq_length"]
     student = student_from_teacher(teacher, num_layers)
     epochs, steps_per_epoch, train_data = _training_data(
-        train, teacher, tokenizer, max_seq_length, batch_size, epochs, max_steps, augment_copies)
+        train, teacher, tokenizer, max_seq_length, batch_size, epochs, max_steps, augment_copies,
+        task)
     total_steps = epochs * steps_per_epoch
     summary = {"teacher": teacher_dir, "train": train, "num_layers": num_layers,
                "temperature": temperature, "alpha": alpha, "steps": total_steps,
@@ -216,10 +275,12 @@ def run_distill(
         summary["train_seconds"] = round(time.perf_counter() - start, 1)
         summary["history"] = {k: [float(v) for v in vs] for k, vs in history.history.items()}
         if dev:
-            dev_data, dev_labels = _dataset(dev, teacher, tokenizer, max_seq_length, batch_size)
+            dev_data, dev_labels = _dataset(dev, teacher, tokenizer, max_seq_length, batch_size,
+                                            task=task)
             summary["dev_accuracy_teacher"] = dev_accuracy(teacher, dev_data, dev_labels)
             summary["dev_accuracy_student"] = dev_accuracy(student, dev_data, dev_labels)
-        student.save_pretrained(os.path.join(tmp, "classifier"))
+        _save_compressed(student, os.path.join(tmp, "classifier"), tokenizer, task,
+                         max_seq_length, compressed_from=f"distill {os.path.abspath(teacher_dir)}")
         with open(os.path.join(tmp, "summary.json"), "w") as f:
             json.dump(summary, f, indent=2)
     return summary
@@ -249,7 +310,7 @@ def run_quantize(
     output_path,
     quantize="int8",
     calibration_data=None,
-    seq_length=128,
+    seq_length=None,
     num_calibration_examples=100,
     vocab_path=None,
     overwrite=False,
@@ -261,7 +322,8 @@ def run_quantize(
     activations; needs `calibration_data`, a labelled text file whose first
     `num_calibration_examples` texts calibrate the activation ranges).
     `float_dense_layers` (int8 only): dense layers with the widest outputs kept
-    in float32; None: `FLOAT_DENSE_LAYERS`.
+    in float32; None: `FLOAT_DENSE_LAYERS`. `seq_length` None: the
+    directory's task.json's max_seq_length (else 128).
     Returns `{"path", "bytes", "quantize"}`.
     """
     if quantize not in QUANTIZE_MODES:
@@ -272,10 +334,16 @@ def run_quantize(
             "(--calibration-data), a labelled text file such as the training set."
         )
     classifier, tokenizer = load_classifier_and_tokenizer(classifier_dir, vocab_path)
+    task = classifier_task_info(classifier_dir, classifier)
+    seq_length = seq_length or task["max_seq_length"]
     representative = None
     if calibration_data:
-        examples, _ = read_classification_file(calibration_data,
-                                               num_classes=classifier.num_classes)
+        examples, _ = read_classification_file(
+            calibration_data, num_classes=classifier.num_classes,
+            text_column=task.get("text_column") or "text",
+            label_column=task.get("label_column") or "label",
+            label_names=task.get("label_names") if classifier.problem_type != "regression"
+            else None)
         representative = representative_dataset(examples["text"], tokenizer, seq_length,
                                                  num_calibration_examples)
     from electra_tf.export.tflite_export import FLOAT_DENSE_LAYERS, export_tflite

@@ -121,8 +121,13 @@ def load_huggingface_classifier(path):
     return classifier
 
 
-def save_huggingface_classifier(classifier, path, overwrite=False):
-    """Writes `classifier` as an `ElectraForSequenceClassification` directory, atomically."""
+def save_huggingface_classifier(classifier, path, overwrite=False, label_names=None):
+    """Writes `classifier` as an `ElectraForSequenceClassification` directory, atomically.
+
+    `label_names` (one per class, in id order) become config.json's `id2label`
+    and `label2id`, so transformers' pipelines print them; None writes
+    transformers' own defaults, LABEL_0, LABEL_1, ...
+    """
     if classifier.head != "huggingface":
         raise ValueError(
             f"save_huggingface needs head='huggingface' (transformers' ElectraClassificationHead); "
@@ -131,7 +136,13 @@ def save_huggingface_classifier(classifier, path, overwrite=False):
         )
     encoder = classifier.encoder
     config = huggingface_config(encoder)
-    labels = {i: f"LABEL_{i}" for i in range(classifier.num_classes)}
+    if label_names is not None and len(label_names) != classifier.num_classes:
+        raise ValueError(
+            f"`label_names` must name each of the classifier's {classifier.num_classes} "
+            f"classes; received {len(label_names)}: {list(label_names)!r}."
+        )
+    labels = {i: str(label_names[i]) if label_names is not None else f"LABEL_{i}"
+              for i in range(classifier.num_classes)}
     config.update(
         architectures=[ARCHITECTURE],
         id2label={str(i): label for i, label in labels.items()},

@@ -28,9 +28,11 @@ def export_model_directory(
     seq_length=None,
     tokenizer=None,
     label_names=None,
-    text_pair=False,
+    text_pair=None,
     calibration_data=None,
     overwrite=False,
+    vocab_path=None,
+    lower_case=None,
 ):
     """Loads the model in `model_dir` (written by `save_pretrained`) and exports it.
 
@@ -45,12 +47,15 @@ def export_model_directory(
         quantize: "tflite" only: None, "dynamic", "float16" or "int8".
         seq_length: tokens per packed input; None: task.json's max_seq_length,
             else 128.
-        tokenizer: an `ElectraTokenizer`; None means `model_dir/vocab.txt`
-            when there is one (cased as task.json says), else the packaged
-            uncased vocabulary.
+        tokenizer: an `ElectraTokenizer`; None builds one from `vocab_path`
+            and `lower_case`.
         label_names: "saved_model" classifiers and taggers: one name per
             class or tag; None: task.json's.
-        text_pair: "saved_model" classifiers: inputs `text` and `text_b`.
+        text_pair: "saved_model" classifiers: inputs `text` and `text_b`;
+            None: as the model was fine-tuned (task.json has a text_b_column).
+        vocab_path: the WordPiece vocabulary when `tokenizer` is None; None:
+            `model_dir/vocab.txt` when there is one, else the packaged one.
+        lower_case: when `tokenizer` is None; None: task.json's, else True.
         calibration_data: "tflite" with quantize="int8": a text file (one text
             per line, or JSON lines with "text") whose first 100 texts
             calibrate the activation ranges.
@@ -99,9 +104,14 @@ def export_model_directory(
         seq_length = task.get("max_seq_length", 128)
     if label_names is None and format == "saved_model" and task.get("task") in ("classify", "tag"):
         label_names = task.get("label_names")
-    if tokenizer is None and os.path.isfile(os.path.join(model_dir, VOCAB_NAME)):
-        tokenizer = ElectraTokenizer(os.path.join(model_dir, VOCAB_NAME),
-                                     lower_case=task.get("lower_case", True))
+    if text_pair is None:
+        text_pair = bool(task.get("text_b_column"))
+    if tokenizer is None:
+        if vocab_path is None and os.path.isfile(os.path.join(model_dir, VOCAB_NAME)):
+            vocab_path = os.path.join(model_dir, VOCAB_NAME)
+        if lower_case is None:
+            lower_case = task.get("lower_case", True)
+        tokenizer = ElectraTokenizer(vocab_path, lower_case=lower_case)
     if format == "hub":
         from electra_tf.export.hub_saved_models import export_hub_saved_models
 

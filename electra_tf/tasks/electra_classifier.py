@@ -216,11 +216,12 @@ class ElectraClassifier(PretrainedModelMixin, keras.Model):
 
         return load_huggingface_classifier(path)
 
-    def save_huggingface(self, path, overwrite=False):
+    def save_huggingface(self, path, overwrite=False, label_names=None):
         """Writes an `ElectraForSequenceClassification` directory that transformers loads.
 
-        Only `head="huggingface"` has a transformers counterpart.
+        Only `head="huggingface"` has a transformers counterpart. `label_names`
+        (in id order) become its config's `id2label`.
         """
         from electra_tf.conversion.huggingface_classifier import save_huggingface_classifier
 
-        save_huggingface_classifier(self, path, overwrite=overwrite)
+        save_huggingface_classifier(self, path, overwrite=overwrite, label_names=label_names)

@@ -43,7 +43,7 @@ from electra_tf.optimization.layerwise_decay_adamw import create_finetuning_opti
 from electra_tf.preprocessing.electra_tokenizer import ElectraTokenizer
 from electra_tf.tasks.classification_metrics import compute_metrics
 from electra_tf.tasks.electra_classifier import ElectraClassifier
-from electra_tf.tasks.task_model_io import load_task_model, save_task_model
+from electra_tf.tasks.task_model_io import load_task_model, resolve_max_seq_length, save_task_model
 from electra_tf.utils.callbacks import TrainingLogger
 from electra_tf.utils.plots import plot_learning_curves
 
@@ -220,7 +220,7 @@ def run_finetuning(config):
     )
     if config.head == "huggingface":
         classifier.save_huggingface(os.path.join(config.output_dir, "classifier_hf"),
-                                    overwrite=True)
+                                    overwrite=True, label_names=label_names)
     write_learning_curves(config.output_dir)
     write_json_atomically(summary, os.path.join(config.output_dir, "results.json"))
     return summary
@@ -235,12 +235,13 @@ def _classification_metrics(classifier, tokenizer, examples, max_seq_length, bat
 
 
 def evaluate_classifier(model_dir, data_path, text_column=None, text_b_column=None,
-                        label_column=None, batch_size=32, errors="raise"):
+                        label_column=None, batch_size=32, errors="raise", max_seq_length=None):
     """Metrics of a fine-tuned classifier (a `finetune classify` output) on a labelled file.
 
     Columns default to the ones the model was fine-tuned with (task.json's
     "text_column", "text_b_column", "label_column"; else text, label); labels are
-    class names or ids as in training. Returns the metrics of
+    class names or ids as in training; `max_seq_length` None is the one it was
+    fine-tuned at (task.json's). Returns the metrics of
     `classification_metrics.compute_metrics` plus "examples" and "skipped".
     """
     classifier, tokenizer, task = load_task_model(model_dir, "classify")
@@ -256,7 +257,8 @@ def evaluate_classifier(model_dir, data_path, text_column=None, text_b_column=No
         label_names=label_names if label_names and problem_type != "regression" else None,
         errors=errors,
     )
-    metrics = _classification_metrics(classifier, tokenizer, examples, task["max_seq_length"],
+    max_seq_length = resolve_max_seq_length(task, max_seq_length, classifier)
+    metrics = _classification_metrics(classifier, tokenizer, examples, max_seq_length,
                                       batch_size, problem_type)
     metrics["examples"] = len(examples["text"])
     metrics["skipped"] = skipped
@@ -272,7 +274,8 @@ def _softmax(x):
     return shifted / shifted.sum(-1, keepdims=True)
 
 
-def predict_classifier(model_dir, input_path, output_path=None, batch_size=32):
+def predict_classifier(model_dir, input_path, output_path=None, batch_size=32,
+                       max_seq_length=None):
     """Classifies each text of `input_path` (plain text lines, or JSON lines with "text"
     and, for a pair model (task.json has a "text_b_column"), "text_b").
 
@@ -280,8 +283,10 @@ def predict_classifier(model_dir, input_path, output_path=None, batch_size=32):
     input: single-label `{"text", "label", "probabilities": {name: p}}`,
     multi-label `{"text", "labels": [names with p > 0.5], "probabilities"}`,
     regression `{"text", "score"}` (or "scores" for several targets).
+    `max_seq_length` None is the one it was fine-tuned at (task.json's).
     """
     classifier, tokenizer, task = load_task_model(model_dir, "classify")
+    max_seq_length = resolve_max_seq_length(task, max_seq_length, classifier)
     pair = bool(task.get("text_b_column"))
     inputs = read_prediction_inputs(input_path, allow_pairs=pair)
     missing = [number for number, item in enumerate(inputs) if pair and "text_b" not in item]
@@ -293,7 +298,7 @@ def predict_classifier(model_dir, input_path, output_path=None, batch_size=32):
     examples = {"text": [item["text"] for item in inputs], "label": [0] * len(inputs)}
     if pair:
         examples["text_b"] = [item["text_b"] for item in inputs]
-    data = make_classification_dataset(examples, tokenizer, task["max_seq_length"], batch_size)
+    data = make_classification_dataset(examples, tokenizer, max_seq_length, batch_size)
     logits = classifier.predict(data.map(lambda features, labels: features), verbose=0)
     problem_type, names = classifier.problem_type, task["label_names"]
     predictions = []

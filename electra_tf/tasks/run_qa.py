@@ -49,7 +49,7 @@ from electra_tf.preprocessing.electra_tokenizer import ElectraTokenizer
 from electra_tf.tasks.electra_question_answering import ElectraQuestionAnswering
 from electra_tf.tasks.run_finetuning import VOCAB_NAME, load_encoder
 from electra_tf.tasks.squad_metrics import squad_evaluate
-from electra_tf.tasks.task_model_io import load_task_model, save_task_model
+from electra_tf.tasks.task_model_io import load_task_model, resolve_max_seq_length, save_task_model
 from electra_tf.tasks.squad_postprocessing import (
     DEFAULT_MAX_ANSWER_LENGTH,
     DEFAULT_N_BEST_SIZE,
@@ -220,13 +220,14 @@ def load_qa_model(path):
     return model, tokenizer, settings
 
 
-def evaluate_qa(model_dir, data, errors="raise", batch_size=32, output=None):
+def evaluate_qa(model_dir, data, errors="raise", batch_size=32, output=None, max_seq_length=None):
     """EM/F1 of a `run_qa` model on a SQuAD file (or "tfds:..." name).
 
     Returns {"metrics": {...}, "skipped": {...}, "predictions": {id: text}};
     also written to `output` (a JSON file) when given.
     """
     model, tokenizer, settings = load_qa_model(model_dir)
+    settings = _with_max_seq_length(settings, max_seq_length, model)
     examples, skipped = read_squad(data, "validation", errors)
     version_2 = settings["version_2"] or any(example.is_impossible for example in examples)
     results = answer_questions(model, tokenizer, examples, {**settings, "version_2": version_2},
@@ -239,12 +240,28 @@ def evaluate_qa(model_dir, data, errors="raise", batch_size=32, output=None):
     return report
 
 
-def predict_qa(model_dir, records, batch_size=32):
+def _with_max_seq_length(settings, max_seq_length, model):
+    """The model's window settings with `max_seq_length` in place of the trained one.
+
+    A window shorter than the trained question budget gets a question budget
+    of half of it (and a stride that fits), so questions and contexts share it.
+    """
+    length = resolve_max_seq_length(settings, max_seq_length, model)
+    settings = {**settings, "max_seq_length": length}
+    if length < settings["max_query_length"] + 8:
+        settings["max_query_length"] = max(1, (length - 3) // 2)
+    settings["doc_stride"] = max(1, min(settings["doc_stride"],
+                                        length - settings["max_query_length"] - 3))
+    return settings
+
+
+def predict_qa(model_dir, records, batch_size=32, max_seq_length=None):
     """Answers for [{"question", "context", "id"?}]: [{"answer", "start_char", "score"}, ...].
 
     A record without a question or context raises a ValueError naming it.
     """
     model, tokenizer, settings = load_qa_model(model_dir)
+    settings = _with_max_seq_length(settings, max_seq_length, model)
     examples = []
     for number, record in enumerate(records, 1):
         if not isinstance(record, dict) or not {"question", "context"} <= set(record):

@@ -41,7 +41,7 @@ from electra_tf.tasks.run_finetuning import (
     write_json_lines_atomically,
 )
 from electra_tf.tasks.tagging_metrics import OUTSIDE, get_entities, tagging_metrics
-from electra_tf.tasks.task_model_io import load_task_model, save_task_model
+from electra_tf.tasks.task_model_io import load_task_model, resolve_max_seq_length, save_task_model
 
 
 @dataclasses.dataclass
@@ -171,7 +171,8 @@ def run_tagging(config):
     return summary
 
 
-def evaluate_tagger(model_dir, data_path, label_column=-1, batch_size=32, errors="raise"):
+def evaluate_tagger(model_dir, data_path, label_column=-1, batch_size=32, errors="raise",
+                    max_seq_length=None):
     """Entity-level P/R/F1 (seqeval semantics) and word accuracy of a tagger on a CoNLL file.
 
     Tags outside the model's label names are bad sentences (`errors`).
@@ -179,15 +180,16 @@ def evaluate_tagger(model_dir, data_path, label_column=-1, batch_size=32, errors
     and "skipped".
     """
     model, tokenizer, task = load_task_model(model_dir, "tag")
+    max_seq_length = resolve_max_seq_length(task, max_seq_length, model)
     examples, skipped = read_conll_file(data_path, label_column=label_column,
                                         label_names=task["label_names"], errors=errors)
     metrics = _evaluate(model, tokenizer, examples, task["label_names"],
-                        task["max_seq_length"], batch_size)
+                        max_seq_length, batch_size)
     metrics["skipped"] = skipped
     return metrics
 
 
-def predict_tags(model_dir, input_path, output_path=None, batch_size=32):
+def predict_tags(model_dir, input_path, output_path=None, batch_size=32, max_seq_length=None):
     """Tags each text of `input_path` (plain text lines, or JSON lines with "text" or "tokens").
 
     Plain text is split into words with `split_words`. Returns (and, with
@@ -196,13 +198,14 @@ def predict_tags(model_dir, input_path, output_path=None, batch_size=32):
     (start/end are word indices, end inclusive).
     """
     model, tokenizer, task = load_task_model(model_dir, "tag")
+    max_seq_length = resolve_max_seq_length(task, max_seq_length, model)
     inputs = read_prediction_inputs(input_path, allow_pairs=False, allow_tokens=True)
     words = [item.get("tokens") or split_words(item["text"]) for item in inputs]
     empty = [number for number, sentence in enumerate(words) if not sentence]
     if empty:
         raise ValueError(f"{input_path}: input(s) {empty} have no words to tag.")
     tags, probabilities, _ = tag_sentences(model, tokenizer, words, task["label_names"],
-                                           task["max_seq_length"], batch_size)
+                                           max_seq_length, batch_size)
     predictions = []
     for sentence, sentence_tags, sentence_probabilities in zip(words, tags, probabilities):
         entities = [{"type": type_, "start": start, "end": end,

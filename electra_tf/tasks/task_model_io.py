@@ -77,6 +77,50 @@ def save_task_model(model, path, task, tokenizer, max_seq_length, label_names,
             json.dump(info, f, indent=2)
 
 
+def read_task_info(path):
+    """The directory's task.json as a dict, or None when it has none.
+
+    >>> import tempfile
+    >>> read_task_info(tempfile.mkdtemp()) is None
+    True
+    """
+    task_path = os.path.join(path, TASK_NAME)
+    if not os.path.isfile(task_path):
+        return None
+    with open(task_path) as f:
+        try:
+            info = json.load(f)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{task_path} is not valid JSON: {error}") from error
+    if not isinstance(info, dict):
+        raise ValueError(f"{task_path} holds a JSON {type(info).__name__}; expected an object.")
+    return info
+
+
+def resolve_max_seq_length(task_info, max_seq_length, model):
+    """The packed length to run `model` at: `max_seq_length` when given, else task.json's.
+
+    A model fine-tuned at 48 pieces can be scored on whole sentences at 128:
+    any length up to its encoder's `max_sequence_length` works.
+
+    >>> class Encoder: max_sequence_length = 512
+    >>> class Model: encoder = Encoder()
+    >>> resolve_max_seq_length({"max_seq_length": 48}, None, Model()), \
+    ...     resolve_max_seq_length({"max_seq_length": 48}, 128, Model())
+    (48, 128)
+    """
+    if max_seq_length is None:
+        return int(task_info["max_seq_length"])
+    limit = model.encoder.max_sequence_length
+    if isinstance(max_seq_length, bool) or not isinstance(max_seq_length, int) \
+            or not 3 <= max_seq_length <= limit:
+        raise ValueError(
+            f"`max_seq_length` (--max-seq-length) must be an integer in [3, {limit}] (the "
+            f"encoder's max_sequence_length); received {max_seq_length!r}."
+        )
+    return max_seq_length
+
+
 def load_task_model(path, task):
     """Loads a directory written by `save_task_model`: `(model, tokenizer, task_info)`.
 
@@ -84,18 +128,13 @@ def load_task_model(path, task):
         ValueError: `path` has no task.json (not written by a fine-tuning
             job) or holds a model for another task.
     """
-    task_path = os.path.join(path, TASK_NAME)
-    if not os.path.isfile(task_path):
+    info = read_task_info(path)
+    if info is None:
         raise ValueError(
             f"{path!r} has no {TASK_NAME}: expected a model directory written by "
             f"`electra-tf finetune {task}` (its --output-dir holds one), which records the "
             "vocabulary, max_seq_length and label names that prediction needs."
         )
-    with open(task_path) as f:
-        try:
-            info = json.load(f)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{task_path} is not valid JSON: {error}") from error
     if info.get("task") != task:
         raise ValueError(
             f"{path!r} holds a model for task {info.get('task')!r}; expected a {task!r} model "
