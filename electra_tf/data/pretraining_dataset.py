@@ -63,7 +63,12 @@ def make_pretraining_dataset(
     repeat=False,
     stats=None,
 ):
-    """Text files -> batches ready for an ELECTRA pretraining step.
+    """Text files -> packed, masked batches, for masked-LM models of your own.
+
+    The electra_tf pretrainers mask inside their step and refuse these batches
+    (they would mask twice); `run_pretraining` feeds them unmasked batches of
+    `text_examples_dataset`. Use this for a model that expects its masking
+    done in the input pipeline, as BERT's original TF code does.
 
     Args:
         file_pattern: glob (or list of globs) of text files, plain or gzipped.
@@ -195,7 +200,10 @@ def text_examples_dataset(
 
 
 def batch_and_mask(examples, *, batch_size, mask_id, special_ids, mask_rate=0.15, seed=None):
-    """Batches packed examples and adds ELECTRA's dynamic masking.
+    """Batches packed examples and adds ELECTRA's dynamic masking, for models of your own.
+
+    The electra_tf pretrainers mask inside their step and refuse batches
+    masked here (`electra_tf.pretraining.electra_pretrainer.unpack_inputs`).
 
     Each batch gets its own stateless seed (seed, batch index), so a given seed
     reproduces every mask, and repeated epochs are masked differently.

@@ -28,9 +28,28 @@ def reset_metric_variables(metrics):
             variable.assign(tf.zeros_like(variable))
 
 
+# What masking in tf.data (`batch_and_mask`) adds to a batch. The pretrainers
+# mask inside their step, so a batch that carries these was masked already:
+# masked again, its first round's [MASK] tokens would be labelled "original".
+PREMASKED_KEYS = ("masked_lm_positions", "masked_lm_ids", "masked_lm_weights")
+
+
 def unpack_inputs(data):
-    """A batch's input dict: `fit` on a dataset passes it as is, `train_on_batch` as `(x,)`."""
+    """A batch's input dict: `fit` on a dataset passes it as is, `train_on_batch` as `(x,)`.
+
+    Refuses a batch that was masked already (one masking route: the step's).
+    """
     inputs, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+    if isinstance(inputs, dict):
+        premasked = [key for key in PREMASKED_KEYS if key in inputs]
+        if premasked:
+            raise ValueError(
+                f"The pretraining batch was masked already: it carries {premasked}. The "
+                "pretrainers mask inside their step (a fresh draw every step), so masking in "
+                "tf.data too would mask twice. Feed unmasked batches {'input_word_ids', "
+                "'input_mask', 'input_type_ids'}: `text_examples_dataset(...).batch(B)` or "
+                "`read_tfrecords(...)`, not `make_pretraining_dataset` / `batch_and_mask`."
+            )
     return inputs
 
 

@@ -341,3 +341,33 @@ def test_masked_lm_pretrainer_trains_and_round_trips(tmp_path):
     expected = model.compute_pretraining_outputs(batch, step=2, training=False)["loss"]
     actual = restored.compute_pretraining_outputs(batch, step=2, training=False)["loss"]
     np.testing.assert_allclose(float(actual), float(expected), rtol=1e-6)
+
+
+def test_a_batch_masked_in_tf_data_is_refused_not_masked_twice(tmp_path):
+    from electra_tf.data.pretraining_dataset import make_pretraining_dataset
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("".join(f"{' '.join(str(4 + (i + j) % 30) for j in range(12))}\n"
+                              for i in range(40)))
+
+    def tokenize(lines):  # numbers are their own ids; any other word is id 5
+        words = tf.strings.split(lines)
+        numeric = tf.strings.regex_full_match(words.flat_values, r"\d+")
+        ids = tf.strings.to_number(tf.where(numeric, words.flat_values, "5"), tf.int32)
+        return words.with_flat_values(ids)
+
+    dataset = make_pretraining_dataset(str(corpus), tokenize, cls_id=CLS, sep_id=SEP, pad_id=PAD,
+                                       mask_id=MASK, max_seq_length=16, batch_size=4, seed=0)
+    batch = next(iter(dataset))
+    assert "masked_lm_positions" in batch  # the tf.data route masked it
+    pretrainer = make_pretrainer()
+    pretrainer.compile(optimizer=keras.optimizers.Adam(1e-3))
+    with pytest.raises(ValueError, match="masked already.*masked_lm_positions"):
+        pretrainer.train_on_batch(batch)
+    with pytest.raises(ValueError, match="masked already"):
+        pretrainer.fit(dataset.take(1), verbose=0)
+    # The unmasked features of the same batch train: one masking route, the step's.
+    features = {key: batch[key] for key in ("input_word_ids", "input_mask", "input_type_ids")}
+    pretrainer = make_pretrainer()  # (the refused call left a half-traced train function)
+    pretrainer.compile(optimizer=keras.optimizers.Adam(1e-3))
+    assert np.isfinite(pretrainer.train_on_batch(features, return_dict=True)["loss"])
