@@ -176,6 +176,15 @@ def run_prune(
 
     Returns the summary written to summary.json, with the per-kernel sparsity
     report and, when `dev` is given, dev accuracy before and after.
+
+    Pruning trains, which takes a while; the example shows the check made
+    before anything is read:
+
+    >>> run_prune("runs/sst2/classifier", "train.tsv", "runs/sst2_pruned", augment_copies=2)
+    Traceback (most recent call last):
+    ...
+    ValueError: Augmented texts have no labels, so augment_copies=2 needs the unpruned model
+    as teacher: pass distill_alpha (--distill-alpha), e.g. 1.0.
     """
     if augment_copies and distill_alpha is None:
         raise ValueError(
@@ -292,6 +301,16 @@ def representative_dataset(texts, tokenizer, seq_length, count=100):
     Returns a function that yields `{"input_word_ids", "input_mask",
     "input_type_ids"}` dicts of int32 (1, seq_length) arrays, as
     `TFLiteConverter.representative_dataset` calls it.
+
+    >>> tokenizer = ElectraTokenizer()  # the packaged uncased BERT vocabulary
+    >>> generate = representative_dataset(["Hello world!", "A film."], tokenizer, seq_length=8)
+    >>> examples = list(generate())
+    >>> len(examples), sorted(examples[0])
+    (2, ['input_mask', 'input_type_ids', 'input_word_ids'])
+    >>> examples[0]["input_word_ids"]
+    array([[ 101, 7592, 2088,  999,  102,    0,    0,    0]], dtype=int32)
+    >>> examples[1]["input_mask"]
+    array([[1, 1, 1, 1, 1, 0, 0, 0]], dtype=int32)
     """
     if not texts:
         raise ValueError("The calibration data has no texts; int8 needs real examples.")
@@ -325,6 +344,19 @@ def run_quantize(
     in float32; None: `FLOAT_DENSE_LAYERS`. `seq_length` None: the
     directory's task.json's max_seq_length (else 128).
     Returns `{"path", "bytes", "quantize"}`.
+
+    Converting takes tens of seconds, so the examples show the checks made
+    before anything is read or written:
+
+    >>> run_quantize("runs/sst2/classifier", "model.tflite", quantize="int4")
+    Traceback (most recent call last):
+    ...
+    ValueError: `quantize` must be one of ['dynamic', 'float16', 'int8']; received 'int4'.
+    >>> run_quantize("runs/sst2/classifier", "model.tflite", quantize="int8")
+    Traceback (most recent call last):
+    ...
+    ValueError: Full int8 quantization needs calibration texts: pass calibration_data
+    (--calibration-data), a labelled text file such as the training set.
     """
     if quantize not in QUANTIZE_MODES:
         raise ValueError(f"`quantize` must be one of {list(QUANTIZE_MODES)}; received {quantize!r}.")

@@ -220,6 +220,27 @@ def convert(source, target, src, dst, model_kind=None, config=None, overwrite=Fa
 
     Returns:
         The converted model.
+
+    >>> import tempfile, electra_tf
+    >>> import numpy as np
+    >>> base = tempfile.mkdtemp()
+    >>> electra_tf.ElectraDiscriminator.from_preset("tiny").save_pretrained(base + "/tiny")
+    >>> model = convert("electra_tf", "huggingface", base + "/tiny", base + "/tiny_hf")
+    >>> sorted(os.listdir(base + "/tiny_hf"))
+    ['config.json', 'model.safetensors']
+    >>> with open(base + "/tiny_hf/config.json") as f:
+    ...     json.load(f)["architectures"]
+    ['ElectraForPreTraining']
+    >>> back = convert("huggingface", "electra_tf", base + "/tiny_hf", base + "/back")
+    >>> type(back).__name__, sorted(os.listdir(base + "/back"))
+    ('ElectraDiscriminator', ['config.json', 'model.weights.h5'])
+    >>> all(np.array_equal(a, b) for a, b in zip(model.get_weights(), back.get_weights()))
+    True
+    >>> convert("onnx", "electra_tf", base + "/tiny", base + "/out")
+    Traceback (most recent call last):
+    ...
+    ValueError: Unknown source format 'onnx'; expected one of ('huggingface', 'google',
+    'electra_tf', 'keras_hub').
     """
     if source not in SOURCES:
         raise ValueError(f"Unknown source format {source!r}; expected one of {SOURCES}.")

@@ -75,6 +75,38 @@ def load_google_checkpoint(checkpoint_prefix, config, model_kind):
     Example:
         discriminator = ElectraDiscriminator.from_google_checkpoint(
             "electra_small/electra_small", "small")
+
+    A tiny checkpoint with the TF1 names (written here with `SaveV2`, as the
+    TF1 `Saver` writes them) loads into a model of its sizes:
+
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from electra_tf.conversion.weight_slots import model_slots
+    >>> sizes = dict(vocab_size=30, hidden_size=8, embedding_size=8, num_layers=1,
+    ...              num_heads=2, intermediate_size=16, max_sequence_length=16)
+    >>> original = ElectraConfig.from_dict(sizes).build("encoder")
+    >>> tensors = {f"electra/{name}": value
+    ...            for slot in model_slots(original, "encoder")
+    ...            for name, value in zip(slot.names, slot.split(slot.variable.numpy()))}
+    >>> tensors["global_step"] = np.array(1000, np.int64)  # ignored, as are Adam slots
+    >>> names = sorted(tensors)
+    >>> names[:3]
+    ['electra/embeddings/LayerNorm/beta', 'electra/embeddings/LayerNorm/gamma',
+     'electra/embeddings/position_embeddings']
+    >>> "electra/encoder/layer_0/attention/self/query/kernel" in names
+    True
+    >>> prefix = tempfile.mkdtemp() + "/model.ckpt-1000"
+    >>> _ = tf.raw_ops.SaveV2(prefix=prefix, tensor_names=names, shape_and_slices=[""] * len(names),
+    ...                       tensors=[tensors[name] for name in names])
+    >>> encoder = load_google_checkpoint(prefix, sizes, "encoder")
+    >>> all(np.array_equal(a.numpy(), b.numpy())
+    ...     for a, b in zip(encoder.weights, original.weights))
+    True
+    >>> load_google_checkpoint(prefix, sizes, "discriminator")
+    Traceback (most recent call last):
+    ...
+    ValueError: The checkpoint '.../model.ckpt-1000' lacks 4 variables needed by a discriminator:
+    ['discriminator_predictions/dense/bias', 'discriminator_predictions/dense/kernel', ...
     """
     reader, names = _read_checkpoint(checkpoint_prefix)
     model = _config(config, model_kind).build(model_kind)

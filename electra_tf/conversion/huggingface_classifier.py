@@ -127,6 +127,30 @@ def save_huggingface_classifier(classifier, path, overwrite=False, label_names=N
     `label_names` (one per class, in id order) become config.json's `id2label`
     and `label2id`, so transformers' pipelines print them; None writes
     transformers' own defaults, LABEL_0, LABEL_1, ...
+
+    >>> import json, tempfile, electra_tf
+    >>> encoder = electra_tf.ElectraEncoder(vocab_size=30, hidden_size=8, num_layers=1,
+    ...                                     num_heads=2, intermediate_size=16)
+    >>> classifier = electra_tf.ElectraClassifier(encoder, num_classes=3, head="huggingface")
+    >>> path = tempfile.mkdtemp() + "/sentiment_hf"
+    >>> save_huggingface_classifier(classifier, path, label_names=["neg", "neu", "pos"])
+    >>> sorted(os.listdir(path))
+    ['config.json', 'model.safetensors']
+    >>> with open(os.path.join(path, "config.json")) as f:
+    ...     config = json.load(f)
+    >>> config["architectures"], config["id2label"], config["problem_type"]
+    (['ElectraForSequenceClassification'], {'0': 'neg', '1': 'neu', '2': 'pos'},
+     'single_label_classification')
+    >>> loaded = load_huggingface_classifier(path)
+    >>> loaded.num_classes, loaded.head, loaded.problem_type
+    (3, 'huggingface', 'single_label')
+    >>> np.array_equal(loaded.logits.kernel.numpy(), classifier.logits.kernel.numpy())
+    True
+    >>> save_huggingface_classifier(electra_tf.ElectraClassifier(encoder, num_classes=3), path)
+    Traceback (most recent call last):
+    ...
+    ValueError: save_huggingface needs head='huggingface' (...); received a classifier with
+    head='electra', which transformers has no class for. ...
     """
     if classifier.head != "huggingface":
         raise ValueError(

@@ -75,7 +75,25 @@ def load_huggingface_question_answering(path):
 
 
 def save_huggingface_question_answering(model, path, overwrite=False):
-    """Writes `model` as an `ElectraForQuestionAnswering` directory, atomically."""
+    """Writes `model` as an `ElectraForQuestionAnswering` directory, atomically.
+
+    >>> import json, tempfile, electra_tf
+    >>> encoder = electra_tf.ElectraEncoder(vocab_size=30, hidden_size=8, num_layers=1,
+    ...                                     num_heads=2, intermediate_size=16)
+    >>> model = electra_tf.ElectraQuestionAnswering(encoder, head="simple")
+    >>> path = tempfile.mkdtemp() + "/squad_hf"
+    >>> save_huggingface_question_answering(model, path)
+    >>> sorted(os.listdir(path))
+    ['config.json', 'model.safetensors']
+    >>> with open(os.path.join(path, "config.json")) as f:
+    ...     json.load(f)["architectures"]
+    ['ElectraForQuestionAnswering']
+    >>> loaded = load_huggingface_question_answering(path)
+    >>> loaded.head, tuple(loaded.qa_outputs.kernel.shape)
+    ('simple', (8, 2))
+    >>> np.array_equal(loaded.qa_outputs.kernel.numpy(), model.qa_outputs.kernel.numpy())
+    True
+    """
     if model.head != "simple":
         raise ValueError(
             f"save_huggingface needs head='simple' (transformers' {ARCHITECTURE}); received "

@@ -10,6 +10,13 @@ It is kept here as text, not as a module of this package: electra_tf runs
 tf-keras, and this code needs Keras 3 and keras-hub (every module of the
 package is imported by the tf-keras test suite). The tests run it, in a Keras 3
 subprocess, through `TextClassifier.from_preset` and a training step.
+
+The text parses as Python and defines the two classes keras-hub looks up:
+
+>>> import ast
+>>> tree = ast.parse(TEXT_CLASSIFIER_SOURCE, TEXT_CLASSIFIER_MODULE_NAME)
+>>> [node.name for node in tree.body if isinstance(node, ast.ClassDef)]
+['ElectraTextClassifierPreprocessor', 'ElectraTextClassifier']
 """
 
 TEXT_CLASSIFIER_MODULE_NAME = "electra_text_classifier.py"

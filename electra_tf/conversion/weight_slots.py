@@ -71,7 +71,24 @@ def embedding_slots(embedding_layer):
 
 
 def encoder_slots(encoder):
-    """Slots of an `ElectraEncoder`: embeddings, projection, transformer layers."""
+    """Slots of an `ElectraEncoder`: embeddings, projection, transformer layers.
+
+    >>> import electra_tf
+    >>> encoder = electra_tf.ElectraEncoder(vocab_size=30, hidden_size=8, num_layers=1,
+    ...                                     num_heads=2, intermediate_size=16)
+    >>> slots = encoder_slots(encoder)
+    >>> len(slots), slots[0].names, tuple(slots[0].variable.shape)  # 5 embedding + 12 per layer
+    (17, ('embeddings/word_embeddings',), (30, 8))
+    >>> qkv = slots[5]  # the first layer's fused query/key/value kernel
+    >>> qkv.names
+    ('encoder/layer_0/attention/self/query/kernel',
+     'encoder/layer_0/attention/self/key/kernel',
+     'encoder/layer_0/attention/self/value/kernel')
+    >>> tuple(qkv.variable.shape), [part.shape for part in qkv.split(qkv.variable.numpy())]
+    ((8, 24), [(8, 8), (8, 8), (8, 8)])
+    >>> np.array_equal(qkv.join(qkv.split(qkv.variable.numpy())), qkv.variable.numpy())
+    True
+    """
     slots = embedding_slots(encoder.embedding_layer)
     if encoder.embedding_projection is not None:
         slots += _dense_slots(encoder.embedding_projection, "embeddings_project")

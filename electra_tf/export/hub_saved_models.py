@@ -40,6 +40,28 @@ def export_hub_saved_models(
 
         export_hub_saved_models(ElectraClassifier.from_pretrained("classifier"), "hub")
         # hub/preprocessor, hub/encoder: see the module docstring for their use.
+
+    The arguments are checked before anything is written:
+
+    >>> import tempfile, electra_tf
+    >>> path = tempfile.mkdtemp() + "/hub"
+    >>> encoder = electra_tf.ElectraEncoder(vocab_size=30, hidden_size=8, num_layers=1,
+    ...                                     num_heads=2, intermediate_size=16)
+    >>> export_hub_saved_models(encoder, path)
+    Traceback (most recent call last):
+    ...
+    ValueError: The tokenizer has 30522 tokens but the encoder 30: pass the ElectraTokenizer
+    of the encoder's vocabulary.
+    >>> encoder = electra_tf.ElectraEncoder(vocab_size=30522, hidden_size=8, num_layers=1,
+    ...                                     num_heads=2, intermediate_size=16,
+    ...                                     max_sequence_length=64)
+    >>> export_hub_saved_models(encoder, path, seq_length=128)
+    Traceback (most recent call last):
+    ...
+    ValueError: `seq_length` must be an integer in [2, 64] (the encoder's max_sequence_length);
+    received seq_length=128.
+    >>> os.path.exists(path)
+    False
     """
     encoder = find_encoder(model)
     tokenizer = ElectraTokenizer() if tokenizer is None else tokenizer

@@ -10,6 +10,13 @@ import tensorflow as tf
 
 
 def build_in_scope(layer, input_shape=None):
-    """`layer.build(input_shape)` with variables named `<layer.name>/<weight>`."""
+    """`layer.build(input_shape)` with variables named `<layer.name>/<weight>`.
+
+    >>> import tf_keras as keras
+    >>> dense = keras.layers.Dense(3, name="projection")
+    >>> build_in_scope(dense, (None, 4))
+    >>> [(weight.name, tuple(weight.shape)) for weight in dense.weights]
+    [('projection/kernel:0', (4, 3)), ('projection/bias:0', (3,))]
+    """
     with tf.name_scope(layer.name):
         layer.build(input_shape)

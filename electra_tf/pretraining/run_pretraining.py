@@ -68,6 +68,23 @@ OBJECTIVES = {
 
 @dataclasses.dataclass
 class PretrainingConfig:
+    """What `run_pretraining` does: corpus, model sizes, objective, optimization, outputs.
+
+    Short runs keep 10% warmup; `model_configs` gives the two models' sizes:
+
+    >>> config = PretrainingConfig(corpus="corpus/*.txt.gz", preset="small", steps=200)
+    >>> config.warmup_steps
+    20
+    >>> discriminator, generator = config.model_configs(vocab_size=30522)
+    >>> discriminator.hidden_size, discriminator.num_layers, generator.hidden_size
+    (256, 12, 64)
+    >>> PretrainingConfig(corpus="corpus/*.txt.gz", objective="gan")
+    Traceback (most recent call last):
+    ...
+    ValueError: `objective` must be one of electra, electric, electra_15, replace_mlm,
+    all_tokens_mlm, mlm; received 'gan'.
+    """
+
     corpus: str = None  # glob of text files (or of `electra-tf prepare` shards: *.tfrecord)
     output_dir: str = "electra_output"
     preset: str = "small"
@@ -210,6 +227,15 @@ def run_pretraining(config, callbacks=None):
     Sets TensorFlow's, NumPy's and Python's global seeds to `config.seed`
     (`keras.utils.set_random_seed`) before building the models. A bad corpus
     raises ValueError before `output_dir` is created or anything written.
+
+    >>> import tempfile
+    >>> output_dir = tempfile.mkdtemp() + "/run"
+    >>> run_pretraining(PretrainingConfig(corpus=None, output_dir=output_dir, steps=10))
+    Traceback (most recent call last):
+    ...
+    ValueError: No corpus given: pass a glob of text files (--corpus 'data/*.txt.gz').
+    >>> os.path.exists(output_dir)
+    False
     """
     # The models are built under mixed_float16 when asked; the caller's global
     # policy is put back afterwards so later models in the process are unaffected.

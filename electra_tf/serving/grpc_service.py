@@ -74,6 +74,36 @@ class TFServingServices:
         config: the `ServingConfig`.
         predict_columns: the REST app's batched predict (see `start_grpc_server`).
         counts: optional `collections.Counter` of answers by gRPC status code name.
+
+    The Predict handler, called directly (the server runs it for each RPC):
+
+    >>> import asyncio, tempfile
+    >>> from electra_tf.serving.model_versions import ModelVersions
+    >>> from electra_tf.serving.served_model import ServedModel
+    >>> from electra_tf.serving.serving_config import ServingConfig
+    >>> class Lengths(tf.Module):
+    ...     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    ...     def serve(self, text):
+    ...         return {"length": tf.strings.length(text)}
+    >>> path = tempfile.mkdtemp()
+    >>> module = Lengths()
+    >>> tf.saved_model.save(module, path, signatures={"serving_default": module.serve})
+    >>> versions = ModelVersions.from_models({"1": ServedModel(path, version="1")})
+    >>> async def predict_columns(model, signature_name, columns):  # unbatched, for the example
+    ...     return model.predict(signature_name, columns)
+    >>> services = TFServingServices(versions, ServingConfig(name="lengths"), predict_columns)
+    >>> request = predict_pb2.PredictRequest()
+    >>> request.model_spec.name = "lengths"
+    >>> request.inputs["text"].CopyFrom(tf.make_tensor_proto([b"hello", b"hi"]))
+    >>> response = asyncio.run(services.predict(request))
+    >>> tf.make_ndarray(response.outputs["length"]), response.model_spec.version.value
+    (array([5, 2], dtype=int32), 1)
+    >>> request.model_spec.name = "other"
+    >>> asyncio.run(services.predict(request))
+    Traceback (most recent call last):
+    ...
+    electra_tf.serving.request_error.RequestError: Servable not found for request:
+    Latest(other); this server serves model 'lengths'.
     """
 
     def __init__(self, versions, config, predict_columns, counts=None):

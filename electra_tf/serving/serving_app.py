@@ -95,6 +95,23 @@ def run_model_batch(model, signature_name, payloads):
     Texts longer than the model's `max_seq_length` tokens are refused (400) when
     the export says `truncate: false`, counted by its `count_tokens` signature;
     the rest of the batch still runs.
+
+    Two requests, run as one batch of three texts and answered separately:
+
+    >>> import tempfile
+    >>> from electra_tf.serving.served_model import ServedModel
+    >>> class Lengths(tf.Module):
+    ...     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    ...     def serve(self, text):
+    ...         return {"length": tf.strings.length(text)}
+    >>> path = tempfile.mkdtemp()
+    >>> module = Lengths()
+    >>> tf.saved_model.save(module, path, signatures={"serving_default": module.serve})
+    >>> model = ServedModel(path, version="1")
+    >>> results = run_model_batch(model, "serving_default", [
+    ...     {"text": tf.constant(["hello", "hi"])}, {"text": tf.constant(["hey"])}])
+    >>> [result["length"].tolist() for result in results]
+    [[5, 2], [3]]
     """
     try:
         return _run_together(model, signature_name, payloads)
@@ -184,6 +201,38 @@ def build_serving_app(models, config=None):
     Args:
         models: a `ModelVersions`, or {version: ServedModel}.
         config: a `ServingConfig`.
+
+    `run_server` serves it with uvicorn; here a GET goes to the ASGI app directly:
+
+    >>> import tempfile
+    >>> from electra_tf.serving.served_model import ServedModel
+    >>> class Lengths(tf.Module):
+    ...     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    ...     def serve(self, text):
+    ...         return {"length": tf.strings.length(text)}
+    >>> path = tempfile.mkdtemp()
+    >>> module = Lengths()
+    >>> tf.saved_model.save(module, path, signatures={"serving_default": module.serve})
+    >>> app = build_serving_app({"1": ServedModel(path)}, ServingConfig(name="lengths"))
+    >>> async def get(url):
+    ...     sent = []
+    ...     async def receive():
+    ...         return {"type": "http.request", "body": b""}
+    ...     async def send(message):
+    ...         sent.append(message)
+    ...     await app({"type": "http", "method": "GET", "path": url, "headers": [],
+    ...                "query_string": b""}, receive, send)
+    ...     return sent[0]["status"], json.loads(sent[1]["body"])
+    >>> asyncio.run(get("/v1/models/lengths"))
+    (200, {'model_version_status': [{'version': '1', 'state': 'AVAILABLE',
+                                     'status': {'error_code': 'OK', 'error_message': ''}}]})
+    >>> asyncio.run(get("/v1/models/other"))
+    (404, {'error': "Servable not found for request: Latest(other); this server serves model
+                     'lengths'."})
+    >>> build_serving_app({}, ServingConfig(name="lengths"))
+    Traceback (most recent call last):
+    ...
+    ValueError: `models` is empty; expected {version: ServedModel} or a ModelVersions.
     """
     config = config or ServingConfig()
     if not isinstance(models, ModelVersions):

@@ -54,6 +54,18 @@ VOCAB_NAME = "vocab.txt"
 
 @dataclasses.dataclass
 class FinetuningConfig:
+    """What `run_finetuning` does: encoder, labelled files, task, training and outputs.
+
+    >>> config = FinetuningConfig(encoder="checkpoints/electra-small", train="train.tsv",
+    ...                           label_names=["negative", "positive"], epochs=2)
+    >>> config.head, config.problem_type, config.max_seq_length, config.layer_decay
+    ('electra', 'single_label', 128, 0.8)
+    >>> FinetuningConfig(encoder="checkpoints/electra-small")
+    Traceback (most recent call last):
+    ...
+    ValueError: FinetuningConfig needs `train`; received train=None.
+    """
+
     encoder: str = None  # a Hugging Face or electra_tf model directory
     train: str = None  # CSV/TSV (with a header) or JSONL file
     dev: str = None  # evaluated after training; None: no evaluation
@@ -88,7 +100,15 @@ class FinetuningConfig:
 
 
 def load_encoder(path):
-    """An `ElectraEncoder` from an electra_tf directory (encoder or discriminator) or a HF one."""
+    """An `ElectraEncoder` from an electra_tf directory (encoder or discriminator) or a HF one.
+
+    >>> import tempfile, electra_tf
+    >>> path = tempfile.mkdtemp() + "/discriminator"
+    >>> electra_tf.ElectraDiscriminator.from_preset("tiny").save_pretrained(path)
+    >>> encoder = load_encoder(path)
+    >>> type(encoder).__name__, encoder.num_layers
+    ('ElectraEncoder', 2)
+    """
     if os.path.isfile(os.path.join(path, WEIGHTS_NAME)):
         model = load_pretrained(path)
         encoder = model if isinstance(model, ElectraEncoder) else getattr(model, "encoder", None)
@@ -152,7 +172,18 @@ def write_json_lines_atomically(rows, path):
 
 
 def run_finetuning(config):
-    """Fine-tunes a classifier as `config` says; returns the summary written to results.json."""
+    """Fine-tunes a classifier as `config` says; returns the summary written to results.json.
+
+    The encoder is read first, so a wrong directory fails before any training:
+
+    >>> import tempfile
+    >>> missing = tempfile.mkdtemp() + "/no_encoder"
+    >>> run_finetuning(FinetuningConfig(encoder=missing, train="train.tsv"))
+    Traceback (most recent call last):
+    ...
+    ValueError: Expected a Hugging Face checkpoint directory or a Hub model id such as
+    'google/electra-small-discriminator'; '.../no_encoder' is not one.
+    """
     encoder, tokenizer = load_encoder_and_tokenizer(
         config.encoder, config.vocab_path, config.lower_case)
     read_options = dict(
@@ -323,7 +354,17 @@ def predict_classifier(model_dir, input_path, output_path=None, batch_size=32,
 
 
 def format_summary(summary):
-    """A few lines for the terminal: data, time, and dev metrics."""
+    """A few lines for the terminal: data, time, and dev metrics.
+
+    >>> print(format_summary({
+    ...     "train_examples": 6920, "train_seconds": 412.3, "train_skipped": {"empty_text": 2},
+    ...     "history": {"loss": [0.52, 0.31]}, "dev": {"accuracy": 0.8807},
+    ...     "config": {"output_dir": "runs/sst2"}}))
+    trained on 6920 examples in 412s (skipped: 2)
+    final training loss 0.3100
+    dev accuracy: 0.8807
+    wrote runs/sst2/classifier (+ logs, learning_curves.png, results.json)
+    """
     lines = [
         f"trained on {summary['train_examples']} examples in {summary['train_seconds']:.0f}s "
         f"(skipped: {sum(summary['train_skipped'].values())})",

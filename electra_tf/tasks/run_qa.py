@@ -62,6 +62,19 @@ TFDS_PREFIX = "tfds:"
 
 @dataclasses.dataclass
 class QAConfig:
+    """What `run_qa` does: encoder, SQuAD data, windows, training and post-processing.
+
+    The defaults are google-research/electra's SQuAD settings:
+
+    >>> config = QAConfig(encoder="checkpoints/electra-small", train="train-v1.1.json")
+    >>> config.max_seq_length, config.doc_stride, config.max_query_length, config.epochs
+    (384, 128, 64, 2)
+    >>> QAConfig(encoder="checkpoints/electra-small", train="train-v1.1.json", doc_stride=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: `doc_stride` must be >= 1; received 0.
+    """
+
     encoder: str = None  # a Hugging Face or electra_tf model directory
     train: str = None  # SQuAD JSON file, or "tfds:squad/v1.1" / "tfds:squad/v2.0"
     dev: str = None  # evaluated after training; None: no evaluation
@@ -135,7 +148,18 @@ def answer_questions(model, tokenizer, examples, settings, batch_size=32):
 
 
 def run_qa(config):
-    """Fine-tunes an `ElectraQuestionAnswering` as `config` says; returns results.json's summary."""
+    """Fine-tunes an `ElectraQuestionAnswering` as `config` says; returns results.json's summary.
+
+    The encoder is read first, so a wrong directory fails before any training:
+
+    >>> import tempfile
+    >>> missing = tempfile.mkdtemp() + "/no_encoder"
+    >>> run_qa(QAConfig(encoder=missing, train="train-v1.1.json"))
+    Traceback (most recent call last):
+    ...
+    ValueError: Expected a Hugging Face checkpoint directory or a Hub model id such as
+    'google/electra-small-discriminator'; '.../no_encoder' is not one.
+    """
     encoder = load_encoder(config.encoder)
     vocab_path = config.vocab_path
     if vocab_path is None and os.path.isfile(os.path.join(config.encoder, VOCAB_NAME)):
@@ -285,7 +309,21 @@ def predict_qa(model_dir, records, batch_size=32, max_seq_length=None):
 
 
 def read_jsonl(path):
-    """The records of a JSON-lines file; a bad line raises a ValueError with its number."""
+    """The records of a JSON-lines file; a bad line raises a ValueError with its number.
+
+    >>> import tempfile
+    >>> path = tempfile.mkdtemp() + "/questions.jsonl"
+    >>> write_jsonl(path, [{"question": "Who wrote it?", "context": "Ann wrote it."}])
+    >>> read_jsonl(path)
+    [{'question': 'Who wrote it?', 'context': 'Ann wrote it.'}]
+    >>> with open(path, "a") as f:
+    ...     _ = f.write("{not json}")
+    >>> read_jsonl(path)
+    Traceback (most recent call last):
+    ...
+    ValueError: .../questions.jsonl:2 is not JSON (...); expected one object per line,
+    e.g. {"question": ..., "context": ...}.
+    """
     if not os.path.isfile(path):
         raise ValueError(f"Input file not found: {path!r}; expected a JSON-lines file.")
     records = []
@@ -319,7 +357,18 @@ def _write_json(path, value):
 
 
 def format_summary(summary):
-    """A few lines for the terminal: data, time, and dev EM/F1."""
+    """A few lines for the terminal: data, time, and dev EM/F1.
+
+    >>> print(format_summary({
+    ...     "train_examples": 87599, "train_windows": 88641, "train_seconds": 3600.4,
+    ...     "train_skipped": {}, "history": {"loss": [1.9, 1.1]},
+    ...     "dev": {"exact_match": 80.12, "f1": 87.5}, "config": {"output_dir": "runs/squad"}}))
+    trained on 87599 questions (88641 windows) in 3600s (skipped: 0)
+    final training loss 1.1000
+    dev exact_match: 80.12
+    dev f1: 87.50
+    wrote runs/squad/model (+ results.json)
+    """
     lines = [
         f"trained on {summary['train_examples']} questions ({summary['train_windows']} windows) "
         f"in {summary['train_seconds']:.0f}s (skipped: {sum(summary['train_skipped'].values())})",

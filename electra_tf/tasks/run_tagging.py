@@ -46,6 +46,19 @@ from electra_tf.tasks.task_model_io import load_task_model, resolve_max_seq_leng
 
 @dataclasses.dataclass
 class TaggingConfig:
+    """What `run_tagging` does: encoder, CoNLL files, tag column, training and outputs.
+
+    A tag column given as text on the command line becomes a column index:
+
+    >>> TaggingConfig(encoder="checkpoints/electra-small", train="train.conll",
+    ...               label_column="-1").label_column
+    -1
+    >>> TaggingConfig(train="train.conll")
+    Traceback (most recent call last):
+    ...
+    ValueError: TaggingConfig needs `encoder`; received encoder=None.
+    """
+
     encoder: str = None  # a Hugging Face or electra_tf model directory
     train: str = None  # CoNLL file
     dev: str = None  # evaluated after training; None: no evaluation
@@ -121,7 +134,18 @@ def _evaluate(model, tokenizer, examples, label_names, max_seq_length, batch_siz
 
 
 def run_tagging(config):
-    """Fine-tunes a tagger as `config` says; returns the summary written to results.json."""
+    """Fine-tunes a tagger as `config` says; returns the summary written to results.json.
+
+    The encoder is read first, so a wrong directory fails before any training:
+
+    >>> import tempfile
+    >>> missing = tempfile.mkdtemp() + "/no_encoder"
+    >>> run_tagging(TaggingConfig(encoder=missing, train="train.conll"))
+    Traceback (most recent call last):
+    ...
+    ValueError: Expected a Hugging Face checkpoint directory or a Hub model id such as
+    'google/electra-small-discriminator'; '.../no_encoder' is not one.
+    """
     encoder, tokenizer = load_encoder_and_tokenizer(
         config.encoder, config.vocab_path, config.lower_case)
     train_examples, train_skipped = read_conll_file(
@@ -234,7 +258,19 @@ def format_tagging_summary(summary):
 
 
 def format_tagging_metrics(metrics, prefix=""):
-    """Entity F1/precision/recall, word accuracy, and F1 per entity type."""
+    """Entity F1/precision/recall, word accuracy, and F1 per entity type.
+
+    >>> print(format_tagging_metrics({
+    ...     "f1": 0.9, "precision": 0.92, "recall": 0.881, "accuracy": 0.975,
+    ...     "per_type": {"PER": {"f1": 0.95, "support": 20}, "LOC": {"f1": 0.8, "support": 5}}},
+    ...     prefix="dev "))
+    dev f1: 0.9000
+    dev precision: 0.9200
+    dev recall: 0.8810
+    dev accuracy: 0.9750
+    dev f1[PER]: 0.9500 (support 20)
+    dev f1[LOC]: 0.8000 (support 5)
+    """
     lines = [f"{prefix}{name}: {metrics[name]:.4f}"
              for name in ("f1", "precision", "recall", "accuracy")]
     for type_, scores in metrics["per_type"].items():

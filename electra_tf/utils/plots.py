@@ -10,6 +10,27 @@ def plot_learning_curves(csv_path, png_path, keys=None):
         csv_path: a CSV with a `step` column (written by `TrainingLogger`).
         png_path: where the PNG goes.
         keys: metrics to plot; default: every column but `step`.
+
+    Returns:
+        `png_path`.
+
+    >>> import os, tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> with open(os.path.join(folder, "history.csv"), "w") as f:
+    ...     _ = f.write("step,loss,accuracy\\n10,0.9,0.5\\n20,0.6,0.7\\n")
+    >>> png = plot_learning_curves(os.path.join(folder, "history.csv"),
+    ...                            os.path.join(folder, "curves.png"))
+    >>> os.path.basename(png)
+    'curves.png'
+    >>> with open(png, "rb") as f:
+    ...     f.read(4)[1:]
+    b'PNG'
+    >>> with open(os.path.join(folder, "empty.csv"), "w") as f:
+    ...     _ = f.write("step,loss")
+    >>> plot_learning_curves(os.path.join(folder, "empty.csv"), os.path.join(folder, "x.png"))
+    Traceback (most recent call last):
+    ...
+    ValueError: .../empty.csv has no rows to plot.
     """
     import matplotlib
 
