@@ -5,6 +5,10 @@ run_distill, run_quantize).
 """
 
 import json
+import sys
+import warnings
+
+from electra_tf.cli.export_commands import add_quantization_arguments
 
 
 def add_subcommands(subparsers):
@@ -52,14 +56,9 @@ def add_subcommands(subparsers):
         "calibrated on --calibration-data), dynamic-range int8 weights, or float16 weights.")
     quantize.add_argument("classifier_dir", help="directory written by save_pretrained")
     quantize.add_argument("output", help="the .tflite file to write")
-    quantize.add_argument("--mode", dest="quantize", choices=["int8", "dynamic", "float16"],
-                          default="int8", help="quantization (default: %(default)s)")
-    quantize.add_argument("--calibration-data",
-                          help="labelled text file (CSV/TSV/JSONL) whose texts calibrate int8")
-    quantize.add_argument("--num-calibration-examples", type=int, default=100)
-    quantize.add_argument("--float-dense-layers", type=int, default=None,
-                          help="int8: dense layers with the widest outputs (activation outliers) "
-                               "kept in float32 (default 2; 0 quantizes all)")
+    add_quantization_arguments(quantize, default="int8")  # the same flags as `export`
+    quantize.add_argument("--mode", choices=["int8", "dynamic", "float16"],
+                          help="deprecated: use --quantize (the flag `export` takes too)")
     quantize.add_argument("--seq-length", type=int, default=None,
                           help="fixed sequence length of the TFLite model (default: "
                           "CLASSIFIER_DIR/task.json's max_seq_length, else 128)")
@@ -128,6 +127,11 @@ def _run_distill(args):
 def _run_quantize(args):
     from electra_tf.compression.compress import run_quantize
 
+    if args.mode is not None:
+        warnings.warn("`electra-tf compress quantize --mode` is deprecated; use --quantize, the "
+                      "flag `electra-tf export` takes too.", DeprecationWarning, stacklevel=2)
+        print(f"note: --mode is deprecated; use --quantize {args.mode}", file=sys.stderr)
+        args.quantize = args.mode
     result = run_quantize(args.classifier_dir, args.output, quantize=args.quantize,
                           calibration_data=args.calibration_data, seq_length=args.seq_length,
                           num_calibration_examples=args.num_calibration_examples,

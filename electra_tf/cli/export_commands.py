@@ -3,6 +3,23 @@
 from electra_tf.export.export_model_directory import FORMATS, QUANTIZE_MODES
 
 
+def add_quantization_arguments(parser, default=None):
+    """The one set of quantization flags, shared by `export` and `compress quantize`."""
+    parser.add_argument("--quantize", choices=QUANTIZE_MODES, default=default,
+                        help="TFLite quantization: dynamic-range int8 weights, float16 weights, "
+                        "or full int8 (weights and activations, calibrated on "
+                        "--calibration-data)" + (f" (default: {default})" if default else ""))
+    parser.add_argument("--calibration-data",
+                        help="--quantize int8: a CSV/TSV file with a header (its text column), "
+                        "JSON lines with \"text\", or one text per line, e.g. the training file")
+    parser.add_argument("--num-calibration-examples", type=int, default=100,
+                        help="texts of --calibration-data that calibrate int8 (default: "
+                        "%(default)s)")
+    parser.add_argument("--float-dense-layers", type=int, default=None,
+                        help="--quantize int8: dense layers with the widest outputs (activation "
+                        "outliers) kept in float32 (default 2; 0 quantizes all)")
+
+
 def add_subcommands(subparsers):
     """Adds `export` to the top-level subparsers."""
     parser = subparsers.add_parser(
@@ -17,8 +34,6 @@ def add_subcommands(subparsers):
                         help="encoder, discriminator, classifier, tagger or QA model directory")
     parser.add_argument("output_path", metavar="OUT", help="output directory (a file for tflite)")
     parser.add_argument("--format", required=True, choices=FORMATS)
-    parser.add_argument("--quantize", choices=QUANTIZE_MODES,
-                        help="tflite only: dynamic-range, float16 or full-integer quantization")
     parser.add_argument("--seq-length", type=int, default=None,
                         help="tokens per packed input (default: MODEL_DIR/task.json's "
                         "max_seq_length if present, else 128)")
@@ -34,9 +49,7 @@ def add_subcommands(subparsers):
     parser.add_argument("--text-pair", action="store_true", default=None,
                         help="saved_model classifiers: inputs text and text_b (sentence pairs; "
                         "default: as the model was fine-tuned, from MODEL_DIR/task.json)")
-    parser.add_argument("--calibration-data",
-                        help="tflite --quantize int8: text file (one example per line, or JSON "
-                        "lines with \"text\") whose first 100 texts calibrate activations")
+    add_quantization_arguments(parser)
     parser.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
     parser.set_defaults(run=_run_export)
 
@@ -50,5 +63,7 @@ def _run_export(args):
         seq_length=args.seq_length, vocab_path=args.vocab_path, lower_case=args.lower_case,
         label_names=label_names, text_pair=args.text_pair,
         calibration_data=args.calibration_data, overwrite=args.overwrite,
+        num_calibration_examples=args.num_calibration_examples,
+        float_dense_layers=args.float_dense_layers,
     )
     print(f"exported {type(model).__name__} as {args.format} to {args.output_path}")

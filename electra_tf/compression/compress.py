@@ -18,8 +18,6 @@ import json
 import os
 import time
 
-import numpy as np
-import tensorflow as tf
 import tf_keras as keras
 
 from electra_tf.compression.compression_report import accuracy_from_logits
@@ -29,6 +27,7 @@ from electra_tf.data.classification_dataset import (
     make_classification_dataset,
     read_classification_file,
 )
+from electra_tf.export.tflite_export import representative_dataset  # noqa: F401  (its old home)
 from electra_tf.preprocessing.electra_tokenizer import ElectraTokenizer
 from electra_tf.tasks.electra_classifier import ElectraClassifier
 from electra_tf.tasks.task_model_io import read_task_info, save_task_model
@@ -295,35 +294,6 @@ def run_distill(
     return summary
 
 
-def representative_dataset(texts, tokenizer, seq_length, count=100):
-    """A TFLite calibration generator: `count` packed texts, one example at a time.
-
-    Returns a function that yields `{"input_word_ids", "input_mask",
-    "input_type_ids"}` dicts of int32 (1, seq_length) arrays, as
-    `TFLiteConverter.representative_dataset` calls it.
-
-    >>> tokenizer = ElectraTokenizer()  # the packaged uncased BERT vocabulary
-    >>> generate = representative_dataset(["Hello world!", "A film."], tokenizer, seq_length=8)
-    >>> examples = list(generate())
-    >>> len(examples), sorted(examples[0])
-    (2, ['input_mask', 'input_type_ids', 'input_word_ids'])
-    >>> examples[0]["input_word_ids"]
-    array([[ 101, 7592, 2088,  999,  102,    0,    0,    0]], dtype=int32)
-    >>> examples[1]["input_mask"]
-    array([[1, 1, 1, 1, 1, 0, 0, 0]], dtype=int32)
-    """
-    if not texts:
-        raise ValueError("The calibration data has no texts; int8 needs real examples.")
-    features = tokenizer.pack([tokenizer.tokenize(tf.constant(list(texts[:count])))], seq_length)
-    features = {key: value.numpy() for key, value in features.items()}
-
-    def generate():
-        for row in range(len(features["input_word_ids"])):
-            yield {key: np.asarray(value[row:row + 1], np.int32) for key, value in features.items()}
-
-    return generate
-
-
 def run_quantize(
     classifier_dir,
     output_path,
@@ -335,14 +305,16 @@ def run_quantize(
     overwrite=False,
     float_dense_layers=None,
 ):
-    """Converts a saved classifier to a quantized TFLite file (`export_tflite`).
+    """Converts a saved model directory to a quantized TFLite file.
 
+    The same route as `electra-tf export --format tflite --quantize`
+    (`export_model_directory`): one set of options, one calibration format.
     `quantize` is "dynamic" (int8 weights), "float16" or "int8" (weights and
-    activations; needs `calibration_data`, a labelled text file whose first
-    `num_calibration_examples` texts calibrate the activation ranges).
-    `float_dense_layers` (int8 only): dense layers with the widest outputs kept
-    in float32; None: `FLOAT_DENSE_LAYERS`. `seq_length` None: the
-    directory's task.json's max_seq_length (else 128).
+    activations; needs `calibration_data`: a CSV/TSV file with a header, JSON
+    lines or one text per line, whose first `num_calibration_examples` texts
+    calibrate the activation ranges). `float_dense_layers` (int8 only): dense
+    layers with the widest outputs kept in float32; None: `FLOAT_DENSE_LAYERS`.
+    `seq_length` None: the directory's task.json's max_seq_length (else 128).
     Returns `{"path", "bytes", "quantize"}`.
 
     Converting takes tens of seconds, so the examples show the checks made
@@ -356,33 +328,16 @@ def run_quantize(
     Traceback (most recent call last):
     ...
     ValueError: Full int8 quantization needs calibration texts: pass calibration_data
-    (--calibration-data), a labelled text file such as the training set.
+    (--calibration-data): a CSV/TSV file with a header, JSON lines, or one text per line,
+    e.g. the training file.
     """
     if quantize not in QUANTIZE_MODES:
         raise ValueError(f"`quantize` must be one of {list(QUANTIZE_MODES)}; received {quantize!r}.")
-    if quantize == "int8" and not calibration_data:
-        raise ValueError(
-            "Full int8 quantization needs calibration texts: pass calibration_data "
-            "(--calibration-data), a labelled text file such as the training set."
-        )
-    classifier, tokenizer = load_classifier_and_tokenizer(classifier_dir, vocab_path)
-    task = classifier_task_info(classifier_dir, classifier)
-    seq_length = seq_length or task["max_seq_length"]
-    representative = None
-    if calibration_data:
-        examples, _ = read_classification_file(
-            calibration_data, num_classes=classifier.num_classes,
-            text_column=task.get("text_column") or "text",
-            label_column=task.get("label_column") or "label",
-            label_names=task.get("label_names") if classifier.problem_type != "regression"
-            else None)
-        representative = representative_dataset(examples["text"], tokenizer, seq_length,
-                                                 num_calibration_examples)
-    from electra_tf.export.tflite_export import FLOAT_DENSE_LAYERS, export_tflite
+    from electra_tf.export.export_model_directory import export_model_directory
 
-    export_tflite(classifier, output_path, quantize=quantize,
-                  representative_dataset=representative, seq_length=seq_length,
-                  overwrite=overwrite,
-                  float_dense_layers=FLOAT_DENSE_LAYERS if float_dense_layers is None
-                  else float_dense_layers)
+    export_model_directory(
+        classifier_dir, output_path, "tflite", quantize=quantize, seq_length=seq_length,
+        vocab_path=vocab_path, calibration_data=calibration_data,
+        num_calibration_examples=num_calibration_examples,
+        float_dense_layers=float_dense_layers, overwrite=overwrite)
     return {"path": output_path, "bytes": os.path.getsize(output_path), "quantize": quantize}

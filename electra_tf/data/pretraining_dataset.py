@@ -158,9 +158,28 @@ def text_examples_dataset(
         `input_mask` and `input_type_ids` (0 for [CLS] A [SEP], 1 for B [SEP],
         0 on padding).
 
-    Example:
-    >>> ds = text_examples_dataset("corpus/*.txt", tokenize, cls_id=101,
-    ...                            sep_id=102, pad_id=0, max_seq_length=64)  # doctest: +SKIP
+    Example: a file of two documents (a blank line between them), packed to 12
+    tokens; the two sentences of the first become segments A and B:
+
+    >>> import os, tempfile
+    >>> from electra_tf.preprocessing.electra_tokenizer import ElectraTokenizer
+    >>> folder = tempfile.mkdtemp()
+    >>> with open(os.path.join(folder, "doc.txt"), "w") as f:
+    ...     _ = f.write("The cat sat.\\nIt slept.\\n\\nA dog ran home.\\n")
+    >>> tokenizer = ElectraTokenizer()
+    >>> examples = text_examples_dataset(
+    ...     os.path.join(folder, "*.txt"), tokenizer.tokenize, cls_id=tokenizer.cls_id,
+    ...     sep_id=tokenizer.sep_id, pad_id=tokenizer.pad_id, max_seq_length=12, seed=0)
+    >>> first, second = examples.as_numpy_iterator()
+    >>> tokenizer.detokenize(first["input_word_ids"][None]).numpy()
+    array([b'[CLS] the cat sat . [SEP] it slept . [SEP] [PAD] [PAD]'], dtype=object)
+    >>> first["input_type_ids"].tolist(), second["input_mask"].tolist()
+    ([0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0])
+    >>> paths, count = write_tfrecords(examples, os.path.join(folder, "shards", "train"), 2)
+    >>> [os.path.basename(path) for path in paths], count
+    (['train-00000-of-00002', 'train-00001-of-00002'], 2)
+    >>> len(list(read_tfrecords(os.path.join(folder, "shards", "train-*"), 12)))
+    2
     """
     if max_seq_length < _MIN_SHORT_TARGET_LENGTH:
         raise ValueError(

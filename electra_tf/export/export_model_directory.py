@@ -33,6 +33,8 @@ def export_model_directory(
     overwrite=False,
     vocab_path=None,
     lower_case=None,
+    num_calibration_examples=100,
+    float_dense_layers=None,
 ):
     """Loads the model in `model_dir` (written by `save_pretrained`) and exports it.
 
@@ -56,9 +58,13 @@ def export_model_directory(
         vocab_path: the WordPiece vocabulary when `tokenizer` is None; None:
             `model_dir/vocab.txt` when there is one, else the packaged one.
         lower_case: when `tokenizer` is None; None: task.json's, else True.
-        calibration_data: "tflite" with quantize="int8": a text file (one text
-            per line, or JSON lines with "text") whose first 100 texts
-            calibrate the activation ranges.
+        calibration_data: "tflite" with quantize="int8": a file whose first
+            `num_calibration_examples` texts calibrate the activation ranges
+            (`read_calibration_texts`: CSV/TSV with a header, JSON lines, or
+            one text per line; task.json's text column when there is one).
+        num_calibration_examples: how many texts calibrate int8.
+        float_dense_layers: int8 only: dense layers with the widest outputs
+            kept in float32; None: `tflite_export.FLOAT_DENSE_LAYERS`.
         overwrite: replace an existing `output_path`.
 
     Returns:
@@ -79,7 +85,8 @@ def export_model_directory(
     if quantize == "int8" and not calibration_data:
         raise ValueError(
             "Full int8 quantization needs calibration texts: pass calibration_data "
-            "(--calibration-data), a text file with one example per line, e.g. training texts."
+            "(--calibration-data): a CSV/TSV file with a header, JSON lines, or one text per "
+            "line, e.g. the training file."
         )
     if not os.path.isdir(model_dir):
         raise ValueError(
@@ -124,17 +131,18 @@ def export_model_directory(
                                 max_seq_length=seq_length, label_names=label_names,
                                 overwrite=overwrite, text_pair=text_pair)
     else:
-        from electra_tf.export.tflite_export import export_tflite  # the TFLite converter
+        from electra_tf.export import tflite_export  # the TFLite converter
 
         representative = None
         if calibration_data:
-            from electra_tf.compression.compress import representative_dataset
-            from electra_tf.data.prediction_inputs import read_prediction_inputs
-
-            texts = [row["text"] for row in read_prediction_inputs(calibration_data,
-                                                                   allow_pairs=False)]
-            representative = representative_dataset(texts, tokenizer or ElectraTokenizer(),
-                                                     seq_length)
-        export_tflite(model, output_path, quantize=quantize, seq_length=seq_length,
-                      representative_dataset=representative, overwrite=overwrite)
+            texts = tflite_export.read_calibration_texts(
+                calibration_data, num_calibration_examples,
+                text_column=task.get("text_column") or "text")
+            representative = tflite_export.representative_dataset(texts, tokenizer, seq_length,
+                                                                  num_calibration_examples)
+        tflite_export.export_tflite(
+            model, output_path, quantize=quantize, seq_length=seq_length,
+            representative_dataset=representative, overwrite=overwrite,
+            float_dense_layers=tflite_export.FLOAT_DENSE_LAYERS if float_dense_layers is None
+            else float_dense_layers)
     return model

@@ -96,6 +96,87 @@ def _check_arguments(model, quantize, seq_length, batch_size):
         )
 
 
+def read_calibration_texts(path, count=100, text_column="text"):
+    r"""The first `count` texts of a calibration file, in any of the formats the jobs read.
+
+    One format for every int8 route (`electra-tf export --quantize int8` and
+    `electra-tf compress quantize`): a CSV/TSV file with a header (its
+    `text_column`; labels, if any, are ignored), JSON lines with `text_column`,
+    or plain text, one text per line.
+
+    >>> import tempfile
+    >>> path = tempfile.mkdtemp() + "/train.tsv"
+    >>> _ = open(path, "w").write("label\ttext\n1\tA warm film.\n0\tDull.\n")
+    >>> read_calibration_texts(path)
+    ['A warm film.', 'Dull.']
+    >>> _ = open(path[:-4] + ".txt", "w").write("A warm film.\n\nDull.\n")
+    >>> read_calibration_texts(path[:-4] + ".txt", count=1)
+    ['A warm film.']
+    """
+    import csv
+    import json
+
+    if not os.path.isfile(path):
+        raise ValueError(f"Calibration file not found: received {path!r}; expected a CSV/TSV "
+                         "file with a header, JSON lines, or plain text (one text per line).")
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ValueError(f"`count` (--num-calibration-examples) must be a positive integer; "
+                         f"received {count!r}.")
+    with open(path, encoding="utf-8", newline="") as f:
+        content = f.read()
+    lines = [line for line in content.splitlines() if line.strip()]
+    texts = []
+    if path.endswith((".csv", ".tsv")):
+        rows = csv.DictReader(lines, delimiter="\t" if path.endswith(".tsv") else ",")
+        if text_column not in (rows.fieldnames or []):
+            raise ValueError(f"{path}: its header {rows.fieldnames} has no {text_column!r} "
+                             "column of texts to calibrate on.")
+        texts = [row[text_column] for row in rows if row.get(text_column)]
+    elif path.endswith(".jsonl") or (lines and lines[0].lstrip().startswith("{")):
+        for number, line in enumerate(lines, start=1):
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{path}, line {number}: not valid JSON ({error}); expected "
+                                 f"one object with {text_column!r} a line.") from None
+            if not isinstance(record, dict) or not isinstance(record.get(text_column), str):
+                raise ValueError(f"{path}, line {number}: expected an object with a "
+                                 f"{text_column!r} string.")
+            texts.append(record[text_column])
+    else:
+        texts = [line.strip() for line in lines]
+    texts = [text for text in texts if text.strip()][:count]
+    if not texts:
+        raise ValueError(f"{path} holds no texts; int8 calibration needs real examples.")
+    return texts
+
+
+def representative_dataset(texts, tokenizer, seq_length, count=100):
+    """A TFLite calibration generator: `count` packed texts, one example at a time.
+
+    Returns a function that yields `{"input_word_ids", "input_mask",
+    "input_type_ids"}` dicts of int32 (1, seq_length) arrays, as
+    `TFLiteConverter.representative_dataset` calls it.
+
+    >>> from electra_tf.preprocessing.electra_tokenizer import ElectraTokenizer
+    >>> generate = representative_dataset(["Hello world!", "A film."], ElectraTokenizer(),
+    ...                                   seq_length=8)
+    >>> examples = list(generate())
+    >>> len(examples), examples[0]["input_word_ids"]
+    (2, array([[ 101, 7592, 2088,  999,  102,    0,    0,    0]], dtype=int32))
+    """
+    if not texts:
+        raise ValueError("The calibration data has no texts; int8 needs real examples.")
+    features = tokenizer.pack([tokenizer.tokenize(tf.constant(list(texts[:count])))], seq_length)
+    features = {key: value.numpy() for key, value in features.items()}
+
+    def generate():
+        for row in range(len(features["input_word_ids"])):
+            yield {key: np.asarray(value[row:row + 1], np.int32) for key, value in features.items()}
+
+    return generate
+
+
 def calibration_examples(representative_dataset, seq_length, vocab_size=None):
     """Validates a representative dataset and splits it into batch-1 examples.
 

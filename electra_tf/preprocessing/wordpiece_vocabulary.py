@@ -45,10 +45,19 @@ def train_wordpiece_vocabulary(file_pattern, vocab_size, output_path, lower_case
     Returns:
         The list of tokens written.
 
-    Example:
-    >>> tokens = train_wordpiece_vocabulary("corpus/*.txt", 2000, "vocab.txt")  # doctest: +SKIP
-    >>> tokens[:5]  # doctest: +SKIP
-    ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]']
+    Example, on a corpus of one sentence repeated (each word occurs often enough):
+
+    >>> import tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> with open(os.path.join(folder, "corpus.txt"), "w") as f:
+    ...     _ = f.write("The cat sat on the mat.\\n" * 20)
+    >>> tokens = train_wordpiece_vocabulary(os.path.join(folder, "*.txt"), 60,
+    ...                                     os.path.join(folder, "vocab.txt"))
+    >>> tokens[:5], tokens[15:20]
+    (['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]'], ['the', 'cat', 'mat', 'on', 'sat'])
+    >>> with open(os.path.join(folder, "vocab.txt")) as f:
+    ...     f.read().split() == tokens
+    True
     """
     from tensorflow_text.tools.wordpiece_vocab import bert_vocab_from_dataset
 

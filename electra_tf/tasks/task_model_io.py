@@ -105,8 +105,8 @@ def resolve_max_seq_length(task_info, max_seq_length, model):
 
     >>> class Encoder: max_sequence_length = 512
     >>> class Model: encoder = Encoder()
-    >>> resolve_max_seq_length({"max_seq_length": 48}, None, Model()), \
-    ...     resolve_max_seq_length({"max_seq_length": 48}, 128, Model())
+    >>> (resolve_max_seq_length({"max_seq_length": 48}, None, Model()),
+    ...  resolve_max_seq_length({"max_seq_length": 48}, 128, Model()))
     (48, 128)
     """
     if max_seq_length is None:

@@ -127,14 +127,41 @@ def test_quantize_int8(workdir, capsys):
     pytest.importorskip("electra_tf.export.tflite_export")
     out = workdir / "model.tflite"
     code = main(["compress", "quantize", str(workdir / "classifier"), str(out),
-                 "--mode", "int8", "--calibration-data", str(workdir / "train.tsv"),
+                 "--quantize", "int8", "--calibration-data", str(workdir / "train.tsv"),
                  "--num-calibration-examples", "8", "--seq-length", "12"])
     assert code == 0 and out.stat().st_size > 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["quantize"] == "int8"
     # --float-dense-layers 0: every dense layer int8, so the file is smaller than the default.
     all_int8 = workdir / "model_all_int8.tflite"
     code = main(["compress", "quantize", str(workdir / "classifier"), str(all_int8),
-                 "--mode", "int8", "--calibration-data", str(workdir / "train.tsv"),
+                 "--quantize", "int8", "--calibration-data", str(workdir / "train.tsv"),
                  "--num-calibration-examples", "8", "--seq-length", "12",
                  "--float-dense-layers", "0"])
     assert code == 0 and all_int8.stat().st_size < out.stat().st_size
+
+
+def test_one_quantization_path_one_set_of_flags_one_calibration_format(workdir, capsys):
+    """`compress quantize` and `export --format tflite` are one route: same flags, same file."""
+    calibration = ["--calibration-data", str(workdir / "train.tsv"),
+                   "--num-calibration-examples", "8", "--seq-length", "12", "--float-dense-layers", "0"]
+    compressed, exported = workdir / "by_compress.tflite", workdir / "by_export.tflite"
+    assert main(["compress", "quantize", str(workdir / "classifier"), str(compressed),
+                 "--quantize", "int8", *calibration]) == 0
+    assert main(["export", str(workdir / "classifier"), str(exported), "--format", "tflite",
+                 "--quantize", "int8", *calibration]) == 0
+    assert compressed.read_bytes() == exported.read_bytes()
+    # The same texts as plain lines calibrate to the same file: one reader for every format.
+    texts = [line.split("\t", 1)[1] for line in (workdir / "train.tsv").read_text().splitlines()[1:]]
+    (workdir / "calibration.txt").write_text("\n".join(texts) + "\n")
+    plain = workdir / "from_plain_text.tflite"
+    assert main(["compress", "quantize", str(workdir / "classifier"), str(plain), "--quantize", "int8",
+                 *calibration[2:], "--calibration-data", str(workdir / "calibration.txt")]) == 0
+    assert plain.read_bytes() == compressed.read_bytes()
+    # The old flag still works, with a note that it is deprecated.
+    capsys.readouterr()
+    old = workdir / "old_flag.tflite"
+    with pytest.warns(DeprecationWarning, match="--mode"):
+        assert main(["compress", "quantize", str(workdir / "classifier"), str(old), "--mode", "int8",
+                     *calibration]) == 0
+    assert "--mode is deprecated" in capsys.readouterr().err
+    assert old.read_bytes() == compressed.read_bytes()
