@@ -119,7 +119,7 @@ def _convert_task_model(task, source, target, src, dst, overwrite, vocab_path, l
         huggingface_token_classifier,
     )
     from electra_tf.preprocessing.electra_tokenizer import ElectraTokenizer
-    from electra_tf.tasks.task_model_io import TASK_NAME, save_task_model
+    from electra_tf.tasks.task_model_io import read_task_info, save_task_model
 
     if target == "keras_hub":
         raise ValueError(
@@ -165,10 +165,7 @@ def _convert_task_model(task, source, target, src, dst, overwrite, vocab_path, l
         return model
     # electra_tf task directory -> transformers, or a copy of the directory.
     model = load_pretrained(src)
-    info = {}
-    if os.path.isfile(os.path.join(src, TASK_NAME)):
-        with open(os.path.join(src, TASK_NAME)) as f:
-            info = json.load(f)
+    info = read_task_info(src) or {}
     if target == "electra_tf":
         with atomic_directory(dst, overwrite=overwrite) as tmp:
             shutil.copytree(src, tmp, dirs_exist_ok=True)

@@ -9,15 +9,14 @@ Formats:
       optionally quantized.
 """
 
-import json
 import os
 
 from electra_tf.preprocessing.electra_tokenizer import ElectraTokenizer
+from electra_tf.tasks.task_model_io import read_task_info
 
 FORMATS = ("hub", "saved_model", "tflite")
 QUANTIZE_MODES = ("dynamic", "float16", "int8")
 VOCAB_NAME = "vocab.txt"  # a model directory may carry its vocabulary (run_finetuning's rule)
-TASK_NAME = "task.json"  # what save_task_model writes: label names, max_seq_length, lower_case
 
 
 def export_model_directory(
@@ -103,10 +102,7 @@ def export_model_directory(
     from electra_tf.models.model_io import load_pretrained
 
     model = load_pretrained(model_dir)
-    task = {}
-    if os.path.isfile(os.path.join(model_dir, TASK_NAME)):
-        with open(os.path.join(model_dir, TASK_NAME)) as f:
-            task = json.load(f)
+    task = read_task_info(model_dir) or {}  # a malformed task.json is a clear ValueError
     if seq_length is None:
         seq_length = task.get("max_seq_length", 128)
     if label_names is None and format == "saved_model" and task.get("task") in ("classify", "tag"):
