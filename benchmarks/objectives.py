@@ -38,14 +38,19 @@ import numpy as np
 
 import electra_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
 import tf_keras as keras
-from electra_tf.data.classification_dataset import make_classification_dataset, read_classification_file
-from electra_tf.data.packaged_corpus import ASSETS_DIR, packaged_sentiment
-from electra_tf.models.electra_encoder import ElectraEncoder
-from electra_tf.preprocessing.electra_tokenizer import ElectraTokenizer
-from electra_tf.pretraining.run_pretraining import OBJECTIVES, PretrainingConfig, run_pretraining
-from electra_tf.tasks.electra_classifier import ElectraClassifier
-from electra_tf.utils.callbacks import TimeLimit
-from electra_tf.utils.machine import describe_machine
+from electra_tf import (
+    PACKAGED_DATA_DIR,
+    ElectraClassifier,
+    ElectraEncoder,
+    ElectraTokenizer,
+    PretrainingConfig,
+    TimeLimit,
+    describe_machine,
+    make_classification_dataset,
+    packaged_sentiment,
+    read_classification_file,
+    run_pretraining,
+)
 
 # A small discriminator that learns something in minutes on 2 CPU cores.
 MODEL = {"hidden_size": 128, "num_layers": 4, "num_heads": 2, "intermediate_size": 512, "embedding_size": 128}
@@ -78,7 +83,7 @@ def parse_args(argv=None):
 
 def pretraining_config(objective, output_dir, steps, seed, args):
     return PretrainingConfig(
-        corpus=os.path.join(ASSETS_DIR, "*.txt.gz"),  # the two packaged novels
+        corpus=os.path.join(PACKAGED_DATA_DIR, "*.txt.gz"),  # the two packaged novels
         output_dir=output_dir,
         preset="small",
         model_overrides=dict(MODEL),

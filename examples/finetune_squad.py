@@ -18,7 +18,7 @@ import argparse
 import os
 
 import electra_tf
-from electra_tf.tasks.run_qa import QAConfig, evaluate_qa, format_summary, predict_qa, run_qa
+from electra_tf import QAConfig, evaluate_qa, format_qa_summary, predict_qa, run_qa
 
 
 def main(argv=None):
@@ -51,7 +51,7 @@ def main(argv=None):
                       max_query_length=min(64, args.max_seq_length // 4),
                       epochs=args.epochs, batch_size=args.batch_size,
                       learning_rate=args.learning_rate, output_dir=args.output)
-    print(format_summary(run_qa(config)))
+    print(format_qa_summary(run_qa(config)))
 
     model_dir = os.path.join(args.output, "model")
     if args.dev:

@@ -9,9 +9,7 @@ The same job as `electra-tf pretrain`; run it again with the same --output to re
 import argparse
 
 import electra_tf
-from electra_tf.data.packaged_corpus import packaged_corpus
-from electra_tf.pretraining.pretrain import format_summary, pretrain
-from electra_tf.pretraining.run_pretraining import PretrainingConfig
+from electra_tf import PretrainingConfig, format_pretraining_summary, packaged_corpus, pretrain
 
 
 def main(argv=None):
@@ -30,7 +28,7 @@ def main(argv=None):
         corpus=args.corpus, preset=args.preset, steps=args.steps, batch_size=args.batch_size,
         max_seq_length=args.max_seq_length, output_dir=args.output, strategy=args.strategy,
     )
-    print(format_summary(pretrain(config)))
+    print(format_pretraining_summary(pretrain(config)))
 
     discriminator = electra_tf.ElectraDiscriminator.from_pretrained(f"{args.output}/discriminator")
     print(f"loaded {type(discriminator).__name__} ({discriminator.count_params():,} parameters)")

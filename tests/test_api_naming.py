@@ -1,5 +1,6 @@
 """One naming vocabulary everywhere (STYLE.md §3): signatures match docstrings, no aliases."""
 
+import dataclasses
 import inspect
 import re
 
@@ -17,9 +18,10 @@ from electra_tf.serving.served_model import ServedModel
 from electra_tf.serving.serving_config import ServingConfig
 from electra_tf.serving.serving_metrics import ServingMetrics
 
+# Config dataclasses (ElectraConfig, PretrainingConfig, ...) document their fields with comments.
 PUBLIC_CLASSES = [getattr(electra_tf, name) for name in electra_tf.__all__
                   if inspect.isclass(getattr(electra_tf, name))
-                  and name not in ("ElectraConfig",)] + [
+                  and not dataclasses.is_dataclass(getattr(electra_tf, name))] + [
     ElectraTokenizer, ElectraPacker, ElectraPretrainer, MaskedLMPretrainer, WarmupLinearDecay,
     LayerwiseDecayAdamW, DynamicBatcher, ServedModel, ServingConfig, ServingMetrics,
 ]

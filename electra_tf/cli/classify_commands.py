@@ -6,6 +6,8 @@ The jobs are `electra_tf.tasks.run_finetuning` (`run_finetuning`,
 
 import json
 
+from electra_tf.cli.training_arguments import add_training_arguments
+
 
 def add_finetune(subparsers):
     """Adds `classify` to the `finetune` task subparsers."""
@@ -44,6 +46,7 @@ def add_finetune(subparsers):
     parser.add_argument("--seed", type=int)
     parser.add_argument("--log-every", type=int, help="steps between TensorBoard/CSV rows")
     parser.add_argument("--no-progress", dest="progress", action="store_false", default=None)
+    add_training_arguments(parser)  # --strategy, --mixed-precision, --gradient-accumulation-steps
     parser.set_defaults(run=_run_finetune)
 
 

@@ -1,4 +1,4 @@
-"""`electra-tf finetune|evaluate|predict classify|qa|tag`: argument parsing only.
+"""`electra-tf finetune|evaluate|predict classify|qa|tag` and `finetune glue`: argument parsing only.
 
 Each task's arguments live in its own module (`classify_commands`,
 `qa_commands`, `tag_commands`), which defines `add_finetune`, `add_evaluate`
@@ -6,9 +6,11 @@ and `add_predict`, each taking the task-level subparsers object. The jobs are
 library functions under `electra_tf.tasks`.
 """
 
-from electra_tf.cli import classify_commands, qa_commands, tag_commands
+from electra_tf.cli import classify_commands, glue_commands, qa_commands, tag_commands
 
 TASK_MODULES = {"classify": classify_commands, "qa": qa_commands, "tag": tag_commands}
+# Modules with a `finetune` task only (no evaluate/predict).
+FINETUNE_ONLY_MODULES = {"glue": glue_commands}
 
 
 def add_subcommands(subparsers):
@@ -22,3 +24,7 @@ def add_subcommands(subparsers):
         tasks = parser.add_subparsers(dest="task", required=True, metavar="{classify,qa,tag}")
         for module in TASK_MODULES.values():
             getattr(module, f"add_{command}")(tasks)
+        if command == "finetune":
+            for module in FINETUNE_ONLY_MODULES.values():
+                module.add_finetune(tasks)
+            tasks.metavar = "{classify,qa,tag,glue}"

@@ -62,6 +62,7 @@ def _run_presets(args):
 def _add_pretrain(subparsers):
     from electra_tf.models.presets import PRESETS
     from electra_tf.pretraining.run_pretraining import OBJECTIVES
+    from electra_tf.cli.training_arguments import add_mixed_precision_argument
     from electra_tf.pretraining.strategies import STRATEGIES
 
     parser = subparsers.add_parser(
@@ -105,14 +106,24 @@ def _add_pretrain(subparsers):
                         "sampling: the same command gives bit-identical checkpoints on CPU")
     parser.add_argument("--strategy", choices=STRATEGIES,
                         help="auto: a configured TPU, TF_CONFIG workers, all GPUs, or one device")
-    parser.add_argument("--mixed-precision", action="store_true", default=None,
-                        help="float16 compute, float32 weights (GPUs)")
+    add_mixed_precision_argument(parser)  # --mixed-precision [float16|bfloat16]
     parser.add_argument("--jit-compile", action="store_true", default=None,
                         help="compile the training step with XLA (faster on GPU/TPU); draws "
                         "other random numbers than without it from the same --seed")
     parser.add_argument("--deterministic", action="store_true", default=None,
                         help="deterministic TensorFlow kernels, for repeatable runs on GPUs "
                         "(may be slower; CPU runs repeat without it)")
+    parser.add_argument("--init-from", metavar="DIR",
+                        help="continue pretraining from a checkpoint, not random weights: an "
+                        "electra-tf pretrain output (discriminator/, generator/), a Hugging Face "
+                        "ElectraForPreTraining or BERT directory (fresh generator of "
+                        "--generator-width), or a google-research/electra TF1 checkpoint; its "
+                        "sizes replace --preset's, steps and the schedule start at 0, and "
+                        "checkpoints in --output resume instead")
+    parser.add_argument("--init-generator-from", metavar="DIR",
+                        help="with --init-from: the generator's checkpoint (a Hugging Face "
+                        "ElectraForMaskedLM, electra_tf generator or run directory, or TF1 "
+                        "checkpoint); default: --init-from's generator, if it has one")
     parser.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
                         help="continue from checkpoints in --output (default); with "
                         "--no-resume an --output holding checkpoints is refused")

@@ -6,6 +6,8 @@ The jobs are `electra_tf.tasks.run_qa` (`run_qa`, `evaluate_qa`, `predict_qa`).
 import json
 import sys
 
+from electra_tf.cli.training_arguments import add_training_arguments
+
 
 def add_finetune(subparsers):
     """Adds `qa` to the `finetune` task subparsers."""
@@ -46,6 +48,7 @@ def add_finetune(subparsers):
                         help="skip and count bad questions instead of stopping at the first")
     parser.add_argument("--no-progress", dest="progress", action="store_false", default=None)
     parser.add_argument("--seed", type=int)
+    add_training_arguments(parser)  # --strategy, --mixed-precision, --gradient-accumulation-steps
     parser.set_defaults(run=_run_finetune)
 
 

@@ -6,6 +6,8 @@ The jobs are `electra_tf.tasks.run_tagging` (`run_tagging`, `evaluate_tagger`,
 
 import json
 
+from electra_tf.cli.training_arguments import add_training_arguments
+
 
 def add_finetune(subparsers):
     """Adds `tag` to the `finetune` task subparsers."""
@@ -41,6 +43,7 @@ def add_finetune(subparsers):
                         help="drop and count bad sentences instead of stopping at the first")
     parser.add_argument("--no-progress", dest="progress", action="store_false", default=None)
     parser.add_argument("--seed", type=int)
+    add_training_arguments(parser)  # --strategy, --mixed-precision, --gradient-accumulation-steps
     parser.set_defaults(run=_run_finetune)
 
 

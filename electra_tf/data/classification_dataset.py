@@ -36,12 +36,30 @@ SKIP_REASONS = ("empty_text", "bad_label", "malformed_row")
 # Multi-label cells list their labels separated by commas, bars or spaces: "0,2", "sports|art".
 _MULTI_LABEL_SEPARATOR = re.compile(r"[,|\s]+")
 
-# TensorFlow Datasets sources: feature names and label count. GLUE's test
-# splits hide their labels (all -1): use them for prediction only.
+# TensorFlow Datasets sources: feature names, label count and names (TFDS' ClassLabel names
+# in id order; None for STS-B, whose labels are similarity scores from 0 to 5, a regression).
+# GLUE's test splits hide their labels (all -1): use them for prediction only.
 TFDS_TASKS = {
     "imdb_reviews": {"text": "text", "text_b": None, "num_classes": 2},
-    "glue/sst2": {"text": "sentence", "text_b": None, "num_classes": 2},
-    "glue/mrpc": {"text": "sentence1", "text_b": "sentence2", "num_classes": 2},
+    "glue/cola": {"text": "sentence", "text_b": None, "num_classes": 2,
+                  "label_names": ["unacceptable", "acceptable"]},
+    "glue/sst2": {"text": "sentence", "text_b": None, "num_classes": 2,
+                  "label_names": ["negative", "positive"]},
+    "glue/mrpc": {"text": "sentence1", "text_b": "sentence2", "num_classes": 2,
+                  "label_names": ["not_equivalent", "equivalent"]},
+    "glue/stsb": {"text": "sentence1", "text_b": "sentence2", "num_classes": 1,
+                  "label_names": None, "problem_type": "regression"},
+    "glue/qqp": {"text": "question1", "text_b": "question2", "num_classes": 2,
+                 "label_names": ["not_duplicate", "duplicate"]},
+    "glue/mnli": {"text": "premise", "text_b": "hypothesis", "num_classes": 3,
+                  "label_names": ["entailment", "neutral", "contradiction"]},
+    "glue/qnli": {"text": "question", "text_b": "sentence", "num_classes": 2,
+                  "label_names": ["entailment", "not_entailment"]},
+    "glue/rte": {"text": "sentence1", "text_b": "sentence2", "num_classes": 2,
+                 "label_names": ["entailment", "not_entailment"]},
+    # WNLI's ids are the other way round: 1 is entailment.
+    "glue/wnli": {"text": "sentence1", "text_b": "sentence2", "num_classes": 2,
+                  "label_names": ["not_entailment", "entailment"]},
 }
 
 
@@ -351,8 +369,10 @@ def load_tfds_classification(
 ):
     """A TensorFlow Datasets text-classification task → `(features, labels)` batches.
 
-    Supported: "imdb_reviews" (text), "glue/sst2" (sentence) and "glue/mrpc"
-    (sentence1, sentence2), all with 2 classes; see `TFDS_TASKS`. The data is
+    Supported: "imdb_reviews" and the nine GLUE tasks "glue/cola", "glue/sst2",
+    "glue/mrpc", "glue/stsb" (float labels: a regression), "glue/qqp", "glue/mnli",
+    "glue/qnli", "glue/rte" and "glue/wnli"; see `TFDS_TASKS` for their text
+    features, label counts and label names. The data is
     read with `tfds.load`, downloaded and prepared into `data_dir` (default
     ~/tensorflow_datasets) on first use.
 
@@ -386,9 +406,11 @@ def load_tfds_classification(
     task = TFDS_TASKS[name]
     dataset = tfds.load(name, split=split, data_dir=data_dir, shuffle_files=shuffle)
     pair = task["text_b"] is not None
+    regression = task.get("problem_type") == "regression"
+    label_dtype = tf.float32 if regression else tf.int32
 
     def select(example):
-        columns = {"text": example[task["text"]], "label": tf.cast(example["label"], tf.int32)}
+        columns = {"text": example[task["text"]], "label": tf.cast(example["label"], label_dtype)}
         if pair:
             columns["text_b"] = example[task["text_b"]]
         return columns
@@ -400,7 +422,8 @@ def load_tfds_classification(
     return _finish(dataset, tokenizer, max_seq_length, batch_size, pair, drop_remainder=False)
 
 
-def read_tfds_classification(name, split, limit=None, data_dir=None):
+def read_tfds_classification(name, split, limit=None, data_dir=None, require_labels=True,
+                             include_idx=False):
     """A TensorFlow Datasets text-classification split as examples: lists of texts and labels.
 
     The same tasks as `load_tfds_classification` (see `TFDS_TASKS`), returned in the form
@@ -414,13 +437,23 @@ def read_tfds_classification(name, split, limit=None, data_dir=None):
             splits have no labels and are refused).
         limit: keep only the first `limit` examples (None: all).
         data_dir: where TFDS keeps its data.
+        require_labels: refuse a split without labels (label -1, GLUE's test splits);
+            False reads it for prediction, labels and all.
+        include_idx: add "idx", each example's GLUE index (the `idx` feature), which
+            GLUE's test server expects in a submission.
+
+    Labels are int class ids, or float scores for STS-B ("glue/stsb", a regression).
 
     Example (offline, with TFDS' mock data):
     >>> import tensorflow_datasets as tfds
     >>> with tfds.testing.mock_data(num_examples=3, policy=tfds.testing.MockPolicy.USE_CODE):
     ...     examples = read_tfds_classification("glue/sst2", "train")
+    ...     scores = read_tfds_classification("glue/stsb", "test", require_labels=False,
+    ...                                       include_idx=True)
     >>> sorted(examples), len(examples["text"]), type(examples["text"][0]).__name__
     (['label', 'text'], 3, 'str')
+    >>> sorted(scores), type(scores["label"][0]).__name__, type(scores["idx"][0]).__name__
+    (['idx', 'label', 'text', 'text_b'], 'float', 'int')
     """
     if name not in TFDS_TASKS:
         raise ValueError(
@@ -435,11 +468,18 @@ def read_tfds_classification(name, split, limit=None, data_dir=None):
     columns = {"text": task["text"], "text_b": task["text_b"]}
     examples = {key: [] for key, column in columns.items() if column is not None}
     examples["label"] = []
+    to_label = float if task.get("problem_type") == "regression" else int
+    if include_idx:
+        examples["idx"] = []
     for example in tfds.as_numpy(dataset):
         for key in examples:
-            value = example[columns[key] if key != "label" else "label"]
-            examples[key].append(value.decode("utf-8") if key != "label" else int(value))
-    if any(label < 0 for label in examples["label"]):
+            if key == "label":
+                examples[key].append(to_label(example["label"]))
+            elif key == "idx":
+                examples[key].append(int(example["idx"]))
+            else:
+                examples[key].append(example[columns[key]].decode("utf-8"))
+    if require_labels and any(label < 0 for label in examples["label"]):
         raise ValueError(
             f"{name} split {split!r} has no labels (label -1: a test split); use 'train' or "
             "'validation'.")

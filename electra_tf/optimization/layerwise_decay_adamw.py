@@ -166,6 +166,12 @@ class LayerwiseDecayAdamW(keras.optimizers.AdamW):
             )
         return self._multipliers[key]
 
+    def _clip_gradients(self, grads):
+        # Keras clips before it sums the duplicate rows of a sparse gradient (a token seen
+        # twice in a batch), so the global norm would count their parts apart. Summed first,
+        # the norm is the gradient's own, sparse or dense (as gradient accumulation makes it).
+        return super()._clip_gradients(self._deduplicate_sparse_grad(grads))
+
     def _apply_weight_decay(self, variables):
         # Weight decay is applied in `update_step`, with the layer's own rate.
         return

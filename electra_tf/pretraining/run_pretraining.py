@@ -41,6 +41,8 @@ from electra_tf.data.tfrecord_shards import validate_tfrecord_shards
 from electra_tf.models.presets import ElectraConfig, get_preset, scaled_generator_config
 from electra_tf.optimization.adamw import create_optimizer
 from electra_tf.preprocessing.electra_tokenizer import ElectraTokenizer
+from electra_tf.pretraining.continued_pretraining import build_initialized_pretrainer, read_init_sources
+from electra_tf.pretraining.data_position import DataPosition, log_batch_fingerprints, saved_data_position
 from electra_tf.pretraining.electra_pretrainer import ElectraPretrainer
 from electra_tf.models.electra_cloze_generator import ElectraClozeGenerator
 from electra_tf.pretraining.electric_pretrainer import ElectricPretrainer
@@ -48,6 +50,7 @@ from electra_tf.pretraining.masked_lm_pretrainer import MaskedLMPretrainer
 from electra_tf.pretraining.replaced_mlm_pretrainer import REPLACED_MLM_OBJECTIVES, ReplacedMLMPretrainer
 from electra_tf.pretraining.strategies import build_strategy, is_chief
 from electra_tf.utils.callbacks import ProgressBar, TrainingLogger
+from electra_tf.utils.mixed_precision import mixed_precision_dtype
 from electra_tf.utils.plots import plot_learning_curves
 
 logger = logging.getLogger(__name__)
@@ -105,7 +108,7 @@ class PretrainingConfig:
     temperature: float = 1.0
     disallow_correct: bool = False
     strategy: str = "auto"  # auto | default | mirrored | multiworker | tpu
-    mixed_precision: bool = False
+    mixed_precision: str = None  # None (float32) | "float16" | "bfloat16"; True/False: deprecated
     jit_compile: bool = False  # XLA: same seed, other random draws than graph mode
     deterministic: bool = False  # deterministic kernels (tf.config.experimental.enable_op_determinism)
     checkpoint_every: int = 1000
@@ -113,7 +116,13 @@ class PretrainingConfig:
     shuffle_buffer: int = 10_000
     seed: int = 0  # initial weights, dropout, data order, masks and samples
     progress: bool = True
+    # Debugging: append a line "step fingerprint" per step to this file (the batch it trained on).
+    batch_log: str = None
     model_overrides: dict = dataclasses.field(default_factory=dict)  # e.g. {"num_layers": 2}
+    # Continued pretraining (see continued_pretraining): an electra_tf run, Hugging Face or TF1
+    # checkpoint; its sizes replace the preset's. A checkpoint in output_dir resumes instead.
+    init_from: str = None
+    init_generator_from: str = None  # None: init_from's generator if it has one, else fresh
 
     def __post_init__(self):
         if self.objective not in OBJECTIVES:
@@ -124,6 +133,7 @@ class PretrainingConfig:
                 raise ValueError(f"`{name}` must be >= 1; received {getattr(self, name)}.")
         if self.warmup_steps > self.steps:
             self.warmup_steps = self.steps // 10  # short runs: keep 10% warmup
+        self.mixed_precision = mixed_precision_dtype(self.mixed_precision)
 
     def model_configs(self, vocab_size):
         """(discriminator ElectraConfig, generator ElectraConfig) for this run."""
@@ -140,13 +150,14 @@ class PretrainingConfig:
         return discriminator, generator
 
 
-def build_pretrainer(config, vocab_size, special_token_ids, mask_token_id):
+def build_pretrainer(config, vocab_size, special_token_ids, mask_token_id, model_configs=None):
     """The pretrainer of `config.objective`: its networks built and (unless untied) tied.
 
     electra, electra_15: `ElectraPretrainer`; electric: `ElectricPretrainer`;
     replace_mlm, all_tokens_mlm: `ReplacedMLMPretrainer`; mlm: `MaskedLMPretrainer`.
     """
-    discriminator_config, generator_config = config.model_configs(vocab_size)
+    # model_configs: (discriminator, generator) sizes read from a checkpoint (init_from).
+    discriminator_config, generator_config = model_configs or config.model_configs(vocab_size)
     common = dict(mask_rate=config.mask_rate, mask_token_id=mask_token_id,
                   special_token_ids=special_token_ids, seed=config.seed)
     if config.objective == "mlm":
@@ -186,11 +197,14 @@ def build_pretrainer(config, vocab_size, special_token_ids, mask_token_id):
     )
 
 
-def build_dataset(config, tokenizer, stats=None):
+def build_dataset(config, tokenizer, stats=None, skip_examples=0):
     """Packed, shuffled, repeated, batched (unmasked) examples; masking happens in the step.
 
     Pre-tokenized shards are scanned first (`validate_tfrecord_shards`): a shard
     this run cannot train on raises a ValueError here, not in a training step.
+
+    `skip_examples`: examples of the stream already trained on (a resumed run,
+    `saved_data_position`); they are read and dropped before batching.
     """
     if config.corpus is None:
         raise ValueError("No corpus given: pass a glob of text files (--corpus 'data/*.txt.gz').")
@@ -212,8 +226,14 @@ def build_dataset(config, tokenizer, stats=None):
         )
     if config.shuffle_buffer:
         examples = examples.shuffle(config.shuffle_buffer, seed=config.seed)
+    examples = examples.repeat().skip(skip_examples)  # the stream is deterministic: skip = resume
     # drop_remainder: one static batch shape, so XLA compiles once.
-    return examples.repeat().batch(config.batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+    batches = examples.batch(config.batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+    # Every worker reads the whole stream and trains on its share of each global batch: a step
+    # is one global batch on every strategy, so `skip_examples` means the same on each worker.
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return batches.with_options(options)
 
 
 def run_pretraining(config, callbacks=None):
@@ -222,7 +242,8 @@ def run_pretraining(config, callbacks=None):
     `callbacks` are extra Keras callbacks (e.g. a time limit) added to ours.
 
     Restarting with the same `output_dir` resumes from the last checkpoint
-    (step, optimizer state and learning-rate schedule): kill it any time.
+    (step, optimizer state, learning-rate schedule and position in the input
+    stream, `data_position`): kill it any time; it trains on the same batches.
 
     Sets TensorFlow's, NumPy's and Python's global seeds to `config.seed`
     (`keras.utils.set_random_seed`) before building the models. A bad corpus
@@ -237,13 +258,13 @@ def run_pretraining(config, callbacks=None):
     >>> os.path.exists(output_dir)
     False
     """
-    # The models are built under mixed_float16 when asked; the caller's global
+    # The models are built under mixed_<dtype> when asked; the caller's global
     # policy is put back afterwards so later models in the process are unaffected.
     # Op determinism (`deterministic`) is process-wide too, and put back the same way.
     previous_policy = keras.mixed_precision.global_policy()
     previous_determinism = tf_config.is_op_determinism_enabled()
     if config.mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_float16")
+        keras.mixed_precision.set_global_policy(f"mixed_{config.mixed_precision}")
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
     try:
@@ -264,11 +285,14 @@ def _run_pretraining(config, callbacks):
     special_token_ids = (tokenizer.pad_id, tokenizer.unk_id, tokenizer.cls_id, tokenizer.sep_id,
                          tokenizer.mask_id)
     stats = CorpusStats()
-    dataset = build_dataset(config, tokenizer, stats)  # checks the corpus: raises before any write
+    trained_examples = _examples_to_skip(os.path.join(config.output_dir, "checkpoints"))
+    dataset = build_dataset(config, tokenizer, stats, trained_examples)  # checks the corpus: raises before any write
+    init_sources = read_init_sources(config, tokenizer.vocab_size)  # init_from: read and checked before any write
     os.makedirs(config.output_dir, exist_ok=True)
 
     with strategy.scope():
-        pretrainer = build_pretrainer(config, tokenizer.vocab_size, special_token_ids, tokenizer.mask_id)
+        pretrainer = build_initialized_pretrainer(config, tokenizer, init_sources) if init_sources \
+            else build_pretrainer(config, tokenizer.vocab_size, special_token_ids, tokenizer.mask_id)
         pretrainer.compile(
             optimizer=create_optimizer(
                 config.learning_rate, config.steps, config.warmup_steps, config.weight_decay
@@ -276,7 +300,11 @@ def _run_pretraining(config, callbacks):
             jit_compile=config.jit_compile,
         )
 
+    if config.batch_log:
+        log_batch_fingerprints(pretrainer, config.batch_log)
     job_callbacks = [
+        # Counts the examples trained on; before BackupAndRestore, so each checkpoint has its step's.
+        DataPosition(config.batch_size, start=trained_examples),
         # Saves model, optimizer and step every `checkpoint_every` steps and
         # restores them when the same command runs again.
         keras.callbacks.BackupAndRestore(
@@ -305,6 +333,22 @@ def _run_pretraining(config, callbacks):
     if is_chief(strategy):
         save_outputs(pretrainer, config, history)
     return history
+
+
+def _examples_to_skip(checkpoint_dir):
+    """The examples a resumed run skips: those its checkpoint trained on (0 for a new run)."""
+    trained_examples = saved_data_position(checkpoint_dir)
+    if trained_examples is None:
+        logger.warning(
+            "The checkpoint in %s has no data position (it was written by an older electra_tf): "
+            "the run resumes its step, weights and optimizer, but its input stream starts over "
+            "from the first example. Checkpoints written from now on carry the position.",
+            checkpoint_dir)
+        return 0
+    if trained_examples:
+        logger.info("Resuming after %d examples: reading past them (not training on them) first.",
+                    trained_examples)
+    return trained_examples
 
 
 def save_outputs(pretrainer, config, history):

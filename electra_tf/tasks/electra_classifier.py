@@ -8,6 +8,7 @@ from electra_tf.layers.transformer_layer import gelu
 from electra_tf.models.electra_encoder import ElectraEncoder  # noqa: F401  (docstring examples)
 from electra_tf.models.electra_encoder import encoder_argument
 from electra_tf.models.model_io import PretrainedModelMixin
+from electra_tf.tasks.gradient_accumulation_mixin import GradientAccumulationMixin
 
 HEADS = ("electra", "huggingface")
 PROBLEM_TYPES = ("single_label", "multi_label", "regression")
@@ -61,7 +62,7 @@ def _check_problem_type(problem_type):
 
 
 @keras.utils.register_keras_serializable(package="electra_tf")
-class ElectraClassifier(PretrainedModelMixin, keras.Model):
+class ElectraClassifier(GradientAccumulationMixin, PretrainedModelMixin, keras.Model):
     """An encoder plus a classification (or regression) head on the [CLS] vector.
 
     Two heads:

@@ -8,6 +8,7 @@ from electra_tf.layers.transformer_layer import gelu
 from electra_tf.models.electra_encoder import ElectraEncoder  # noqa: F401  (docstring examples)
 from electra_tf.models.electra_encoder import encoder_argument
 from electra_tf.models.model_io import PretrainedModelMixin
+from electra_tf.tasks.gradient_accumulation_mixin import GradientAccumulationMixin
 
 HEADS = ("simple", "electra")
 # google-research/electra's finetune/qa settings: learning rate for `compile(optimizer="auto")`
@@ -75,7 +76,7 @@ def question_answering_loss(outputs, start_positions, end_positions, is_impossib
 
 
 @keras.utils.register_keras_serializable(package="electra_tf")
-class ElectraQuestionAnswering(PretrainedModelMixin, keras.Model):
+class ElectraQuestionAnswering(GradientAccumulationMixin, PretrainedModelMixin, keras.Model):
     """An encoder plus a span-extraction head: start and end logits per word piece.
 
     Inputs are packed `[CLS] question [SEP] context [SEP]` (type ids 0, then 1);
@@ -255,13 +256,14 @@ class ElectraQuestionAnswering(PretrainedModelMixin, keras.Model):
             outputs, y["start_positions"], y["end_positions"], y.get("is_impossible"))
         return loss + tf.add_n(self.losses) if self.losses else loss
 
-    def train_step(self, data):
+    def training_loss(self, data):
+        """`question_answering_loss` of a (micro-)batch, for `GradientAccumulationMixin.train_step`."""
         x, y = data[0], data[1]
-        with tf.GradientTape() as tape:
-            loss = self._loss(x, y, training=True)
-        self.optimizer.minimize(loss, self.trainable_variables, tape=tape)
+        loss = self._loss(x, y, training=True)
         self.loss_tracker.update_state(loss)
-        return {"loss": self.loss_tracker.result()}
+        # Replicas' gradients are summed: divide as Keras' compiled losses do, so that
+        # a replicated step makes the update of one device on the whole batch.
+        return loss / tf.distribute.get_strategy().num_replicas_in_sync
 
     def test_step(self, data):
         x, y = data[0], data[1]

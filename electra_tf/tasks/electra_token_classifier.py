@@ -7,6 +7,7 @@ from electra_tf.layers.build_utils import build_in_scope
 from electra_tf.models.electra_encoder import ElectraEncoder  # noqa: F401  (docstring examples)
 from electra_tf.models.electra_encoder import encoder_argument
 from electra_tf.models.model_io import PretrainedModelMixin
+from electra_tf.tasks.gradient_accumulation_mixin import GradientAccumulationMixin
 
 # The label of positions the loss and metrics skip: [CLS], [SEP], padding and
 # every word piece after a word's first. -100 is the value transformers and
@@ -65,7 +66,7 @@ def masked_token_accuracy(labels, logits):
 
 
 @keras.utils.register_keras_serializable(package="electra_tf")
-class ElectraTokenClassifier(PretrainedModelMixin, keras.Model):
+class ElectraTokenClassifier(GradientAccumulationMixin, PretrainedModelMixin, keras.Model):
     """An encoder plus a per-token classification head, for tagging (NER, chunking).
 
     `sequence_output` → dropout → dense(num_labels) named "logits", as

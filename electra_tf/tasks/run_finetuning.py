@@ -44,6 +44,7 @@ from electra_tf.preprocessing.electra_tokenizer import ElectraTokenizer
 from electra_tf.tasks.classification_metrics import compute_metrics
 from electra_tf.tasks.electra_classifier import ElectraClassifier
 from electra_tf.tasks.task_model_io import load_task_model, resolve_max_seq_length, save_task_model
+from electra_tf.tasks.training_options import TrainingOptions, with_training_options
 from electra_tf.utils.callbacks import TrainingLogger
 from electra_tf.utils.plots import plot_learning_curves
 
@@ -53,7 +54,7 @@ VOCAB_NAME = "vocab.txt"
 
 
 @dataclasses.dataclass
-class FinetuningConfig:
+class FinetuningConfig(TrainingOptions):
     """What `run_finetuning` does: encoder, labelled files, task, training and outputs.
 
     >>> config = FinetuningConfig(encoder="checkpoints/electra-small", train="train.tsv",
@@ -84,6 +85,8 @@ class FinetuningConfig:
     epochs: int = 3
     learning_rate: float = 1e-4  # ELECTRA: 3e-4 Small, 1e-4 Base, 5e-5 Large
     layer_decay: float = 0.8  # ELECTRA: 0.8 Small/Base, 0.9 Large
+    weight_decay: float = 0.01  # AdamW's decoupled decay; ELECTRA's GLUE recipe uses 0
+    warmup_proportion: float = 0.1  # of the training steps, as in ELECTRA
     dropout_rate: float = 0.1
     errors: str = "raise"  # bad rows: "raise" or "skip" (and count)
     seed: int = 0
@@ -91,6 +94,7 @@ class FinetuningConfig:
     progress: bool = True  # Keras progress bar (else one line per epoch)
 
     def __post_init__(self):
+        super().__post_init__()  # strategy, mixed_precision, gradient_accumulation_steps
         for name in ("encoder", "train"):
             if not getattr(self, name):
                 raise ValueError(f"FinetuningConfig needs `{name}`; received {name}=None.")
@@ -117,8 +121,25 @@ def load_encoder(path):
                 f"{path!r} holds a {type(model).__name__}; expected an ElectraEncoder or a "
                 "model with an `encoder` (ElectraDiscriminator)."
             )
-        return encoder
+        return in_global_dtype_policy(encoder)
     return ElectraEncoder.from_huggingface(path)
+
+
+def in_global_dtype_policy(encoder):
+    """`encoder`, rebuilt with its weights in Keras' global dtype policy if its own differs.
+
+    A saved config names the policy it was trained in; a fine-tuning job computes in
+    its own (`TrainingOptions.mixed_precision`), so an encoder saved in float32 runs
+    in bfloat16 under mixed_bfloat16 (and one saved in mixed_float16 in float32 without).
+    """
+    policy = keras.mixed_precision.global_policy().name
+    if encoder.dtype_policy.name == policy:
+        return encoder
+    # embedding_layer None: built anew in `policy` (its saved config names the old one).
+    rebuilt = ElectraEncoder.from_config(
+        {**encoder.get_config(), "dtype": policy, "embedding_layer": None})
+    rebuilt.set_weights(encoder.get_weights())
+    return rebuilt
 
 
 def load_encoder_and_tokenizer(encoder_path, vocab_path=None, lower_case=True):
@@ -171,8 +192,14 @@ def write_json_lines_atomically(rows, path):
     os.replace(temporary, path)
 
 
-def run_finetuning(config):
+@with_training_options
+def run_finetuning(config, train_examples=None):
     """Fine-tunes a classifier as `config` says; returns the summary written to results.json.
+
+    `train_examples`: in-memory training examples (`{"text", ["text_b"], "label"}` plus
+    "num_classes" for classification, as `read_classification_file` or
+    `read_tfds_classification` return them) used instead of reading `config.train`, which
+    then only names their source in results.json (e.g. "tfds:glue/cola:train").
 
     The encoder is read first, so a wrong directory fails before any training:
 
@@ -194,12 +221,15 @@ def run_finetuning(config):
         label_names=config.label_names,
         errors=config.errors,
     )
-    train_examples, train_skipped = read_classification_file(
-        config.train, num_classes=config.num_classes, **read_options
-    )
+    if train_examples is None:
+        train_examples, train_skipped = read_classification_file(
+            config.train, num_classes=config.num_classes, **read_options
+        )
+    else:
+        train_skipped = {}
     num_classes = train_examples.get("num_classes", config.num_classes or 1)
     train = make_classification_dataset(
-        train_examples, tokenizer, config.max_seq_length, config.batch_size,
+        train_examples, tokenizer, config.max_seq_length, config.examples_per_update,
         shuffle=True, seed=config.seed,
     )
     keras.utils.set_random_seed(config.seed)
@@ -215,7 +245,10 @@ def run_finetuning(config):
         optimizer=create_finetuning_optimizer(
             config.learning_rate, steps, num_layers=encoder.num_layers,
             layer_decay=config.layer_decay,
-        )
+            warmup_proportion=config.warmup_proportion,
+            weight_decay=config.weight_decay,
+        ),
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
     )
     os.makedirs(config.output_dir, exist_ok=True)
     start = time.perf_counter()

@@ -50,6 +50,7 @@ from electra_tf.tasks.electra_question_answering import ElectraQuestionAnswering
 from electra_tf.tasks.run_finetuning import VOCAB_NAME, load_encoder
 from electra_tf.tasks.squad_metrics import squad_evaluate
 from electra_tf.tasks.task_model_io import load_task_model, resolve_max_seq_length, save_task_model
+from electra_tf.tasks.training_options import TrainingOptions, with_training_options
 from electra_tf.tasks.squad_postprocessing import (
     DEFAULT_MAX_ANSWER_LENGTH,
     DEFAULT_N_BEST_SIZE,
@@ -61,7 +62,7 @@ TFDS_PREFIX = "tfds:"
 
 
 @dataclasses.dataclass
-class QAConfig:
+class QAConfig(TrainingOptions):
     """What `run_qa` does: encoder, SQuAD data, windows, training and post-processing.
 
     The defaults are google-research/electra's SQuAD settings:
@@ -99,6 +100,7 @@ class QAConfig:
     seed: int = 0
 
     def __post_init__(self):
+        super().__post_init__()  # strategy, mixed_precision, gradient_accumulation_steps
         for name in ("encoder", "train"):
             if not getattr(self, name):
                 raise ValueError(f"QAConfig needs `{name}`; received {name}=None.")
@@ -147,6 +149,7 @@ def answer_questions(model, tokenizer, examples, settings, batch_size=32):
         null_score_threshold=settings["null_score_threshold"])
 
 
+@with_training_options
 def run_qa(config):
     """Fine-tunes an `ElectraQuestionAnswering` as `config` says; returns results.json's summary.
 
@@ -179,14 +182,15 @@ def run_qa(config):
     if len(features.example_index) == 0:
         raise ValueError(f"No usable training questions in {config.train!r} "
                          f"(skipped: {features.skipped or train_skipped}).")
-    train = make_squad_dataset(features, config.batch_size, shuffle=True, seed=config.seed)
+    train = make_squad_dataset(features, config.examples_per_update, shuffle=True, seed=config.seed)
 
     keras.utils.set_random_seed(config.seed)
     model = ElectraQuestionAnswering(encoder, head=config.head, beam_size=config.beam_size)
     steps = int(train.cardinality()) * config.epochs
     model.compile(optimizer=create_finetuning_optimizer(
         config.learning_rate, steps, num_layers=encoder.num_layers,
-        layer_decay=config.layer_decay))
+        layer_decay=config.layer_decay),
+        gradient_accumulation_steps=config.gradient_accumulation_steps)
     os.makedirs(config.output_dir, exist_ok=True)
     csv_path = os.path.join(config.output_dir, "history.csv")
     callbacks = [TrainingLogger(os.path.join(config.output_dir, "logs"), csv_path,

@@ -42,10 +42,11 @@ from electra_tf.tasks.run_finetuning import (
 )
 from electra_tf.tasks.tagging_metrics import OUTSIDE, get_entities, tagging_metrics
 from electra_tf.tasks.task_model_io import load_task_model, resolve_max_seq_length, save_task_model
+from electra_tf.tasks.training_options import TrainingOptions, with_training_options
 
 
 @dataclasses.dataclass
-class TaggingConfig:
+class TaggingConfig(TrainingOptions):
     """What `run_tagging` does: encoder, CoNLL files, tag column, training and outputs.
 
     A tag column given as text on the command line becomes a column index:
@@ -78,6 +79,7 @@ class TaggingConfig:
     progress: bool = True  # Keras progress bar (else one line per epoch)
 
     def __post_init__(self):
+        super().__post_init__()  # strategy, mixed_precision, gradient_accumulation_steps
         for name in ("encoder", "train"):
             if not getattr(self, name):
                 raise ValueError(f"TaggingConfig needs `{name}`; received {name}=None.")
@@ -133,6 +135,7 @@ def _evaluate(model, tokenizer, examples, label_names, max_seq_length, batch_siz
     return metrics
 
 
+@with_training_options
 def run_tagging(config):
     """Fine-tunes a tagger as `config` says; returns the summary written to results.json.
 
@@ -157,14 +160,15 @@ def run_tagging(config):
             f"label_column={config.label_column!r} the tag column?"
         )
     train = make_tagging_dataset(train_examples, tokenizer, config.max_seq_length,
-                                 config.batch_size, shuffle=True, seed=config.seed)
+                                 config.examples_per_update, shuffle=True, seed=config.seed)
     keras.utils.set_random_seed(config.seed)
     tagger = ElectraTokenClassifier(encoder, num_labels=len(label_names),
                                     dropout_rate=config.dropout_rate)
-    steps = int(np.ceil(len(train_examples["words"]) / config.batch_size)) * config.epochs
+    steps = int(np.ceil(len(train_examples["words"]) / config.examples_per_update)) * config.epochs
     tagger.compile(optimizer=create_finetuning_optimizer(
         config.learning_rate, steps, num_layers=encoder.num_layers,
-        layer_decay=config.layer_decay))
+        layer_decay=config.layer_decay),
+        gradient_accumulation_steps=config.gradient_accumulation_steps)
     os.makedirs(config.output_dir, exist_ok=True)
     start = time.perf_counter()
     history = tagger.fit(

@@ -79,6 +79,21 @@ class TrainingLogger(keras.callbacks.Callback):
 
     Keras' own TensorBoard callback logs per epoch; a pretraining run is one
     long epoch, so this logs by optimizer step (which survives a resume).
+
+    Args:
+        log_dir: folder for the TensorBoard event files (written under `log_dir/train`).
+        csv_path: CSV file the rows are appended to, one per logged step, with a header.
+        log_every: log every this many optimizer steps.
+
+    >>> import tempfile
+    >>> import numpy as np
+    >>> folder = tempfile.mkdtemp()
+    >>> model = keras.Sequential([keras.layers.Dense(1)])
+    >>> model.compile("sgd", "mse")
+    >>> logger = TrainingLogger(folder, os.path.join(folder, "history.csv"), log_every=2)
+    >>> _ = model.fit(np.zeros((8, 2)), np.zeros(8), batch_size=1, verbose=0, callbacks=[logger])
+    >>> [line.split(",")[0] for line in open(os.path.join(folder, "history.csv")).read().split()]
+    ['step', '2', '4', '6', '8']
     """
 
     def __init__(self, log_dir, csv_path, log_every=10):
@@ -123,6 +138,18 @@ class TimeLimit(keras.callbacks.Callback):
 
     Also records the median step time (after the first `skip` steps, which
     include tracing and compilation) as `median_step_seconds`.
+
+    Args:
+        seconds: wall-clock budget of the run; None never stops it (only times the steps).
+        skip: the first steps left out of `median_step_seconds`.
+
+    >>> import numpy as np
+    >>> model = keras.Sequential([keras.layers.Dense(1)])
+    >>> model.compile("sgd", "mse")
+    >>> limit = TimeLimit(seconds=0.0)  # spent after the first step
+    >>> _ = model.fit(np.zeros((8, 2)), np.zeros(8), batch_size=1, verbose=0, callbacks=[limit])
+    >>> len(limit.step_times)
+    1
     """
 
     def __init__(self, seconds=None, skip=3):

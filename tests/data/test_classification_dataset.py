@@ -196,8 +196,8 @@ def test_tfds_shuffle_and_unknown_task(tokenizer):
         data = load_tfds_classification("glue/sst2", "validation", tokenizer, 16, batch_size=3,
                                         shuffle=True, seed=0)
         assert sum(int(labels.shape[0]) for _, labels in data) == 6
-    with pytest.raises(ValueError, match="Unknown TFDS classification task 'glue/cola'"):
-        load_tfds_classification("glue/cola", "train", tokenizer)
+    with pytest.raises(ValueError, match="Unknown TFDS classification task 'glue/ax'"):
+        load_tfds_classification("glue/ax", "train", tokenizer)
 
 
 @pytest.mark.parametrize(
@@ -238,5 +238,23 @@ def test_read_tfds_classification_gives_examples_lists():
     assert all(isinstance(text, str) for text in single["text"])
     assert set(single["label"]) <= {0, 1}
     assert sorted(pair) == ["label", "text", "text_b"] and len(pair["text_b"]) == 6
-    with pytest.raises(ValueError, match="Unknown TFDS classification task 'glue/cola'"):
-        read_tfds_classification("glue/cola", "train")
+    with pytest.raises(ValueError, match="Unknown TFDS classification task 'glue/ax'"):
+        read_tfds_classification("glue/ax", "train")
+
+
+@pytest.mark.parametrize("task", ["cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte",
+                                  "wnli"])
+def test_glue_tasks_match_their_tfds_builders(task):
+    import tensorflow_datasets as tfds
+
+    from electra_tf.data.classification_dataset import TFDS_TASKS
+
+    spec = TFDS_TASKS[f"glue/{task}"]
+    features = tfds.builder(f"glue/{task}").info.features  # offline: the builder's code
+    for column in (spec["text"], spec["text_b"]):
+        assert column is None or column in features
+    label = features["label"]
+    if task == "stsb":  # similarity scores: a regression
+        assert spec["problem_type"] == "regression" and spec["label_names"] is None
+    else:
+        assert spec["label_names"] == label.names and spec["num_classes"] == label.num_classes

@@ -19,6 +19,7 @@ from conftest import TINY, packaged_corpus
 
 from electra_tf.models.presets import ElectraConfig, scaled_generator_config
 from electra_tf.optimization.adamw import create_optimizer
+from electra_tf.pretraining.data_position import saved_data_position
 from electra_tf.pretraining.electra_pretrainer import ElectraPretrainer
 from electra_tf.pretraining.run_pretraining import PretrainingConfig, build_pretrainer, run_pretraining
 from electra_tf.pretraining.strategies import build_strategy
@@ -181,6 +182,8 @@ def test_multiworker_workers_end_with_identical_weights(corpus, tmp_path):
         assert [int(row["step"]) for row in csv.DictReader(f)] == [1, 2, 3, 4]
     assert (output_dir / "discriminator" / "config.json").is_file()
     assert (output_dir / "checkpoints" / "chief" / "checkpoint").is_file()
+    # The checkpoints carry the input position: 4 global batches of 8 (exactly-once data on resume).
+    assert saved_data_position(str(output_dir / "checkpoints")) == 4 * 8
 
 
 @pytest.fixture
