@@ -57,6 +57,9 @@ TFDS_TASKS = {
                   "label_names": ["entailment", "not_entailment"]},
     "glue/rte": {"text": "sentence1", "text_b": "sentence2", "num_classes": 2,
                  "label_names": ["entailment", "not_entailment"]},
+    # GLUE's diagnostic set: MNLI-style pairs, a test split only; the MNLI model predicts it.
+    "glue/ax": {"text": "premise", "text_b": "hypothesis", "num_classes": 3,
+                "label_names": ["entailment", "neutral", "contradiction"]},
     # WNLI's ids are the other way round: 1 is entailment.
     "glue/wnli": {"text": "sentence1", "text_b": "sentence2", "num_classes": 2,
                   "label_names": ["not_entailment", "entailment"]},

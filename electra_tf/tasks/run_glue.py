@@ -18,8 +18,8 @@ Writes, under `output_dir`:
     seed_<k>/         `run_finetuning`'s outputs for seed k (classifier/, logs, results.json)
     results.json      per-seed dev metrics, their median over seeds (what the paper
                       reports), the hyperparameters, and which seed wrote the submission
-    submission/       the GLUE server's files for this task (CoLA.tsv, MNLI-m.tsv and
-                      MNLI-mm.tsv, ...): `index<TAB>prediction` per test example, predicted
+    submission/       the GLUE server's files for this task (CoLA.tsv, MNLI-m.tsv,
+                      MNLI-mm.tsv and the diagnostic AX.tsv, ...): `index<TAB>prediction` per test example, predicted
                       by the seed with the best dev score (the mean of the task's metrics;
                       ties go to the lower seed). Every seed predicts the test split(s) in
                       the pass that scores its dev set(s); the best seed's are written.
@@ -46,10 +46,12 @@ logger = logging.getLogger(__name__)
 # Dev splits by the prefix their metrics get, and test splits by the submission file the GLUE
 # server expects for them (gluebenchmark.com/faq: one TSV per task, MNLI matched/mismatched apart).
 _DEV_SPLITS = {"mnli": {"matched_": "validation_matched", "mismatched_": "validation_mismatched"}}
-_TEST_SPLITS = {"mnli": {"test_matched": "MNLI-m.tsv", "test_mismatched": "MNLI-mm.tsv"}}
+# The diagnostic set AX (glue/ax, its own TFDS builder) is scored with the MNLI model.
+_TEST_SPLITS = {"mnli": {"test_matched": "MNLI-m.tsv", "test_mismatched": "MNLI-mm.tsv",
+                         "glue/ax:test": "AX.tsv"}}
 SUBMISSION_FILES = {
     "cola": "CoLA.tsv", "sst2": "SST-2.tsv", "mrpc": "MRPC.tsv", "stsb": "STS-B.tsv",
-    "qqp": "QQP.tsv", "mnli": ("MNLI-m.tsv", "MNLI-mm.tsv"), "qnli": "QNLI.tsv",
+    "qqp": "QQP.tsv", "mnli": ("MNLI-m.tsv", "MNLI-mm.tsv", "AX.tsv"), "qnli": "QNLI.tsv",
     "rte": "RTE.tsv", "wnli": "WNLI.tsv",
 }
 # The server reads these tasks' predictions as label names; the others as class ids 0/1
@@ -265,10 +267,12 @@ def run_glue(config):
     # best seed's predictions so far are kept, so its model need not be loaded again.
     test_sets = {}
     if config.submission:
-        test_sets = {file_name: read_tfds_classification(name, split, data_dir=config.data_dir,
-                                                         require_labels=False, include_idx=True)
-                     for split, file_name in _TEST_SPLITS.get(
-                         task, {"test": SUBMISSION_FILES[task]}).items()}
+        test_sets = {}
+        for split, file_name in _TEST_SPLITS.get(task, {"test": SUBMISSION_FILES[task]}).items():
+            builder, _, split = split.rpartition(":")  # "glue/ax:test": another builder's split
+            test_sets[file_name] = read_tfds_classification(
+                builder or name, split, data_dir=config.data_dir, require_labels=False,
+                include_idx=True)
 
     summary = {
         "task": task,

@@ -196,8 +196,8 @@ def test_tfds_shuffle_and_unknown_task(tokenizer):
         data = load_tfds_classification("glue/sst2", "validation", tokenizer, 16, batch_size=3,
                                         shuffle=True, seed=0)
         assert sum(int(labels.shape[0]) for _, labels in data) == 6
-    with pytest.raises(ValueError, match="Unknown TFDS classification task 'glue/ax'"):
-        load_tfds_classification("glue/ax", "train", tokenizer)
+    with pytest.raises(ValueError, match="Unknown TFDS classification task 'glue/cola_plus'"):
+        load_tfds_classification("glue/cola_plus", "train", tokenizer)
 
 
 @pytest.mark.parametrize(
@@ -238,12 +238,12 @@ def test_read_tfds_classification_gives_examples_lists():
     assert all(isinstance(text, str) for text in single["text"])
     assert set(single["label"]) <= {0, 1}
     assert sorted(pair) == ["label", "text", "text_b"] and len(pair["text_b"]) == 6
-    with pytest.raises(ValueError, match="Unknown TFDS classification task 'glue/ax'"):
-        read_tfds_classification("glue/ax", "train")
+    with pytest.raises(ValueError, match="Unknown TFDS classification task 'glue/cola_plus'"):
+        read_tfds_classification("glue/cola_plus", "train")
 
 
 @pytest.mark.parametrize("task", ["cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte",
-                                  "wnli"])
+                                  "wnli", "ax"])
 def test_glue_tasks_match_their_tfds_builders(task):
     import tensorflow_datasets as tfds
 

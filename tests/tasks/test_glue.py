@@ -24,7 +24,7 @@ VOCAB = (["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + list(LETTERS)
          + ["##" + letter for letter in LETTERS])
 SUBMISSIONS = {
     "cola": ["CoLA.tsv"], "sst2": ["SST-2.tsv"], "mrpc": ["MRPC.tsv"], "stsb": ["STS-B.tsv"],
-    "qqp": ["QQP.tsv"], "mnli": ["MNLI-m.tsv", "MNLI-mm.tsv"], "qnli": ["QNLI.tsv"],
+    "qqp": ["QQP.tsv"], "mnli": ["MNLI-m.tsv", "MNLI-mm.tsv", "AX.tsv"], "qnli": ["QNLI.tsv"],
     "rte": ["RTE.tsv"], "wnli": ["WNLI.tsv"],
 }
 LABELS = {"mnli": {"entailment", "neutral", "contradiction"},
