@@ -25,6 +25,9 @@ from electra_tf.models.presets import PRESETS, ElectraConfig  # noqa: E402
 from electra_tf.tasks.electra_classifier import ElectraClassifier  # noqa: E402
 from electra_tf.tasks.electra_question_answering import ElectraQuestionAnswering  # noqa: E402
 from electra_tf.tasks.electra_token_classifier import ElectraTokenClassifier  # noqa: E402
+# Loaded with the task models anyway (their gradient accumulation): the options every
+# fine-tuning job shares.
+from electra_tf.tasks.training_options import TrainingOptions  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -66,8 +69,6 @@ _LAZY = {
     "evaluate_tagger": ("electra_tf.tasks.run_tagging", "evaluate_tagger"),
     "predict_tags": ("electra_tf.tasks.run_tagging", "predict_tags"),
     "run_tagging": ("electra_tf.tasks.run_tagging", "run_tagging"),
-    # tasks/: the training options every fine-tuning job shares
-    "TrainingOptions": ("electra_tf.tasks.training_options", "TrainingOptions"),
     # tasks/: question answering
     "QAConfig": ("electra_tf.tasks.run_qa", "QAConfig"),
     "best_spans": ("electra_tf.tasks.squad_postprocessing", "best_spans"),
@@ -140,6 +141,7 @@ __all__ = [
     "ElectraQuestionAnswering",
     "PRESETS",
     "ElectraTokenClassifier",
+    "TrainingOptions",
     "TransformerLayer",
 ]
 __all__ += sorted(_LAZY)
