@@ -161,22 +161,20 @@ def mirrored_scaling(args, preset, results):
 
 
 def glue_sized_finetune(args, encoder_dir, scratch, results):
-    """Step 4: one epoch of `run_finetuning` on an SST-2-sized file, mixed_float16."""
-    from electra_tf import FinetuningConfig, packaged_sentiment, run_finetuning
+    """Step 4: one epoch of `run_finetuning` on SST-2-many rows (in memory), mixed_float16."""
+    from electra_tf import FinetuningConfig, packaged_sentiment, read_classification_file, run_finetuning
 
-    reviews = read_rows(packaged_sentiment("train"))
-    train_path = os.path.join(scratch, "train.csv")
-    with open(train_path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["text", "label"])
-        writer.writeheader()
-        for i in range(args.finetune_rows):
-            writer.writerow(reviews[i % len(reviews)])
+    reviews, _ = read_classification_file(packaged_sentiment("train"), num_classes=2)
+    rows = [i % len(reviews["text"]) for i in range(args.finetune_rows)]  # the reviews, repeated
+    train = {"text": [reviews["text"][i] for i in rows], "label": [reviews["label"][i] for i in rows],
+             "num_classes": 2}
     config = FinetuningConfig(
-        encoder=encoder_dir, train=train_path, dev=packaged_sentiment("dev"),
+        encoder=encoder_dir, train=f"packaged reviews × {args.finetune_rows} rows",
+        dev=packaged_sentiment("dev"),
         output_dir=os.path.join(scratch, "finetune"), max_seq_length=args.seq_length, batch_size=32,
         epochs=1, learning_rate=3e-4, mixed_precision="float16", progress=False,
     )
-    summary = run_finetuning(config)
+    summary = run_finetuning(config, train_examples=train)
     elapsed = summary["train_seconds"]
     losses = [float(v) for v in summary.get("history", {}).get("loss", [])]
     finite = all(math.isfinite(loss) for loss in losses)
@@ -189,13 +187,6 @@ def glue_sized_finetune(args, encoder_dir, scratch, results):
           f"{args.finetune_rows / elapsed:,.0f} examples/s "
           f"{'loss finite' if finite else 'NaN/Inf FOUND'}")
     return finite
-
-
-def read_rows(path):
-    """The packaged reviews: a `label<TAB>text` TSV with a header."""
-    with open(path, encoding="utf-8", newline="") as f:
-        return [{"text": row["text"], "label": row["label"]}
-                for row in csv.DictReader(f, dialect="excel-tab")]
 
 
 def main(argv=None):

@@ -25,6 +25,7 @@ deterministic kernels (GPUs); XLA (`jit_compile`) draws other random numbers
 than graph mode from the same seed.
 """
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -50,7 +51,7 @@ from electra_tf.pretraining.masked_lm_pretrainer import MaskedLMPretrainer
 from electra_tf.pretraining.replaced_mlm_pretrainer import REPLACED_MLM_OBJECTIVES, ReplacedMLMPretrainer
 from electra_tf.pretraining.strategies import build_strategy, is_chief
 from electra_tf.utils.callbacks import ProgressBar, TrainingLogger
-from electra_tf.utils.mixed_precision import mixed_precision_dtype
+from electra_tf.utils.mixed_precision import global_dtype_policy, mixed_precision_dtype
 from electra_tf.utils.plots import plot_learning_curves
 
 logger = logging.getLogger(__name__)
@@ -258,19 +259,18 @@ def run_pretraining(config, callbacks=None):
     >>> os.path.exists(output_dir)
     False
     """
-    # The models are built under mixed_<dtype> when asked; the caller's global
-    # policy is put back afterwards so later models in the process are unaffected.
-    # Op determinism (`deterministic`) is process-wide too, and put back the same way.
-    previous_policy = keras.mixed_precision.global_policy()
+    # The models are built under mixed_<dtype> when asked (the fine-tuning jobs' helper;
+    # without it the caller's policy stays); the caller's global policy is put back afterwards
+    # so later models in the process are unaffected. Op determinism (`deterministic`) is
+    # process-wide too, and put back the same way.
     previous_determinism = tf_config.is_op_determinism_enabled()
-    if config.mixed_precision:
-        keras.mixed_precision.set_global_policy(f"mixed_{config.mixed_precision}")
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
     try:
-        return _run_pretraining(config, callbacks)
+        with (global_dtype_policy(config.mixed_precision) if config.mixed_precision
+              else contextlib.nullcontext()):
+            return _run_pretraining(config, callbacks)
     finally:
-        keras.mixed_precision.set_global_policy(previous_policy)
         if not previous_determinism:
             tf_config.disable_op_determinism()
 
