@@ -23,7 +23,7 @@ neighbours, texts cropped to phrases).
 Full int8 is measured with the shipped recipe (the widest dense layers in
 float) and with every dense layer in int8.
 
-    python benchmarks/compression.py --classifier benchmarks/results/finetune_sentiment/classifier
+    python benchmarks/compression.py --classifier benchmarks/results/finetune_sentiment/model
 
 Writes results.json, compression_tradeoff.png and the compressed models to --output-dir.
 """
@@ -36,7 +36,7 @@ import time
 
 import numpy as np
 
-import electra_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
+import electra_tf  # sets TF_USE_LEGACY_KERAS before TensorFlow is imported
 import tensorflow as tf
 
 from electra_tf import (
@@ -65,7 +65,7 @@ from electra_tf import (
 
 DATA_DIR = os.path.dirname(packaged_sentiment("train"))  # movie_train.tsv, movie_dev.tsv
 # What benchmarks/finetune_sentiment.py writes.
-DEFAULT_CLASSIFIER = os.path.join("benchmarks", "results", "finetune_sentiment", "classifier")
+DEFAULT_CLASSIFIER = os.path.join("benchmarks", "results", "finetune_sentiment", "model")
 MEGABYTE = 1e6
 THREADS = 2
 
@@ -116,7 +116,7 @@ def ensure_classifier(path, data_dir):
         encoder=os.path.join(os.path.dirname(spec.origin), "model"),
         train=os.path.join(data_dir, "movie_train.tsv"), output_dir=output, epochs=1,
         max_seq_length=64, batch_size=32))
-    return ElectraClassifier.from_pretrained(os.path.join(output, "classifier"))
+    return ElectraClassifier.from_pretrained(os.path.join(output, "model"))
 
 
 def pack(tokenizer, texts, seq_length):
@@ -316,10 +316,9 @@ def main(args):
         print(f"{key}: {note}")
     plot_compression_tradeoff(rows, out("compression_tradeoff.png"),
                               title="Movie-sentiment classifier (MiniLM, 6 x 384): compression")
-    with open(out("results.json"), "w") as f:
-        json.dump({"args": vars(args), "rows": rows,
-                   "targets": targets, "notes": notes,
-                   "total_seconds": round(time.perf_counter() - start, 1)}, f, indent=2)
+    electra_tf.write_benchmark_results(args.output_dir, {
+        "benchmark": "compression", "args": vars(args), "rows": rows, "targets": targets,
+        "notes": notes, "total_seconds": round(time.perf_counter() - start, 1)})
     print(f"wrote {out('results.json')} and {out('compression_tradeoff.png')} "
           f"({time.perf_counter() - start:.0f}s in all)")
 

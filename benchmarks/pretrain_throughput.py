@@ -10,7 +10,9 @@ given the same lever as ours (generator vocabulary logits at the masked
 positions only); the naive loop (logits for every token, as
 `ElectraForMaskedLM.forward` computes them) is timed too.
 
-Prints tokens/s for each and the ratio electra_tf / torch (target ≥ 1.5×).
+Prints tokens/s for each and the ratio electra_tf / torch (target ≥ 1.5×), and
+writes them with the machine they ran on to
+benchmarks/results/pretrain_throughput/results.json (`--output-dir`).
 """
 
 import argparse
@@ -171,6 +173,9 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--seq-length", type=int, default=128)
+    parser.add_argument("--output-dir", default=os.path.join("benchmarks", "results",
+                                                             "pretrain_throughput"),
+                        help="results.json (figures and the machine) goes here")
     args = parser.parse_args(argv)
     batch = make_batch(args.batch_size, args.seq_length)
     tokens = args.batch_size * args.seq_length
@@ -192,6 +197,15 @@ def main(argv=None):
     print(f"\nratio electra_tf (best) / torch loop (masked positions): {torch_fair / best_tf:.2f}×")
     print(f"ratio electra_tf (best) / torch loop (naive):            {torch_naive / best_tf:.2f}×")
     print("target: ≥ 1.5×")
+    import electra_tf
+
+    path = electra_tf.write_benchmark_results(args.output_dir, {
+        "benchmark": "pretrain_throughput", "args": vars(args),
+        "rows": {name: {"ms_per_step": seconds * 1000, "tokens_per_second": tokens / seconds}
+                 for name, seconds in rows.items()},
+        "ratio_vs_torch_masked_positions": torch_fair / best_tf,
+        "ratio_vs_torch_naive": torch_naive / best_tf})
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

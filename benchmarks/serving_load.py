@@ -22,7 +22,7 @@ answered. Connections refused, or closed before the server read their request
 
     python benchmarks/serving_load.py                     # 30 s per run, the "small" preset
     python benchmarks/serving_load.py --duration 8 \
-        --classifier benchmarks/results/finetune_sentiment/classifier
+        --classifier benchmarks/results/finetune_sentiment/model
 
 Writes results.json (with the machine it ran on) and serving_load.png to --output-dir.
 """

@@ -16,6 +16,9 @@ texts, compared with the Keras fp32 encoder on dev texts (cosine of the
 [CLS] vector and of every token vector).
 
     python benchmarks/tflite_int8_profile.py [--threads 2] [--rounds 15]
+
+Writes both tables, with the machine they ran on, to
+benchmarks/results/tflite_int8_profile/results.json (`--results-dir`).
 """
 
 import argparse
@@ -31,6 +34,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+import electra_tf  # noqa: E402
 from electra_tf import (  # noqa: E402
     FLOAT_DENSE_LAYERS,
     INT8_FLOAT_OPS,
@@ -155,7 +159,7 @@ def speed_part(args, tokenizer, workdir):
           f"| max abs logit err | argmax agree | top ops (ms, on XNNPACK) |")
     print("|---|---|---|---|---|---|---|---|---|")
     (fp32_median, fp32_p10) = batch_1[0]
-    profiles = {}
+    profiles, records = {}, []
     for index, ((name, _, _, _), path) in enumerate(zip(VARIANTS, paths)):
         size = os.path.getsize(path)
         logits = run_tflite(path, dev, num_threads=args.threads)
@@ -168,12 +172,21 @@ def speed_part(args, tokenizer, workdir):
         print(f"| {name} | {size / 1e6:.1f} | {fp32_size / size:.2f}x | {median:.1f} / {p10:.1f} | "
               f"{median / fp32_median:.2f}x / {p10 / fp32_p10:.2f}x | {median:.1f} / {p10:.1f} | "
               f"{error:.4f} | {agree:.0%} | {top} |", flush=True)
+        records.append({"variant": name, "size_mb": size / 1e6, "smaller_than_fp32": fp32_size / size,
+                        "batch_1_ms_median": median, "batch_1_ms_p10": p10,
+                        "max_abs_logit_error": float(error), "argmax_agree": float(agree),
+                        "profile": [{"op_type": r.op_type, "ms": r.milliseconds,
+                                     "count": r.count, "on_xnnpack": r.xnnpack} for r in rows]})
     for offset, (name, path) in enumerate(dynamic_paths.items()):
         index = len(paths) + offset
         (median, p10), (median_32, p10_32) = batch_1[index], batch_32_dynamic[offset]
         print(f"| {name}, dynamic-batch file | {os.path.getsize(path) / 1e6:.1f} | | "
               f"{median:.1f} / {p10:.1f} | {median / fp32_median:.2f}x / {p10 / fp32_p10:.2f}x | "
               f"{median_32 / 32:.1f} / {p10_32 / 32:.1f} (32 in one invoke) | | | |")
+        records.append({"variant": f"{name}, dynamic-batch file",
+                        "size_mb": os.path.getsize(path) / 1e6, "batch_1_ms_median": median,
+                        "batch_1_ms_p10": p10, "batch_32_ms_per_example_median": median_32 / 32,
+                        "batch_32_ms_per_example_p10": p10_32 / 32})
     print("\nPer-op-type profile (sum of per-op times, one invoke, batch 1):")
     for name, rows in profiles.items():
         total = sum(r.milliseconds for r in rows)
@@ -181,6 +194,7 @@ def speed_part(args, tokenizer, workdir):
         print(f"  {name:28s} ops sum {total:6.1f} ms, of which off XNNPACK {fallback:5.1f} ms: "
               + ", ".join(f"{r.op_type} {r.milliseconds:.2f}" for r in rows
                           if r.xnnpack < r.count and r.milliseconds > 0.05))
+    return records
 
 
 def agreement_part(args, tokenizer, workdir):
@@ -197,6 +211,7 @@ def agreement_part(args, tokenizer, workdir):
     mask = dev["input_mask"].astype(bool)
     print("| variant | size MB | [CLS] cosine mean / min | token cosine mean |")
     print("|---|---|---|---|")
+    records = []
     for name, stem, quantize, float_ops in VARIANTS[:3] + VARIANTS[4:]:
         path = os.path.join(workdir, f"minilm_{stem}.tflite")
         convert(encoder, path, quantize, float_ops, calibration, args.seq_length, reuse=args.reuse)
@@ -209,6 +224,10 @@ def agreement_part(args, tokenizer, workdir):
         tokens = cosine(outputs["sequence_output"], expected["sequence_output"].numpy())[mask]
         print(f"| {name} | {os.path.getsize(path) / 1e6:.1f} | {cls.mean():.4f} / {cls.min():.4f} | "
               f"{tokens.mean():.4f} |", flush=True)
+        records.append({"variant": name, "size_mb": os.path.getsize(path) / 1e6,
+                        "cls_cosine_mean": float(cls.mean()), "cls_cosine_min": float(cls.min()),
+                        "token_cosine_mean": float(tokens.mean())})
+    return records
 
 
 def main(argv=None):
@@ -223,18 +242,23 @@ def main(argv=None):
     parser.add_argument("--output-dir", default=None, help="keep the .tflite files here")
     parser.add_argument("--reuse", action="store_true",
                         help="time the .tflite files already in --output-dir instead of converting")
+    parser.add_argument("--results-dir", default=os.path.join("benchmarks", "results",
+                                                              "tflite_int8_profile"),
+                        help="results.json (the tables above and the machine) goes here")
     args = parser.parse_args(argv)
     print(f"TensorFlow {tf.__version__}; CPU flags: "
           + " ".join(flag for flag in ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni")
                      if flag in open("/proc/cpuinfo").read().split()), flush=True)
     tokenizer = ElectraTokenizer()
+    results = {"benchmark": "tflite_int8_profile", "args": vars(args)}
     with tempfile.TemporaryDirectory() as scratch:
         workdir = args.output_dir or scratch
         os.makedirs(workdir, exist_ok=True)
         if not args.skip_speed:
-            speed_part(args, tokenizer, workdir)
+            results["speed"] = speed_part(args, tokenizer, workdir)
         if not args.skip_agreement:
-            agreement_part(args, tokenizer, workdir)
+            results["agreement"] = agreement_part(args, tokenizer, workdir)
+    print(f"wrote {electra_tf.write_benchmark_results(args.results_dir, results)}")
 
 
 if __name__ == "__main__":

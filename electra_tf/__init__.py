@@ -47,7 +47,7 @@ _LAZY = {
     "load_energy_model": ("electra_tf.pretraining.electric_scoring", "load_energy_model"),
     "rerank": ("electra_tf.pretraining.electric_scoring", "rerank"),
     "score_texts": ("electra_tf.pretraining.electric_scoring", "score_texts"),
-    "build_strategy": ("electra_tf.pretraining.strategies", "build_strategy"),
+    "build_strategy": ("electra_tf.utils.strategies", "build_strategy"),
     "format_pretraining_summary": ("electra_tf.pretraining.pretrain", "format_summary"),
     "pretrain": ("electra_tf.pretraining.pretrain", "pretrain"),
     "run_pretraining": ("electra_tf.pretraining.run_pretraining", "run_pretraining"),
@@ -55,7 +55,7 @@ _LAZY = {
     "FinetuningConfig": ("electra_tf.tasks.run_finetuning", "FinetuningConfig"),
     "compute_metrics": ("electra_tf.tasks.classification_metrics", "compute_metrics"),
     "evaluate_classifier": ("electra_tf.tasks.run_finetuning", "evaluate_classifier"),
-    "format_finetuning_summary": ("electra_tf.tasks.run_finetuning", "format_summary"),
+    "format_finetuning_summary": ("electra_tf.tasks.finetuning_job", "format_summary"),
     "load_task_model": ("electra_tf.tasks.task_model_io", "load_task_model"),
     "predict_classifier": ("electra_tf.tasks.run_finetuning", "predict_classifier"),
     "run_finetuning": ("electra_tf.tasks.run_finetuning", "run_finetuning"),
@@ -74,7 +74,7 @@ _LAZY = {
     "best_spans": ("electra_tf.tasks.squad_postprocessing", "best_spans"),
     "context_mask": ("electra_tf.tasks.squad_postprocessing", "context_mask"),
     "evaluate_qa": ("electra_tf.tasks.run_qa", "evaluate_qa"),
-    "format_qa_summary": ("electra_tf.tasks.run_qa", "format_summary"),
+    "format_qa_summary": ("electra_tf.tasks.finetuning_job", "format_summary"),
     "predict_qa": ("electra_tf.tasks.run_qa", "predict_qa"),
     "read_squad": ("electra_tf.tasks.run_qa", "read_squad"),
     "run_qa": ("electra_tf.tasks.run_qa", "run_qa"),
@@ -99,12 +99,16 @@ _LAZY = {
     "format_compression_table": (
         "electra_tf.compression.compression_report", "format_compression_table"),
     "format_sparsity_table": ("electra_tf.compression.pruning", "format_sparsity_table"),
-    "load_classifier_and_tokenizer": ("electra_tf.compression.compress", "load_classifier_and_tokenizer"),
+    "load_classifier_and_tokenizer": (
+        "electra_tf.compression.task_data", "load_classifier_and_tokenizer"),
+    "load_task_model_and_tokenizer": (
+        "electra_tf.compression.task_data", "load_task_model_and_tokenizer"),
     "measure_tflite": ("electra_tf.compression.compression_report", "measure_tflite"),
     "median_seconds": ("electra_tf.compression.compression_report", "median_seconds"),
     "plot_compression_tradeoff": (
         "electra_tf.compression.compression_report", "plot_compression_tradeoff"),
     "prune_classifier": ("electra_tf.compression.pruning", "prune_classifier"),
+    "prune_task_model": ("electra_tf.compression.pruning", "prune_task_model"),
     "sparsity_report": ("electra_tf.compression.pruning", "sparsity_report"),
     "student_from_teacher": ("electra_tf.compression.electra_distiller", "student_from_teacher"),
     "zipped_size": ("electra_tf.compression.compression_report", "zipped_size"),
@@ -118,15 +122,17 @@ _LAZY = {
     "run_tflite": ("electra_tf.export.tflite_export", "run_tflite"),
     "tflite_flatbuffer": ("electra_tf.export.tflite_export", "tflite_flatbuffer"),
     "tflite_interpreter": ("electra_tf.export.tflite_export", "tflite_interpreter"),
-    # conversion/
+    # conversion/ and checkpoint_formats/
     "read_huggingface_config": ("electra_tf.conversion.huggingface", "read_config"),
-    "resolve_huggingface_path": ("electra_tf.conversion.huggingface", "resolve_huggingface_path"),
+    "resolve_huggingface_path": (
+        "electra_tf.checkpoint_formats.huggingface", "resolve_huggingface_path"),
     # serving/ (the HTTP stack it serves with is the `serve` extra, imported only when serving)
     "ServedModel": ("electra_tf.serving.served_model", "ServedModel"),
     # utils/
     "TimeLimit": ("electra_tf.utils.callbacks", "TimeLimit"),
     "TrainingLogger": ("electra_tf.utils.callbacks", "TrainingLogger"),
     "describe_machine": ("electra_tf.utils.machine", "describe_machine"),
+    "write_benchmark_results": ("electra_tf.utils.machine", "write_benchmark_results"),
     "plot_learning_curves": ("electra_tf.utils.plots", "plot_learning_curves"),
 }
 

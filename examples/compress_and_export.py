@@ -1,6 +1,6 @@
 """Compress a fine-tuned classifier three ways, export each to TFLite, and compare them.
 
-    python examples/compress_and_export.py --classifier runs/sentiment/classifier \
+    python examples/compress_and_export.py --classifier runs/sentiment/model \
         --train movie_train.tsv --dev movie_dev.tsv --output runs/compressed
 
 1. prune 50% of the encoder and head kernels while fine-tuning (tfmot) on the

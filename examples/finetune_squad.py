@@ -20,6 +20,10 @@ import os
 import electra_tf
 from electra_tf import QAConfig, evaluate_qa, format_qa_summary, predict_qa, run_qa
 
+# The QA recipe (google-research/electra's SQuAD settings): `QAConfig`'s defaults, which
+# `electra-tf finetune qa` uses too (tests/test_recipes.py checks they agree).
+RECIPE = QAConfig(encoder="-", train="-")
+
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -29,12 +33,12 @@ def main(argv=None):
                          help="a random 2 x 32 encoder with the uncased vocabulary (smoke test)")
     parser.add_argument("--train", required=True, help="SQuAD JSON file or tfds:squad/v1.1")
     parser.add_argument("--dev", help="SQuAD JSON file or tfds:squad/v1.1")
-    parser.add_argument("--head", default="simple", choices=["simple", "electra"])
-    parser.add_argument("--max-seq-length", type=int, default=384)
-    parser.add_argument("--doc-stride", type=int, default=128)
-    parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--learning-rate", type=float, default=1e-4)
+    parser.add_argument("--head", default=RECIPE.head, choices=["huggingface", "electra"])
+    parser.add_argument("--max-seq-length", type=int, default=RECIPE.max_seq_length)
+    parser.add_argument("--doc-stride", type=int, default=RECIPE.doc_stride)
+    parser.add_argument("--epochs", type=int, default=RECIPE.epochs)
+    parser.add_argument("--batch-size", type=int, default=RECIPE.batch_size)
+    parser.add_argument("--learning-rate", type=float, default=RECIPE.learning_rate)
     parser.add_argument("--output", default="runs/squad")
     args = parser.parse_args(argv)
 
@@ -48,7 +52,7 @@ def main(argv=None):
 
     config = QAConfig(encoder=encoder_dir, train=args.train, dev=args.dev, head=args.head,
                       max_seq_length=args.max_seq_length, doc_stride=args.doc_stride,
-                      max_query_length=min(64, args.max_seq_length // 4),
+                      max_query_length=min(RECIPE.max_query_length, args.max_seq_length // 4),
                       epochs=args.epochs, batch_size=args.batch_size,
                       learning_rate=args.learning_rate, output_dir=args.output)
     print(format_qa_summary(run_qa(config)))

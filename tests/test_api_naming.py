@@ -1,7 +1,21 @@
-"""One naming vocabulary everywhere (STYLE.md §3): signatures match docstrings, no aliases."""
+"""One naming vocabulary everywhere (STYLE.md §3): signatures match docstrings, no aliases.
 
+Model classes, job configs (every dataclass under electra_tf.tasks, .pretraining and
+.compression) and command-line flags (every subcommand of `electra-tf`) share one name per
+concept. Two lengths are kept apart on purpose:
+    max_sequence_length   a model's capacity: the encoder's position table (keras-hub's name);
+                          only model classes and their configs take it
+    max_seq_length        a job's packed input length (--max-seq-length): jobs, configs, flags,
+                          preprocessing; it must be <= the encoder's max_sequence_length
+A renamed name may stay only as a deprecated alias that warns (a DeprecationWarning in Python,
+a note on stderr for a flag).
+"""
+
+import argparse
 import dataclasses
+import importlib
 import inspect
+import pkgutil
 import re
 
 import pytest
@@ -41,7 +55,33 @@ ALIASES = {
     "input_ids": "input_word_ids",
     "attention_mask": "input_mask",
     "token_type_ids": "input_type_ids",
+    "num_labels": "num_classes",  # keras-hub's name; transformers' configs say num_labels
+    "mask_id": "mask_token_id",
+    "seq_length": "max_seq_length",
 }
+
+# Names of job settings (config fields, flags) and the one name each concept has here.
+JOB_SYNONYMS = {
+    "seq_length": "max_seq_length",
+    "sequence_length": "max_seq_length",
+    "max_length": "max_seq_length",
+    "max_sequence_length": "max_seq_length",  # the encoder's capacity, not a job's length
+    "num_labels": "num_classes",
+    "n_classes": "num_classes",
+    "mask_id": "mask_token_id",
+    "skip_bad_rows": "skip_bad_examples",
+    "skip_bad_sentences": "skip_bad_examples",
+    "skip_bad_questions": "skip_bad_examples",
+    "lr": "learning_rate",
+    "num_train_epochs": "epochs",
+    "train_batch_size": "batch_size",
+    "warmup_ratio": "warmup_proportion",
+    "vocab_file": "vocab_path",
+    "do_lower_case": "lower_case",
+    "dropout": "dropout_rate",
+}
+# The transformers-compatible task head has one name in every task model.
+HUGGINGFACE_HEAD = "huggingface"
 
 
 def init_parameters(cls):
@@ -76,3 +116,116 @@ def test_no_aliases_in_public_signatures(cls):
 @pytest.mark.parametrize("cls", PUBLIC_CLASSES, ids=lambda c: c.__name__)
 def test_docstring_has_an_example(cls):
     assert ">>>" in (inspect.getdoc(cls) or ""), f"{cls.__name__} has no runnable example"
+
+
+# --- job configs and command-line flags -------------------------------------------------
+
+
+def job_configs():
+    """Every dataclass defined under electra_tf.tasks, .pretraining and .compression."""
+    configs = []
+    for package in ("tasks", "pretraining", "compression"):
+        root = importlib.import_module(f"electra_tf.{package}")
+        for info in pkgutil.walk_packages(root.__path__, f"electra_tf.{package}."):
+            module = importlib.import_module(info.name)
+            configs += [value for value in vars(module).values()
+                        if inspect.isclass(value) and dataclasses.is_dataclass(value)
+                        and value.__module__ == module.__name__]
+    return configs
+
+
+def cli_flags():
+    """(subcommand path, argparse action) for every flag of every `electra-tf` subcommand."""
+    from electra_tf.cli.main import build_parser
+
+    def walk(parser, path):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, subparser in action.choices.items():
+                    yield from walk(subparser, (*path, name))
+            elif action.option_strings:
+                yield " ".join(path), action
+
+    return list(walk(build_parser(), ()))
+
+
+def is_deprecated_alias(action):
+    from electra_tf.cli.config_arguments import _DeprecatedFlag
+
+    return isinstance(action, _DeprecatedFlag)
+
+
+JOB_CONFIGS = job_configs()
+CLI_FLAGS = cli_flags()
+
+
+def test_the_walks_find_the_jobs_and_the_subcommands():
+    names = {config.__name__ for config in JOB_CONFIGS}
+    assert {"FinetuningConfig", "QAConfig", "TaggingConfig", "GlueConfig",
+            "PretrainingConfig", "FinetuningOptions"} <= names
+    commands = {path for path, _ in CLI_FLAGS}
+    assert {"finetune classify", "finetune qa", "finetune tag", "finetune glue", "pretrain",
+            "evaluate classify", "predict tag", "export", "compress prune"} <= commands
+
+
+@pytest.mark.parametrize("config", JOB_CONFIGS, ids=lambda c: f"{c.__module__}.{c.__name__}")
+def test_job_config_fields_use_the_vocabulary(config):
+    drifting = {field.name: JOB_SYNONYMS[field.name] for field in dataclasses.fields(config)
+                if field.name in JOB_SYNONYMS}
+    assert not drifting, f"{config.__name__}: rename {drifting} (keep the old name as an alias)"
+
+
+@pytest.mark.parametrize("path", sorted({path for path, _ in CLI_FLAGS}))
+def test_command_line_flags_use_the_vocabulary(path):
+    drifting = {}
+    for flag_path, action in CLI_FLAGS:
+        if flag_path != path or is_deprecated_alias(action):
+            continue
+        for flag in action.option_strings:
+            name = flag.lstrip("-").replace("-", "_")
+            name = name[3:] if name.startswith("no_") else name
+            if name in JOB_SYNONYMS:
+                drifting[flag] = "--" + JOB_SYNONYMS[name].replace("_", "-")
+    assert not drifting, f"electra-tf {path}: rename {drifting} (keep the old flag as an alias)"
+
+
+@pytest.mark.parametrize("path, action", [
+    (path, action) for path, action in CLI_FLAGS if is_deprecated_alias(action)],
+    ids=lambda value: value if isinstance(value, str) else value.option_strings[0])
+def test_deprecated_flags_are_hidden_and_say_what_to_use(path, action, capsys):
+    assert action.help == argparse.SUPPRESS
+    parser = argparse.ArgumentParser(prog=f"electra-tf {path}")
+    namespace = argparse.Namespace()
+    action(parser, namespace, "x" if action.nargs != 0 else [], action.option_strings[0])
+    assert f"{action.option_strings[0]} is deprecated; use {action.canonical}" in (
+        capsys.readouterr().err)
+
+
+def test_deprecated_flags_cover_the_renames():
+    aliases = {(path, action.option_strings[0]) for path, action in CLI_FLAGS
+               if is_deprecated_alias(action)}
+    for path in ("finetune classify", "finetune tag", "evaluate classify", "evaluate tag"):
+        assert (path, "--skip-bad-rows") in aliases
+    assert ("export", "--seq-length") in aliases
+    assert ("compress quantize", "--seq-length") in aliases
+
+
+def test_the_transformers_head_has_one_name():
+    from electra_tf.tasks import electra_classifier, electra_question_answering
+
+    for module in (electra_classifier, electra_question_answering):
+        assert HUGGINGFACE_HEAD in module.HEADS, module.__name__
+    assert "simple" not in electra_question_answering.HEADS
+    with pytest.deprecated_call(match="head='huggingface'"):
+        from electra_tf.tasks.run_qa import QAConfig
+
+        assert QAConfig(encoder="e", train="t", head="simple").head == HUGGINGFACE_HEAD
+
+
+def test_max_sequence_length_is_a_models_and_max_seq_length_a_jobs():
+    # Model constructors take the capacity; job configs and preprocessing the packed length.
+    for cls in PUBLIC_CLASSES:
+        if "max_seq_length" in init_parameters(cls):
+            assert cls is ElectraPacker or dataclasses.is_dataclass(cls), cls.__name__
+    for config in JOB_CONFIGS:
+        assert "max_sequence_length" not in {field.name for field in dataclasses.fields(config)}

@@ -24,7 +24,7 @@ SUBPACKAGES = {info.name for info in pkgutil.iter_modules(electra_tf.__path__)}
 LOADED_WITH_THE_MODELS = {
     "electra_tf.compression.electra_distiller",
     "electra_tf.models.presets",
-    "electra_tf.pretraining.strategies",
+    "electra_tf.utils.strategies",
 }
 
 

@@ -6,56 +6,33 @@ The jobs are `electra_tf.tasks.run_finetuning` (`run_finetuning`,
 
 import json
 
-from electra_tf.cli.training_arguments import add_training_arguments
+from electra_tf.cli.config_arguments import (
+    add_config_arguments,
+    add_skip_bad_examples_argument,
+    config_kwargs,
+)
 
 
 def add_finetune(subparsers):
-    """Adds `classify` to the `finetune` task subparsers."""
+    """Adds `classify` to the `finetune` task subparsers: the fields of `FinetuningConfig`."""
+    from electra_tf.tasks.run_finetuning import FinetuningConfig
+
     parser = subparsers.add_parser(
         "classify",
         help="fine-tune a classifier (or regressor) on labelled CSV/TSV/JSONL files",
         description="Fine-tune an ElectraClassifier from a Hugging Face or electra_tf encoder "
         "directory with ELECTRA's recipe (AdamW, layer-wise learning-rate decay, 10%% warmup, "
-        "linear decay). Writes OUTPUT_DIR/classifier and OUTPUT_DIR/results.json.",
+        "linear decay). Writes OUTPUT_DIR/model and OUTPUT_DIR/results.json. Options left out "
+        "keep the defaults of electra_tf.tasks.run_finetuning.FinetuningConfig.",
     )
-    parser.add_argument("--encoder", required=True,
-                        help="Hugging Face (config.json + weights) or electra_tf model directory")
-    parser.add_argument("--train", required=True, help="training file: .csv/.tsv/.jsonl")
-    parser.add_argument("--dev", help="evaluation file, same format")
-    parser.add_argument("--output-dir", default="finetune_output")
-    parser.add_argument("--text-column", default="text")
-    parser.add_argument("--text-b-column", help="second text column, for sentence pairs")
-    parser.add_argument("--label-column", default="label")
-    parser.add_argument("--problem-type", default="single_label",
-                        choices=["single_label", "multi_label", "regression"])
-    parser.add_argument("--num-classes", type=int)
-    parser.add_argument("--label-names", type=lambda text: text.split(","),
-                        help="comma-separated class names in id order, e.g. negative,positive")
-    parser.add_argument("--head", default="electra", choices=["electra", "huggingface"])
-    parser.add_argument("--vocab", dest="vocab_path",
-                        help="vocabulary file (default: the encoder's vocab.txt, else BERT uncased)")
-    parser.add_argument("--no-lower-case", dest="lower_case", action="store_false")
-    parser.add_argument("--max-seq-length", type=int)
-    parser.add_argument("--batch-size", type=int)
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--learning-rate", type=float)
-    parser.add_argument("--layer-decay", type=float)
-    parser.add_argument("--dropout-rate", type=float)
-    parser.add_argument("--skip-bad-rows", dest="errors", action="store_const", const="skip",
-                        help="skip and count bad rows instead of stopping at the first")
-    parser.add_argument("--seed", type=int)
-    parser.add_argument("--log-every", type=int, help="steps between TensorBoard/CSV rows")
-    parser.add_argument("--no-progress", dest="progress", action="store_false", default=None)
-    add_training_arguments(parser)  # --strategy, --mixed-precision, --gradient-accumulation-steps
+    add_config_arguments(parser, FinetuningConfig, required=("encoder", "train"))
     parser.set_defaults(run=_run_finetune)
 
 
 def _run_finetune(args):
     from electra_tf.tasks.run_finetuning import FinetuningConfig, format_summary, run_finetuning
 
-    options = {key: value for key, value in vars(args).items()
-               if value is not None and key not in ("command", "task", "run")}
-    summary = run_finetuning(FinetuningConfig(**options))
+    summary = run_finetuning(FinetuningConfig(**config_kwargs(args, FinetuningConfig)))
     print(format_summary(summary))
 
 
@@ -69,7 +46,7 @@ def add_evaluate(subparsers):
         "regression), also as JSON, and to --output when given.",
     )
     parser.add_argument("--model", required=True,
-                        help="OUTPUT_DIR/classifier of `finetune classify`")
+                        help="OUTPUT_DIR of `finetune classify` (or its model/)")
     parser.add_argument("--data", required=True, help="labelled .csv/.tsv/.jsonl file")
     parser.add_argument("--text-column", help="default: the one the model was trained with")
     parser.add_argument("--text-b-column")
@@ -77,25 +54,27 @@ def add_evaluate(subparsers):
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-seq-length", type=int,
                         help="tokens per packed input (default: the model's, from task.json)")
-    parser.add_argument("--skip-bad-rows", dest="errors", action="store_const", const="skip",
-                        default="raise")
+    add_skip_bad_examples_argument(
+        parser, "skip and count bad rows instead of stopping at the first")
     parser.add_argument("--output", help="write the metrics to this JSON file")
     parser.set_defaults(run=_run_evaluate)
 
 
 def _run_evaluate(args):
-    from electra_tf.tasks.run_finetuning import evaluate_classifier, write_json_atomically
+    from electra_tf.tasks.run_finetuning import evaluate_classifier
+    from electra_tf.utils.json_files import write_json
 
     metrics = evaluate_classifier(
         args.model, args.data, text_column=args.text_column, text_b_column=args.text_b_column,
-        label_column=args.label_column, batch_size=args.batch_size, max_seq_length=args.max_seq_length, errors=args.errors,
+        label_column=args.label_column, batch_size=args.batch_size,
+        max_seq_length=args.max_seq_length, errors=args.errors,
     )
     for name, value in metrics.items():
         if isinstance(value, float):
             print(f"{name}: {value:.4f}")
     print(json.dumps(metrics))
     if args.output:
-        write_json_atomically(metrics, args.output)
+        write_json(args.output, metrics)
 
 
 def add_predict(subparsers):
@@ -108,7 +87,7 @@ def add_predict(subparsers):
         "probabilities to --output (default: standard output).",
     )
     parser.add_argument("--model", required=True,
-                        help="OUTPUT_DIR/classifier of `finetune classify`")
+                        help="OUTPUT_DIR of `finetune classify` (or its model/)")
     parser.add_argument("--input", required=True, help="text or JSON-lines file")
     parser.add_argument("--output", help="JSON-lines file to write (default: print)")
     parser.add_argument("--batch-size", type=int, default=32)

@@ -5,9 +5,11 @@ run_distill, run_quantize).
 """
 
 import json
+import os
 import sys
 import warnings
 
+from electra_tf.cli.config_arguments import add_deprecated_alias
 from electra_tf.cli.export_commands import add_quantization_arguments
 
 
@@ -25,21 +27,29 @@ def add_subcommands(subparsers):
     prune = commands.add_parser(
         "prune", help="prune kernels to a target sparsity while fine-tuning (tfmot)",
         description="Fine-tune while pruning the encoder and head kernels to --sparsity "
-        "(polynomial-decay schedule, tensorflow-model-optimization). Writes OUTPUT/classifier, "
-        "sparsity.json, sparsity.txt, TensorBoard logs/ and summary.json.")
+        "(polynomial-decay schedule, tensorflow-model-optimization). The model is any task "
+        "directory (`electra-tf finetune classify|tag|qa` writes OUTPUT/model); --train and "
+        "--dev are that task's files (CSV/TSV/JSONL, CoNLL, SQuAD JSON), read with the "
+        "columns, label names, casing and max_seq_length of its task.json. Writes OUTPUT/model "
+        "(a full task directory), sparsity.json, sparsity.txt, TensorBoard logs/ and "
+        "summary.json (with the dev score before and after when --dev is given).")
     _add_common(prune, learning_rate=2e-5)
     prune.add_argument("--sparsity", type=float, default=0.5,
                        help="fraction of zeros in each pruned kernel (default: %(default)s)")
     prune.add_argument("--distill-alpha", type=float, default=None,
-                       help="learn from the unpruned classifier's soft predictions too, with "
+                       help="learn from the unpruned model's soft predictions too, with "
                        "this weight (e.g. 0.9); 1-alpha weighs the labels (default: labels only)")
     prune.set_defaults(run=_run_prune)
 
     distill = commands.add_parser(
-        "distill", help="distil the classifier into a shallower student",
+        "distill", help="distil a classifier, tagger or QA model into a shallower student",
         description="Train a --num-layers student, started from evenly spaced teacher layers, "
-        "on the teacher's softened predictions plus the labels. Writes OUTPUT/classifier "
-        "(the student), TensorBoard logs/ and summary.json.")
+        "on the teacher's softened predictions plus the labels. The teacher is any task "
+        "directory (`electra-tf finetune classify|tag|qa` writes OUTPUT/model); --train and "
+        "--dev are that task's files (CSV/TSV/JSONL, CoNLL, SQuAD JSON), read with the "
+        "columns, label names, casing and max_seq_length of its task.json. Writes OUTPUT/model "
+        "(the student, a full task directory), TensorBoard logs/ and summary.json (with the "
+        "teacher's and the student's dev score when --dev is given).")
     _add_common(distill, learning_rate=1e-4)
     distill.add_argument("--num-layers", type=int, default=2,
                          help="student transformer layers (default: %(default)s)")
@@ -59,9 +69,11 @@ def add_subcommands(subparsers):
     add_quantization_arguments(quantize, default="int8")  # the same flags as `export`
     quantize.add_argument("--mode", choices=["int8", "dynamic", "float16"],
                           help="deprecated: use --quantize (the flag `export` takes too)")
-    quantize.add_argument("--seq-length", type=int, default=None,
-                          help="fixed sequence length of the TFLite model (default: "
-                          "CLASSIFIER_DIR/task.json's max_seq_length, else 128)")
+    length = dict(dest="max_seq_length", type=int,
+                  help="fixed sequence length of the TFLite model (default: "
+                  "CLASSIFIER_DIR/task.json's max_seq_length, else 128)")
+    quantize.add_argument("--max-seq-length", default=None, **length)
+    add_deprecated_alias(quantize, "--seq-length", "--max-seq-length", length)  # its old name
     quantize.add_argument("--vocab", dest="vocab_path",
                           help="WordPiece vocabulary (default: CLASSIFIER_DIR/vocab.txt or the "
                           "packaged uncased one)")
@@ -105,23 +117,33 @@ def _common_options(args):
 def _run_prune(args):
     from electra_tf.compression.compress import run_prune
     from electra_tf.compression.pruning import format_sparsity_table
+    from electra_tf.tasks.task_model_io import MODEL_DIRNAME
 
     summary = run_prune(args.classifier_dir, args.train, args.output_dir,
                         target_sparsity=args.sparsity, distill_alpha=args.distill_alpha,
                         **_common_options(args))
     print(format_sparsity_table(summary["sparsity"]))
     _print_accuracies(summary)
-    print(f"wrote {args.output_dir}/classifier, sparsity.json, logs/")
+    if "dev_score_name" in summary and "dev_accuracy_after" not in summary:
+        print(f"dev {summary['dev_score_name']}: {summary['dev_score_before']:.4f} before, "
+              f"{summary['dev_score_after']:.4f} after pruning")
+    print(f"wrote {os.path.join(args.output_dir, MODEL_DIRNAME)}, sparsity.json, sparsity.txt, "
+          "logs/, summary.json")
 
 
 def _run_distill(args):
     from electra_tf.compression.compress import run_distill
+    from electra_tf.tasks.task_model_io import MODEL_DIRNAME
 
     summary = run_distill(args.classifier_dir, args.train, args.output_dir,
                           num_layers=args.num_layers, temperature=args.temperature,
                           alpha=args.alpha, **_common_options(args))
-    _print_accuracies(summary)
-    print(f"wrote the {args.num_layers}-layer student to {args.output_dir}/classifier (+ logs/)")
+    if "dev_score_name" in summary:
+        for model in ("teacher", "student"):
+            print(f"dev {summary['dev_score_name']} ({model}): "
+                  f"{summary[f'dev_score_{model}']:.4f}")
+    print(f"wrote the {args.num_layers}-layer student to "
+          f"{os.path.join(args.output_dir, MODEL_DIRNAME)} (+ logs/, summary.json)")
 
 
 def _run_quantize(args):
@@ -133,7 +155,7 @@ def _run_quantize(args):
         print(f"note: --mode is deprecated; use --quantize {args.mode}", file=sys.stderr)
         args.quantize = args.mode
     result = run_quantize(args.classifier_dir, args.output, quantize=args.quantize,
-                          calibration_data=args.calibration_data, seq_length=args.seq_length,
+                          calibration_data=args.calibration_data, seq_length=args.max_seq_length,
                           num_calibration_examples=args.num_calibration_examples,
                           vocab_path=args.vocab_path, overwrite=args.overwrite,
                           float_dense_layers=args.float_dense_layers)

@@ -1,5 +1,6 @@
 """`electra-tf export`: argument parsing only; the work is `export_model_directory`."""
 
+from electra_tf.cli.config_arguments import add_deprecated_alias
 from electra_tf.export.export_model_directory import FORMATS, QUANTIZE_MODES
 
 
@@ -34,9 +35,11 @@ def add_subcommands(subparsers):
                         help="encoder, discriminator, classifier, tagger or QA model directory")
     parser.add_argument("output_path", metavar="OUT", help="output directory (a file for tflite)")
     parser.add_argument("--format", required=True, choices=FORMATS)
-    parser.add_argument("--seq-length", type=int, default=None,
-                        help="tokens per packed input (default: MODEL_DIR/task.json's "
-                        "max_seq_length if present, else 128)")
+    length = dict(dest="max_seq_length", type=int,
+                  help="tokens per packed input (default: MODEL_DIR/task.json's "
+                  "max_seq_length if present, else 128)")
+    parser.add_argument("--max-seq-length", default=None, **length)
+    add_deprecated_alias(parser, "--seq-length", "--max-seq-length", length)  # its old name
     parser.add_argument("--vocab", dest="vocab_path",
                         help="WordPiece vocabulary (default: MODEL_DIR/vocab.txt if present, "
                         "else the packaged uncased BERT one)")
@@ -60,7 +63,7 @@ def _run_export(args):
     label_names = args.label_names.split(",") if args.label_names else None
     model = export_model_directory(
         args.model_dir, args.output_path, args.format, quantize=args.quantize,
-        seq_length=args.seq_length, vocab_path=args.vocab_path, lower_case=args.lower_case,
+        seq_length=args.max_seq_length, vocab_path=args.vocab_path, lower_case=args.lower_case,
         label_names=label_names, text_pair=args.text_pair,
         calibration_data=args.calibration_data, overwrite=args.overwrite,
         num_calibration_examples=args.num_calibration_examples,

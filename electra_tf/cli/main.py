@@ -63,7 +63,7 @@ def _add_pretrain(subparsers):
     from electra_tf.models.presets import PRESETS
     from electra_tf.pretraining.run_pretraining import OBJECTIVES
     from electra_tf.cli.training_arguments import add_mixed_precision_argument
-    from electra_tf.pretraining.strategies import STRATEGIES
+    from electra_tf.utils.strategies import STRATEGIES
 
     parser = subparsers.add_parser(
         "pretrain",
@@ -198,7 +198,7 @@ def _add_vocab(subparsers):
 
 
 def _run_vocab(args):
-    from electra_tf.preprocessing.wordpiece_vocabulary import train_wordpiece_vocabulary
+    from electra_tf.data.wordpiece_vocabulary import train_wordpiece_vocabulary
 
     tokens = train_wordpiece_vocabulary(args.corpus, args.size, args.out,
                                         lower_case=args.lower_case, overwrite=args.overwrite)

@@ -6,53 +6,35 @@ The jobs are `electra_tf.tasks.run_tagging` (`run_tagging`, `evaluate_tagger`,
 
 import json
 
-from electra_tf.cli.training_arguments import add_training_arguments
+from electra_tf.cli.config_arguments import (
+    add_config_arguments,
+    add_skip_bad_examples_argument,
+    config_kwargs,
+)
 
 
 def add_finetune(subparsers):
-    """Adds `tag` to the `finetune` task subparsers."""
+    """Adds `tag` to the `finetune` task subparsers: the fields of `TaggingConfig`."""
+    from electra_tf.tasks.run_tagging import TaggingConfig
+
     parser = subparsers.add_parser(
         "tag",
         help="fine-tune a tagger (NER, chunking, POS) on CoNLL files",
         description="Fine-tune an ElectraTokenClassifier from a Hugging Face or electra_tf "
         "encoder directory on CoNLL files (`word ... tag` lines, a blank line between "
-        "sentences), with ELECTRA's recipe. Writes OUTPUT_DIR/tagger (for `evaluate tag` and "
-        "`predict tag`), OUTPUT_DIR/tagger_hf (ElectraForTokenClassification), TensorBoard logs, "
+        "sentences), with ELECTRA's recipe. Writes OUTPUT_DIR/model (for `evaluate tag` and "
+        "`predict tag`), OUTPUT_DIR/model_hf (ElectraForTokenClassification), TensorBoard logs, "
         "learning_curves.png and results.json. Options left out keep the defaults of "
         "electra_tf.tasks.run_tagging.TaggingConfig.",
     )
-    parser.add_argument("--encoder", required=True,
-                        help="Hugging Face (config.json + weights) or electra_tf model directory")
-    parser.add_argument("--train", required=True, help="training file in CoNLL format")
-    parser.add_argument("--dev", help="evaluation file, same format (entity F1 after training)")
-    parser.add_argument("--output-dir", help="output directory (default: tagging_output)")
-    parser.add_argument("--label-column",
-                        help="tag column: an index (-1: the last, NER in CoNLL-2003) or "
-                        "ner, chunk, pos")
-    parser.add_argument("--vocab", dest="vocab_path",
-                        help="vocabulary file (default: the encoder's vocab.txt, else BERT uncased)")
-    parser.add_argument("--no-lower-case", dest="lower_case", action="store_false", default=None)
-    parser.add_argument("--max-seq-length", type=int)
-    parser.add_argument("--batch-size", type=int)
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--learning-rate", type=float)
-    parser.add_argument("--layer-decay", type=float)
-    parser.add_argument("--dropout-rate", type=float)
-    parser.add_argument("--log-every", type=int, help="steps between TensorBoard/CSV rows")
-    parser.add_argument("--skip-bad-rows", dest="errors", action="store_const", const="skip",
-                        help="drop and count bad sentences instead of stopping at the first")
-    parser.add_argument("--no-progress", dest="progress", action="store_false", default=None)
-    parser.add_argument("--seed", type=int)
-    add_training_arguments(parser)  # --strategy, --mixed-precision, --gradient-accumulation-steps
+    add_config_arguments(parser, TaggingConfig, required=("encoder", "train"))
     parser.set_defaults(run=_run_finetune)
 
 
 def _run_finetune(args):
-    from electra_tf.tasks.run_tagging import TaggingConfig, format_tagging_summary, run_tagging
+    from electra_tf.tasks.run_tagging import TaggingConfig, format_summary, run_tagging
 
-    options = {key: value for key, value in vars(args).items()
-               if value is not None and key not in ("command", "task", "run")}
-    print(format_tagging_summary(run_tagging(TaggingConfig(**options))))
+    print(format_summary(run_tagging(TaggingConfig(**config_kwargs(args, TaggingConfig)))))
 
 
 def add_evaluate(subparsers):
@@ -64,31 +46,33 @@ def add_evaluate(subparsers):
         "precision/recall/F1 (seqeval's default mode), word accuracy and per-type F1; the "
         "metrics are also printed as JSON and written to --output when given.",
     )
-    parser.add_argument("--model", required=True, help="OUTPUT_DIR/tagger of `finetune tag`")
+    parser.add_argument("--model", required=True,
+                        help="OUTPUT_DIR of `finetune tag` (or its model/)")
     parser.add_argument("--data", required=True, help="labelled CoNLL file")
     parser.add_argument("--label-column", default="-1",
                         help="tag column: an index or ner, chunk, pos (default: the last)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-seq-length", type=int,
                         help="tokens per packed input (default: the model's, from task.json)")
-    parser.add_argument("--skip-bad-rows", dest="errors", action="store_const", const="skip",
-                        default="raise")
+    add_skip_bad_examples_argument(
+        parser, "skip and count bad sentences instead of stopping at the first")
     parser.add_argument("--output", help="write the metrics to this JSON file")
     parser.set_defaults(run=_run_evaluate)
 
 
 def _run_evaluate(args):
-    from electra_tf.tasks.run_finetuning import write_json_atomically
     from electra_tf.tasks.run_tagging import evaluate_tagger, format_tagging_metrics
+    from electra_tf.utils.json_files import write_json
 
     column = args.label_column
     column = int(column) if column.lstrip("-").isdigit() else column
     metrics = evaluate_tagger(args.model, args.data, label_column=column,
-                              batch_size=args.batch_size, max_seq_length=args.max_seq_length, errors=args.errors)
+                              batch_size=args.batch_size, max_seq_length=args.max_seq_length,
+                              errors=args.errors)
     print(format_tagging_metrics(metrics))
     print(json.dumps(metrics))
     if args.output:
-        write_json_atomically(metrics, args.output)
+        write_json(args.output, metrics)
 
 
 def add_predict(subparsers):
@@ -100,7 +84,8 @@ def add_predict(subparsers):
         "\"tokens\") and write JSON lines with tokens, tags, probabilities and entities to "
         "--output (default: standard output).",
     )
-    parser.add_argument("--model", required=True, help="OUTPUT_DIR/tagger of `finetune tag`")
+    parser.add_argument("--model", required=True,
+                        help="OUTPUT_DIR of `finetune tag` (or its model/)")
     parser.add_argument("--input", required=True, help="text or JSON-lines file")
     parser.add_argument("--output", help="JSON-lines file to write (default: print)")
     parser.add_argument("--batch-size", type=int, default=32)
@@ -112,7 +97,8 @@ def add_predict(subparsers):
 def _run_predict(args):
     from electra_tf.tasks.run_tagging import predict_tags
 
-    predictions = predict_tags(args.model, args.input, args.output, batch_size=args.batch_size, max_seq_length=args.max_seq_length)
+    predictions = predict_tags(args.model, args.input, args.output, batch_size=args.batch_size,
+                               max_seq_length=args.max_seq_length)
     if args.output:
         print(f"wrote {len(predictions)} predictions to {args.output}")
     else:

@@ -1,42 +1,31 @@
 """Training flags shared by the jobs: argument parsing only.
 
-`add_training_arguments` gives `finetune classify|qa|tag` the fields of
-`electra_tf.tasks.training_options.TrainingOptions`; `add_mixed_precision_argument`
-is also `pretrain`'s `--mixed-precision`. Flags left out are None, so the config's
-defaults apply.
+`add_training_arguments` gives a parser the fields of
+`electra_tf.tasks.training_options.TrainingOptions` (`--strategy`,
+`--mixed-precision`, `--gradient-accumulation-steps`), derived from the fields
+as every fine-tuning flag is (`electra_tf.cli.config_arguments`);
+`add_mixed_precision_argument` is also `pretrain`'s `--mixed-precision`. Flags
+left out are not passed, so the config's defaults apply.
 """
 
-import argparse
+import dataclasses
 
-from electra_tf.pretraining.strategies import STRATEGIES
-from electra_tf.utils.mixed_precision import MIXED_PRECISION_DTYPES
+from electra_tf.cli.config_arguments import add_config_arguments, flag_name
 
 
 def add_mixed_precision_argument(parser):
     """`--mixed-precision [float16|bfloat16]`; the bare flag is float16, as `pretrain`'s was."""
-    parser.add_argument(
-        "--mixed-precision", nargs="?", const="float16", choices=MIXED_PRECISION_DTYPES,
-        default=None,
-        help="compute in float16 (GPUs; the bare flag) or bfloat16 (TPUs, recent GPUs and CPUs) "
-        "with float32 weights (default: float32)")
+    from electra_tf.tasks.training_options import TrainingOptions
+
+    field, = [field for field in dataclasses.fields(TrainingOptions)
+              if field.name == "mixed_precision"]
+    parser.add_argument(flag_name(field), dest="mixed_precision", nargs="?",
+                        const=field.metadata["const"], choices=field.metadata["choices"],
+                        default=None, help=field.metadata["help"])
 
 
 def add_training_arguments(parser):
     """`--strategy`, `--mixed-precision` and `--gradient-accumulation-steps`."""
-    parser.add_argument("--strategy", choices=STRATEGIES,
-                        help="auto (default): a configured TPU, TF_CONFIG workers, all GPUs, or "
-                        "one device")
-    add_mixed_precision_argument(parser)
-    parser.add_argument("--gradient-accumulation-steps", type=_at_least_one, metavar="K",
-                        help="micro-batches of --batch-size per optimizer update (default 1); "
-                        "an update sees K × batch size examples, the memory of one micro-batch")
+    from electra_tf.tasks.training_options import TrainingOptions
 
-
-def _at_least_one(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = None
-    if value is None or value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1; received {text!r}")
-    return value
+    add_config_arguments(parser, TrainingOptions)

@@ -1,6 +1,6 @@
 """The jobs behind `electra-tf compress prune|distill|quantize`: directories in, directories out.
 
-    summary = run_prune("runs/sst2/classifier", "train.tsv", "runs/sst2_pruned",
+    summary = run_prune("runs/sst2/model", "train.tsv", "runs/sst2_pruned",
                         target_sparsity=0.5, dev="dev.tsv")
 
 Each job reads an `ElectraClassifier` written by `save_pretrained`, a
@@ -8,9 +8,11 @@ labelled text file (`read_classification_file` formats) and writes its output
 directory atomically (nothing is left half-written; an existing one is kept
 unless `overwrite`):
 
-    prune:    classifier/ (sparse kernels), sparsity.json, sparsity.txt,
-              logs/ (TensorBoard: loss, per-layer sparsity), summary.json
-    distill:  classifier/ (the student), logs/ (TensorBoard), summary.json
+    prune:    model/ (sparse kernels; a classifier, tagger or QA task directory),
+              sparsity.json, sparsity.txt, logs/ (TensorBoard: loss, per-layer
+              sparsity), summary.json
+    distill:  model/ (the shallower student; a classifier, tagger or QA task directory),
+              logs/ (TensorBoard), summary.json
     quantize: one .tflite file, through `electra_tf.export.tflite_export.export_tflite`.
 """
 
@@ -22,67 +24,37 @@ import tf_keras as keras
 
 from electra_tf.compression.compression_report import accuracy_from_logits
 from electra_tf.compression.electra_distiller import ElectraDistiller, student_from_teacher
-from electra_tf.compression.pruning import format_sparsity_table, prune_classifier, sparsity_report
+from electra_tf.compression.pruning import (
+    check_target_sparsity,
+    format_sparsity_table,
+    prune_task_model,
+    sparsity_report,
+)
+from electra_tf.compression.task_data import (  # noqa: F401  (their old home)
+    DEFAULT_MAX_SEQ_LENGTH,
+    classifier_task_info,
+    load_classifier_and_tokenizer,
+    load_task_model_and_tokenizer,
+    save_compressed_model,
+    task_dataset,
+    task_info_at_length,
+    task_metrics,
+)
 from electra_tf.data.classification_dataset import (
     make_classification_dataset,
     read_classification_file,
 )
 from electra_tf.export.tflite_export import representative_dataset  # noqa: F401  (its old home)
-from electra_tf.preprocessing.electra_tokenizer import ElectraTokenizer
-from electra_tf.tasks.electra_classifier import ElectraClassifier
-from electra_tf.tasks.task_model_io import read_task_info, save_task_model
+from electra_tf.tasks.task_model_io import MODEL_DIRNAME
 from electra_tf.utils.atomic_directory import atomic_directory
 
 QUANTIZE_MODES = ("dynamic", "float16", "int8")
-DEFAULT_MAX_SEQ_LENGTH = 128  # for a classifier directory without task.json
-
-
-def load_classifier_and_tokenizer(classifier_dir, vocab_path=None):
-    """The `ElectraClassifier` saved in `classifier_dir` and a tokenizer whose vocabulary fits it.
-
-    The tokenizer reads `vocab_path`, else `classifier_dir/vocab.txt` when
-    present, else the packaged uncased BERT vocabulary; it is cased when the
-    directory's task.json says so.
-    """
-    classifier = ElectraClassifier.from_pretrained(classifier_dir)
-    task = read_task_info(classifier_dir) or {}
-    if vocab_path is None and os.path.isfile(os.path.join(classifier_dir, "vocab.txt")):
-        vocab_path = os.path.join(classifier_dir, "vocab.txt")
-    tokenizer = ElectraTokenizer(vocab_path, lower_case=task.get("lower_case", True))
-    if tokenizer.vocab_size != classifier.encoder.vocab_size:
-        raise ValueError(
-            f"The vocabulary has {tokenizer.vocab_size} tokens but the classifier's encoder "
-            f"{classifier.encoder.vocab_size}; pass the model's vocab.txt as vocab_path (--vocab)."
-        )
-    return classifier, tokenizer
-
-
-def classifier_task_info(classifier_dir, classifier):
-    """What the classifier's directory records (task.json), with defaults for one that has none.
-
-    The compression jobs read their defaults from it (max_seq_length, the text
-    and label columns, label names) and write it, updated, next to their output
-    model, so that `evaluate`, `predict`, `export` and `serve` read a pruned or
-    distilled model as they read the fine-tuned one.
-    """
-    task = dict(read_task_info(classifier_dir) or {})
-    if task.get("task", "classify") != "classify":
-        raise ValueError(f"{classifier_dir!r} holds a {task['task']!r} model; the compression "
-                         "jobs take classifiers (`electra-tf finetune classify`).")
-    task.setdefault("max_seq_length", DEFAULT_MAX_SEQ_LENGTH)
-    if task.get("label_names") is None and classifier.problem_type != "regression":
-        task["label_names"] = [str(i) for i in range(classifier.num_classes)]
-    return task
 
 
 def _save_compressed(model, path, tokenizer, task, max_seq_length, compressed_from):
-    """The output classifier as a task directory: config, weights, vocab.txt, task.json."""
-    extra = {key: value for key, value in task.items()
-             if key not in ("task", "model_class", "label_names", "max_seq_length", "lower_case",
-                            "vocab")}
-    extra["compressed_from"] = compressed_from
-    save_task_model(model, path, "classify", tokenizer, max_seq_length, task.get("label_names"),
-                    extra=extra)
+    """The output model as a task directory: config, weights, vocab.txt, task.json."""
+    save_compressed_model(model, path, tokenizer, {"task": "classify", **task}, compressed_from,
+                          max_seq_length)
 
 
 def _dataset(path, classifier, tokenizer, max_seq_length, batch_size, shuffle=False, seed=0,
@@ -142,7 +114,7 @@ def _training_data(path, teacher, tokenizer, max_seq_length, batch_size, epochs,
 
 
 def run_prune(
-    classifier_dir,
+    model_dir,
     train,
     output_dir,
     target_sparsity=0.5,
@@ -158,66 +130,98 @@ def run_prune(
     distill_alpha=None,
     augment_copies=0,
 ):
-    """Prunes a saved classifier while fine-tuning on `train`; see the module docstring.
+    """Prunes a saved task model (classifier, tagger or QA) while fine-tuning on `train`.
 
-    `distill_alpha`: when given, the unpruned classifier is the teacher and
-    the pruned one learns from its soft predictions with that weight (and from
-    the labels with 1 - distill_alpha); see `prune_classifier`.
-    `augment_copies`: also train on that many augmented copies of each text,
-    which only the teacher labels (`augmented_distillation_dataset`); needs
-    `distill_alpha`.
+    `model_dir` is a task directory (`electra-tf finetune classify|tag|qa`'s
+    OUTPUT/model, or that OUTPUT directory); `train` and `dev` are files of its
+    task (CSV/TSV/JSONL, CoNLL, SQuAD JSON), read with the columns, label
+    names, casing and max_seq_length of its task.json (`task_data`).
+    `distill_alpha`: when given, the unpruned model is the teacher and the
+    pruned one learns from its soft predictions with that weight (and from
+    the labels with 1 - distill_alpha); see `prune_task_model`.
+    `augment_copies` (classifiers): also train on that many augmented copies
+    of each text, which only the teacher labels
+    (`augmented_distillation_dataset`); needs `distill_alpha`.
 
     `max_steps` replaces `epochs`: one pass of exactly that many batches.
-    `max_seq_length` None: the classifier directory's task.json's (else 128).
-    The pruned model is written as OUTPUT/classifier with the input's
-    vocab.txt and task.json (label names, columns, max_seq_length), so the
-    other commands read it as they read the fine-tuned model.
+    `max_seq_length` None: the model directory's task.json's (else 128).
+    The pruned model is written as OUTPUT/model, a full task directory with
+    the input's vocab.txt and task.json (label names, columns, settings, and
+    "compressed_from"), so the other commands read it as they read the
+    fine-tuned model; next to it sparsity.json, sparsity.txt, logs/
+    (TensorBoard) and summary.json.
 
     Returns the summary written to summary.json, with the per-kernel sparsity
-    report and, when `dev` is given, dev accuracy before and after.
+    report and, when `dev` is given, the task's dev score before and after
+    ("dev_score_name", "dev_score_before", "dev_score_after"; classifiers
+    also "dev_accuracy_before" and "dev_accuracy_after").
 
-    Pruning trains, which takes a while; the example shows the check made
+    Pruning trains, which takes a while; the examples show the checks made
     before anything is read:
 
-    >>> run_prune("runs/sst2/classifier", "train.tsv", "runs/sst2_pruned", augment_copies=2)
+    >>> run_prune("runs/sst2/model", "train.tsv", "runs/sst2_pruned", augment_copies=2)
     Traceback (most recent call last):
     ...
     ValueError: Augmented texts have no labels, so augment_copies=2 needs the unpruned model
     as teacher: pass distill_alpha (--distill-alpha), e.g. 1.0.
+    >>> run_prune("runs/sst2/model", "train.tsv", "runs/sst2_pruned", target_sparsity=1.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: `target_sparsity` (--sparsity) must be a number in [0, 1), the fraction of zeros
+    each pruned kernel ends with; received 1.0.
     """
+    check_target_sparsity(target_sparsity)
     if augment_copies and distill_alpha is None:
         raise ValueError(
             f"Augmented texts have no labels, so augment_copies={augment_copies} needs the "
             "unpruned model as teacher: pass distill_alpha (--distill-alpha), e.g. 1.0."
         )
-    classifier, tokenizer = load_classifier_and_tokenizer(classifier_dir, vocab_path)
-    task = classifier_task_info(classifier_dir, classifier)
-    max_seq_length = max_seq_length or task["max_seq_length"]
-    epochs, steps_per_epoch, train_data = _training_data(
-        train, classifier, tokenizer, max_seq_length, batch_size, epochs, max_steps,
-        augment_copies, task)
-    summary = {"classifier": classifier_dir, "train": train, "target_sparsity": target_sparsity,
-               "steps": epochs * steps_per_epoch, "augment_copies": augment_copies}
-    if dev:
-        dev_data, dev_labels = _dataset(dev, classifier, tokenizer, max_seq_length, batch_size,
-                                        task=task)
-        summary["dev_accuracy_before"] = dev_accuracy(classifier, dev_data, dev_labels)
+    model, tokenizer, task = load_task_model_and_tokenizer(model_dir, vocab_path)
+    if augment_copies and task["task"] != "classify":
+        raise ValueError(
+            f"augment_copies={augment_copies} (--augment-copies) augments classification texts; "
+            f"{model_dir!r} holds a {task['task']!r} model. Leave it at 0."
+        )
+    task = task_info_at_length(task, model, max_seq_length)
+    max_seq_length = task["max_seq_length"]
+    # Everything from here on fails before the output appears (an existing one first).
     with atomic_directory(output_dir, overwrite=overwrite) as tmp:
+        if augment_copies:
+            epochs, steps_per_epoch, train_data = _training_data(
+                train, model, tokenizer, max_seq_length, batch_size, epochs, max_steps,
+                augment_copies, task)
+        else:
+            train_data = task_dataset(task, model, tokenizer, train, max_seq_length, batch_size,
+                                      shuffle=True)
+            epochs, steps_per_epoch, train_data = _steps(train_data, epochs, max_steps)
+        summary = {"model": model_dir, "task": task["task"], "train": train,
+                   "target_sparsity": target_sparsity, "steps": epochs * steps_per_epoch,
+                   "augment_copies": augment_copies}
+        if task["task"] == "classify":
+            summary["classifier"] = model_dir  # the key earlier versions wrote
+        if dev:
+            before = task_metrics(model, tokenizer, task, dev, max_seq_length, batch_size)
+            summary["dev_score_name"] = before["score_name"]
+            summary["dev_score_before"] = before["score"]
         start = time.perf_counter()
-        pruned, history = prune_classifier(
-            classifier, train_data, target_sparsity=target_sparsity, epochs=epochs,
+        pruned, history = prune_task_model(
+            model, train_data, target_sparsity=target_sparsity, epochs=epochs,
             steps_per_epoch=steps_per_epoch, learning_rate=learning_rate,
             log_dir=os.path.join(tmp, "logs"), verbose=verbose,
-            **({} if distill_alpha is None else {"teacher": classifier, "alpha": distill_alpha}),
+            **({} if distill_alpha is None else {"teacher": model, "alpha": distill_alpha}),
         )
         summary["train_seconds"] = round(time.perf_counter() - start, 1)
         summary["history"] = {k: [float(v) for v in vs] for k, vs in history.history.items()}
         report = sparsity_report(pruned)
         summary["sparsity"] = report
         if dev:
-            summary["dev_accuracy_after"] = dev_accuracy(pruned, dev_data, dev_labels)
-        _save_compressed(pruned, os.path.join(tmp, "classifier"), tokenizer, task,
-                         max_seq_length, compressed_from=f"prune {os.path.abspath(classifier_dir)}")
+            summary["dev_score_after"] = task_metrics(
+                pruned, tokenizer, task, dev, max_seq_length, batch_size)["score"]
+            if task["task"] == "classify" and summary["dev_score_name"] == "accuracy":
+                summary["dev_accuracy_before"] = summary["dev_score_before"]
+                summary["dev_accuracy_after"] = summary["dev_score_after"]
+        save_compressed_model(pruned, os.path.join(tmp, MODEL_DIRNAME), tokenizer, task,
+                              compressed_from=f"prune {os.path.abspath(model_dir)}")
         with open(os.path.join(tmp, "sparsity.json"), "w") as f:
             json.dump(report, f, indent=2)
         with open(os.path.join(tmp, "sparsity.txt"), "w") as f:
@@ -245,35 +249,85 @@ def run_distill(
     verbose=1,
     augment_copies=0,
 ):
-    """Distils a saved classifier into a `num_layers` student started from the teacher's layers.
+    """Distils a saved task model into a `num_layers` student started from the teacher's layers.
 
-    `augment_copies`: also train on that many augmented copies of each text,
-    which only the teacher labels (`augmented_distillation_dataset`).
+    The teacher directory is any task directory (`electra-tf finetune
+    classify|tag|qa` writes one to OUTPUT/model): a classifier with a
+    CSV/TSV/JSONL `train` file, a tagger with a CoNLL file, a QA model with a
+    SQuAD JSON file. Its task.json gives the defaults (max_seq_length, label
+    names, casing, columns, QA windows); the student is the same kind of
+    model with the same head (`student_from_teacher`), trained by
+    `ElectraDistiller` on the teacher's soft targets and the labels.
+
+    `augment_copies` (classifiers only): also train on that many augmented
+    copies of each text, which only the teacher labels
+    (`augmented_distillation_dataset`).
 
     `max_seq_length` None: the teacher directory's task.json's (else 128).
-    The student is written as OUTPUT/classifier with the teacher's vocab.txt
-    and task.json, so the other commands read it as they read the teacher.
+    The student is written as OUTPUT/model (`MODEL_DIRNAME`) with the
+    teacher's vocab.txt and task.json (plus `compressed_from` and the
+    student's `num_layers`), so every other command reads it as it reads the
+    teacher; next to it logs/ (TensorBoard) and summary.json.
 
-    Returns the summary written to summary.json (history, and with `dev` the
-    teacher's and the student's dev accuracy).
+    Returns the summary written to summary.json: the history, and with `dev`
+    the teacher's and the student's dev score (`dev_score_teacher`,
+    `dev_score_student`, named by `dev_score_name`: accuracy for classifiers,
+    which also keep `dev_accuracy_teacher`/`_student`; entity F1 for taggers;
+    SQuAD F1 for QA).
+
+    Distilling trains, which takes a while; the example shows a check made
+    before anything is trained or written:
+
+    >>> import tempfile
+    >>> from electra_tf import ElectraEncoder, ElectraTokenClassifier
+    >>> from electra_tf.preprocessing.electra_tokenizer import ElectraTokenizer
+    >>> from electra_tf.tasks.task_model_io import save_task_model
+    >>> tagger = ElectraTokenClassifier(ElectraEncoder(vocab_size=30522, hidden_size=8,
+    ...     num_layers=2, num_heads=2, intermediate_size=16), num_labels=3)
+    >>> tagger_dir = tempfile.mkdtemp() + "/model"
+    >>> save_task_model(tagger, tagger_dir, "tag", ElectraTokenizer(), 32, ["O", "B-PER", "I-PER"])
+    >>> run_distill(tagger_dir, "train.conll", tagger_dir + "_distilled", augment_copies=2)
+    Traceback (most recent call last):
+    ...
+    ValueError: Text augmentation makes unlabelled copies of classification texts; '...' holds
+    a 'tag' model, which it cannot augment: received augment_copies=2. Drop augment_copies
+    (--augment-copies).
     """
     from electra_tf.optimization.layerwise_decay_adamw import create_finetuning_optimizer
 
-    teacher, tokenizer = load_classifier_and_tokenizer(teacher_dir, vocab_path)
-    task = classifier_task_info(teacher_dir, teacher)
-    max_seq_length = max_seq_length or task["max_seq_length"]
-    student = student_from_teacher(teacher, num_layers)
-    epochs, steps_per_epoch, train_data = _training_data(
-        train, teacher, tokenizer, max_seq_length, batch_size, epochs, max_steps, augment_copies,
-        task)
-    total_steps = epochs * steps_per_epoch
-    summary = {"teacher": teacher_dir, "train": train, "num_layers": num_layers,
-               "temperature": temperature, "alpha": alpha, "steps": total_steps,
-               "augment_copies": augment_copies}
-    distiller = ElectraDistiller(teacher, student, temperature=temperature, alpha=alpha)
-    distiller.compile(optimizer=create_finetuning_optimizer(
-        learning_rate, total_steps, num_layers=num_layers))
+    teacher, tokenizer, task = load_task_model_and_tokenizer(teacher_dir, vocab_path)
+    kind = task["task"]
+    if augment_copies and kind != "classify":
+        raise ValueError(
+            f"Text augmentation makes unlabelled copies of classification texts; "
+            f"{teacher_dir!r} holds a {kind!r} model, which it cannot augment: received "
+            f"augment_copies={augment_copies}. Drop augment_copies (--augment-copies)."
+        )
+    student = student_from_teacher(teacher, num_layers)  # checks num_layers before any reading
+    # The length the student trains and is saved at (QA: with windows that fit it).
+    task = task_info_at_length(task, teacher, max_seq_length)
+    max_seq_length = task["max_seq_length"]
+    # Everything from here on fails before the output appears (an existing one first).
     with atomic_directory(output_dir, overwrite=overwrite) as tmp:
+        if kind == "classify":  # as before: task.json's columns and label names, augmentation
+            epochs, steps_per_epoch, train_data = _training_data(
+                train, teacher, tokenizer, max_seq_length, batch_size, epochs, max_steps,
+                augment_copies, task)
+        else:
+            epochs, steps_per_epoch, train_data = _steps(
+                task_dataset(task, teacher, tokenizer, train, max_seq_length, batch_size,
+                             shuffle=True), epochs, max_steps)
+        total_steps = epochs * steps_per_epoch
+        summary = {"teacher": teacher_dir, "task": kind, "train": train,
+                   "num_layers": num_layers, "temperature": temperature, "alpha": alpha,
+                   "steps": total_steps, "augment_copies": augment_copies}
+        if dev:  # the teacher's score first: a bad dev file fails before training
+            metrics = task_metrics(teacher, tokenizer, task, dev, max_seq_length, batch_size)
+            summary["dev_score_name"] = metrics["score_name"]
+            summary["dev_score_teacher"] = float(metrics["score"])
+        distiller = ElectraDistiller(teacher, student, temperature=temperature, alpha=alpha)
+        distiller.compile(optimizer=create_finetuning_optimizer(
+            learning_rate, total_steps, num_layers=num_layers))
         start = time.perf_counter()
         history = distiller.fit(
             train_data, epochs=epochs, steps_per_epoch=steps_per_epoch, verbose=verbose,
@@ -283,12 +337,15 @@ def run_distill(
         summary["train_seconds"] = round(time.perf_counter() - start, 1)
         summary["history"] = {k: [float(v) for v in vs] for k, vs in history.history.items()}
         if dev:
-            dev_data, dev_labels = _dataset(dev, teacher, tokenizer, max_seq_length, batch_size,
-                                            task=task)
-            summary["dev_accuracy_teacher"] = dev_accuracy(teacher, dev_data, dev_labels)
-            summary["dev_accuracy_student"] = dev_accuracy(student, dev_data, dev_labels)
-        _save_compressed(student, os.path.join(tmp, "classifier"), tokenizer, task,
-                         max_seq_length, compressed_from=f"distill {os.path.abspath(teacher_dir)}")
+            metrics = task_metrics(student, tokenizer, task, dev, max_seq_length, batch_size)
+            summary["dev_score_student"] = float(metrics["score"])
+            if kind == "classify":  # the keys earlier versions wrote
+                summary["dev_accuracy_teacher"] = summary["dev_score_teacher"]
+                summary["dev_accuracy_student"] = summary["dev_score_student"]
+        save_compressed_model(
+            student, os.path.join(tmp, MODEL_DIRNAME), tokenizer,
+            {**task, "num_layers": num_layers},
+            compressed_from=f"distill {os.path.abspath(teacher_dir)}")
         with open(os.path.join(tmp, "summary.json"), "w") as f:
             json.dump(summary, f, indent=2)
     return summary

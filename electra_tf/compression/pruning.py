@@ -1,34 +1,49 @@
-"""Magnitude pruning of an ElectraClassifier with tensorflow-model-optimization.
+"""Magnitude pruning of any ELECTRA task model with tensorflow-model-optimization.
 
-tfmot's `prune_low_magnitude` wraps layers of Sequential and functional
-models only, and our models are subclassed. So the classifier's own layers
-(the very same objects, hence the same weights) are wired into a functional
-tf-keras model, `functional_classifier`; the dense layers and the
-`TransformerLayer`s (which are tfmot `PrunableLayer`s: their four dense
-kernels) are wrapped by `prune_low_magnitude` on the way. Fine-tuning that
-model with `UpdatePruningStep` on a `PolynomialDecay` schedule zeroes the
-smallest kernel entries step by step; `strip_pruning` then hands back the
-unwrapped layers, which are the classifier's: the classifier itself holds the
-sparse kernels and saves, loads and exports as usual.
+    pruned, history = prune_task_model(model, train_data, target_sparsity=0.5, epochs=1)
+    print(format_sparsity_table(sparsity_report(pruned)))
+
+`prune_task_model` works on the task models themselves (`ElectraClassifier`,
+`ElectraTokenClassifier`, `ElectraQuestionAnswering`): `pruning_wrappers`
+puts tfmot's `prune_low_magnitude` wrapper in place of each prunable layer of
+the (subclassed) model — the attribute or list entry that holds it — so the
+model's own `call` runs the wrapped layers and nothing of the forward pass is
+copied here. The prunable layers are the encoder's embedding projection and
+`TransformerLayer`s (tfmot `PrunableLayer`s: their four dense kernels) and the
+head's dense layers. The model then trains with its own loss (`compile`,
+`fit` and `UpdatePruningStep`, which finds the wrappers inside the nested
+models) on a `PolynomialDecay` schedule that zeroes the smallest kernel
+entries step by step. On the way out the wrappers are taken off again: the
+model holds the very same layer objects, now with sparse kernels, and saves,
+loads and exports as usual.
 
 The embedding tables, biases and LayerNorms are not pruned (the issue asks
 for the encoder and head kernels; embedding rows of rare words are read
 too seldom for magnitude pruning to judge them).
 """
 
+import contextlib
+import functools
+import inspect
 import math
+import warnings
 
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
-
-from electra_tf.layers.transformer_layer import TransformerLayer, attention_bias_from_mask, gelu
-from electra_tf.models.electra_encoder import INPUT_KEYS
-from electra_tf.tasks.electra_classifier import (
-    ElectraClassifier,
-    classification_keras_metrics,
-    classification_loss,
+from tensorflow_model_optimization.sparsity.keras import (
+    PolynomialDecay,
+    PrunableLayer,
+    PruningSummaries,
+    UpdatePruningStep,
+    prune_low_magnitude,
 )
+
+from electra_tf.compression.task_data import TASK_MODEL_CLASSES
+from electra_tf.models.electra_encoder import ElectraEncoder  # noqa: F401  (docstring examples)
+from electra_tf.tasks.electra_classifier import ElectraClassifier
+from electra_tf.tasks.electra_question_answering import ElectraQuestionAnswering  # noqa: F401
+from electra_tf.tasks.electra_token_classifier import ElectraTokenClassifier  # noqa: F401
 
 # Fraction of the training steps over which sparsity ramps up to its target;
 # the rest fine-tunes at the final sparsity so accuracy can recover.
@@ -39,91 +54,218 @@ RAMP_FRACTION = 0.7
 MASK_UPDATES = 10
 
 
-def copy_classifier(classifier):
-    """A new `ElectraClassifier` with the same config and (copied) weights.
+def _check_task_model(model):
+    if not isinstance(model, tuple(TASK_MODEL_CLASSES.values())):
+        raise ValueError(
+            "Expected a task model (one of "
+            f"{', '.join(cls.__name__ for cls in TASK_MODEL_CLASSES.values())}); received "
+            f"{type(model).__name__}."
+        )
 
-    >>> from electra_tf import ElectraEncoder
+
+def copy_task_model(model):
+    """A new task model of the same class, config and (copied) weights.
+
     >>> encoder = ElectraEncoder(vocab_size=10, hidden_size=8, num_layers=1,
     ...                          num_heads=2, intermediate_size=16)
-    >>> original = ElectraClassifier(encoder, num_classes=2)
-    >>> copy = copy_classifier(original)
+    >>> original = ElectraTokenClassifier(encoder, num_labels=3)
+    >>> copy = copy_task_model(original)
     >>> copy is original, np.array_equal(copy.logits.kernel.numpy(), original.logits.kernel.numpy())
     (False, True)
     """
-    copy = ElectraClassifier.from_config(classifier.get_config())
-    copy.set_weights(classifier.get_weights())
+    _check_task_model(model)
+    copy = type(model).from_config(model.get_config())
+    copy.set_weights(model.get_weights())
     return copy
 
 
-def functional_classifier(classifier, wrap=None):
-    """A functional tf-keras model running `classifier`'s own layers (shared weights).
+def copy_classifier(classifier):
+    """Deprecated alias of `copy_task_model`.
 
-    Args:
-        classifier: an `ElectraClassifier`.
-        wrap: optional function layer -> layer, applied to each layer with
-            kernels (the embedding projection, the transformer layers, the
-            head's dense layers), e.g. tfmot's `prune_low_magnitude`.
-
-    Returns:
-        A `keras.Model` from `{"input_word_ids", "input_mask",
-        "input_type_ids"}` (int32, (batch, seq)) to float32 logits
-        (batch, num_classes), equal to `classifier`'s outputs.
-
-    >>> from electra_tf import ElectraEncoder
     >>> encoder = ElectraEncoder(vocab_size=10, hidden_size=8, num_layers=1,
     ...                          num_heads=2, intermediate_size=16)
-    >>> classifier = ElectraClassifier(encoder, num_classes=2)
-    >>> inputs = {"input_word_ids": tf.constant([[2, 5, 3]]), "input_mask": tf.ones((1, 3), tf.int32),
-    ...           "input_type_ids": tf.zeros((1, 3), tf.int32)}
-    >>> model = functional_classifier(classifier)
-    >>> np.allclose(model(inputs), classifier(inputs), atol=1e-6)
+    >>> import pytest
+    >>> with pytest.warns(DeprecationWarning):
+    ...     copy = copy_classifier(ElectraClassifier(encoder, num_classes=2))
+    >>> type(copy).__name__
+    'ElectraClassifier'
+    """
+    warnings.warn("`copy_classifier` is deprecated; use `copy_task_model`, which copies any "
+                  "task model.", DeprecationWarning, stacklevel=2)
+    return copy_task_model(classifier)
+
+
+def _is_prunable(value):
+    return type(value) is keras.layers.Dense or isinstance(value, PrunableLayer)
+
+
+def _prunable_slots(model):
+    """`(owner, attribute, layers)` for every place a prunable layer sits, in model order.
+
+    `layers` is the attribute's layer, or its list of layers (the encoder's
+    `transformer_layers`). Owners are the encoder (embedding projection,
+    transformer layers) and the task model (its head's dense layers), found
+    by type: a head added to a task model is pruned without a change here.
+    """
+    _check_task_model(model)
+    slots = []
+    for owner in (model.encoder, model):
+        found = []
+        for name, value in vars(owner).items():
+            if name.startswith("_"):
+                continue
+            if _is_prunable(value) or (isinstance(value, (list, tuple)) and value
+                                       and all(map(_is_prunable, value))):
+                found.append((owner, name, value))
+        # In the order the owner tracks its layers (that of its weights), which
+        # `pruning_wrappers` keeps; attribute order changes when one is reassigned.
+        tracked = [id(item) for item in owner._self_tracked_trackables]
+        slots.extend(sorted(found, key=lambda slot: tracked.index(id(slot[2]))))
+    return slots
+
+
+def prunable_layers(model):
+    """The layers pruning wraps, in model order: embedding projection, transformer layers, head.
+
+    They are the model's own objects (what `pruning_wrappers` wraps and puts back).
+
+    >>> encoder = ElectraEncoder(vocab_size=10, hidden_size=8, num_layers=2, num_heads=2,
+    ...                          intermediate_size=16, embedding_size=4)
+    >>> [layer.name for layer in prunable_layers(ElectraQuestionAnswering(encoder))]
+    ['embeddings_project', 'transformer_layer_0', 'transformer_layer_1', 'qa_outputs']
+    """
+    layers = []
+    for _, _, value in _prunable_slots(model):
+        layers.extend(value if isinstance(value, (list, tuple)) else [value])
+    return layers
+
+
+@functools.lru_cache(maxsize=None)
+def _wrapper_class():
+    """tfmot's `PruneLowMagnitude`, passing extra positional arguments on by name.
+
+    tfmot exports `prune_low_magnitude` but not the wrapper class it returns,
+    so the class is taken from a wrapper of a throwaway Dense layer. The
+    wrapper's `call(inputs, training=None, **kwargs)` takes one positional
+    input; `TransformerLayer` is called as `layer(x, attention_bias, ...)`,
+    so the extra positional arguments are bound to the wrapped layer's own
+    parameter names.
+    """
+    base = type(prune_low_magnitude(keras.layers.Dense(1)))
+
+    class PruneLowMagnitude(base):
+        def call(self, inputs, *args, training=None, **kwargs):
+            if args:
+                names = list(inspect.signature(self.layer.call).parameters)[1:1 + len(args)]
+                kwargs.update(zip(names, args))
+            return super().call(inputs, training=training, **kwargs)
+
+    return PruneLowMagnitude
+
+
+def _set_in_order(owner, name, value):
+    """`setattr(owner, name, value)`, keeping `value` where the old value sat among the layers.
+
+    Keras appends a newly assigned layer to the owner's tracked layers, which
+    would change the order of `model.weights` (and so of `get_weights`) once
+    the original layer is put back; the order is restored here.
+    """
+    old = getattr(owner, name)
+    order = list(owner._self_tracked_trackables)
+    setattr(owner, name, value)
+    new, tracked = getattr(owner, name), owner._self_tracked_trackables
+    if any(item is old for item in order) and not any(item is old for item in tracked):
+        tracked[:] = [new if item is old else item for item in order]
+
+
+@contextlib.contextmanager
+def pruning_wrappers(model, pruning_schedule):
+    """Puts tfmot's pruning wrapper in place of each prunable layer of `model`, then back.
+
+    Inside the block, each of `prunable_layers(model)` is replaced, where the
+    model holds it (`encoder.embedding_projection`, the entries of
+    `encoder.transformer_layers`, the head's dense attributes), by a
+    `prune_low_magnitude` wrapper around it with `pruning_schedule`; the
+    model's own `call` runs them, and `fit` with tfmot's `UpdatePruningStep`
+    prunes. On leaving, each kernel is multiplied by its final mask and the
+    original layer objects are put back (in their original order, so
+    `get_weights` lines up with a fresh model's); compiled train/predict
+    functions, which captured the wrappers, are dropped.
+
+    Yields:
+        The wrappers, in model order (`wrapper.layer` is the model's layer).
+
+    >>> encoder = ElectraEncoder(vocab_size=10, hidden_size=8, num_layers=1, num_heads=2,
+    ...                          intermediate_size=16)
+    >>> tagger = ElectraTokenClassifier(encoder, num_labels=3)
+    >>> logits = tagger.logits
+    >>> with pruning_wrappers(tagger, pruning_schedule(0.5, total_steps=10)) as wrappers:
+    ...     [type(w).__name__ for w in wrappers], tagger.logits is wrappers[-1]
+    (['PruneLowMagnitude', 'PruneLowMagnitude'], True)
+    >>> tagger.logits is logits
     True
     """
-    if not isinstance(classifier, ElectraClassifier):
-        raise ValueError(
-            f"Expected an ElectraClassifier; received {type(classifier).__name__}."
-        )
-    wrap = wrap or (lambda layer: layer)
-    encoder = classifier.encoder
-    inputs = {key: keras.Input(shape=(None,), dtype=tf.int32, name=key) for key in INPUT_KEYS}
-    # The same steps as ElectraEncoder.call and ElectraClassifier.call; a test
-    # checks that both give the same logits.
-    x = encoder.embedding_layer(inputs["input_word_ids"], inputs["input_type_ids"])  # (B, T, E)
-    if encoder.embedding_projection is not None:
-        x = wrap(encoder.embedding_projection)(x)  # (B, T, H)
-    attention_bias = attention_bias_from_mask(inputs["input_mask"], x.dtype)  # (B, 1, 1, T)
-    for layer in encoder.transformer_layers:
-        x = wrap(layer)(x, attention_bias=attention_bias)  # (B, T, H)
-    x = classifier.dropout(x[:, 0, :])  # (B, H), [CLS]
-    if classifier.dense is not None:
-        x = classifier.dropout(gelu(wrap(classifier.dense)(x)))
-    logits = tf.cast(wrap(classifier.logits)(x), tf.float32)  # (B, num_classes)
-    return keras.Model(inputs, logits, name=f"{classifier.name}_functional")
+    slots = _prunable_slots(model)
+    wrapper_class = _wrapper_class()
+
+    def wrap(layer):
+        wrapper = wrapper_class(layer, pruning_schedule=pruning_schedule,
+                                dtype=layer.dtype_policy)
+        wrapper.build(None)  # the layer is built; this adds the mask and threshold variables
+        return wrapper
+
+    wrappers, wrapped = [], []
+    try:
+        for owner, name, value in slots:
+            if isinstance(value, (list, tuple)):
+                # A new list rather than item assignment: tf's tracked list refuses to be
+                # saved once an entry has been replaced, even after it is put back.
+                replacement = [wrap(layer) for layer in value]
+                wrappers.extend(replacement)
+            else:
+                replacement = wrap(value)
+                wrappers.append(replacement)
+            _set_in_order(owner, name, replacement)
+            wrapped.append((owner, name, value))
+        yield wrappers
+        for wrapper in wrappers:  # the kernels as the last mask update left them
+            wrapper.pruning_obj.weight_mask_op()
+    finally:
+        for owner, name, value in wrapped:
+            _set_in_order(owner, name, value)
+        model.train_function = model.test_function = model.predict_function = None
 
 
-def prunable_kernels(classifier):
-    """`(name, variable)` for every kernel that pruning touches, in model order."""
-    encoder = classifier.encoder
+def prunable_kernels(model):
+    """`(name, variable)` for every kernel that pruning touches, in model order.
+
+    >>> encoder = ElectraEncoder(vocab_size=10, hidden_size=8, num_layers=1,
+    ...                          num_heads=2, intermediate_size=16)
+    >>> [name.split("/", 1)[1] for name, _ in prunable_kernels(
+    ...     ElectraTokenClassifier(encoder, num_labels=3))]
+    ['transformer_layer_0/qkv/kernel', 'transformer_layer_0/attention_output/kernel',
+     'transformer_layer_0/intermediate/kernel', 'transformer_layer_0/output/kernel',
+     'logits/kernel']
+    """
     kernels = []
-    if encoder.embedding_projection is not None:
-        kernels.append(encoder.embedding_projection.kernel)
-    for layer in encoder.transformer_layers:
-        kernels.extend(layer.get_prunable_weights())
-    if classifier.dense is not None:
-        kernels.append(classifier.dense.kernel)
-    kernels.append(classifier.logits.kernel)
+    for layer in prunable_layers(model):
+        kernels.extend(layer.get_prunable_weights() if isinstance(layer, PrunableLayer)
+                       else [layer.kernel])
     return [(kernel.name.split(":")[0], kernel) for kernel in kernels]
 
 
-def sparsity_report(classifier):
+def sparsity_report(model):
     """The fraction of exact zeros in each prunable kernel, and over all of them.
+
+    Args:
+        model: a task model (`ElectraClassifier`, `ElectraTokenClassifier`,
+            `ElectraQuestionAnswering`).
 
     Returns:
         `{"layers": [{"name", "shape", "zeros", "size", "sparsity"}, ...],
         "overall_sparsity": zeros / size over those kernels,
         "model_sparsity": zeros / size over all the model's weights}`.
 
-    >>> from electra_tf import ElectraEncoder
     >>> encoder = ElectraEncoder(vocab_size=10, hidden_size=8, num_layers=1,
     ...                          num_heads=2, intermediate_size=16)
     >>> report = sparsity_report(ElectraClassifier(encoder, num_classes=2))
@@ -131,13 +273,14 @@ def sparsity_report(classifier):
     (5, 0.0)
     """
     layers = []
-    for name, kernel in prunable_kernels(classifier):
+    for name, kernel in prunable_kernels(model):
         values = kernel.numpy()
         zeros = int(np.sum(values == 0))
         layers.append({"name": name, "shape": list(values.shape), "zeros": zeros,
                        "size": int(values.size), "sparsity": zeros / values.size})
-    model_zeros = sum(int(np.sum(w == 0)) for w in classifier.get_weights())
-    model_size = sum(int(w.size) for w in classifier.get_weights())
+    weights = model.get_weights()
+    model_zeros = sum(int(np.sum(w == 0)) for w in weights)
+    model_size = sum(int(w.size) for w in weights)
     return {
         "layers": layers,
         "overall_sparsity": sum(r["zeros"] for r in layers) / sum(r["size"] for r in layers),
@@ -146,8 +289,17 @@ def sparsity_report(classifier):
 
 
 def format_sparsity_table(report):
-    """`sparsity_report` as a text table, one kernel per row."""
-    width = max(len(row["name"]) for row in report["layers"])
+    """`sparsity_report` as a text table, one kernel per row.
+
+    >>> print(format_sparsity_table({"layers": [{"name": "logits/kernel", "shape": [8, 2],
+    ...                                           "sparsity": 0.5}],
+    ...                              "overall_sparsity": 0.5, "model_sparsity": 0.1}))
+    kernel                     shape  sparsity
+    logits/kernel                8x2     50.0%
+    all pruned kernels                   50.0%
+    whole model                          10.0%
+    """
+    width = max([len(row["name"]) for row in report["layers"]] + [len("all pruned kernels")])
     lines = [f"{'kernel':<{width}}  {'shape':>12}  {'sparsity':>8}"]
     for row in report["layers"]:
         shape = "x".join(str(d) for d in row["shape"])
@@ -155,6 +307,23 @@ def format_sparsity_table(report):
     lines.append(f"{'all pruned kernels':<{width}}  {'':>12}  {report['overall_sparsity']:>8.1%}")
     lines.append(f"{'whole model':<{width}}  {'':>12}  {report['model_sparsity']:>8.1%}")
     return "\n".join(lines)
+
+
+def check_target_sparsity(target_sparsity):
+    """A ValueError unless `target_sparsity` is a number in [0, 1), the fraction of zeros.
+
+    >>> check_target_sparsity(1.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: `target_sparsity` (--sparsity) must be a number in [0, 1), the fraction of zeros
+    each pruned kernel ends with; received 1.0.
+    """
+    if isinstance(target_sparsity, bool) or not isinstance(target_sparsity, (int, float)) \
+            or not 0.0 <= target_sparsity < 1.0:
+        raise ValueError(
+            "`target_sparsity` (--sparsity) must be a number in [0, 1), the fraction of zeros "
+            f"each pruned kernel ends with; received {target_sparsity!r}."
+        )
 
 
 def pruning_schedule(target_sparsity, total_steps, initial_sparsity=0.0):
@@ -168,10 +337,7 @@ def pruning_schedule(target_sparsity, total_steps, initial_sparsity=0.0):
     >>> config["final_sparsity"], config["end_step"], config["frequency"]
     (0.5, 70, 7)
     """
-    import tensorflow_model_optimization as tfmot
-
-    if not 0.0 < target_sparsity < 1.0:
-        raise ValueError(f"`target_sparsity` must be in (0, 1); received {target_sparsity!r}.")
+    check_target_sparsity(target_sparsity)
     if not 0.0 <= initial_sparsity <= target_sparsity:
         raise ValueError(
             f"`initial_sparsity` must be in [0, target_sparsity={target_sparsity}]; "
@@ -182,10 +348,105 @@ def pruning_schedule(target_sparsity, total_steps, initial_sparsity=0.0):
     ramp = max(1, int(RAMP_FRACTION * total_steps))
     frequency = max(1, ramp // MASK_UPDATES)
     end_step = frequency * max(1, ramp // frequency)
-    return tfmot.sparsity.keras.PolynomialDecay(
+    return PolynomialDecay(
         initial_sparsity=initial_sparsity, final_sparsity=target_sparsity,
         begin_step=0, end_step=end_step, frequency=frequency,
     )
+
+
+def prune_task_model(
+    model,
+    train_data,
+    target_sparsity=0.5,
+    epochs=1,
+    steps_per_epoch=None,
+    learning_rate=2e-5,
+    log_dir=None,
+    verbose=1,
+    teacher=None,
+    temperature=2.0,
+    alpha=0.9,
+):
+    """Fine-tunes a copy of a task model while pruning its kernels to `target_sparsity`.
+
+    The copy trains with its own loss (`compile()`'s "auto": cross-entropy
+    for a classifier or tagger, the span loss for QA) inside
+    `pruning_wrappers`. With a `teacher` (typically `model` itself,
+    unpruned), it learns from the teacher's soft predictions as well as the
+    labels (`ElectraDistiller`'s loss), which keeps it close to the function
+    it had before pruning (Sanh et al. 2020 prune with alpha 0.9 and T 2).
+
+    Args:
+        model: a trained `ElectraClassifier`, `ElectraTokenClassifier` or
+            `ElectraQuestionAnswering` (left unchanged).
+        train_data: a tf.data.Dataset of `(features, labels)` batches, as the
+            model's own `fit` takes them (`task_data.task_dataset`).
+        target_sparsity: the fraction of zeros each pruned kernel ends with, in [0, 1).
+        epochs: passes over `train_data` (or over `steps_per_epoch` batches).
+        steps_per_epoch: batches per epoch; needed when `train_data` has no
+            known length, or to prune on part of it.
+        learning_rate: peak rate of the fine-tuning optimizer (warmup, linear decay).
+        log_dir: TensorBoard directory for loss and per-layer sparsity
+            (tfmot's `PruningSummaries`); None: no logs.
+        verbose: Keras' progress output (1: a progress bar).
+        teacher: optional trained task model of the same task to distil from
+            while pruning; None trains on the labels only.
+        temperature: softmax temperature of the teacher's soft targets.
+        alpha: weight of the soft (teacher) term; 1 - alpha weighs the labels.
+
+    Returns:
+        `(pruned, history)`: a new model of `model`'s class whose kernels are
+        sparse, and the Keras `History` of the fine-tuning.
+
+    >>> encoder = ElectraEncoder(vocab_size=10, hidden_size=8, num_layers=1,
+    ...                          num_heads=2, intermediate_size=16)
+    >>> prune_task_model(ElectraTokenClassifier(encoder, num_labels=3), [], target_sparsity=1.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: `target_sparsity` (--sparsity) must be a number in [0, 1), the fraction of zeros
+    each pruned kernel ends with; received 1.0.
+    """
+    from electra_tf.optimization.layerwise_decay_adamw import create_finetuning_optimizer
+
+    _check_task_model(model)
+    check_target_sparsity(target_sparsity)
+    if not isinstance(train_data, tf.data.Dataset):
+        raise ValueError(
+            f"`train_data` must be a tf.data.Dataset of (features, labels) batches; received "
+            f"{type(train_data).__name__}."
+        )
+    cardinality = int(train_data.cardinality())
+    if steps_per_epoch is None:
+        if cardinality < 1:
+            raise ValueError(
+                "`train_data` has no known number of batches; pass `steps_per_epoch`."
+            )
+        steps_per_epoch = cardinality
+    elif cardinality > 0 and steps_per_epoch * epochs > cardinality:
+        train_data = train_data.repeat()
+    total_steps = int(epochs * steps_per_epoch)
+    schedule = pruning_schedule(target_sparsity, total_steps)
+
+    pruned = copy_task_model(model)
+    optimizer = create_finetuning_optimizer(
+        learning_rate, total_steps, num_layers=pruned.encoder.num_layers)
+    callbacks = [UpdatePruningStep()]
+    if log_dir is not None:
+        callbacks.append(PruningSummaries(log_dir=log_dir, update_freq=max(
+            1, math.ceil(total_steps / 50))))
+    with pruning_wrappers(pruned, schedule):
+        trainer = pruned
+        if teacher is None:
+            pruned.compile(optimizer=optimizer)
+        else:
+            from electra_tf.compression.electra_distiller import ElectraDistiller
+
+            # UpdatePruningStep finds the wrappers inside the distiller's student.
+            trainer = ElectraDistiller(teacher, pruned, temperature=temperature, alpha=alpha)
+            trainer.compile(optimizer=optimizer)
+        history = trainer.fit(train_data, epochs=epochs, steps_per_epoch=steps_per_epoch,
+                              callbacks=callbacks, verbose=verbose)
+    return pruned, history
 
 
 def prune_classifier(
@@ -201,83 +462,20 @@ def prune_classifier(
     temperature=2.0,
     alpha=0.9,
 ):
-    """Fine-tunes a copy of `classifier` while pruning its kernels to `target_sparsity`.
+    """`prune_task_model` for an `ElectraClassifier`; see there.
 
-    With a `teacher` (typically `classifier` itself, unpruned), the pruned
-    model learns from the teacher's soft predictions as well as the labels
-    (`ElectraDistiller`'s loss), which keeps it close to the function it had
-    before pruning (Sanh et al. 2020 prune with alpha 0.9 and T 2).
-
-    Args:
-        classifier: a trained `ElectraClassifier` (left unchanged).
-        train_data: a tf.data.Dataset of `(features, labels)` batches, as
-            `make_classification_dataset` makes them.
-        target_sparsity: the fraction of zeros each pruned kernel ends with.
-        epochs: passes over `train_data` (or over `steps_per_epoch` batches).
-        steps_per_epoch: batches per epoch; needed when `train_data` has no
-            known length, or to prune on part of it.
-        learning_rate: peak rate of the fine-tuning optimizer (warmup, linear decay).
-        log_dir: TensorBoard directory for loss and per-layer sparsity
-            (tfmot's `PruningSummaries`); None: no logs.
-        verbose: Keras' progress output (1: a progress bar).
-        teacher: optional trained `ElectraClassifier` to distil from while
-            pruning; None trains on the labels only.
-        temperature: softmax temperature of the teacher's soft targets.
-        alpha: weight of the soft (teacher) term; 1 - alpha weighs the labels.
-
-    Returns:
-        `(pruned, history)`: a new `ElectraClassifier` whose kernels are
-        sparse, and the Keras `History` of the fine-tuning.
+    >>> encoder = ElectraEncoder(vocab_size=10, hidden_size=8, num_layers=1,
+    ...                          num_heads=2, intermediate_size=16)
+    >>> prune_classifier(ElectraTokenClassifier(encoder, num_labels=3), [])
+    Traceback (most recent call last):
+    ...
+    ValueError: Expected an ElectraClassifier; received ElectraTokenClassifier. Prune any task
+    model with `prune_task_model`.
     """
-    import tensorflow_model_optimization as tfmot
-    from electra_tf.optimization.layerwise_decay_adamw import create_finetuning_optimizer
-
-    if not isinstance(train_data, tf.data.Dataset):
-        raise ValueError(
-            f"`train_data` must be a tf.data.Dataset of (features, labels) batches; received "
-            f"{type(train_data).__name__}."
-        )
-    if steps_per_epoch is None:
-        cardinality = int(train_data.cardinality())
-        if cardinality < 1:
-            raise ValueError(
-                "`train_data` has no known number of batches; pass `steps_per_epoch`."
-            )
-        steps_per_epoch = cardinality
-    elif int(train_data.cardinality()) > 0 and steps_per_epoch * epochs > int(
-            train_data.cardinality()):
-        train_data = train_data.repeat()
-    total_steps = int(epochs * steps_per_epoch)
-    schedule = pruning_schedule(target_sparsity, total_steps)
-
-    pruned = copy_classifier(classifier)
-    model = functional_classifier(
-        pruned,
-        wrap=lambda layer: tfmot.sparsity.keras.prune_low_magnitude(
-            layer, pruning_schedule=schedule),
-    )
-    optimizer = create_finetuning_optimizer(
-        learning_rate, total_steps, num_layers=pruned.encoder.num_layers)
-    trainer = model
-    if teacher is None:
-        model.compile(optimizer=optimizer, loss=classification_loss(pruned.problem_type),
-                      metrics=classification_keras_metrics(pruned.problem_type))
-    else:
-        from electra_tf.compression.electra_distiller import ElectraDistiller
-
-        # UpdatePruningStep finds the pruning wrappers inside the distiller's student.
-        trainer = ElectraDistiller(teacher, model, temperature=temperature, alpha=alpha)
-        trainer.compile(optimizer=optimizer)
-    callbacks = [tfmot.sparsity.keras.UpdatePruningStep()]
-    if log_dir is not None:
-        callbacks.append(tfmot.sparsity.keras.PruningSummaries(log_dir=log_dir, update_freq=max(
-            1, math.ceil(total_steps / 50))))
-    history = trainer.fit(train_data, epochs=epochs, steps_per_epoch=steps_per_epoch,
-                          callbacks=callbacks, verbose=verbose)
-    # The wrappers wrap the classifier's own layers, so stripping them gives
-    # back exactly those layers: `pruned` now holds the sparse kernels.
-    stripped = tfmot.sparsity.keras.strip_pruning(model)
-    kept = {id(layer) for layer in stripped.layers}
-    if id(pruned.logits) not in kept:
-        raise RuntimeError("strip_pruning did not return the classifier's own layers.")
-    return pruned, history
+    if not isinstance(classifier, ElectraClassifier):
+        raise ValueError(f"Expected an ElectraClassifier; received {type(classifier).__name__}. "
+                         "Prune any task model with `prune_task_model`.")
+    return prune_task_model(
+        classifier, train_data, target_sparsity=target_sparsity, epochs=epochs,
+        steps_per_epoch=steps_per_epoch, learning_rate=learning_rate, log_dir=log_dir,
+        verbose=verbose, teacher=teacher, temperature=temperature, alpha=alpha)

@@ -22,16 +22,17 @@ import logging
 import os
 import shutil
 
+from electra_tf.checkpoint_formats.huggingface import detect_model_kind
 from electra_tf.conversion.google_checkpoint import load_google_checkpoint
 from electra_tf.conversion.huggingface import (
-    _detect_kind,
     load_huggingface,
     read_config,
     read_state_dict,
     save_huggingface,
 )
-from electra_tf.conversion.keras_hub import keras_hub_vocabulary, load_keras_hub, save_keras_hub
+from electra_tf.conversion.keras_hub import load_keras_hub, save_keras_hub
 from electra_tf.models.model_io import load_pretrained, save_pretrained
+from electra_tf.preprocessing.keras_hub_vocabulary import keras_hub_vocabulary
 from electra_tf.utils.atomic_directory import atomic_directory
 
 logger = logging.getLogger(__name__)
@@ -70,8 +71,8 @@ def _saved_class_name(path):
 
 def detect_huggingface_kind(path):
     """"discriminator", "generator" or "encoder", from the heads a checkpoint holds."""
-    _, family, _ = read_config(path)
-    return _detect_kind(read_state_dict(path), family)
+    read_config(path)  # checks that `path` is a checkpoint we read
+    return detect_model_kind(read_state_dict(path))
 
 
 def huggingface_task(path):

@@ -1,128 +1,26 @@
-"""Hugging Face `ElectraForTokenClassification` ⇄ `ElectraTokenClassifier`.
+"""Hugging Face `ElectraForTokenClassification` → `ElectraTokenClassifier`, by function.
 
-The encoder goes through `electra_tf.conversion.huggingface` (under the
-`electra.` prefix); the head is one linear layer:
+The file format is `electra_tf.checkpoint_formats.huggingface_token_classifier`,
+re-exported here; `ElectraTokenClassifier.from_huggingface` builds the tagger from it.
 
-    classifier.weight, .bias    logits (hidden → num_labels), weight transposed
-
-transformers drops out with `classifier_dropout`, or `hidden_dropout_prob`
-when that is unset; so do we.
+>>> import tempfile, electra_tf
+>>> encoder = electra_tf.ElectraEncoder(vocab_size=30, hidden_size=8, num_layers=1,
+...                                     num_heads=2, intermediate_size=16)
+>>> path = tempfile.mkdtemp() + "/ner_hf"
+>>> save_huggingface_token_classifier(electra_tf.ElectraTokenClassifier(encoder, num_classes=3),
+...                                   path, label_names=["O", "B-PER", "I-PER"])
+>>> load_huggingface_token_classifier(path).num_classes, read_label_names(path)
+(3, ['O', 'B-PER', 'I-PER'])
 """
 
-import json
-import os
-
-import numpy as np
-
-from electra_tf.conversion.huggingface import (
-    CONFIG_NAME,
-    huggingface_config,
-    huggingface_state_dict,
-    load_huggingface,
-    read_config,
-    read_state_dict,
-    write_huggingface_directory,
+from electra_tf.checkpoint_formats.huggingface_token_classifier import (  # noqa: F401
+    ARCHITECTURE,
+    read_label_names,
+    save_huggingface_token_classifier,
 )
-from electra_tf.conversion.weight_slots import HEAD, Slot, assign_slots
-
-ARCHITECTURE = "ElectraForTokenClassification"
-# Torch key of each head variable; both are stored (out, in) / (out,) by torch.
-_HEAD_KEYS = {"kernel": "classifier.weight", "bias": "classifier.bias"}
-
-
-def _head_slots(tagger):
-    return [
-        Slot(tagger.logits.kernel, (_HEAD_KEYS["kernel"],), HEAD),
-        Slot(tagger.logits.bias, (_HEAD_KEYS["bias"],), HEAD),
-    ]
-
-
-def read_label_names(path):
-    """The checkpoint's tag names in id order, from config.json's `id2label`.
-
-    >>> import json, tempfile
-    >>> path = tempfile.mkdtemp()
-    >>> _ = open(path + "/config.json", "w").write(json.dumps(
-    ...     {"id2label": {"1": "B-PER", "0": "O", "2": "I-PER"}}))
-    >>> read_label_names(path)
-    ['O', 'B-PER', 'I-PER']
-    """
-    with open(os.path.join(path, CONFIG_NAME)) as f:
-        raw = json.load(f)
-    id2label = raw.get("id2label")
-    if not id2label:
-        return [f"LABEL_{i}" for i in range(int(raw.get("num_labels", 2)))]
-    return [id2label[key] for key in sorted(id2label, key=int)]
+from electra_tf.tasks.electra_token_classifier import ElectraTokenClassifier
 
 
 def load_huggingface_token_classifier(path):
-    """Builds an `ElectraTokenClassifier` from a transformers directory.
-
-    Raises:
-        ValueError: `path` is not an ELECTRA checkpoint, has no `classifier`
-            weights, or a shape does not match its config.
-    """
-    from electra_tf.tasks.electra_token_classifier import ElectraTokenClassifier
-
-    if not os.path.isdir(path):
-        raise ValueError(f"Expected a Hugging Face checkpoint directory; {path!r} is not one.")
-    config_path = os.path.join(path, CONFIG_NAME)
-    _, family, raw = read_config(path)
-    if family != "electra":
-        raise ValueError(
-            f"{config_path} has model_type={family!r}: only {ARCHITECTURE} checkpoints load "
-            "into an ElectraTokenClassifier. Load the encoder with "
-            "ElectraEncoder.from_huggingface and wrap it in a new ElectraTokenClassifier."
-        )
-    state = read_state_dict(path)
-    missing = [key for key in _HEAD_KEYS.values() if key not in state]
-    if missing:
-        raise ValueError(
-            f"{path!r} has no token-classification head: missing keys {missing}. Expected an "
-            f"{ARCHITECTURE} checkpoint; a bare or pretraining checkpoint loads with "
-            "ElectraEncoder.from_huggingface."
-        )
-    if state[_HEAD_KEYS["kernel"]].ndim != 2:
-        raise ValueError(
-            f"{path!r}: classifier.weight has shape {state[_HEAD_KEYS['kernel']].shape}; "
-            f"expected (num_labels, hidden_size) as in {ARCHITECTURE} (a sequence classifier "
-            "has classifier.dense and classifier.out_proj instead)."
-        )
-    dropout = raw.get("classifier_dropout")
-    dropout = raw.get("hidden_dropout_prob", 0.1) if dropout is None else dropout
-
-    encoder = load_huggingface(path, "encoder")  # skips (and logs) the classifier.* keys
-    tagger = ElectraTokenClassifier(
-        encoder, num_labels=len(read_label_names(path)), dropout_rate=dropout
-    )
-    assign_slots(
-        _head_slots(tagger),
-        lambda slot: [state[slot.names[0]].T if slot.names[0] == _HEAD_KEYS["kernel"]
-                      else state[slot.names[0]]],
-    )
-    return tagger
-
-
-def save_huggingface_token_classifier(tagger, path, label_names=None, overwrite=False):
-    """Writes `tagger` as an `ElectraForTokenClassification` directory, atomically."""
-    if label_names is None:
-        label_names = [f"LABEL_{i}" for i in range(tagger.num_labels)]
-    label_names = [str(name) for name in label_names]
-    if len(label_names) != tagger.num_labels or len(set(label_names)) != len(label_names):
-        raise ValueError(
-            f"`label_names` must be {tagger.num_labels} distinct names, one per label id; "
-            f"received {label_names}."
-        )
-    config = huggingface_config(tagger.encoder)
-    config.update(
-        architectures=[ARCHITECTURE],
-        id2label={str(i): name for i, name in enumerate(label_names)},
-        label2id={name: i for i, name in enumerate(label_names)},
-        classifier_dropout=tagger.dropout_rate,
-    )
-    state = {
-        f"electra.{key}": value for key, value in huggingface_state_dict(tagger.encoder).items()
-    }
-    state[_HEAD_KEYS["kernel"]] = np.ascontiguousarray(tagger.logits.kernel.numpy().T)
-    state[_HEAD_KEYS["bias"]] = tagger.logits.bias.numpy()
-    write_huggingface_directory(config, state, path, overwrite=overwrite)
+    """`ElectraTokenClassifier.from_huggingface(path)`."""
+    return ElectraTokenClassifier.from_huggingface(path)

@@ -26,7 +26,7 @@ import re
 import numpy as np
 import tensorflow as tf
 
-from electra_tf.tasks.electra_classifier import PROBLEM_TYPES
+from electra_tf.data.labels import PROBLEM_TYPES
 
 logger = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from electra_tf.tasks.electra_token_classifier import IGNORE_LABEL
+from electra_tf.data.labels import IGNORE_LABEL
 
 logger = logging.getLogger(__name__)
 

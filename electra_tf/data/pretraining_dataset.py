@@ -5,7 +5,7 @@ gzipped UTF-8 text files, one sentence or paragraph per line, a blank line betwe
 documents. Files are read line by line and never loaded whole; lines are tokenized
 in batches by `tokenize_fn`, and consecutive sentences of one document are packed
 into `[CLS] A [SEP] B [SEP]` examples by the original's recipe. Masking is dynamic
-(a fresh draw every batch, see `electra_tf.pretraining.masking`).
+(a fresh draw every batch, see `electra_tf.preprocessing.masking`).
 
 Bad input: no matching file raises ValueError; empty files, lines that are not
 valid UTF-8, and I/O or gzip errors are skipped, logged, and counted in an optional
@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from electra_tf.data.corpus_stats import CorpusStats
-from electra_tf.pretraining.masking import mask_tokens
+from electra_tf.preprocessing.masking import mask_tokens
 
 logger = logging.getLogger(__name__)
 

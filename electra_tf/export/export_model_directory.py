@@ -60,7 +60,9 @@ def export_model_directory(
         calibration_data: "tflite" with quantize="int8": a file whose first
             `num_calibration_examples` texts calibrate the activation ranges
             (`read_calibration_texts`: CSV/TSV with a header, JSON lines, or
-            one text per line; task.json's text column when there is one).
+            one text per line; task.json's text column when there is one);
+            for a tagger also a CoNLL file with its tags, such as its
+            training file (`conll_calibration_texts`).
         num_calibration_examples: how many texts calibrate int8.
         float_dense_layers: int8 only: dense layers with the widest outputs
             kept in float32; None: `tflite_export.FLOAT_DENSE_LAYERS`.
@@ -131,9 +133,14 @@ def export_model_directory(
 
         representative = None
         if calibration_data:
-            texts = tflite_export.read_calibration_texts(
-                calibration_data, num_calibration_examples,
-                text_column=task.get("text_column") or "text")
+            texts = None
+            if task.get("task") == "tag":  # a tagger's training file is CoNLL
+                texts = conll_calibration_texts(calibration_data, num_calibration_examples,
+                                                task)
+            if texts is None:
+                texts = tflite_export.read_calibration_texts(
+                    calibration_data, num_calibration_examples,
+                    text_column=task.get("text_column") or "text")
             representative = tflite_export.representative_dataset(texts, tokenizer, seq_length,
                                                                   num_calibration_examples)
         tflite_export.export_tflite(
@@ -142,3 +149,34 @@ def export_model_directory(
             float_dense_layers=tflite_export.FLOAT_DENSE_LAYERS if float_dense_layers is None
             else float_dense_layers)
     return model
+
+
+def conll_calibration_texts(path, count, task):
+    """A tagger's CoNLL file as calibration texts, or None when it does not read as one.
+
+    The first `count` sentences, their words joined by spaces. The file must
+    read as CoNLL with the tagger's own tags (task.json's label names and
+    label column), so plain text, one text per line, is never mistaken for
+    it ("Anna visited Paris" would be the word "Anna" tagged "Paris").
+
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "train.conll")
+    >>> _ = open(path, "w").write("Anna B-PER\\nvisited O\\n\\nParis B-LOC\\n")
+    >>> task = {"task": "tag", "label_names": ["O", "B-PER", "B-LOC"]}
+    >>> conll_calibration_texts(path, 10, task)
+    ['Anna visited', 'Paris']
+    >>> _ = open(path, "w").write("Anna visited Paris\\n")
+    >>> conll_calibration_texts(path, 10, task) is None
+    True
+    """
+    if not task.get("label_names") or not os.path.isfile(path) or path.lower().endswith(
+            (".csv", ".tsv", ".json", ".jsonl")):
+        return None
+    from electra_tf.data.conll_dataset import read_conll_file
+
+    try:
+        examples, _ = read_conll_file(path, label_column=task.get("label_column", -1),
+                                      label_names=task["label_names"])
+    except ValueError:  # not CoNLL with these tags: texts, one a line
+        return None
+    return [" ".join(words) for words in examples["words"] if words][:count] or None

@@ -284,10 +284,10 @@ def _classification_head(model, label_names):
 def _tag_names(model, label_names):
     """The tagger's tag names, checked: one non-empty string per label."""
     names = None if label_names is None else list(label_names)
-    if names is None or len(names) != model.num_labels or not all(
+    if names is None or len(names) != model.num_classes or not all(
             isinstance(name, str) and name for name in names):
         raise ValueError(
-            f"A tagger needs `label_names`, {model.num_labels} non-empty strings in id order "
+            f"A tagger needs `label_names`, {model.num_classes} non-empty strings in id order "
             "(e.g. 'O', 'B-PER', 'I-PER'; a tagger directory's task.json lists them), to name "
             f"tags and group entities; received label_names={label_names!r}."
         )

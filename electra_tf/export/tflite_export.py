@@ -2,8 +2,9 @@
 
 One .tflite file per model, written atomically. Inputs are int32
 `input_word_ids`, `input_mask`, `input_type_ids` of shape (batch_size,
-seq_length); outputs are float32 (`logits` for a classifier,
-`sequence_output` and `pooled_output` for an encoder).
+seq_length); outputs are float32 (`logits` for a classifier, (batch_size,
+num_classes), and for a tagger, per token: (batch_size, seq_length,
+num_labels); `sequence_output` and `pooled_output` for an encoder).
 
 Full int8 quantizes weights and activations from a representative dataset.
 A naive int8 conversion of ELECTRA runs most of each transformer block
@@ -410,7 +411,8 @@ def export_tflite(
 
     Inputs of the file: int32 `input_word_ids`, `input_mask`, `input_type_ids`
     of shape (batch_size, seq_length). Outputs: float32 `logits` for a
-    classifier; `sequence_output` and `pooled_output` for an encoder. Batch 1
+    classifier (and per token for a tagger); `sequence_output` and
+    `pooled_output` for an encoder. Batch 1
     is the default because a fixed shape is what XNNPACK runs fastest (see the
     benchmark); `run_tflite` feeds larger batches row by row.
 

@@ -88,7 +88,7 @@ def tag_words(model, inputs, strings, words, label_names):
         (batch, E); "num_entities" int32 (batch,).
     """
     words, starts, ends, per_word = words
-    logits = model(inputs, training=False)  # (batch, seq, num_labels)
+    logits = model(inputs, training=False)  # (batch, seq, num_classes)
     row = tf.cast(words.value_rowids(), tf.int32)  # (words,): the text of each word
     # A word's first piece: after [CLS] and the pieces of the words before it in its text.
     flat_counts = per_word.flat_values  # (words,)
@@ -101,7 +101,7 @@ def tag_words(model, inputs, strings, words, label_names):
     num_real = tf.reduce_sum(inputs["input_mask"], axis=1)  # (batch,) [CLS] pieces [SEP]
     kept = (flat_counts > 0) & (position < tf.gather(num_real, row) - 1)
     safe = tf.where(kept, position, 0)
-    word_logits = tf.gather_nd(logits, tf.stack([row, safe], axis=1))  # (words, num_labels)
+    word_logits = tf.gather_nd(logits, tf.stack([row, safe], axis=1))  # (words, num_classes)
     names = list(label_names) + [OUTSIDE]  # the last: words truncated away
     tag_id = tf.where(kept, tf.argmax(word_logits, axis=-1, output_type=tf.int32),
                       len(label_names))  # (words,)

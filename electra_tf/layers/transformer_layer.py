@@ -12,9 +12,9 @@ import math
 
 import tensorflow as tf
 import tf_keras as keras
-from tensorflow_model_optimization.python.core.sparsity.keras.prunable_layer import (
-    PrunableLayer,
-)
+# The public tfmot path (a private `...python.core...` path may move in any release); it costs
+# no more: both load tfmot's package, which this one re-exports from.
+from tensorflow_model_optimization.sparsity.keras import PrunableLayer
 
 from electra_tf.layers.build_utils import build_in_scope
 

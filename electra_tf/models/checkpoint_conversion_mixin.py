@@ -1,7 +1,9 @@
 """Presets and checkpoint conversion, shared by the encoder, generator and discriminator.
 
-Each class sets `model_kind` ("encoder", "generator" or "discriminator"); the
-work is done by `electra_tf.models.presets` and `electra_tf.conversion`.
+Each class sets `model_kind` ("encoder", "generator" or "discriminator") and builds itself:
+the sizes come from `electra_tf.models.presets` or from a checkpoint's config, read by
+`electra_tf.checkpoint_formats`, which then copies the checkpoint's weights into the model
+(keras-hub's pattern: the format modules read and write files, the classes build).
 """
 
 from electra_tf.models.model_io import PretrainedModelMixin
@@ -38,9 +40,13 @@ class CheckpointConversionMixin(PretrainedModelMixin):
         such as "google/electra-small-discriminator" is downloaded first with
         `huggingface_hub` (where the network allows: Colab does).
         """
-        from electra_tf.conversion.huggingface import load_huggingface
+        from electra_tf.checkpoint_formats import huggingface
+        from electra_tf.models.presets import ElectraConfig
 
-        return load_huggingface(path, cls.model_kind)
+        checkpoint = huggingface.read_huggingface_checkpoint(path, cls.model_kind)
+        model = ElectraConfig(**checkpoint.encoder_arguments).build(cls.model_kind)
+        huggingface.assign_huggingface_weights(model, cls.model_kind, checkpoint)
+        return model
 
     def save_huggingface(self, path, overwrite=False):
         """Writes config.json + model.safetensors that `transformers` loads unchanged.
@@ -48,7 +54,7 @@ class CheckpointConversionMixin(PretrainedModelMixin):
         The directory is written to a temporary sibling and renamed, so a
         failed save leaves nothing behind.
         """
-        from electra_tf.conversion.huggingface import save_huggingface
+        from electra_tf.checkpoint_formats.huggingface import save_huggingface
 
         save_huggingface(self, path, overwrite=overwrite)
 
@@ -59,9 +65,16 @@ class CheckpointConversionMixin(PretrainedModelMixin):
         `config` is a preset name, an `ElectraConfig`, or a dict of its fields
         (the sizes the checkpoint was trained with).
         """
-        from electra_tf.conversion.google_checkpoint import load_google_checkpoint
+        from electra_tf.checkpoint_formats import google_checkpoint
+        from electra_tf.models.presets import ElectraConfig, get_preset
 
-        return load_google_checkpoint(checkpoint_prefix, config, cls.model_kind)
+        checkpoint = google_checkpoint.read_google_checkpoint(checkpoint_prefix)
+        if isinstance(config, str):
+            config = get_preset(config, cls.model_kind)
+        model = ElectraConfig.from_dict(config).build(cls.model_kind)
+        google_checkpoint.assign_google_checkpoint_weights(
+            model, cls.model_kind, checkpoint_prefix, checkpoint)
+        return model
 
     @classmethod
     def from_keras_hub(cls, preset_dir):
@@ -71,11 +84,15 @@ class CheckpointConversionMixin(PretrainedModelMixin):
         The weights are copied exactly; the model computes the published
         ELECTRA (exact GELU), not keras-hub's tanh approximation. A preset holds
         a backbone only, so this is for `ElectraEncoder`. The preset's
-        vocabulary: `electra_tf.conversion.keras_hub.load_keras_hub_tokenizer(preset_dir)`.
+        vocabulary: `electra_tf.ElectraTokenizer.from_keras_hub(preset_dir)`.
         """
-        from electra_tf.conversion.keras_hub import load_keras_hub
+        from electra_tf.checkpoint_formats import keras_hub
+        from electra_tf.models.presets import ElectraConfig
 
-        return load_keras_hub(preset_dir, cls.model_kind)
+        arguments = keras_hub.read_keras_hub_encoder_arguments(preset_dir, cls.model_kind)
+        model = ElectraConfig(**arguments).build(cls.model_kind)
+        keras_hub.assign_keras_hub_weights(model, preset_dir)
+        return model
 
     def save_keras_hub(self, path, vocab_path=None, lower_case=True, overwrite=False):
         """Writes the encoder and a tokenizer as a keras-hub preset directory.
@@ -86,7 +103,7 @@ class CheckpointConversionMixin(PretrainedModelMixin):
         load it under Keras 3. Heads are left out. `vocab_path` (None: the packaged
         uncased vocabulary) and `lower_case` describe the model's tokenizer.
         """
-        from electra_tf.conversion.keras_hub import save_keras_hub
+        from electra_tf.checkpoint_formats.keras_hub import save_keras_hub
 
         save_keras_hub(self, path, vocab_path=vocab_path, lower_case=lower_case,
                        overwrite=overwrite)

@@ -58,8 +58,8 @@ def load_pretrained(path, expected_class=None):
         ValueError: `path` is not such a directory, or holds another class
             than `expected_class`.
     """
-    import electra_tf  # noqa: F401  (registers the serializable classes)
-
+    # The classes a directory may hold are registered by electra_tf/__init__.py (it imports the
+    # models and task models), which Python has run before it could import this module.
     config_path = os.path.join(path, CONFIG_NAME)
     weights_path = os.path.join(path, WEIGHTS_NAME)
     if not (os.path.isfile(config_path) and os.path.isfile(weights_path)):

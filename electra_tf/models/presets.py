@@ -53,19 +53,31 @@ class ElectraConfig:
 
     def build(self, model_kind, embedding_layer=None, dtype=None):
         """Builds an "encoder", "discriminator" or "generator" of these sizes."""
-        from electra_tf.models.electra_discriminator import ElectraDiscriminator
-        from electra_tf.models.electra_generator import ElectraGenerator
-
-        heads = {"discriminator": ElectraDiscriminator, "generator": ElectraGenerator}
+        cls = model_class(model_kind)
         if model_kind == "encoder":
             return self.build_encoder(embedding_layer, dtype)
-        if model_kind not in heads:
-            raise ValueError(
-                "`model_kind` must be 'encoder', 'discriminator' or 'generator'; "
-                f"received {model_kind!r}."
-            )
         encoder = self.build_encoder(embedding_layer, dtype, name=f"{model_kind}_encoder")
-        return heads[model_kind](encoder, dtype=dtype)
+        return cls(encoder, dtype=dtype)
+
+
+def model_class(model_kind):
+    """The class of an "encoder", "discriminator" or "generator".
+
+    >>> model_class("generator").__name__
+    'ElectraGenerator'
+    """
+    from electra_tf.models.electra_discriminator import ElectraDiscriminator
+    from electra_tf.models.electra_encoder import ElectraEncoder
+    from electra_tf.models.electra_generator import ElectraGenerator
+
+    classes = {"encoder": ElectraEncoder, "discriminator": ElectraDiscriminator,
+               "generator": ElectraGenerator}
+    if model_kind not in classes:
+        raise ValueError(
+            "`model_kind` must be 'encoder', 'discriminator' or 'generator'; "
+            f"received {model_kind!r}."
+        )
+    return classes[model_kind]
 
 
 def scaled_generator_config(discriminator_config, width_fraction):

@@ -21,6 +21,7 @@ import tensorflow_text as tf_text
 import tf_keras as keras
 
 from electra_tf.preprocessing.electra_packer import ElectraPacker
+from electra_tf.preprocessing.keras_hub_vocabulary import keras_hub_vocabulary
 
 DEFAULT_VOCAB_PATH = os.path.join(os.path.dirname(__file__), "assets", "uncased_vocab.txt")
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
@@ -162,9 +163,8 @@ class ElectraTokenizer(keras.layers.Layer):
         >>> ElectraTokenizer.from_keras_hub(preset).vocab_size
         30522
         """
-        from electra_tf.conversion.keras_hub import load_keras_hub_tokenizer
-
-        return load_keras_hub_tokenizer(preset_dir)
+        vocab_path, lower_case = keras_hub_vocabulary(preset_dir)
+        return cls(vocab_path, lower_case=lower_case)
 
     @property
     def vocab_size(self):

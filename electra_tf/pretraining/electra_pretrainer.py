@@ -10,8 +10,8 @@ import tf_keras as keras
 from electra_tf.models.electra_discriminator import ElectraDiscriminator
 from electra_tf.models.electra_encoder import ElectraEncoder
 from electra_tf.models.electra_generator import ElectraGenerator
-from electra_tf.pretraining import masking
-from electra_tf.pretraining.example_seeds import example_seeds
+from electra_tf.preprocessing import masking
+from electra_tf.preprocessing.example_seeds import example_seeds
 from electra_tf.pretraining.losses import global_mean, masked_lm_loss, replaced_token_detection_loss
 from electra_tf.pretraining.sampling import replaced_token_labels, sample_from_softmax
 

@@ -16,14 +16,14 @@ import tf_keras as keras
 from electra_tf.models.electra_cloze_generator import ElectraClozeGenerator
 from electra_tf.models.electra_encoder import ElectraEncoder
 from electra_tf.models.electra_generator import gather_positions
-from electra_tf.pretraining import masking
+from electra_tf.preprocessing import masking
 from electra_tf.pretraining.electra_pretrainer import (
     DEFAULT_MASK_TOKEN_ID,
     DEFAULT_SPECIAL_TOKEN_IDS,
     SHARED_EMBEDDINGS,
     ElectraPretrainer,
 )
-from electra_tf.pretraining.example_seeds import example_seeds
+from electra_tf.preprocessing.example_seeds import example_seeds
 from electra_tf.pretraining.losses import electric_loss, global_mean, masked_lm_loss
 from electra_tf.pretraining.sampling import sample_from_softmax
 

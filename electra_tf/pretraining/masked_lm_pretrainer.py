@@ -9,13 +9,13 @@ import tensorflow as tf
 import tf_keras as keras
 
 from electra_tf.models.electra_generator import ElectraGenerator
-from electra_tf.pretraining import masking
+from electra_tf.preprocessing import masking
 from electra_tf.pretraining.electra_pretrainer import (
     DEFAULT_MASK_TOKEN_ID,
     DEFAULT_SPECIAL_TOKEN_IDS,
     PretrainingSteps,
 )
-from electra_tf.pretraining.example_seeds import example_seeds
+from electra_tf.preprocessing.example_seeds import example_seeds
 from electra_tf.pretraining.losses import global_mean, masked_lm_loss
 
 

@@ -11,7 +11,6 @@ evaluation.json. Running it again in the same directory resumes.
 """
 
 import dataclasses
-import json
 import os
 import time
 
@@ -19,6 +18,7 @@ from electra_tf.data.packaged_corpus import SPLITS, packaged_corpus
 from electra_tf.preprocessing.electra_tokenizer import ElectraTokenizer
 from electra_tf.pretraining.pretrain import format_summary, latest_checkpoint, summarize_pretraining
 from electra_tf.pretraining.run_pretraining import PretrainingConfig, build_dataset, run_pretraining
+from electra_tf.utils.json_files import write_json
 
 QUICKSTART_SETTINGS = dict(
     preset="tiny",  # 2 layers x 32 hidden; the 30,522-token vocabulary holds most weights
@@ -127,8 +127,7 @@ def run_quickstart(output_dir="electra_quickstart", minutes=3.0, steps=None, pro
         "held_out_batches": HELD_OUT_BATCHES,
         "seconds": time.perf_counter() - start,
     }
-    with open(os.path.join(output_dir, "evaluation.json"), "w") as f:
-        json.dump(report, f, indent=2)
+    write_json(os.path.join(output_dir, "evaluation.json"), report)
     return report
 
 

@@ -14,7 +14,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from electra_tf.models.electra_generator import ElectraGenerator, gather_positions
-from electra_tf.pretraining import masking
+from electra_tf.preprocessing import masking
 from electra_tf.pretraining.electra_pretrainer import (
     DEFAULT_MASK_TOKEN_ID,
     DEFAULT_SPECIAL_TOKEN_IDS,
@@ -22,7 +22,7 @@ from electra_tf.pretraining.electra_pretrainer import (
     _deserialize_generator,
     _serialize_generator,
 )
-from electra_tf.pretraining.example_seeds import example_seeds
+from electra_tf.preprocessing.example_seeds import example_seeds
 from electra_tf.pretraining.losses import copy_mechanism_lm_loss, global_mean, masked_lm_loss
 from electra_tf.pretraining.sampling import sample_from_softmax
 

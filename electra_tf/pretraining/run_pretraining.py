@@ -27,7 +27,6 @@ than graph mode from the same seed.
 
 import contextlib
 import dataclasses
-import json
 import logging
 import os
 
@@ -49,10 +48,11 @@ from electra_tf.models.electra_cloze_generator import ElectraClozeGenerator
 from electra_tf.pretraining.electric_pretrainer import ElectricPretrainer
 from electra_tf.pretraining.masked_lm_pretrainer import MaskedLMPretrainer
 from electra_tf.pretraining.replaced_mlm_pretrainer import REPLACED_MLM_OBJECTIVES, ReplacedMLMPretrainer
-from electra_tf.pretraining.strategies import build_strategy, is_chief
+from electra_tf.utils.strategies import build_strategy, is_chief
 from electra_tf.utils.callbacks import ProgressBar, TrainingLogger
 from electra_tf.utils.mixed_precision import global_dtype_policy, mixed_precision_dtype
 from electra_tf.utils.plots import plot_learning_curves
+from electra_tf.utils.json_files import write_json
 
 logger = logging.getLogger(__name__)
 
@@ -369,8 +369,8 @@ def save_outputs(pretrainer, config, history):
         model.save_pretrained(os.path.join(out, name), overwrite=True)
         model.save_huggingface(os.path.join(out, f"{name}_hf"), overwrite=True)
     steps = {key: [float(v) for v in values] for key, values in history.history.items()}
-    with open(os.path.join(out, "history.json"), "w") as f:
-        json.dump({"config": dataclasses.asdict(config), "history": steps}, f, indent=2)
+    write_json(os.path.join(out, "history.json"),
+               {"config": dataclasses.asdict(config), "history": steps})
     csv_path = os.path.join(out, "history.csv")
     if os.path.exists(csv_path):
         plot_learning_curves(csv_path, os.path.join(out, "learning_curves.png"))

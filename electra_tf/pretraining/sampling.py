@@ -7,7 +7,7 @@ through (ELECTRA is not a GAN): callers wrap the generator logits in
 
 import tensorflow as tf
 
-from electra_tf.pretraining.example_seeds import per_example_uniform
+from electra_tf.preprocessing.example_seeds import per_example_uniform
 
 
 def sample_from_softmax(logits, temperature=1.0, disallow_ids=None, seeds=None):

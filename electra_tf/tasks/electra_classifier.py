@@ -3,6 +3,7 @@
 import tensorflow as tf
 import tf_keras as keras
 
+from electra_tf.data.labels import PROBLEM_TYPES
 from electra_tf.layers.build_utils import build_in_scope
 from electra_tf.layers.transformer_layer import gelu
 from electra_tf.models.electra_encoder import ElectraEncoder  # noqa: F401  (docstring examples)
@@ -11,7 +12,6 @@ from electra_tf.models.model_io import PretrainedModelMixin
 from electra_tf.tasks.gradient_accumulation_mixin import GradientAccumulationMixin
 
 HEADS = ("electra", "huggingface")
-PROBLEM_TYPES = ("single_label", "multi_label", "regression")
 # The learning rate of `compile(optimizer="auto")`: the ELECTRA paper fine-tunes
 # Large at 5e-5 (Base 1e-4, Small 3e-4); the lowest of these is the safe default.
 DEFAULT_LEARNING_RATE = 5e-5
@@ -213,9 +213,12 @@ class ElectraClassifier(GradientAccumulationMixin, PretrainedModelMixin, keras.M
         checkpoint's labels and `problem_type` from its config (transformers'
         rule when unset: one label means regression).
         """
-        from electra_tf.conversion.huggingface_classifier import load_huggingface_classifier
+        from electra_tf.checkpoint_formats import huggingface_classifier as checkpoint_format
 
-        return load_huggingface_classifier(path)
+        checkpoint, arguments = checkpoint_format.read_classifier_checkpoint(path)
+        classifier = cls(ElectraEncoder.from_huggingface(path), **arguments)
+        checkpoint_format.assign_classifier_head(classifier, checkpoint)
+        return classifier
 
     def save_huggingface(self, path, overwrite=False, label_names=None):
         """Writes an `ElectraForSequenceClassification` directory that transformers loads.
@@ -223,6 +226,8 @@ class ElectraClassifier(GradientAccumulationMixin, PretrainedModelMixin, keras.M
         Only `head="huggingface"` has a transformers counterpart. `label_names`
         (in id order) become its config's `id2label`.
         """
-        from electra_tf.conversion.huggingface_classifier import save_huggingface_classifier
+        from electra_tf.checkpoint_formats.huggingface_classifier import (
+            save_huggingface_classifier,
+        )
 
         save_huggingface_classifier(self, path, overwrite=overwrite, label_names=label_names)

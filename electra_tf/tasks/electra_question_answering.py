@@ -1,5 +1,7 @@
 """ElectraQuestionAnswering: extractive QA (SQuAD 1.1/2.0) as start/end logits over word pieces."""
 
+import warnings
+
 import tensorflow as tf
 import tf_keras as keras
 
@@ -10,7 +12,10 @@ from electra_tf.models.electra_encoder import encoder_argument
 from electra_tf.models.model_io import PretrainedModelMixin
 from electra_tf.tasks.gradient_accumulation_mixin import GradientAccumulationMixin
 
-HEADS = ("simple", "electra")
+HEADS = ("huggingface", "electra")
+# Head names of earlier versions → today's: "simple" was the transformers-compatible head,
+# now "huggingface" as in `ElectraClassifier`.
+DEPRECATED_HEADS = {"simple": "huggingface"}
 # google-research/electra's finetune/qa settings: learning rate for `compile(optimizer="auto")`
 # (the paper's Large rate, the safe one), beam of start positions, width of the end/answerable
 # hidden layers, weight of the answerability loss.
@@ -84,7 +89,8 @@ class ElectraQuestionAnswering(GradientAccumulationMixin, PretrainedModelMixin, 
     the windows and character offsets that post-processing needs.
 
     Two heads:
-        - "simple" (BERT's SQuAD head, transformers' `ElectraForQuestionAnswering`):
+        - "huggingface" (BERT's SQuAD head, transformers' `ElectraForQuestionAnswering`;
+          "simple" in earlier versions, still accepted with a DeprecationWarning):
           one dense(2) named "qa_outputs" on `sequence_output` gives start and
           end logits. Returns {"start_logits", "end_logits"}, (batch, seq).
         - "electra" (google-research/electra `finetune/qa/qa_tasks.py`): start
@@ -107,7 +113,7 @@ class ElectraQuestionAnswering(GradientAccumulationMixin, PretrainedModelMixin, 
 
     Args:
         encoder: an `ElectraEncoder`, e.g. `ElectraEncoder.from_huggingface(path)`.
-        head: "simple" or "electra", see above.
+        head: "huggingface" or "electra", see above.
         beam_size: "electra" head: how many top start positions get end
             logits at inference (20 in the original).
         head_hidden_size: "electra" head: width of its two hidden layers (512).
@@ -128,13 +134,17 @@ class ElectraQuestionAnswering(GradientAccumulationMixin, PretrainedModelMixin, 
     def __init__(
         self,
         encoder,
-        head="simple",
+        head="huggingface",
         beam_size=DEFAULT_BEAM_SIZE,
         head_hidden_size=DEFAULT_HEAD_HIDDEN_SIZE,
         **kwargs,
     ):
         super().__init__(**kwargs)
         encoder = encoder_argument(encoder)
+        if head in DEPRECATED_HEADS:
+            warnings.warn(f"ElectraQuestionAnswering(head={head!r}) is deprecated; use "
+                          f"head={DEPRECATED_HEADS[head]!r}.", DeprecationWarning, stacklevel=2)
+            head = DEPRECATED_HEADS[head]
         if head not in HEADS:
             raise ValueError(f"`head` must be one of {list(HEADS)}; received head={head!r}.")
         for name, value in (("beam_size", beam_size), ("head_hidden_size", head_hidden_size)):
@@ -156,7 +166,7 @@ class ElectraQuestionAnswering(GradientAccumulationMixin, PretrainedModelMixin, 
             )
 
         # === Layers ===
-        if head == "simple":
+        if head == "huggingface":
             self.qa_outputs = dense(2, "qa_outputs")
         else:
             self.start_dense = dense(1, "start_logits")
@@ -169,7 +179,7 @@ class ElectraQuestionAnswering(GradientAccumulationMixin, PretrainedModelMixin, 
     def build(self, input_shape=None):
         hidden = self.encoder.hidden_size
         with tf.name_scope(self.name):
-            if self.head == "simple":
+            if self.head == "huggingface":
                 build_in_scope(self.qa_outputs, (None, None, hidden))
             else:
                 build_in_scope(self.start_dense, (None, None, hidden))
@@ -188,7 +198,7 @@ class ElectraQuestionAnswering(GradientAccumulationMixin, PretrainedModelMixin, 
         """
         sequence = self.encoder(inputs, training=training, remove_padding=remove_padding)
         sequence = sequence["sequence_output"]  # (B, T, H)
-        if self.head == "simple":
+        if self.head == "huggingface":
             logits = tf.cast(self.qa_outputs(sequence), tf.float32)  # (B, T, 2)
             return {"start_logits": logits[..., 0], "end_logits": logits[..., 1]}
 
@@ -283,17 +293,27 @@ class ElectraQuestionAnswering(GradientAccumulationMixin, PretrainedModelMixin, 
         }
 
     @classmethod
+    def from_config(cls, config):
+        # Models saved by earlier versions name the transformers head "simple": read them quietly.
+        head = config.get("head")
+        config = {**config, "head": DEPRECATED_HEADS.get(head, head)}
+        return super().from_config(config)
+
+    @classmethod
     def from_huggingface(cls, path):
-        """Loads a local `ElectraForQuestionAnswering` checkpoint (as head="simple")."""
-        from electra_tf.conversion.huggingface_question_answering import (
-            load_huggingface_question_answering,
+        """Loads a local `ElectraForQuestionAnswering` checkpoint (as head="huggingface")."""
+        from electra_tf.checkpoint_formats import (
+            huggingface_question_answering as checkpoint_format,
         )
 
-        return load_huggingface_question_answering(path)
+        checkpoint, arguments = checkpoint_format.read_question_answering_checkpoint(path)
+        model = cls(ElectraEncoder.from_huggingface(path), **arguments)
+        checkpoint_format.assign_question_answering_head(model, checkpoint)
+        return model
 
     def save_huggingface(self, path, overwrite=False):
-        """Writes an `ElectraForQuestionAnswering` directory; only head="simple" has one."""
-        from electra_tf.conversion.huggingface_question_answering import (
+        """Writes an `ElectraForQuestionAnswering` directory; only head="huggingface" has one."""
+        from electra_tf.checkpoint_formats.huggingface_question_answering import (
             save_huggingface_question_answering,
         )
 

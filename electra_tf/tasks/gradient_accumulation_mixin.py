@@ -48,6 +48,27 @@ class GradientAccumulationMixin:
             gradient_accumulation_steps)
         super().compile(*args, **kwargs)
 
+    def get_compile_config(self):
+        """What `compile` was given, resolved (`None` before `compile`); `.keras` files keep it.
+
+        With `compile_from_config` below, `keras.models.load_model` compiles a
+        loaded task model again (and restores its optimizer state) instead of
+        warning that the custom `compile()` was not called.
+        """
+        config = super().get_compile_config()
+        if config is not None:
+            config["gradient_accumulation_steps"] = self.gradient_accumulation_steps
+        return config
+
+    def compile_from_config(self, config):
+        """Compiles the model from `get_compile_config`'s dict, through its own `compile`."""
+        config = keras.saving.deserialize_keras_object(config)
+        # Unset arguments (None) are left to `compile`'s defaults: the QA model,
+        # which computes its own loss, refuses even `loss=None`.
+        self.compile(**{key: value for key, value in config.items() if value is not None})
+        if self.built and isinstance(self.optimizer, keras.optimizers.Optimizer):
+            self.optimizer.build(self.trainable_variables)  # for the saved optimizer state
+
     def training_loss(self, data):
         """The loss of one (micro-)batch to differentiate; updates the metrics on the way.
 

@@ -15,7 +15,7 @@ fine-tuning recipe (Clark et al. 2020, appendix, Table 7): learning rate 3e-4
 and STS-B); batch 32; 10% warmup; max_seq_length 128; no weight decay.
 
 Writes, under `output_dir`:
-    seed_<k>/         `run_finetuning`'s outputs for seed k (classifier/, logs, results.json)
+    seed_<k>/         `run_finetuning`'s outputs for seed k (model/, logs, results.json)
     results.json      per-seed dev metrics, their median over seeds (what the paper
                       reports), the hyperparameters, and which seed wrote the submission
     submission/       the GLUE server's files for this task (CoLA.tsv, MNLI-m.tsv,
@@ -37,9 +37,12 @@ from electra_tf.data.classification_dataset import (
     read_tfds_classification,
 )
 from electra_tf.tasks.glue_metrics import GLUE_TASKS, glue_metrics, median_over_seeds, metric_names
-from electra_tf.tasks.run_finetuning import FinetuningConfig, run_finetuning, write_json_atomically
+from electra_tf.tasks.finetuning_job import load_encoder
+from electra_tf.tasks.finetuning_options import FinetuningOptions
+from electra_tf.tasks.run_finetuning import FinetuningConfig, run_finetuning
 from electra_tf.tasks.task_model_io import load_task_model
-from electra_tf.tasks.training_options import TrainingOptions
+from electra_tf.utils.config_fields import option
+from electra_tf.utils.json_files import write_json
 
 logger = logging.getLogger(__name__)
 
@@ -64,12 +67,12 @@ _LAYER_DECAYS = {"small": 0.8, "base": 0.8, "large": 0.9}
 _LONG_TASKS = ("rte", "stsb")  # small data sets: 10 epochs instead of 3
 
 
-@dataclasses.dataclass
-class GlueConfig(TrainingOptions):
+@dataclasses.dataclass(kw_only=True)
+class GlueConfig(FinetuningOptions):
     """What `run_glue` does: task, encoder, seeds; None hyperparameters take ELECTRA's values.
 
-    `strategy`, `mixed_precision` and `gradient_accumulation_steps` (`TrainingOptions`)
-    are passed on to every seed's `run_finetuning`.
+    The encoder, packed length, optimizer, logging and training options are the
+    shared `FinetuningOptions`, passed on to every seed's `run_finetuning`.
 
     >>> config = GlueConfig(task="rte", encoder="checkpoints/electra-small")
     >>> config.seeds, config.batch_size, config.max_seq_length, config.weight_decay
@@ -85,43 +88,37 @@ class GlueConfig(TrainingOptions):
     ValueError: `seeds` must be >= 1 (the number of fine-tuning runs, seeds 0..N-1); received 0.
     """
 
-    task: str = None  # one of GLUE_TASKS
-    encoder: str = None  # a Hugging Face or electra_tf model directory
-    output_dir: str = "glue_output"
-    seeds: int = 1  # fine-tune with seeds 0..seeds-1; the paper reports the median of 10
-    learning_rate: float = None  # None: 3e-4 Small, 1e-4 Base, 5e-5 Large (by hidden size)
-    layer_decay: float = None  # None: 0.8, 0.9 for Large
-    epochs: int = None  # None: 3, 10 for RTE and STS-B
-    batch_size: int = 32
-    max_seq_length: int = 128
-    weight_decay: float = 0.0  # ELECTRA fine-tunes GLUE without weight decay
-    warmup_proportion: float = 0.1
-    dropout_rate: float = 0.1
-    train_limit: int = None  # keep the first N training examples (quick runs); None: all
-    vocab_path: str = None  # None: the encoder directory's vocab.txt, else the packaged one
-    lower_case: bool = True
-    data_dir: str = None  # where TensorFlow Datasets keeps GLUE (None: ~/tensorflow_datasets)
-    submission: bool = True  # predict the test split(s) into output_dir/submission
-    log_every: int = 10
-    progress: bool = True
+    # dest: `task` is already the name of the command line's subcommand ("glue").
+    task: str = option(None, "cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte or wnli")
+    output_dir: str = option("glue_output", "output directory")  # each job its own folder
+    seeds: int = option(1, "fine-tune N times (seeds 0..N-1) and report the median; the paper "
+                        "reports the median of 10")
+    # ELECTRA's recipe sets these by model size and task (`glue_hyperparameters`): None.
+    learning_rate: float = option(None, "default: 3e-4 Small, 1e-4 Base, 5e-5 Large (by the "
+                                  "encoder's hidden size)")
+    layer_decay: float = option(None, "default: 0.8, 0.9 for Large")
+    epochs: int = option(None, "default: 3, 10 for RTE and STS-B")
+    weight_decay: float = option(0.0, "AdamW's decoupled weight decay (ELECTRA fine-tunes GLUE "
+                                 "without)")
+    dropout_rate: float = option(0.1, "dropout before the classification layer")
+    train_limit: int = option(None, "train on the first N examples only (quick runs)")
+    data_dir: str = option(None, "TensorFlow Datasets directory (default: "
+                           "~/tensorflow_datasets)")
+    submission: bool = option(True, "predict the test split(s) into OUTPUT_DIR/submission")
 
     def __post_init__(self):
-        super().__post_init__()  # strategy, mixed_precision, gradient_accumulation_steps
         if self.task not in GLUE_TASKS:
             raise ValueError(
                 f"Unknown GLUE task {self.task!r}; expected one of {', '.join(GLUE_TASKS)}."
             )
-        if not self.encoder:
-            raise ValueError("GlueConfig needs `encoder`; received encoder=None.")
+        super().__post_init__()  # encoder, sizes, strategy, mixed precision, accumulation
         if not isinstance(self.seeds, int) or self.seeds < 1:
             raise ValueError(
                 "`seeds` must be >= 1 (the number of fine-tuning runs, seeds 0..N-1); "
                 f"received {self.seeds}."
             )
-        for name in ("epochs", "train_limit"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ValueError(f"`{name}` must be >= 1 or None; received {value}.")
+        if self.train_limit is not None and self.train_limit < 1:
+            raise ValueError(f"`train_limit` must be >= 1 or None; received {self.train_limit}.")
 
 
 def glue_hyperparameters(task, hidden_size):
@@ -154,8 +151,6 @@ def encoder_hidden_size(path):
     """
     config_path = os.path.join(path, "config.json")
     if not os.path.isfile(config_path):
-        from electra_tf.tasks.run_finetuning import load_encoder
-
         return load_encoder(path).hidden_size
     import json
 
@@ -286,36 +281,25 @@ def run_glue(config):
     os.makedirs(config.output_dir, exist_ok=True)
     results_path = os.path.join(config.output_dir, "results.json")
     best_score, best_test_predictions = None, None
+    shared = {field.name: getattr(config, field.name)
+              for field in dataclasses.fields(FinetuningOptions) if field.name != "output_dir"}
+    shared.update({name: hyperparameters[name]
+                   for name in ("epochs", "learning_rate", "layer_decay")})
     for seed in range(config.seeds):
         seed_dir = os.path.join(config.output_dir, f"seed_{seed}")
         finetuning = FinetuningConfig(
-            encoder=config.encoder,
+            **shared,  # the FinetuningOptions every seed shares
             train=f"tfds:{name}:train",
             output_dir=seed_dir,
             text_b_column="text_b" if spec["text_b"] else None,
             problem_type="regression" if regression else "single_label",
             num_classes=None if regression else spec["num_classes"],
             label_names=spec["label_names"],
-            vocab_path=config.vocab_path,
-            lower_case=config.lower_case,
-            max_seq_length=config.max_seq_length,
-            batch_size=config.batch_size,
-            epochs=hyperparameters["epochs"],
-            learning_rate=hyperparameters["learning_rate"],
-            layer_decay=hyperparameters["layer_decay"],
-            weight_decay=config.weight_decay,
-            warmup_proportion=config.warmup_proportion,
             dropout_rate=config.dropout_rate,
             seed=seed,
-            log_every=config.log_every,
-            progress=config.progress,
-            strategy=config.strategy,
-            mixed_precision=config.mixed_precision,
-            gradient_accumulation_steps=config.gradient_accumulation_steps,
         )
         finetuned = run_finetuning(finetuning, train_examples=train)
-        classifier, tokenizer, _ = load_task_model(os.path.join(seed_dir, "classifier"),
-                                                   "classify")
+        classifier, tokenizer, _ = load_task_model(seed_dir, "classify")
         predictions = _predict(classifier, tokenizer,
                                [*dev_sets.values(), *test_sets.values()],
                                config.max_seq_length, config.batch_size, task)
@@ -330,7 +314,7 @@ def run_glue(config):
                                  "train_seconds": finetuned["train_seconds"],
                                  "output_dir": seed_dir})
         summary["median"] = median_over_seeds([run["metrics"] for run in summary["seeds"]])
-        write_json_atomically(summary, results_path)  # after every seed: long runs show progress
+        write_json(results_path, summary)  # after every seed: long runs show progress
 
     if config.submission:
         files = []
@@ -340,7 +324,7 @@ def run_glue(config):
                 task, predicted, spec["label_names"]))
             files.append(path)
         summary["submission"] = {"seed": best_seed, "files": files}
-        write_json_atomically(summary, results_path)
+        write_json(results_path, summary)
     return summary
 
 

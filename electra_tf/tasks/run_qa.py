@@ -18,7 +18,7 @@ Writes, under `output_dir`:
                            task.json ({"task": "qa"}, window and post-processing settings;
                            the format of `electra_tf.tasks.task_model_io`), so
                            `evaluate_qa`/`predict_qa` need nothing else
-    model_hf/              head="simple": `ElectraForQuestionAnswering` (transformers)
+    model_hf/              head="huggingface": `ElectraForQuestionAnswering` (transformers)
     logs/                  TensorBoard: loss and learning rate per step
     history.csv, learning_curves.png    the same, as a table and a picture
     predictions.json       dev answers {id: text}, the official scripts' input
@@ -30,6 +30,7 @@ import json
 import math
 import os
 import time
+import warnings
 
 import tf_keras as keras
 
@@ -45,27 +46,49 @@ from electra_tf.data.squad_dataset import (
     read_squad_file,
 )
 from electra_tf.optimization.layerwise_decay_adamw import create_finetuning_optimizer
-from electra_tf.preprocessing.electra_tokenizer import ElectraTokenizer
-from electra_tf.tasks.electra_question_answering import ElectraQuestionAnswering
-from electra_tf.tasks.run_finetuning import VOCAB_NAME, load_encoder
+from electra_tf.tasks.electra_question_answering import (
+    DEFAULT_BEAM_SIZE,
+    DEPRECATED_HEADS,
+    HEADS,
+    ElectraQuestionAnswering,
+)
+from electra_tf.tasks.finetuning_job import (  # noqa: F401 - format_summary: run_qa's, as before
+    HUGGINGFACE_DIRNAME,
+    finetuning_callbacks,
+    format_summary,
+    load_encoder_and_tokenizer,
+    tokenizer_for,
+    training_history,
+    write_learning_curves,
+)
+from electra_tf.tasks.finetuning_options import FinetuningDataOptions
 from electra_tf.tasks.squad_metrics import squad_evaluate
-from electra_tf.tasks.task_model_io import load_task_model, resolve_max_seq_length, save_task_model
-from electra_tf.tasks.training_options import TrainingOptions, with_training_options
 from electra_tf.tasks.squad_postprocessing import (
     DEFAULT_MAX_ANSWER_LENGTH,
     DEFAULT_N_BEST_SIZE,
     postprocess_predictions,
 )
-from electra_tf.utils.callbacks import TrainingLogger
+from electra_tf.tasks.task_model_io import (
+    MODEL_DIRNAME,
+    load_task_model,
+    resolve_max_seq_length,
+    resolve_model_dir,
+    save_task_model,
+)
+from electra_tf.tasks.training_options import with_training_options
+from electra_tf.utils.config_fields import option
+from electra_tf.utils.json_files import write_json, write_json_lines
 
 TFDS_PREFIX = "tfds:"
 
 
-@dataclasses.dataclass
-class QAConfig(TrainingOptions):
+@dataclasses.dataclass(kw_only=True)
+class QAConfig(FinetuningDataOptions):
     """What `run_qa` does: encoder, SQuAD data, windows, training and post-processing.
 
-    The defaults are google-research/electra's SQuAD settings:
+    The encoder, files, optimizer and logging settings are the shared
+    `FinetuningDataOptions`; the defaults are google-research/electra's SQuAD
+    settings:
 
     >>> config = QAConfig(encoder="checkpoints/electra-small", train="train-v1.1.json")
     >>> config.max_seq_length, config.doc_stride, config.max_query_length, config.epochs
@@ -76,38 +99,35 @@ class QAConfig(TrainingOptions):
     ValueError: `doc_stride` must be >= 1; received 0.
     """
 
-    encoder: str = None  # a Hugging Face or electra_tf model directory
-    train: str = None  # SQuAD JSON file, or "tfds:squad/v1.1" / "tfds:squad/v2.0"
-    dev: str = None  # evaluated after training; None: no evaluation
-    output_dir: str = "qa_output"
-    head: str = "simple"  # | electra (the paper's head: beam over starts, answerability)
-    vocab_path: str = None  # None: the encoder directory's vocab.txt, else the packaged one
-    lower_case: bool = True
-    max_seq_length: int = DEFAULT_MAX_SEQ_LENGTH
-    doc_stride: int = DEFAULT_DOC_STRIDE
-    max_query_length: int = DEFAULT_MAX_QUERY_LENGTH
-    batch_size: int = 32
-    epochs: int = 2  # ELECTRA: 2 for SQuAD
-    learning_rate: float = 1e-4  # ELECTRA: 3e-4 Small, 1e-4 Base, 5e-5 Large
-    layer_decay: float = 0.8  # ELECTRA: 0.8 Small/Base, 0.9 Large
-    beam_size: int = 20  # the "electra" head's start beam
-    n_best_size: int = DEFAULT_N_BEST_SIZE
-    max_answer_length: int = DEFAULT_MAX_ANSWER_LENGTH
-    null_score_threshold: float = 0.0  # SQuAD 2.0: how far "no answer" must win
-    errors: str = "raise"  # bad questions: "raise" or "skip" (and count)
-    log_every: int = 1  # steps between TensorBoard/CSV rows
-    progress: bool = True  # Keras' progress bar (else one line per epoch)
-    seed: int = 0
+    train: str = option(None, "official SQuAD JSON file, or tfds:squad/v1.1 / tfds:squad/v2.0")
+    dev: str = option(None, "evaluation data, same forms; EM/F1 go to results.json")
+    output_dir: str = option("qa_output", "output directory")  # each job its own default folder
+    # SQuAD's recipe: windows of 384 pieces (a context rarely fits in 128), 2 epochs, and a row
+    # per step (an epoch of the sample is a handful of steps).
+    max_seq_length: int = option(DEFAULT_MAX_SEQ_LENGTH, "word pieces per window")
+    epochs: int = option(2, "passes over the training data (ELECTRA: 2 for SQuAD)")
+    log_every: int = option(1, "steps between TensorBoard/CSV rows")
+    head: str = option(
+        "huggingface", "huggingface: dense start/end (transformers' ElectraForQuestionAnswering, "
+        "also written to OUTPUT_DIR/model_hf); electra: the paper's head (beam over starts, "
+        "answerability classifier)", choices=HEADS, deprecated_values=DEPRECATED_HEADS)
+    doc_stride: int = option(DEFAULT_DOC_STRIDE, "word pieces between window starts")
+    max_query_length: int = option(DEFAULT_MAX_QUERY_LENGTH, "word pieces kept of a question")
+    beam_size: int = option(DEFAULT_BEAM_SIZE, "the electra head's start beam")
+    n_best_size: int = option(DEFAULT_N_BEST_SIZE, "candidate spans per question")
+    max_answer_length: int = option(DEFAULT_MAX_ANSWER_LENGTH, "word pieces of an answer, at most")
+    null_score_threshold: float = option(0.0, "SQuAD 2.0: how far \"no answer\" must win")
+
+    _POSITIVE = (*FinetuningDataOptions._POSITIVE, "doc_stride", "max_query_length", "beam_size",
+                 "n_best_size", "max_answer_length")
 
     def __post_init__(self):
-        super().__post_init__()  # strategy, mixed_precision, gradient_accumulation_steps
-        for name in ("encoder", "train"):
-            if not getattr(self, name):
-                raise ValueError(f"QAConfig needs `{name}`; received {name}=None.")
-        for name in ("max_seq_length", "doc_stride", "max_query_length", "batch_size", "epochs",
-                     "beam_size", "n_best_size", "max_answer_length", "log_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"`{name}` must be >= 1; received {getattr(self, name)}.")
+        if self.head in DEPRECATED_HEADS:
+            warnings.warn(f"QAConfig(head={self.head!r}) is deprecated; use "
+                          f"head={DEPRECATED_HEADS[self.head]!r}.", DeprecationWarning,
+                          stacklevel=3)
+            self.head = DEPRECATED_HEADS[self.head]
+        super().__post_init__()
 
 
 def read_squad(source, split="train", errors="raise"):
@@ -120,15 +140,6 @@ def read_squad(source, split="train", errors="raise"):
         name, bracket, slice_ = source[len(TFDS_PREFIX):].partition("[")
         return load_squad_tfds(name, split=split + bracket + slice_, errors=errors)
     return read_squad_file(source, errors=errors)
-
-
-def _tokenizer(vocab_path, lower_case, encoder):
-    tokenizer = ElectraTokenizer(vocab_path, lower_case=lower_case)
-    if tokenizer.vocab_size != encoder.vocab_size:
-        raise ValueError(
-            f"The vocabulary has {tokenizer.vocab_size} tokens but the encoder "
-            f"{encoder.vocab_size}; pass the encoder's vocab.txt as vocab_path.")
-    return tokenizer
 
 
 def predict_outputs(model, features, batch_size=32):
@@ -163,11 +174,8 @@ def run_qa(config):
     ValueError: Expected a Hugging Face checkpoint directory or a Hub model id such as
     'google/electra-small-discriminator'; '.../no_encoder' is not one.
     """
-    encoder = load_encoder(config.encoder)
-    vocab_path = config.vocab_path
-    if vocab_path is None and os.path.isfile(os.path.join(config.encoder, VOCAB_NAME)):
-        vocab_path = os.path.join(config.encoder, VOCAB_NAME)
-    tokenizer = _tokenizer(vocab_path, config.lower_case, encoder)
+    encoder, tokenizer = load_encoder_and_tokenizer(
+        config.encoder, config.vocab_path, config.lower_case)
     if config.max_seq_length > encoder.max_sequence_length:
         raise ValueError(
             f"max_seq_length={config.max_seq_length} exceeds the encoder's "
@@ -189,14 +197,13 @@ def run_qa(config):
     steps = int(train.cardinality()) * config.epochs
     model.compile(optimizer=create_finetuning_optimizer(
         config.learning_rate, steps, num_layers=encoder.num_layers,
-        layer_decay=config.layer_decay),
+        layer_decay=config.layer_decay, warmup_proportion=config.warmup_proportion,
+        weight_decay=config.weight_decay),
         gradient_accumulation_steps=config.gradient_accumulation_steps)
     os.makedirs(config.output_dir, exist_ok=True)
-    csv_path = os.path.join(config.output_dir, "history.csv")
-    callbacks = [TrainingLogger(os.path.join(config.output_dir, "logs"), csv_path,
-                                log_every=config.log_every)]
     start = time.perf_counter()
-    history = model.fit(train, epochs=config.epochs, callbacks=callbacks,
+    history = model.fit(train, epochs=config.epochs,
+                        callbacks=finetuning_callbacks(config.output_dir, config.log_every),
                         verbose=1 if config.progress else 2)
     settings = {
         "max_seq_length": config.max_seq_length,
@@ -209,13 +216,15 @@ def run_qa(config):
         "version_2": version_2,
     }
     summary = {
+        "task": "qa",
         "config": dataclasses.asdict(config),
         "version_2": version_2,
         "train_examples": len(features.examples),
         "train_windows": len(features.example_index),
         "train_skipped": {**train_skipped, **features.skipped},
         "train_seconds": round(time.perf_counter() - start, 1),
-        "history": {key: [float(v) for v in values] for key, values in history.history.items()},
+        "history": training_history(history),
+        "outputs": [MODEL_DIRNAME, "logs", "learning_curves.png", "results.json"],
     }
     if config.dev:
         dev_examples, summary["dev_skipped"] = read_squad(config.dev, "validation", config.errors)
@@ -223,28 +232,30 @@ def run_qa(config):
         predictions = {key: value["answer"] for key, value in results.items()}
         dev_version_2 = version_2 or any(example.is_impossible for example in dev_examples)
         summary["dev"] = squad_evaluate(dev_examples, predictions, version_2=dev_version_2)
-        _write_json(os.path.join(config.output_dir, "predictions.json"), predictions)
+        write_json(os.path.join(config.output_dir, "predictions.json"), predictions)
+        summary["outputs"].insert(-1, "predictions.json")
 
-    save_task_model(model, os.path.join(config.output_dir, "model"), "qa", tokenizer,
+    save_task_model(model, os.path.join(config.output_dir, MODEL_DIRNAME), "qa", tokenizer,
                     settings["max_seq_length"], label_names=None, extra=settings, overwrite=True)
-    if config.head == "simple":
-        model.save_huggingface(os.path.join(config.output_dir, "model_hf"), overwrite=True)
-    if os.path.isfile(csv_path):
-        from electra_tf.utils.plots import plot_learning_curves
-
-        plot_learning_curves(csv_path, os.path.join(config.output_dir, "learning_curves.png"))
-    _write_json(os.path.join(config.output_dir, "results.json"), summary)
+    if config.head == "huggingface":
+        model.save_huggingface(os.path.join(config.output_dir, HUGGINGFACE_DIRNAME),
+                               overwrite=True)
+        summary["outputs"].insert(1, HUGGINGFACE_DIRNAME)
+    write_learning_curves(config.output_dir)
+    write_json(os.path.join(config.output_dir, "results.json"), summary)
     return summary
 
 
 def load_qa_model(path):
-    """(model, tokenizer, settings) from a directory written by `run_qa` (its model/)."""
+    """(model, tokenizer, settings) from a directory written by `run_qa` (its model/, or the run's
+    output directory)."""
+    path = resolve_model_dir(path)
     model, _, settings = load_task_model(path, "qa")
     if not isinstance(model, ElectraQuestionAnswering):
         raise ValueError(f"{path!r} holds a {type(model).__name__}; expected an "
                          "ElectraQuestionAnswering.")
-    tokenizer = _tokenizer(os.path.join(path, settings["vocab"]), settings["lower_case"],
-                           model.encoder)
+    tokenizer = tokenizer_for(model.encoder, os.path.join(path, settings["vocab"]),
+                              settings["lower_case"])
     return model, tokenizer, settings
 
 
@@ -264,7 +275,7 @@ def evaluate_qa(model_dir, data, errors="raise", batch_size=32, output=None, max
     report = {"metrics": squad_evaluate(examples, predictions, version_2=version_2),
               "skipped": skipped, "predictions": predictions}
     if output:
-        _write_json(output, report)
+        write_json(output, report)
     return report
 
 
@@ -317,7 +328,7 @@ def read_jsonl(path):
 
     >>> import tempfile
     >>> path = tempfile.mkdtemp() + "/questions.jsonl"
-    >>> write_jsonl(path, [{"question": "Who wrote it?", "context": "Ann wrote it."}])
+    >>> write_json_lines(path, [{"question": "Who wrote it?", "context": "Ann wrote it."}])
     >>> read_jsonl(path)
     [{'question': 'Who wrote it?', 'context': 'Ann wrote it.'}]
     >>> with open(path, "a") as f:
@@ -344,42 +355,7 @@ def read_jsonl(path):
 
 
 def write_jsonl(path, records):
-    """Writes one JSON object per line, to a temporary file renamed into place."""
-    temporary = f"{path}.tmp"
-    with open(temporary, "w", encoding="utf-8") as f:
-        for record in records:
-            f.write(json.dumps(record) + "\n")
-    os.replace(temporary, path)
-
-
-def _write_json(path, value):
-    """Writes JSON to a temporary file and renames it into place."""
-    temporary = f"{path}.tmp"
-    with open(temporary, "w") as f:
-        json.dump(value, f, indent=2)
-    os.replace(temporary, path)
-
-
-def format_summary(summary):
-    """A few lines for the terminal: data, time, and dev EM/F1.
-
-    >>> print(format_summary({
-    ...     "train_examples": 87599, "train_windows": 88641, "train_seconds": 3600.4,
-    ...     "train_skipped": {}, "history": {"loss": [1.9, 1.1]},
-    ...     "dev": {"exact_match": 80.12, "f1": 87.5}, "config": {"output_dir": "runs/squad"}}))
-    trained on 87599 questions (88641 windows) in 3600s (skipped: 0)
-    final training loss 1.1000
-    dev exact_match: 80.12
-    dev f1: 87.50
-    wrote runs/squad/model (+ results.json)
-    """
-    lines = [
-        f"trained on {summary['train_examples']} questions ({summary['train_windows']} windows) "
-        f"in {summary['train_seconds']:.0f}s (skipped: {sum(summary['train_skipped'].values())})",
-        f"final training loss {summary['history']['loss'][-1]:.4f}",
-    ]
-    for name in ("exact_match", "f1"):
-        if name in summary.get("dev", {}):
-            lines.append(f"dev {name}: {summary['dev'][name]:.2f}")
-    lines.append(f"wrote {summary['config']['output_dir']}/model (+ results.json)")
-    return "\n".join(lines)
+    """Deprecated: `electra_tf.utils.json_files.write_json_lines(path, records)`."""
+    warnings.warn("run_qa.write_jsonl is deprecated; use "
+                  "electra_tf.utils.json_files.write_json_lines.", DeprecationWarning, stacklevel=2)
+    write_json_lines(path, records)

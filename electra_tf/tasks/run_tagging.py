@@ -3,14 +3,15 @@
     summary = run_tagging(TaggingConfig(encoder="checkpoints/electra-small",
                                         train="train.conll", dev="dev.conll",
                                         output_dir="runs/ner"))
-    metrics = evaluate_tagger("runs/ner/tagger", "test.conll")
-    predictions = predict_tags("runs/ner/tagger", "sentences.txt", "tags.jsonl")
+    metrics = evaluate_tagger("runs/ner/model", "test.conll")
+    predictions = predict_tags("runs/ner/model", "sentences.txt", "tags.jsonl")
 
 Fine-tuning: CoNLL files (`read_conll_file`) → `ElectraTokenClassifier` with
 ELECTRA's optimizer (AdamW, layer-wise decay, 10% warmup, linear decay).
 Writes, under `output_dir`:
-    tagger/               the model + vocab.txt + task.json (`load_task_model`)
-    tagger_hf/            `ElectraForTokenClassification`, tag names in id2label
+    model/                the model + vocab.txt + task.json (`load_task_model`; earlier
+                          versions wrote tagger/, still read)
+    model_hf/             `ElectraForTokenClassification`, tag names in id2label
     logs/                 TensorBoard: loss, accuracy, learning rate per step
     history.csv, learning_curves.png, results.json
 Evaluation is entity-level F1 with seqeval's semantics (`tagging_metrics`),
@@ -33,23 +34,34 @@ from electra_tf.data.conll_dataset import (
 from electra_tf.data.prediction_inputs import read_prediction_inputs, split_words
 from electra_tf.optimization.layerwise_decay_adamw import create_finetuning_optimizer
 from electra_tf.tasks.electra_token_classifier import ElectraTokenClassifier
-from electra_tf.tasks.run_finetuning import (
+from electra_tf.tasks.finetuning_job import (
+    HUGGINGFACE_DIRNAME,
     finetuning_callbacks,
+    format_summary,
     load_encoder_and_tokenizer,
+    training_history,
     write_learning_curves,
-    write_json_atomically,
-    write_json_lines_atomically,
 )
+from electra_tf.tasks.finetuning_options import FinetuningDataOptions
 from electra_tf.tasks.tagging_metrics import OUTSIDE, get_entities, tagging_metrics
-from electra_tf.tasks.task_model_io import load_task_model, resolve_max_seq_length, save_task_model
-from electra_tf.tasks.training_options import TrainingOptions, with_training_options
+from electra_tf.tasks.task_model_io import (
+    MODEL_DIRNAME,
+    load_task_model,
+    resolve_max_seq_length,
+    save_task_model,
+)
+from electra_tf.tasks.training_options import with_training_options
+from electra_tf.utils.config_fields import option
+from electra_tf.utils.json_files import write_json, write_json_lines
 
 
-@dataclasses.dataclass
-class TaggingConfig(TrainingOptions):
+@dataclasses.dataclass(kw_only=True)
+class TaggingConfig(FinetuningDataOptions):
     """What `run_tagging` does: encoder, CoNLL files, tag column, training and outputs.
 
-    A tag column given as text on the command line becomes a column index:
+    The encoder, files, optimizer and logging settings are the shared
+    `FinetuningDataOptions`. A tag column given as text on the command line
+    becomes a column index:
 
     >>> TaggingConfig(encoder="checkpoints/electra-small", train="train.conll",
     ...               label_column="-1").label_column
@@ -60,38 +72,21 @@ class TaggingConfig(TrainingOptions):
     ValueError: TaggingConfig needs `encoder`; received encoder=None.
     """
 
-    encoder: str = None  # a Hugging Face or electra_tf model directory
-    train: str = None  # CoNLL file
-    dev: str = None  # evaluated after training; None: no evaluation
-    output_dir: str = "tagging_output"
-    label_column: object = -1  # column index (-1: last, NER in CoNLL-2003) or "ner"|"chunk"|"pos"
-    vocab_path: str = None  # None: the encoder directory's vocab.txt, else the packaged one
-    lower_case: bool = True
-    max_seq_length: int = 128
-    batch_size: int = 32
-    epochs: int = 3
-    learning_rate: float = 1e-4  # ELECTRA: 3e-4 Small, 1e-4 Base, 5e-5 Large
-    layer_decay: float = 0.8  # ELECTRA: 0.8 Small/Base, 0.9 Large
-    dropout_rate: float = 0.1
-    errors: str = "raise"  # bad sentences: "raise" or "skip" (and count)
-    seed: int = 0
-    log_every: int = 10  # steps between TensorBoard/CSV rows
-    progress: bool = True  # Keras progress bar (else one line per epoch)
+    train: str = option(None, "training file in CoNLL format")
+    dev: str = option(None, "evaluation file, same format (entity F1 after training)")
+    output_dir: str = option("tagging_output", "output directory")  # each job its own folder
+    label_column: object = option(-1, "tag column: an index (-1: the last, NER in CoNLL-2003) "
+                                  "or ner, chunk, pos")
+    dropout_rate: float = option(0.1, "dropout before the tagging layer")
 
     def __post_init__(self):
-        super().__post_init__()  # strategy, mixed_precision, gradient_accumulation_steps
-        for name in ("encoder", "train"):
-            if not getattr(self, name):
-                raise ValueError(f"TaggingConfig needs `{name}`; received {name}=None.")
-        for name in ("max_seq_length", "batch_size", "epochs", "log_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"`{name}` must be >= 1; received {getattr(self, name)}.")
+        super().__post_init__()
         if isinstance(self.label_column, str) and self.label_column.lstrip("-").isdigit():
             self.label_column = int(self.label_column)  # from the command line
 
 
 def _word_tags(logits, positions, label_names):
-    """(T, num_labels) logits of one sentence → one tag per word ("O" when truncated)."""
+    """(T, num_classes) logits of one sentence → one tag per word ("O" when truncated)."""
     best = logits.argmax(-1)  # (T,)
     return [label_names[best[p]] if p >= 0 else OUTSIDE for p in positions]
 
@@ -162,12 +157,13 @@ def run_tagging(config):
     train = make_tagging_dataset(train_examples, tokenizer, config.max_seq_length,
                                  config.examples_per_update, shuffle=True, seed=config.seed)
     keras.utils.set_random_seed(config.seed)
-    tagger = ElectraTokenClassifier(encoder, num_labels=len(label_names),
+    tagger = ElectraTokenClassifier(encoder, num_classes=len(label_names),
                                     dropout_rate=config.dropout_rate)
     steps = int(np.ceil(len(train_examples["words"]) / config.examples_per_update)) * config.epochs
     tagger.compile(optimizer=create_finetuning_optimizer(
         config.learning_rate, steps, num_layers=encoder.num_layers,
-        layer_decay=config.layer_decay),
+        layer_decay=config.layer_decay, warmup_proportion=config.warmup_proportion,
+        weight_decay=config.weight_decay),
         gradient_accumulation_steps=config.gradient_accumulation_steps)
     os.makedirs(config.output_dir, exist_ok=True)
     start = time.perf_counter()
@@ -176,12 +172,16 @@ def run_tagging(config):
         callbacks=finetuning_callbacks(config.output_dir, min(config.log_every, steps)),
     )
     summary = {
+        "task": "tag",
         "config": dataclasses.asdict(config),
         "label_names": label_names,
-        "train_sentences": len(train_examples["words"]),
+        "train_examples": len(train_examples["words"]),
+        "train_sentences": len(train_examples["words"]),  # the key of earlier versions
         "train_skipped": train_skipped,
         "train_seconds": round(time.perf_counter() - start, 1),
-        "history": {key: [float(v) for v in values] for key, values in history.history.items()},
+        "history": training_history(history),
+        "outputs": [MODEL_DIRNAME, HUGGINGFACE_DIRNAME, "logs", "learning_curves.png",
+                    "results.json"],
     }
     if config.dev:
         dev_examples, summary["dev_skipped"] = read_conll_file(
@@ -190,12 +190,12 @@ def run_tagging(config):
         summary["dev"] = _evaluate(tagger, tokenizer, dev_examples, label_names,
                                    config.max_seq_length, config.batch_size)
 
-    save_task_model(tagger, os.path.join(config.output_dir, "tagger"), "tag", tokenizer,
+    save_task_model(tagger, os.path.join(config.output_dir, MODEL_DIRNAME), "tag", tokenizer,
                     config.max_seq_length, label_names, overwrite=True)
-    tagger.save_huggingface(os.path.join(config.output_dir, "tagger_hf"),
+    tagger.save_huggingface(os.path.join(config.output_dir, HUGGINGFACE_DIRNAME),
                             label_names=label_names, overwrite=True)
     write_learning_curves(config.output_dir)
-    write_json_atomically(summary, os.path.join(config.output_dir, "results.json"))
+    write_json(os.path.join(config.output_dir, "results.json"), summary)
     return summary
 
 
@@ -242,23 +242,12 @@ def predict_tags(model_dir, input_path, output_path=None, batch_size=32, max_seq
         predictions.append({"tokens": sentence, "tags": sentence_tags,
                             "probabilities": sentence_probabilities, "entities": entities})
     if output_path:
-        write_json_lines_atomically(predictions, output_path)
+        write_json_lines(output_path, predictions)
     return predictions
 
 
-def format_tagging_summary(summary):
-    """A few lines for the terminal: data, time, and dev entity F1."""
-    lines = [
-        f"trained on {summary['train_sentences']} sentences in {summary['train_seconds']:.0f}s "
-        f"(skipped: {sum(summary['train_skipped'].values())}); tags: "
-        f"{', '.join(summary['label_names'])}",
-        f"final training loss {summary['history']['loss'][-1]:.4f}",
-    ]
-    if "dev" in summary:
-        lines.append(format_tagging_metrics(summary["dev"], prefix="dev "))
-    lines.append(f"wrote {summary['config']['output_dir']}/tagger (+ tagger_hf, logs, "
-                 "learning_curves.png, results.json)")
-    return "\n".join(lines)
+# The summary formatter every fine-tuning job shares, under the name it had here.
+format_tagging_summary = format_summary
 
 
 def format_tagging_metrics(metrics, prefix=""):

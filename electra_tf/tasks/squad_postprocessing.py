@@ -10,7 +10,7 @@ In the graph (for SavedModels that map raw question + context to an answer):
 
 `best_spans` is a pure function of tensors: for each row it returns the
 best (start_index, end_index, score) with both ends in the context,
-end >= start and end - start < max_answer_length. For the "simple" head
+end >= start and end - start < max_answer_length. For the "huggingface" head
 the score of a span is start_logit + end_logit (BERT's and transformers'
 rule); for the "electra" head (`end_logits` (batch, beam, seq) with
 `start_top_index`) it is log p(start) + log p(end | start), the original
@@ -60,7 +60,7 @@ def best_spans(start_logits, end_logits, context_mask, max_answer_length=DEFAULT
 
     Args:
         start_logits: float (batch, seq).
-        end_logits: float (batch, seq) ("simple" head), or (batch, beam, seq)
+        end_logits: float (batch, seq) ("huggingface" head), or (batch, beam, seq)
             with `start_top_index` ("electra" head: end logits given each of
             the beam's starts).
         context_mask: bool/int (batch, seq), 1 where a span may start or end
@@ -87,7 +87,7 @@ def best_spans(start_logits, end_logits, context_mask, max_answer_length=DEFAULT
         if end_logits.shape.rank != 2:
             raise ValueError(
                 f"`end_logits` of rank {end_logits.shape.rank} needs `start_top_index` "
-                "(the 'electra' head's beam); the 'simple' head's are (batch, seq)."
+                "(the 'electra' head's beam); the 'huggingface' head's are (batch, seq)."
             )
         starts = tf.broadcast_to(positions[tf.newaxis, :, tf.newaxis],
                                  [tf.shape(start_logits)[0], seq_length, seq_length])  # (B, T, T)
@@ -195,7 +195,7 @@ def postprocess_predictions(features, outputs, n_best_size=DEFAULT_N_BEST_SIZE,
         best = nbest[0] if nbest else {"text": "", "start_char": -1, "score": float("-inf")}
         answer = dict(best)
         if version_2 and null_score is not None:
-            # The electra head's null score is a logit of its own; the simple head's
+            # The electra head's null score is a logit of its own; the huggingface head's
             # competes with span scores on one scale, as in BERT's run_squad.
             margin = null_score if electra_head else null_score - best["score"]
             if margin > null_score_threshold:

@@ -14,6 +14,7 @@ still loads with `ElectraClassifier.from_pretrained(path)` (or the tagger's).
 import json
 import os
 import shutil
+import warnings
 
 import tf_keras as keras
 
@@ -25,10 +26,53 @@ from electra_tf.models.model_io import (
 )
 from electra_tf.preprocessing.electra_tokenizer import DEFAULT_VOCAB_PATH, ElectraTokenizer
 from electra_tf.utils.atomic_directory import atomic_directory
+from electra_tf.utils.json_files import write_json
 
 TASK_NAME = "task.json"
 VOCAB_NAME = "vocab.txt"
 TASKS = ("classify", "tag", "qa")
+# The one folder name every job (fine-tuning, pruning, distillation) writes its
+# task model to, inside its output directory; earlier versions wrote
+# classifier/ and tagger/, which are still read (`LEGACY_MODEL_DIRNAMES`).
+MODEL_DIRNAME = "model"
+LEGACY_MODEL_DIRNAMES = ("classifier", "tagger")
+
+
+
+def resolve_model_dir(path):
+    """The task-model directory that `path` names: `path` itself, or the model of a run.
+
+    - a directory with config.json: itself;
+    - a job's output directory (its --output-dir): its model/, or the
+      classifier/ or tagger/ that earlier versions wrote;
+    - an OUTPUT/classifier or OUTPUT/tagger path that does not exist while
+      OUTPUT/model does (a script written for earlier versions): OUTPUT/model,
+      with a DeprecationWarning.
+
+    Anything else comes back unchanged, for the loader to say what is missing.
+
+    >>> import os, tempfile
+    >>> run = tempfile.mkdtemp()
+    >>> os.makedirs(os.path.join(run, MODEL_DIRNAME))
+    >>> _ = open(os.path.join(run, MODEL_DIRNAME, CONFIG_NAME), "w").write("{}")
+    >>> resolve_model_dir(run) == resolve_model_dir(os.path.join(run, "classifier")) \\
+    ...     == os.path.join(run, MODEL_DIRNAME)
+    True
+    """
+    if os.path.isfile(os.path.join(path, CONFIG_NAME)):
+        return path
+    for name in (MODEL_DIRNAME, *LEGACY_MODEL_DIRNAMES):
+        if os.path.isfile(os.path.join(path, name, CONFIG_NAME)):
+            return os.path.join(path, name)
+    parent, name = os.path.split(os.path.normpath(path))
+    renamed = os.path.join(parent, MODEL_DIRNAME)
+    if name in LEGACY_MODEL_DIRNAMES and os.path.isfile(os.path.join(renamed, CONFIG_NAME)):
+        warnings.warn(
+            f"{path!r} does not exist: jobs now write their model to OUTPUT/{MODEL_DIRNAME} "
+            f"(earlier versions: OUTPUT/{name}); reading {renamed!r}. Pass the run directory "
+            f"or {renamed!r}.", DeprecationWarning, stacklevel=2)
+        return renamed
+    return path
 
 
 def save_task_model(model, path, task, tokenizer, max_seq_length, label_names,
@@ -50,7 +94,7 @@ def save_task_model(model, path, task, tokenizer, max_seq_length, label_names,
     >>> from electra_tf.preprocessing.electra_tokenizer import ElectraTokenizer
     >>> encoder = electra_tf.ElectraEncoder(vocab_size=30522, hidden_size=8, num_layers=1,
     ...                                     num_heads=2, intermediate_size=16)
-    >>> path = tempfile.mkdtemp() + "/tagger"
+    >>> path = tempfile.mkdtemp() + "/model"
     >>> save_task_model(electra_tf.ElectraTokenClassifier(encoder, 3), path, "tag",
     ...                 ElectraTokenizer(), 64, ["O", "B-PER", "I-PER"])
     >>> model, tokenizer, task = load_task_model(path, "tag")
@@ -69,12 +113,10 @@ def save_task_model(model, path, task, tokenizer, max_seq_length, label_names,
         **(extra or {}),
     }
     with atomic_directory(path, overwrite=overwrite) as tmp:
-        with open(os.path.join(tmp, CONFIG_NAME), "w") as f:
-            json.dump(keras.layers.serialize(model), f, indent=2)
+        write_json(os.path.join(tmp, CONFIG_NAME), keras.layers.serialize(model))
         save_model_weights(model, os.path.join(tmp, WEIGHTS_NAME))
         shutil.copyfile(tokenizer.vocab_path or DEFAULT_VOCAB_PATH, os.path.join(tmp, VOCAB_NAME))
-        with open(os.path.join(tmp, TASK_NAME), "w") as f:
-            json.dump(info, f, indent=2)
+        write_json(os.path.join(tmp, TASK_NAME), info)
 
 
 def read_task_info(path):
@@ -124,10 +166,14 @@ def resolve_max_seq_length(task_info, max_seq_length, model):
 def load_task_model(path, task):
     """Loads a directory written by `save_task_model`: `(model, tokenizer, task_info)`.
 
+    `path` may also be the output directory of the job that wrote it
+    (`resolve_model_dir`).
+
     Raises:
         ValueError: `path` has no task.json (not written by a fine-tuning
             job) or holds a model for another task.
     """
+    path = resolve_model_dir(path)
     info = read_task_info(path)
     if info is None:
         raise ValueError(

@@ -1,9 +1,9 @@
 """TrainingOptions: a fine-tuning job's strategy, precision and micro-batches per update.
 
-`FinetuningConfig`, `QAConfig` and `TaggingConfig` inherit these three fields;
-`training_scope(config)` (or the decorator `with_training_options` on a job
-function) applies them around a job; the command line's flags come from
-`electra_tf.cli.training_arguments.add_training_arguments`.
+`FinetuningOptions` (and through it every fine-tuning job's config) inherits
+these three fields; `training_scope(config)` (or the decorator
+`with_training_options` on a job function) applies them around a job; the
+command line's flags come from the fields (`electra_tf.cli.config_arguments`).
 
 >>> options = TrainingOptions(mixed_precision="bfloat16", gradient_accumulation_steps=4)
 >>> options.strategy, options.mixed_precision, options.gradient_accumulation_steps
@@ -17,8 +17,13 @@ import contextlib
 import dataclasses
 import functools
 
-from electra_tf.pretraining.strategies import STRATEGIES, build_strategy
-from electra_tf.utils.mixed_precision import global_dtype_policy, mixed_precision_dtype
+from electra_tf.utils.strategies import STRATEGIES, build_strategy
+from electra_tf.utils.config_fields import option
+from electra_tf.utils.mixed_precision import (
+    MIXED_PRECISION_DTYPES,
+    global_dtype_policy,
+    mixed_precision_dtype,
+)
 
 
 def check_gradient_accumulation_steps(value):
@@ -50,7 +55,7 @@ class TrainingOptions:
 
     Args:
         strategy: "auto", "default", "mirrored", "multiworker" or "tpu"
-            (`electra_tf.pretraining.strategies.build_strategy`).
+            (`electra_tf.utils.strategies.build_strategy`).
         mixed_precision: None (float32), "float16" or "bfloat16": the compute
             dtype; weights stay float32.
         gradient_accumulation_steps: micro-batches per optimizer update (1: none).
@@ -62,9 +67,16 @@ class TrainingOptions:
     received 'int8'.
     """
 
-    strategy: str = "auto"  # auto: a configured TPU, TF_CONFIG workers, all GPUs, or one device
-    mixed_precision: str = None  # None (float32) | "float16" | "bfloat16"
-    gradient_accumulation_steps: int = 1
+    strategy: str = option(
+        "auto", "auto: a configured TPU, TF_CONFIG workers, all GPUs, or one device",
+        choices=STRATEGIES)
+    mixed_precision: str = option(
+        None, "compute in float16 (GPUs; the bare flag) or bfloat16 (TPUs, recent GPUs and CPUs) "
+        "with float32 weights (default: float32)",
+        choices=MIXED_PRECISION_DTYPES, nargs="?", const="float16")
+    gradient_accumulation_steps: int = option(
+        1, "micro-batches of --batch-size per optimizer update; an update sees K × batch size "
+        "examples, the memory of one micro-batch", metavar="K", minimum=1)
 
     def __post_init__(self):
         if self.strategy not in STRATEGIES:

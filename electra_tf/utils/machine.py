@@ -1,7 +1,8 @@
 """describe_machine: the CPU, cores and library versions a benchmark ran on, for its results.json.
 
 Speed ratios measured on one CPU do not carry over to another (AVX2 vs
-AVX-512 with VNNI and BF16 changes them), so every benchmark records this.
+AVX-512 with VNNI and BF16 changes them), so every benchmark records this:
+`write_benchmark_results` writes OUTPUT_DIR/results.json with the machine in it.
 """
 
 import importlib.metadata
@@ -43,3 +44,31 @@ def describe_machine():
         except importlib.metadata.PackageNotFoundError:
             pass
     return info
+
+
+def write_benchmark_results(output_dir, results):
+    """Writes `results` and `describe_machine()` to `output_dir`/results.json, atomically.
+
+    Every script under benchmarks/ ends with this, so a figure quoted in the
+    README comes from a committed file that names the machine it ran on.
+    `results` is a JSON-able dict; its own "machine" entry, if any, is kept
+    (a benchmark may add devices it found) and completed.
+
+    >>> import json, os, tempfile
+    >>> path = write_benchmark_results(tempfile.mkdtemp(), {"tokens_per_second": 1471.0})
+    >>> record = json.load(open(path))
+    >>> record["tokens_per_second"], "cpu_model" in record["machine"]
+    (1471.0, True)
+
+    Returns:
+        The path written.
+    """
+    from electra_tf.utils.json_files import write_json
+
+    if not isinstance(results, dict):
+        raise ValueError(f"`results` must be a dict; received {type(results).__name__}.")
+    record = dict(results)
+    record["machine"] = {**describe_machine(), **dict(results.get("machine") or {})}
+    path = os.path.join(output_dir, "results.json")
+    write_json(path, record)
+    return path

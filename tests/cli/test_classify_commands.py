@@ -48,7 +48,7 @@ def test_finetune_writes_tensorboard_logs_learning_curves_and_task_files(run):
     assert (out / "learning_curves.png").read_bytes()[:4] == b"\x89PNG"
     header = (out / "history.csv").read_text().split("\n")[0].split(",")
     assert {"step", "loss", "accuracy", "learning_rate"} <= set(header)
-    with open(out / "classifier" / "task.json") as f:
+    with open(out / "model" / "task.json") as f:
         task = json.load(f)
     assert task["label_names"] == ["negative", "positive"] and task["max_seq_length"] == 10
     with open(out / "results.json") as f:
@@ -59,7 +59,8 @@ def test_finetune_writes_tensorboard_logs_learning_curves_and_task_files(run):
 
 def test_evaluate_prints_metrics_and_json(run, capsys):
     capsys.readouterr()
-    assert main(["evaluate", "classify", "--model", str(run / "out" / "classifier"),
+    # The run directory (OUTPUT_DIR) names its model/ too.
+    assert main(["evaluate", "classify", "--model", str(run / "out"),
                  "--data", str(run / "dev.tsv"), "--output", str(run / "metrics.json")]) == 0
     printed = capsys.readouterr().out
     metrics = json.loads(printed.strip().split("\n")[-1])
@@ -72,8 +73,11 @@ def test_evaluate_prints_metrics_and_json(run, capsys):
     # `predict classify` on the dev texts agrees with the accuracy `evaluate` reports.
     dev = rows(12, seed=1)
     (run / "dev.txt").write_text("".join(f"{text}\n" for _, text in dev))
-    assert main(["predict", "classify", "--model", str(run / "out" / "classifier"),
-                 "--input", str(run / "dev.txt"), "--output", str(run / "dev_pred.jsonl")]) == 0
+    # OUTPUT_DIR/classifier, where earlier versions wrote the model, still finds it.
+    with pytest.warns(DeprecationWarning, match="now write their model to OUTPUT/model"):
+        assert main(["predict", "classify", "--model", str(run / "out" / "classifier"),
+                     "--input", str(run / "dev.txt"), "--output",
+                     str(run / "dev_pred.jsonl")]) == 0
     predicted = [json.loads(line)["label"] for line in
                  (run / "dev_pred.jsonl").read_text().splitlines()]
     assert metrics["accuracy"] == pytest.approx(
@@ -82,7 +86,7 @@ def test_evaluate_prints_metrics_and_json(run, capsys):
 
 def test_predict_text_and_json_lines(run, capsys):
     (run / "input.txt").write_text("the plot was awful .\n\nthe film was great .\n")
-    assert main(["predict", "classify", "--model", str(run / "out" / "classifier"),
+    assert main(["predict", "classify", "--model", str(run / "out" / "model"),
                  "--input", str(run / "input.txt"), "--output", str(run / "pred.jsonl")]) == 0
     predictions = [json.loads(line) for line in (run / "pred.jsonl").read_text().splitlines()]
     assert len(predictions) == 2 and predictions[0]["text"] == "the plot was awful ."
@@ -92,13 +96,13 @@ def test_predict_text_and_json_lines(run, capsys):
     assert sum(predictions[1]["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
     (run / "input.jsonl").write_text(json.dumps({"text": "the film was dull ."}) + "\n")
     capsys.readouterr()
-    assert main(["predict", "classify", "--model", str(run / "out" / "classifier"),
+    assert main(["predict", "classify", "--model", str(run / "out" / "model"),
                  "--input", str(run / "input.jsonl")]) == 0
     assert json.loads(capsys.readouterr().out)["label"] in ("negative", "positive")
 
 
 def test_bad_inputs_exit_2_with_a_clear_message(run, capsys):
-    model = str(run / "out" / "classifier")
+    model = str(run / "out" / "model")
     (run / "bad.tsv").write_text("label\ttext\nneutral\tthe film .\n")
     assert main(["evaluate", "classify", "--model", model, "--data", str(run / "bad.tsv")]) == 2
     assert "bad.tsv:2: label 'neutral' is not one of ['negative', 'positive']" in (

@@ -14,6 +14,7 @@ import pytest
 
 from electra_tf import ElectraEncoder
 from electra_tf.cli.main import main
+from electra_tf.tasks.task_model_io import resolve_model_dir
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "serving"))
 from serving_helpers import InProcessServer  # noqa: E402
@@ -23,6 +24,11 @@ WORDS = ["Good", "good", "great", "fine", "Bad", "bad", "awful", "dull", "film",
          "was", "."]
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS
 LABELS = ["negative", "positive"]
+
+
+def model_dir_of(root, stage):
+    """The model a stage's job wrote into its output directory (model/; classifier/ before)."""
+    return resolve_model_dir(str(root / stage))
 
 
 def rows(count, seed):
@@ -55,16 +61,16 @@ def chain(tmp_path_factory):
                  "--no-progress"]) == 0
     common = ["--train", str(root / "train.tsv"), "--dev", str(root / "dev.tsv"),
               "--max-steps", "3", "--batch-size", "8", "--no-progress"]
-    assert main(["compress", "prune", str(root / "finetuned" / "classifier"),
+    assert main(["compress", "prune", str(root / "finetuned" / "model"),
                  "--output", str(root / "pruned"), "--sparsity", "0.5", *common]) == 0
-    assert main(["compress", "distill", str(root / "pruned" / "classifier"),
+    assert main(["compress", "distill", model_dir_of(root, "pruned"),
                  "--output", str(root / "distilled"), "--num-layers", "1", *common]) == 0
     return root
 
 
 @pytest.mark.parametrize("stage", ["finetuned", "pruned", "distilled"])
 def test_every_stage_writes_the_whole_directory(chain, stage):
-    model_dir = chain / stage / "classifier"
+    model_dir = chain / os.path.relpath(model_dir_of(chain, stage), chain)
     assert {"config.json", "model.weights.h5", "vocab.txt", "task.json"} <= set(os.listdir(model_dir))
     task = json.loads((model_dir / "task.json").read_text())
     assert task["label_names"] == LABELS
@@ -75,7 +81,7 @@ def test_every_stage_writes_the_whole_directory(chain, stage):
 
 @pytest.mark.parametrize("stage", ["pruned", "distilled"])
 def test_evaluate_and_predict_read_a_compressed_model_without_flags(chain, stage, capsys):
-    model_dir = str(chain / stage / "classifier")
+    model_dir = model_dir_of(chain, stage)
     capsys.readouterr()
     assert main(["evaluate", "classify", "--model", model_dir, "--data", str(chain / "dev.tsv")]) == 0
     metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -97,7 +103,7 @@ def test_exports_and_serving_carry_labels_length_and_casing(chain):
     import tensorflow as tf
     import tensorflow_text  # noqa: F401  (the exported tokenizer's ops)
 
-    model_dir = str(chain / "distilled" / "classifier")
+    model_dir = model_dir_of(chain, "distilled")
     export = chain / "export"
     assert main(["export", model_dir, str(export / "serving" / "1"), "--format", "saved_model"]) == 0
     assert main(["export", model_dir, str(export / "hub"), "--format", "hub"]) == 0
@@ -135,10 +141,10 @@ def test_exports_and_serving_carry_labels_length_and_casing(chain):
 
 def test_huggingface_export_names_the_labels(chain):
     # `--head huggingface` wrote a transformers copy next to the model: id2label has the names.
-    config = json.loads((chain / "finetuned" / "classifier_hf" / "config.json").read_text())
+    config = json.loads((chain / "finetuned" / "model_hf" / "config.json").read_text())
     assert config["id2label"] == {"0": "negative", "1": "positive"}
     assert main(["convert", "--from", "electra_tf", "--to", "huggingface",
-                 str(chain / "distilled" / "classifier"), str(chain / "distilled_hf")]) == 0
+                 model_dir_of(chain, "distilled"), str(chain / "distilled_hf")]) == 0
     config = json.loads((chain / "distilled_hf" / "config.json").read_text())
     assert config["id2label"] == {"0": "negative", "1": "positive"}
     assert config["architectures"] == ["ElectraForSequenceClassification"]

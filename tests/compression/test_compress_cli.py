@@ -10,6 +10,7 @@ from conftest import TINY
 
 from electra_tf import ElectraClassifier, ElectraEncoder
 from electra_tf.cli.main import main
+from electra_tf.tasks.run_finetuning import predict_classifier
 
 WORDS = ("good great fine superb lovely warm fun bright sharp clever witty moving rich "
          "bad awful dull poor weak flat cold boring bland tired lame slow messy the a film "
@@ -46,8 +47,15 @@ def test_prune(workdir, capsys):
     assert "all pruned kernels" in printed and "dev_accuracy_after" in printed
     report = json.loads((out / "sparsity.json").read_text())
     assert report["overall_sparsity"] == pytest.approx(0.5, abs=0.02)
-    assert ElectraClassifier.from_pretrained(str(out / "classifier")).num_classes == 2
+    assert ElectraClassifier.from_pretrained(str(out / "model")).num_classes == 2
     assert list((out / "logs").rglob("events.out.tfevents.*"))
+    # A full task directory, though the input (save_pretrained only) had no task.json.
+    task = json.loads((out / "model" / "task.json").read_text())
+    assert task["task"] == "classify" and task["label_names"] == ["0", "1"]
+    assert task["compressed_from"] == f"prune {workdir / 'classifier'}"
+    (workdir / "texts.txt").write_text("the film is great\nthe film is dull\n")
+    predictions = predict_classifier(str(out / "model"), str(workdir / "texts.txt"))
+    assert [sorted(p["probabilities"]) for p in predictions] == [["0", "1"]] * 2
 
 
 def test_prune_with_distillation(workdir, capsys):
@@ -88,7 +96,7 @@ def test_distill(workdir, capsys):
                  "--max-steps", "3", "--batch-size", "8", "--max-seq-length", "12",
                  "--no-progress"])
     assert code == 0
-    student = ElectraClassifier.from_pretrained(str(out / "classifier"))
+    student = ElectraClassifier.from_pretrained(str(out / "model"))
     assert student.encoder.num_layers == 1
     summary = json.loads((out / "summary.json").read_text())
     assert len(summary["history"]["soft_loss"]) == 1

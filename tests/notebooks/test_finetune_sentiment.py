@@ -42,6 +42,6 @@ def test_finetune_sentiment_notebook_runs(tmp_path, monkeypatch):
     assert any(output.get("data", {}).get("image/png")
                for cell in notebook.cells for output in cell.get("outputs", []))
     assert "An absolute delight" in text and "p(positive)=" in text
-    with open(tmp_path / "run" / "classifier" / "task.json") as f:
+    with open(tmp_path / "run" / "model" / "task.json") as f:
         assert json.load(f)["label_names"] == ["negative", "positive"]
     assert os.listdir(tmp_path / "run" / "logs" / "train")  # TensorBoard

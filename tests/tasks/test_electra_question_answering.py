@@ -15,11 +15,11 @@ def models():
     keras.utils.set_random_seed(0)
     return {head: ElectraQuestionAnswering(ElectraEncoder(**TINY), head=head, beam_size=3,
                                            head_hidden_size=6)
-            for head in ("simple", "electra")}
+            for head in ("huggingface", "electra")}
 
 
-def test_simple_head_is_one_dense_on_the_sequence(models):
-    model, inputs = models["simple"], make_inputs(3, 9)
+def test_huggingface_head_is_one_dense_on_the_sequence(models):
+    model, inputs = models["huggingface"], make_inputs(3, 9)
     outputs = model(inputs)
     sequence = model.encoder(inputs)["sequence_output"]
     expected = np.einsum("bth,hk->btk", sequence, model.qa_outputs.kernel) + model.qa_outputs.bias
@@ -54,7 +54,7 @@ def test_electra_head_end_logits_follow_the_start_they_are_given(models):
     assert not np.allclose(other, beam["end_logits"][:, 0])
 
 
-@pytest.mark.parametrize("head", ["simple", "electra"])
+@pytest.mark.parametrize("head", ["huggingface", "electra"])
 def test_remove_padding_gives_the_same_logits_where_answers_can_be(models, head):
     model, inputs = models[head], make_inputs(3, 9)  # rows of 9, 7 and 5 real tokens
     padded, packed = model(inputs), model(inputs, remove_padding=True)
@@ -93,7 +93,7 @@ def test_loss_is_mean_of_start_and_end_plus_half_answerability():
                                (start_ce + end_ce) / 2, rtol=1e-5)
 
 
-@pytest.mark.parametrize("head", ["simple", "electra"])
+@pytest.mark.parametrize("head", ["huggingface", "electra"])
 def test_config_and_save_pretrained_round_trip(models, head, tmp_path):
     model, inputs = models[head], make_inputs(2, 8)
     config = model.get_config()
@@ -105,7 +105,7 @@ def test_config_and_save_pretrained_round_trip(models, head, tmp_path):
         np.testing.assert_allclose(loaded(inputs)[name], value, atol=1e-6)
 
 
-@pytest.mark.parametrize("head", ["simple", "electra"])
+@pytest.mark.parametrize("head", ["huggingface", "electra"])
 def test_float32_logits_under_mixed_precision(head):
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:
@@ -127,6 +127,15 @@ def test_float32_logits_under_mixed_precision(head):
         assert value.dtype == expected, name
 
 
+def test_simple_is_a_deprecated_name_of_the_huggingface_head(models):
+    with pytest.deprecated_call(match="head='huggingface'"):
+        model = ElectraQuestionAnswering(ElectraEncoder(**TINY), head="simple")
+    assert model.head == "huggingface"
+    # A config saved by an earlier version (head "simple") still loads.
+    config = {**models["huggingface"].get_config(), "head": "simple"}
+    assert ElectraQuestionAnswering.from_config(config).head == "huggingface"
+
+
 def test_bad_arguments_are_rejected(models):
     with pytest.raises(ValueError, match="`head` must be one of"):
         ElectraQuestionAnswering(ElectraEncoder(**TINY), head="xlnet")
@@ -135,8 +144,8 @@ def test_bad_arguments_are_rejected(models):
     with pytest.raises(ValueError, match="received Dense"):
         ElectraQuestionAnswering(keras.layers.Dense(2))
     with pytest.raises(ValueError, match="computes its own loss"):
-        models["simple"].compile(loss="mse")
-    model = models["simple"]
+        models["huggingface"].compile(loss="mse")
+    model = models["huggingface"]
     model.compile(optimizer="adam")
     with pytest.raises(ValueError, match="start_positions.*received \\['labels'\\]"):
         model.fit(make_inputs(2, 8), {"labels": np.zeros(2)}, verbose=0)

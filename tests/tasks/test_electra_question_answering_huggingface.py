@@ -1,4 +1,4 @@
-"""ElectraForQuestionAnswering ⇄ ElectraQuestionAnswering(head="simple"): logits parity and round trips."""
+"""ElectraForQuestionAnswering ⇄ ElectraQuestionAnswering(head="huggingface"): logits parity and round trips."""
 
 import json
 
@@ -47,7 +47,7 @@ def test_from_huggingface_logits_parity(index, tmp_path):
     reference = reference_model(sizes, seed=index)
     reference.save_pretrained(str(tmp_path))
     model = ElectraQuestionAnswering.from_huggingface(str(tmp_path))
-    assert model.head == "simple"
+    assert model.head == "huggingface"
     inputs = make_inputs(3, 10, sizes["vocab_size"])  # padding and two segments
     outputs = model(inputs)
     start, end = torch_logits(reference, inputs)
@@ -76,7 +76,7 @@ def test_save_huggingface_loads_in_transformers_unchanged(tmp_path):
 
 def test_electra_head_has_no_transformers_counterpart(tmp_path):
     model = ElectraQuestionAnswering(ElectraEncoder(**TINY), head="electra", head_hidden_size=4)
-    with pytest.raises(ValueError, match="head='simple'.*save_pretrained"):
+    with pytest.raises(ValueError, match="head='huggingface'.*save_pretrained"):
         model.save_huggingface(str(tmp_path / "hf"))
     assert not (tmp_path / "hf").exists()
 

@@ -21,7 +21,7 @@ TOLERANCE = 1e-4  # the acceptance bound on logits
 @pytest.fixture(scope="module")
 def tagger():
     keras.utils.set_random_seed(0)
-    return ElectraTokenClassifier(ElectraEncoder(**TINY), num_labels=5)
+    return ElectraTokenClassifier(ElectraEncoder(**TINY), num_classes=5)
 
 
 def test_logits_are_per_token_float32_also_under_mixed_precision(tagger):
@@ -29,7 +29,7 @@ def test_logits_are_per_token_float32_also_under_mixed_precision(tagger):
     assert tagger(inputs).shape == (3, 9, 5) and tagger(inputs).dtype == tf.float32
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:
-        mixed = ElectraTokenClassifier(ElectraEncoder(**TINY), num_labels=5)
+        mixed = ElectraTokenClassifier(ElectraEncoder(**TINY), num_classes=5)
         assert mixed(inputs).dtype == tf.float32
     finally:
         keras.mixed_precision.set_global_policy("float32")
@@ -56,7 +56,7 @@ def test_masked_loss_equals_cross_entropy_over_kept_positions_only():
 
 def test_fit_learns_a_per_token_rule():
     keras.utils.set_random_seed(1)
-    model = ElectraTokenClassifier(ElectraEncoder(**TINY), num_labels=3)
+    model = ElectraTokenClassifier(ElectraEncoder(**TINY), num_classes=3)
     inputs = make_inputs(8, 6, TINY["vocab_size"], seed=1)
     labels = inputs["input_word_ids"] % 3
     labels[inputs["input_mask"] == 0] = IGNORE_LABEL
@@ -70,7 +70,7 @@ def test_fit_learns_a_per_token_rule():
 
 def test_config_round_trip_and_save_pretrained(tagger, tmp_path):
     clone = ElectraTokenClassifier.from_config(tagger.get_config())
-    assert (clone.num_labels, clone.dropout_rate) == (5, 0.1)
+    assert (clone.num_classes, clone.dropout_rate) == (5, 0.1)
     tagger.save_pretrained(str(tmp_path / "tagger"))
     again = ElectraTokenClassifier.from_pretrained(str(tmp_path / "tagger"))
     inputs = make_inputs(2, 7, TINY["vocab_size"])
@@ -79,11 +79,22 @@ def test_config_round_trip_and_save_pretrained(tagger, tmp_path):
         tagger.save_pretrained(str(tmp_path / "tagger"))
 
 
+def test_num_labels_is_a_deprecated_name_of_num_classes(tagger):
+    with pytest.deprecated_call(match="num_classes"):
+        old = ElectraTokenClassifier(ElectraEncoder(**TINY), num_labels=4)
+    with pytest.deprecated_call():
+        assert old.num_labels == old.num_classes == 4
+    # A config saved by an earlier version (num_labels) still loads.
+    config = {**tagger.get_config(), "num_labels": 5}
+    del config["num_classes"]
+    assert ElectraTokenClassifier.from_config(config).num_classes == 5
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
-    [(dict(num_labels=1), "num_labels=1"), (dict(num_labels=2.0), "num_labels=2.0"),
-     (dict(num_labels=3, dropout_rate=1.0), r"\[0, 1\)"),
-     (dict(num_labels=3, unknown=1), "unknown")],
+    [(dict(num_classes=1), "num_classes=1"), (dict(num_classes=2.0), "num_classes=2.0"),
+     (dict(num_classes=3, dropout_rate=1.0), r"\[0, 1\)"),
+     (dict(num_classes=3, unknown=1), "unknown")],
 )
 def test_bad_arguments(kwargs, message):
     with pytest.raises((ValueError, TypeError), match=message):
@@ -123,7 +134,7 @@ def test_from_huggingface_logits_parity(embedding_size, tmp_path):
     reference.eval().save_pretrained(str(tmp_path / "hf"))
 
     tagger = ElectraTokenClassifier.from_huggingface(str(tmp_path / "hf"))
-    assert (tagger.num_labels, tagger.dropout_rate) == (5, 0.2)
+    assert (tagger.num_classes, tagger.dropout_rate) == (5, 0.2)
     inputs = make_inputs(3, 10, 53)  # padding and two segments
     difference = np.max(np.abs(tagger(inputs).numpy() - _torch_logits(reference, inputs)))
     assert difference <= TOLERANCE, difference

@@ -89,7 +89,7 @@ def test_every_task_end_to_end(task, encoder_dir, tmp_path):
     with open(tmp_path / "out" / "results.json") as f:
         assert json.load(f) == json.loads(json.dumps(summary))
     for seed in range(seeds):
-        assert os.path.isdir(tmp_path / "out" / f"seed_{seed}" / "classifier")
+        assert os.path.isdir(tmp_path / "out" / f"seed_{seed}" / "model")
         with open(tmp_path / "out" / f"seed_{seed}" / "results.json") as f:
             seed_results = json.load(f)
         assert seed_results["config"]["seed"] == seed

@@ -46,9 +46,9 @@ def test_finetunes_from_a_huggingface_directory(tmp_path, huggingface_encoder):
     assert set(summary["dev"]) == {"accuracy", "f1", "matthews_correlation"}
     with open(tmp_path / "out" / "results.json") as f:
         assert json.load(f)["dev"] == summary["dev"]
-    classifier = ElectraClassifier.from_pretrained(str(tmp_path / "out" / "classifier"))
+    classifier = ElectraClassifier.from_pretrained(str(tmp_path / "out" / "model"))
     assert classifier.head == "huggingface" and classifier.num_classes == 2
-    again = ElectraClassifier.from_huggingface(str(tmp_path / "out" / "classifier_hf"))
+    again = ElectraClassifier.from_huggingface(str(tmp_path / "out" / "model_hf"))
     np.testing.assert_array_equal(again.logits.kernel, classifier.logits.kernel)
     assert "dev accuracy" in format_summary(summary)
 

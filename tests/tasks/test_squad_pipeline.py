@@ -4,7 +4,7 @@ Acceptance "QA pipeline correctness" (issue 4): (a) logits that put a large
 value at the gold start and end pieces of every window holding the answer
 give EM 100 on the real five-question sample, also when every context spans
 several windows; (b) fine-tuning a tiny encoder (the real uncased
-vocabulary) on the sample drives training EM to 100 (the "simple" head is
+vocabulary) on the sample drives training EM to 100 (the "huggingface" head is
 trained through the CLI in tests/cli/test_qa_commands.py, the "electra"
 head here).
 """
@@ -45,7 +45,7 @@ def gold_outputs(features, head, rng):
     holds = labels["is_impossible"] == 0
     start[holds, labels["start_positions"][holds]] = GOLD
     end[holds, labels["end_positions"][holds]] = GOLD
-    if head == "simple":
+    if head == "huggingface":
         return {"start_logits": start, "end_logits": end}
     beam = 4  # the electra head: end logits for each of the top starts
     top = np.argsort(-start, axis=1)[:, :beam]
@@ -54,7 +54,7 @@ def gold_outputs(features, head, rng):
             "impossible_logits": np.where(holds, -GOLD, GOLD).astype(np.float32)}
 
 
-@pytest.mark.parametrize("head", ["simple", "electra"])
+@pytest.mark.parametrize("head", ["huggingface", "electra"])
 @pytest.mark.parametrize("window", WINDOWS, ids=lambda w: f"seq{w[0]}-stride{w[1]}")
 def test_gold_span_logits_give_em_100(tokenizer, sample, head, window):
     max_seq_length, doc_stride, max_query_length = window
@@ -78,7 +78,7 @@ def test_gold_span_logits_give_em_100(tokenizer, sample, head, window):
 
 def test_post_processing_respects_max_answer_length(tokenizer, sample):
     features = create_squad_features(sample, tokenizer, training=True)
-    outputs = gold_outputs(features, "simple", np.random.default_rng(0))
+    outputs = gold_outputs(features, "huggingface", np.random.default_rng(0))
     results = postprocess_predictions(features, outputs, max_answer_length=3)
     # "a golden statue of the Virgin Mary" is 7 pieces: the gold span is no longer allowed.
     answer = results["5733be284776f4190066117e"]["answer"]
@@ -87,7 +87,7 @@ def test_post_processing_respects_max_answer_length(tokenizer, sample):
     assert results["5733b1da4776f41900661068"]["answer"] == "1882"  # 1 piece: unchanged
 
 
-@pytest.mark.parametrize("head", ["simple", "electra"])
+@pytest.mark.parametrize("head", ["huggingface", "electra"])
 def test_squad_v2_null_answers(tokenizer, head):
     context = "ELECTRA was published in 2020 by Clark, Luong, Le and Manning."
     examples = [
@@ -98,7 +98,7 @@ def test_squad_v2_null_answers(tokenizer, head):
     features = create_squad_features(examples, tokenizer, max_seq_length=48, max_query_length=16,
                                      training=True)
     outputs = gold_outputs(features, head, np.random.default_rng(1))
-    if head == "simple":  # the null span ([CLS], [CLS]) wins for the unanswerable question
+    if head == "huggingface":  # the null span ([CLS], [CLS]) wins for the unanswerable question
         outputs["start_logits"][1, 0] = outputs["end_logits"][1, 0] = GOLD
     results = postprocess_predictions(features, outputs, version_2=True)
     predictions = {key: value["answer"] for key, value in results.items()}
@@ -112,7 +112,7 @@ def test_squad_v2_null_answers(tokenizer, head):
 
 def test_outputs_must_cover_every_window(tokenizer, sample):
     features = create_squad_features(sample, tokenizer, training=True)
-    outputs = gold_outputs(features, "simple", np.random.default_rng(0))
+    outputs = gold_outputs(features, "huggingface", np.random.default_rng(0))
     with pytest.raises(ValueError, match="one per window"):
         postprocess_predictions(features, {k: v[:-1] for k, v in outputs.items()})
 

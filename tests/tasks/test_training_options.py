@@ -97,7 +97,7 @@ def _job(encoder_dir, train_file, output_dir, **options):
 
 
 def _saved_classifier(output_dir):
-    return ElectraClassifier.from_pretrained(f"{output_dir}/classifier")
+    return ElectraClassifier.from_pretrained(f"{output_dir}/model")
 
 
 # --- (2) bfloat16 stays finite, on float32 weights ---
@@ -112,7 +112,7 @@ def test_bfloat16_finetuning_with_accumulation_is_finite(encoder_dir, train_file
         rows = list(csv.DictReader(f))
     assert [int(row["step"]) for row in rows] == [1, 2]  # 16 rows / (4 × 2): updates, logged
     assert np.isfinite([float(row["loss"]) for row in rows]).all()
-    with open(f"{output_dir}/classifier/config.json") as f:
+    with open(f"{output_dir}/model/config.json") as f:
         saved = json.load(f)["config"]
     # The encoder was saved in float32 and fine-tuned in bfloat16 (load_encoder rebuilds it).
     assert saved["dtype"] == "mixed_bfloat16" and saved["encoder"]["config"]["dtype"] == "mixed_bfloat16"
