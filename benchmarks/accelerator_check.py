@@ -1,7 +1,7 @@
 """Accelerator check: ELECTRA-Small on a GPU, against transformers/torch AMP on the same GPU.
 
     python benchmarks/accelerator_check.py [--steps 300] [--batch-size 128] [--seq-length 128]
-    python benchmarks/accelerator_check.py --cpu-smoke --output /tmp/check   # the code path, on CPU
+    python benchmarks/accelerator_check.py --cpu-smoke --output-dir /tmp/check   # the code path, on CPU
 
 One short script for the day a GPU machine is lent (about 5 minutes on one
 modern GPU). In order, it measures and checks:
@@ -52,8 +52,9 @@ def parse_args(argv):
     parser.add_argument("--batch-size", type=int, default=128, help="pretraining batch per GPU")
     parser.add_argument("--seq-length", type=int, default=128)
     parser.add_argument("--finetune-rows", type=int, default=SST2_TRAIN_ROWS)
-    parser.add_argument("--output", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                                         "results", "accelerator_check"))
+    parser.add_argument("--output-dir", "--output", dest="output_dir",  # --output: its earlier name
+                        default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                             "results", "accelerator_check"))
     parser.add_argument("--cpu-smoke", action="store_true",
                         help="no GPU needed: every step on the CPU with the tiny preset and few steps")
     args = parser.parse_args(argv)
@@ -211,8 +212,8 @@ def main(argv=None):
         mirrored_scaling(args, preset, results)
         finetune_finite = glue_sized_finetune(args, encoder_dir, scratch, results)
     results["healthy"] = pretraining_finite and finetune_finite
-    os.makedirs(args.output, exist_ok=True)
-    path = os.path.join(args.output, "results.json")
+    os.makedirs(args.output_dir, exist_ok=True)
+    path = os.path.join(args.output_dir, "results.json")
     with open(path + ".tmp", "w") as f:
         json.dump(results, f, indent=2)
     os.replace(path + ".tmp", path)

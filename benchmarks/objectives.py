@@ -1,6 +1,6 @@
 """Every pretraining objective at equal wall-clock compute, fine-tuned on movie sentiment, over seeds.
 
-    python benchmarks/objectives.py [--minutes 10] [--seeds 3] [--output benchmarks/results/objectives]
+    python benchmarks/objectives.py [--minutes 10] [--seeds 3] [--output-dir benchmarks/results/objectives]
 
 For each (objective, seed) cell: pretrain the same discriminator shape (4
 layers × 128, generator 1/4 width) on the two Austen novels packaged with
@@ -73,7 +73,8 @@ def parse_args(argv=None):
                         help="rows of movie_train.tsv used, validation split included")
     parser.add_argument("--validation-examples", type=int, default=1000,
                         help="rows carved from the train rows for choosing the epoch")
-    parser.add_argument("--output", default=os.path.join("benchmarks", "results", "objectives"))
+    parser.add_argument("--output-dir", "--output", dest="output_dir",  # --output: its earlier name
+                        default=os.path.join("benchmarks", "results", "objectives"))
     parser.add_argument("--scratch", default=None, help="where pretraining runs go (deleted after each cell)")
     parser.add_argument("--enforce-time-limit", action="store_true",
                         help="also stop each cell's pretraining after --minutes of wall-clock time")
@@ -193,7 +194,7 @@ def run_cell(objective, seed, args, splits, scratch, probes):
         shutil.rmtree(os.path.join(scratch, f"{objective}-seed{seed}"), ignore_errors=True)
     record.update(dev_accuracy=accuracy, best_epoch=epoch, curves=curves,
                   cell_minutes=round((time.perf_counter() - start) / 60, 2),
-                  settings={k: v for k, v in vars(args).items() if k not in ("output", "scratch", "report_only")},
+                  settings={k: v for k, v in vars(args).items() if k not in ("output_dir", "scratch", "report_only")},
                   machine=describe_machine())
     return record
 
@@ -272,14 +273,14 @@ def plot(rows, path):
 
 def main(argv=None):
     args = parse_args(argv)
-    cells_dir = os.path.join(args.output, "cells")
+    cells_dir = os.path.join(args.output_dir, "cells")
     os.makedirs(cells_dir, exist_ok=True)
     if args.report_only:
-        report(args.output)
+        report(args.output_dir)
         return
-    scratch = args.scratch or os.path.join(args.output, "scratch")
+    scratch = args.scratch or os.path.join(args.output_dir, "scratch")
     os.makedirs(scratch, exist_ok=True)
-    probes = probe_all(args.objectives, args, scratch, os.path.join(args.output, "probes.json"))
+    probes = probe_all(args.objectives, args, scratch, os.path.join(args.output_dir, "probes.json"))
     splits = sentiment_splits(args)
     print(f"sentiment rows: {splits[3]}", flush=True)
     for seed in range(args.seeds):
@@ -292,9 +293,9 @@ def main(argv=None):
             print(f"seed {seed} {objective:15s} {record['steps']:6d} steps → dev accuracy "
                   f"{record['dev_accuracy']:.4f} (epoch {record['best_epoch']}, {record['cell_minutes']} min)",
                   flush=True)
-            report(args.output)
+            report(args.output_dir)
     shutil.rmtree(scratch, ignore_errors=True)
-    report(args.output)
+    report(args.output_dir)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Compress a fine-tuned classifier three ways, export each to TFLite, and compare them.
 
     python examples/compress_and_export.py --classifier runs/sentiment/model \
-        --train movie_train.tsv --dev movie_dev.tsv --output runs/compressed
+        --train movie_train.tsv --dev movie_dev.tsv --output-dir runs/compressed
 
 1. prune 50% of the encoder and head kernels while fine-tuning (tfmot) on the
    unpruned model's predictions, for the reviews and augmented copies of them;
@@ -46,14 +46,15 @@ def main():
     parser.add_argument("--classifier", required=True, help="ElectraClassifier directory")
     parser.add_argument("--train", required=True, help="labelled training file (TSV/CSV/JSONL)")
     parser.add_argument("--dev", required=True, help="labelled dev file")
-    parser.add_argument("--output", required=True, help="directory for everything written")
+    parser.add_argument("--output-dir", "--output", dest="output_dir", required=True,
+                        help="directory for everything written (--output: its earlier name)")
     parser.add_argument("--seq-length", type=int, default=128)
     parser.add_argument("--steps", type=int, default=100, help="pruning and distillation steps")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--augment-copies", type=int, default=3,
                         help="augmented copies of each training text while pruning")
     args = parser.parse_args()
-    os.makedirs(args.output, exist_ok=True)
+    os.makedirs(args.output_dir, exist_ok=True)
 
     classifier, tokenizer = load_classifier_and_tokenizer(args.classifier)
     train, _ = read_classification_file(args.train, num_classes=classifier.num_classes)
@@ -72,7 +73,7 @@ def main():
     pruned, _ = prune_classifier(classifier, augmented, target_sparsity=0.5,
                                  steps_per_epoch=args.steps, learning_rate=2e-4,
                                  teacher=classifier, alpha=1.0,
-                                 log_dir=os.path.join(args.output, "pruning_logs"))
+                                 log_dir=os.path.join(args.output_dir, "pruning_logs"))
     print(format_sparsity_table(sparsity_report(pruned)))
 
     # 2. Distillation into a 2-layer student.
@@ -92,17 +93,17 @@ def main():
     ]
     rows = []
     for index, (name, model, quantize, representative) in enumerate(variants):
-        path = export_tflite(model, os.path.join(args.output, f"model_{index}.tflite"),
+        path = export_tflite(model, os.path.join(args.output_dir, f"model_{index}.tflite"),
                              quantize=quantize, representative_dataset=representative,
                              seq_length=args.seq_length, overwrite=True)
         rows.append({"name": name, **measure_tflite(path, features, labels)})
-    export_task_saved_model(pruned, os.path.join(args.output, "pruned_saved_model"), tokenizer,
+    export_task_saved_model(pruned, os.path.join(args.output_dir, "pruned_saved_model"), tokenizer,
                             max_seq_length=args.seq_length, overwrite=True)
 
     # 4. Compare.
     print(format_compression_table(rows))
-    png = plot_compression_tradeoff(rows, os.path.join(args.output, "compression_tradeoff.png"))
-    print(f"wrote {png} and the models to {args.output}")
+    png = plot_compression_tradeoff(rows, os.path.join(args.output_dir, "compression_tradeoff.png"))
+    print(f"wrote {png} and the models to {args.output_dir}")
 
 
 if __name__ == "__main__":

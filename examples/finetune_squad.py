@@ -2,7 +2,7 @@
 
     # a converted ELECTRA-Small discriminator on the official files (the paper's recipe)
     python examples/finetune_squad.py --encoder electra-small-discriminator \
-        --train train-v1.1.json --dev dev-v1.1.json --learning-rate 3e-4 --output runs/squad
+        --train train-v1.1.json --dev dev-v1.1.json --learning-rate 3e-4 --output-dir runs/squad
     # SQuAD through tensorflow-datasets, the paper's head
     python examples/finetune_squad.py --encoder electra-small-discriminator \
         --train tfds:squad/v2.0 --dev tfds:squad/v2.0 --head electra
@@ -39,12 +39,13 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=RECIPE.epochs)
     parser.add_argument("--batch-size", type=int, default=RECIPE.batch_size)
     parser.add_argument("--learning-rate", type=float, default=RECIPE.learning_rate)
-    parser.add_argument("--output", default="runs/squad")
+    # --output: its earlier name, still accepted.
+    parser.add_argument("--output-dir", "--output", dest="output_dir", default="runs/squad")
     args = parser.parse_args(argv)
 
     encoder_dir = args.encoder
     if args.tiny_encoder:
-        encoder_dir = os.path.join(args.output, "tiny_encoder")
+        encoder_dir = os.path.join(args.output_dir, "tiny_encoder")
         electra_tf.ElectraEncoder(
             vocab_size=30522, hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64,
             max_sequence_length=max(128, args.max_seq_length), dropout_rate=0.0,
@@ -54,10 +55,10 @@ def main(argv=None):
                       max_seq_length=args.max_seq_length, doc_stride=args.doc_stride,
                       max_query_length=min(RECIPE.max_query_length, args.max_seq_length // 4),
                       epochs=args.epochs, batch_size=args.batch_size,
-                      learning_rate=args.learning_rate, output_dir=args.output)
+                      learning_rate=args.learning_rate, output_dir=args.output_dir)
     print(format_qa_summary(run_qa(config)))
 
-    model_dir = os.path.join(args.output, "model")
+    model_dir = os.path.join(args.output_dir, "model")
     if args.dev:
         metrics = evaluate_qa(model_dir, args.dev)["metrics"]
         print(f"dev exact match {metrics['exact_match']:.2f}, F1 {metrics['f1']:.2f}")

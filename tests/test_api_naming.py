@@ -7,6 +7,8 @@ concept. Two lengths are kept apart on purpose:
                           only model classes and their configs take it
     max_seq_length        a job's packed input length (--max-seq-length): jobs, configs, flags,
                           preprocessing; it must be <= the encoder's max_sequence_length
+Special token ids are `*_token_id` (keras-hub's names) in every public function, method and
+attribute, and a command that creates a directory takes it as --output-dir.
 A renamed name may stay only as a deprecated alias that warns (a DeprecationWarning in Python,
 a note on stderr for a flag).
 """
@@ -56,9 +58,14 @@ ALIASES = {
     "attention_mask": "input_mask",
     "token_type_ids": "input_type_ids",
     "num_labels": "num_classes",  # keras-hub's name; transformers' configs say num_labels
-    "mask_id": "mask_token_id",
     "seq_length": "max_seq_length",
+    **{f"{token}_id": f"{token}_token_id" for token in ("mask", "cls", "sep", "pad", "unk")},
 }
+# Special token ids: keras-hub's `*_token_id` in every public function, method and
+# attribute; the short forms of earlier versions live on only as warning aliases
+# (`electra_tf.utils.renamed_arguments`).
+TOKEN_ID_ALIASES = {f"{token}_id": f"{token}_token_id"
+                    for token in ("mask", "cls", "sep", "pad", "unk")}
 
 # Names of job settings (config fields, flags) and the one name each concept has here.
 JOB_SYNONYMS = {
@@ -80,6 +87,12 @@ JOB_SYNONYMS = {
     "do_lower_case": "lower_case",
     "dropout": "dropout_rate",
 }
+# Commands that create a run directory name it --output-dir, as the fine-tuning jobs always
+# have (pretrain, quickstart and compress prune|distill said --output, kept as a hidden alias).
+# A command whose output is one file keeps --output: predict's JSON lines, evaluate's metrics,
+# score's text, compress quantize's .tflite, prepare's shard path prefix.
+DIRECTORY_OUTPUT_COMMANDS = ("pretrain", "quickstart", "compress prune", "compress distill",
+                             "finetune classify", "finetune qa", "finetune tag", "finetune glue")
 # The transformers-compatible task head has one name in every task model.
 HUGGINGFACE_HEAD = "huggingface"
 
@@ -111,6 +124,51 @@ def test_every_constructor_argument_is_documented(cls):
 def test_no_aliases_in_public_signatures(cls):
     used = set(init_parameters(cls)) & set(ALIASES)
     assert not used, {name: ALIASES[name] for name in used}
+
+
+def public_functions():
+    """(qualified name, function) for every public function and method under electra_tf."""
+    functions = []
+    for info in pkgutil.walk_packages(electra_tf.__path__, "electra_tf."):
+        module = importlib.import_module(info.name)
+        for name, value in vars(module).items():
+            if name.startswith("_") or getattr(value, "__module__", None) != module.__name__:
+                continue
+            if inspect.isfunction(value):
+                functions.append((f"{module.__name__}.{name}", value))
+            elif inspect.isclass(value):
+                for method_name, method in vars(value).items():
+                    method = getattr(method, "__func__", method)  # classmethod, staticmethod
+                    if inspect.isfunction(method) and (
+                            not method_name.startswith("_") or method_name == "__init__"):
+                        functions.append((f"{module.__name__}.{name}.{method_name}", method))
+    return functions
+
+
+def test_special_token_ids_have_one_name_in_every_public_function():
+    functions = public_functions()
+    assert len(functions) > 300  # the walk reached the package
+    drifting, aliases = {}, {}
+    for name, function in functions:
+        used = set(inspect.signature(function).parameters) & set(TOKEN_ID_ALIASES)
+        if used:
+            drifting[name] = {old: TOKEN_ID_ALIASES[old] for old in sorted(used)}
+        renamed = getattr(function, "__renamed_arguments__", {})
+        aliases.update({(name, old): new for old, new in renamed.items()})
+    assert not drifting, f"rename {drifting} (keep the old name through renamed_arguments)"
+    # The old names still work, as aliases that warn.
+    for (name, old), new in aliases.items():
+        if old in TOKEN_ID_ALIASES:
+            assert new == TOKEN_ID_ALIASES[old], (name, old, new)
+    assert ("electra_tf.preprocessing.masking.mask_tokens", "mask_id") in aliases
+    assert ("electra_tf.data.pretraining_dataset.batch_and_mask", "mask_id") in aliases
+
+
+def test_special_token_id_attributes_keep_their_old_names_as_warning_aliases():
+    tokenizer = ElectraTokenizer()
+    for old, new in TOKEN_ID_ALIASES.items():
+        with pytest.deprecated_call(match=f"ElectraTokenizer.{old} is deprecated; use {new}"):
+            assert getattr(tokenizer, old) == getattr(tokenizer, new)
 
 
 @pytest.mark.parametrize("cls", PUBLIC_CLASSES, ids=lambda c: c.__name__)
@@ -208,6 +266,27 @@ def test_deprecated_flags_cover_the_renames():
         assert (path, "--skip-bad-rows") in aliases
     assert ("export", "--seq-length") in aliases
     assert ("compress quantize", "--seq-length") in aliases
+    for path in ("pretrain", "quickstart", "compress prune", "compress distill"):
+        assert (path, "--output") in aliases
+
+
+@pytest.mark.parametrize("path", DIRECTORY_OUTPUT_COMMANDS)
+def test_commands_that_write_a_directory_take_output_dir(path):
+    flags = {flag: action for flag_path, action in CLI_FLAGS if flag_path == path
+             for flag in action.option_strings}
+    assert "--output-dir" in flags and flags["--output-dir"].dest == "output_dir", path
+    if "--output" in flags:  # only as the hidden, warning alias of --output-dir
+        assert is_deprecated_alias(flags["--output"]), path
+        assert flags["--output"].canonical == "--output-dir", path
+
+
+def test_every_command_with_an_output_directory_is_listed():
+    # A new command writing a directory joins DIRECTORY_OUTPUT_COMMANDS (and so --output-dir).
+    assert {path for path, action in CLI_FLAGS
+            if action.dest == "output_dir"} == set(DIRECTORY_OUTPUT_COMMANDS)
+    for path, action in CLI_FLAGS:
+        if "--output" in action.option_strings and not is_deprecated_alias(action):
+            assert action.dest != "output_dir", f"electra-tf {path}: --output names a directory"
 
 
 def test_the_transformers_head_has_one_name():

@@ -141,7 +141,7 @@ def test_quickstart_runs_from_the_installed_wheel(dist, fresh_env, tmp_path):
     pip = [str(fresh_env / "bin" / "python"), "-m", "pip", "install", "-q", "--no-input"]
     run(pip + [wheel])  # again, in case this test runs alone; a no-op after the notebook test
     result = run([str(fresh_env / "bin" / "electra-tf"), "quickstart", "--steps", "50",
-                  "--no-progress", "--output", str(tmp_path / "quickstart")],
+                  "--no-progress", "--output-dir", str(tmp_path / "quickstart")],
                  cwd=str(tmp_path), env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
                  timeout=900)
     assert "to step 50" in result.stdout, result.stdout[-2000:]

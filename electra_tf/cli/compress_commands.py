@@ -9,7 +9,7 @@ import os
 import sys
 import warnings
 
-from electra_tf.cli.config_arguments import add_deprecated_alias
+from electra_tf.cli.config_arguments import add_deprecated_alias, add_output_dir_argument
 from electra_tf.cli.export_commands import add_quantization_arguments
 
 
@@ -85,7 +85,7 @@ def _add_common(parser, learning_rate):
     parser.add_argument("classifier_dir", help="directory written by save_pretrained")
     parser.add_argument("--train", required=True,
                         help="labelled training file: CSV/TSV with a header, or JSONL")
-    parser.add_argument("--output", dest="output_dir", required=True, help="output directory")
+    add_output_dir_argument(parser, help="output directory", required=True)
     parser.add_argument("--dev", help="labelled file to report accuracy on")
     parser.add_argument("--epochs", type=int, default=1, help="default: %(default)s")
     parser.add_argument("--max-steps", type=int,
@@ -102,7 +102,7 @@ def _add_common(parser, learning_rate):
                         help="also train on N augmented copies of each text (words masked or "
                         "swapped for embedding neighbours, cropped to phrases), labelled by the "
                         "unpruned model/teacher only (default: %(default)s)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing --output")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --output-dir")
     parser.add_argument("--no-progress", dest="verbose", action="store_const", const=2,
                         default=1, help="one line per epoch instead of a progress bar")
 

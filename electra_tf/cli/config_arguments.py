@@ -121,6 +121,20 @@ def add_skip_bad_examples_argument(parser, help):  # noqa: A002
     add_deprecated_alias(parser, "--skip-bad-rows", "--skip-bad-examples", options)
 
 
+def add_output_dir_argument(parser, help, required=False, default=None):  # noqa: A002
+    """`--output-dir`, the run directory a command creates (earlier `--output`), dest output_dir.
+
+    Every command that writes a directory names it so, as the fine-tuning jobs do; a
+    single output file keeps `--output`. A required one is a required group of the flag
+    and its old name, so either satisfies argparse.
+    """
+    options = dict(dest="output_dir", help=help)
+    if required:
+        parser = parser.add_mutually_exclusive_group(required=True)
+    parser.add_argument("--output-dir", default=default, **options)
+    add_deprecated_alias(parser, "--output", "--output-dir", options)
+
+
 class _DeprecatedFlag(argparse.Action):
     """A flag's earlier name: stores what the flag would, after a note on stderr."""
 

@@ -62,6 +62,7 @@ def _run_presets(args):
 def _add_pretrain(subparsers):
     from electra_tf.models.presets import PRESETS
     from electra_tf.pretraining.run_pretraining import OBJECTIVES
+    from electra_tf.cli.config_arguments import add_output_dir_argument
     from electra_tf.cli.training_arguments import add_mixed_precision_argument
     from electra_tf.utils.strategies import STRATEGIES
 
@@ -70,14 +71,14 @@ def _add_pretrain(subparsers):
         help="pretrain ELECTRA (or a masked LM) on a text corpus or `prepare` shards",
         description="Pretrain a generator and discriminator by replaced token detection. "
         "Writes models (electra_tf and Hugging Face formats), TensorBoard logs, history and "
-        "learning curves under --output. Checkpoints are written every --checkpoint-every "
+        "learning curves under --output-dir. Checkpoints are written every --checkpoint-every "
         "steps; running the same command again resumes from the latest one. Options left "
         "out keep the defaults of electra_tf.pretraining.run_pretraining.PretrainingConfig.",
     )
     parser.add_argument("--corpus", required=True,
                         help="glob of plain or gzipped text files, or of *.tfrecord shards "
                         "written by `electra-tf prepare` (quote it)")
-    parser.add_argument("--output", dest="output_dir", help="output directory")
+    add_output_dir_argument(parser, help="output directory")
     parser.add_argument("--preset", choices=sorted(PRESETS),
                         help="model sizes (`electra-tf presets`)")
     parser.add_argument("--steps", type=int, help="total training steps")
@@ -119,14 +120,14 @@ def _add_pretrain(subparsers):
                         "ElectraForPreTraining or BERT directory (fresh generator of "
                         "--generator-width), or a google-research/electra TF1 checkpoint; its "
                         "sizes replace --preset's, steps and the schedule start at 0, and "
-                        "checkpoints in --output resume instead")
+                        "checkpoints in --output-dir resume instead")
     parser.add_argument("--init-generator-from", metavar="DIR",
                         help="with --init-from: the generator's checkpoint (a Hugging Face "
                         "ElectraForMaskedLM, electra_tf generator or run directory, or TF1 "
                         "checkpoint); default: --init-from's generator, if it has one")
     parser.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
-                        help="continue from checkpoints in --output (default); with "
-                        "--no-resume an --output holding checkpoints is refused")
+                        help="continue from checkpoints in --output-dir (default); with "
+                        "--no-resume an --output-dir holding checkpoints is refused")
     parser.add_argument("--no-progress", dest="progress", action="store_false", default=None,
                         help="no progress bar")
     parser.set_defaults(run=_run_pretrain)
@@ -155,15 +156,17 @@ def _run_pretrain(args):
 
 
 def _add_quickstart(subparsers):
+    from electra_tf.cli.config_arguments import add_output_dir_argument
+
     parser = subparsers.add_parser(
         "quickstart",
         help="pretrain a tiny ELECTRA on packaged text for a few minutes and evaluate it",
         description="Pretrain the 'tiny' preset on Northanger Abbey (shipped with the package) "
         "and report replaced-token-detection accuracy, precision, recall and AUC on held-out "
-        "batches of Persuasion. Running it again in the same --output resumes.",
+        "batches of Persuasion. Running it again in the same --output-dir resumes.",
     )
-    parser.add_argument("--output", dest="output_dir", default="electra_quickstart",
-                        help="output directory (default: %(default)s)")
+    add_output_dir_argument(parser, default="electra_quickstart",
+                            help="output directory (default: %(default)s)")
     parser.add_argument("--minutes", type=float, default=3.0,
                         help="about how long to train on 2 CPU cores (default: %(default)s)")
     parser.add_argument("--steps", type=int, help="training steps (overrides --minutes)")

@@ -18,7 +18,9 @@ def add_subcommands(subparsers):
         "page at / are served too. SIGTERM finishes requests in flight, then exits.",
     )
     parser.add_argument("model_dir", help="a SavedModel directory, or a TF Serving base "
-                        "directory with numeric version subdirectories (the latest is served)")
+                        "directory with numeric version subdirectories (the latest is served), "
+                        "or a fine-tuned task model directory (or its run directory): exported "
+                        "to a temporary SavedModel first, with the settings its task.json records")
     parser.add_argument("--name", help="model name in URLs (default: the directory's name)")
     parser.add_argument("--host", default=defaults.host,
                         help="address to bind (default: %(default)s, this machine only)")
@@ -82,16 +84,60 @@ def _run_serve(args):
                if hasattr(args, field.name)}
     config = ServingConfig(**{**options, "name": name})
     grpc = f"; gRPC on {config.host}:{config.grpc_port}" if config.grpc_port is not None else ""
-    run_server(os.path.abspath(args.model_dir), config, on_ready=lambda url: print(
-        f"serving {name!r} at {url}/v1/models/{name} (demo page: {url}/){grpc}; "
-        "Ctrl-C or SIGTERM stops", flush=True))
+    served, temporary = servable_model_dir(args.model_dir)
+    try:
+        run_server(os.path.abspath(served), config, on_ready=lambda url: print(
+            f"serving {name!r} at {url}/v1/models/{name} (demo page: {url}/){grpc}; "
+            "Ctrl-C or SIGTERM stops", flush=True))
+    finally:
+        if temporary is not None:
+            import shutil
+
+            shutil.rmtree(temporary, ignore_errors=True)
+
+
+def servable_model_dir(model_dir):
+    """What `serve MODEL_DIR` serves: `(directory, temporary directory to delete or None)`.
+
+    A SavedModel or a TF Serving base directory is served as it is. A task
+    model directory (config, weights, vocab.txt, task.json), or the run
+    directory a job wrote it into, is first exported to an end-to-end SavedModel
+    (`export --format saved_model`, with the label names, sequence length,
+    casing and text pairs its task.json records) as version 1 of a new
+    temporary base directory, deleted when the server stops.
+    """
+    import os
+    import shutil
+    import sys
+    import tempfile
+
+    from electra_tf.tasks.task_model_io import TASK_NAME, resolve_model_dir
+
+    task_dir = resolve_model_dir(model_dir)
+    if not os.path.isfile(os.path.join(task_dir, TASK_NAME)):
+        return model_dir, None
+    from electra_tf.export.export_model_directory import export_model_directory
+
+    base = tempfile.mkdtemp(prefix="electra_tf_serve_")
+    print(f"{task_dir} is a task model directory: exporting it to a SavedModel in {base}/1 "
+          "(`electra-tf export ... --format saved_model` keeps one for TF Serving)",
+          file=sys.stderr, flush=True)
+    try:
+        export_model_directory(task_dir, os.path.join(base, "1"), format="saved_model")
+    except BaseException:
+        shutil.rmtree(base, ignore_errors=True)
+        raise
+    return base, base
 
 
 def _default_name(model_dir):
     import os
     import re
 
+    from electra_tf.tasks.task_model_io import LEGACY_MODEL_DIRNAMES, MODEL_DIRNAME
+
     base = os.path.basename(os.path.normpath(os.path.abspath(model_dir)))
-    if base.isdigit():  # MODEL_DIR/1: the model is named after its base directory
+    if base.isdigit() or base in (MODEL_DIRNAME, *LEGACY_MODEL_DIRNAMES):
+        # MODEL_DIR/1 or RUN/model: the model is named after the directory above
         base = os.path.basename(os.path.dirname(os.path.normpath(os.path.abspath(model_dir))))
     return re.sub(r"[^A-Za-z0-9_.-]", "_", base) or "model"

@@ -32,6 +32,7 @@ import numpy as np
 import tensorflow as tf
 
 from electra_tf.models.electra_encoder import INPUT_KEYS
+from electra_tf.utils.renamed_arguments import renamed_arguments
 
 UNLABELLED = -1
 
@@ -87,8 +88,9 @@ def embedding_neighbours(embedding_table, tokens, token_ids, num_neighbours=8):
     return neighbours
 
 
-def augment_ids(ids, neighbours, is_continuation, mask_id, rng, mask_prob=0.1, swap_prob=0.3,
-                crop_prob=0.25, max_span=8):
+@renamed_arguments(mask_id="mask_token_id")
+def augment_ids(ids, neighbours, is_continuation, mask_token_id, rng, mask_prob=0.1,
+                swap_prob=0.3, crop_prob=0.25, max_span=8):
     """One augmented copy of a text's word-piece ids (special tokens excluded).
 
     Args:
@@ -97,7 +99,7 @@ def augment_ids(ids, neighbours, is_continuation, mask_id, rng, mask_prob=0.1, s
             never swapped or masked.
         is_continuation: bool array over the vocabulary, True for "##" pieces:
             a word followed by one is split into pieces and is left alone.
-        mask_id: the id of [MASK].
+        mask_token_id: the id of [MASK] (`mask_id` in earlier versions).
         rng: a `np.random.Generator`.
         mask_prob, swap_prob: per single-piece word, the chance of [MASK] and
             of a random neighbour.
@@ -125,7 +127,7 @@ def augment_ids(ids, neighbours, is_continuation, mask_id, rng, mask_prob=0.1, s
         single_piece = token_id in neighbours and (next_id is None or not is_continuation[next_id])
         u = rng.random()
         if single_piece and u < mask_prob:
-            out.append(mask_id)
+            out.append(mask_token_id)
         elif single_piece and u < mask_prob + swap_prob:
             out.append(int(rng.choice(neighbours[token_id])))
         else:
@@ -225,17 +227,17 @@ def augmented_distillation_dataset(
     rows, row_labels = list(texts), labels.astype(np.int32).tolist()
     for _ in range(copies):
         for ids in texts:
-            rows.append(augment_ids(ids, neighbours, is_continuation, tokenizer.mask_id, rng,
+            rows.append(augment_ids(ids, neighbours, is_continuation, tokenizer.mask_token_id, rng,
                                     mask_prob, swap_prob, crop_prob, max_span))
             row_labels.append(UNLABELLED)
-    rows = [[tokenizer.cls_id, *ids, tokenizer.sep_id] for ids in rows]
+    rows = [[tokenizer.cls_token_id, *ids, tokenizer.sep_token_id] for ids in rows]
 
     data = tf.data.Dataset.from_tensor_slices(
         (tf.ragged.constant(rows, dtype=tf.int32), np.asarray(row_labels, np.int32)))
     data = data.shuffle(len(rows), seed=seed, reshuffle_each_iteration=True).repeat()
 
     def to_features(ids, batch_labels):
-        input_word_ids = ids.to_tensor(tokenizer.pad_id)  # (B, longest)
+        input_word_ids = ids.to_tensor(tokenizer.pad_token_id)  # (B, longest)
         features = {
             "input_word_ids": input_word_ids,
             "input_mask": tf.cast(tf.ones_like(ids).to_tensor(0), tf.int32),

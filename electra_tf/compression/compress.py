@@ -16,7 +16,6 @@ unless `overwrite`):
     quantize: one .tflite file, through `electra_tf.export.tflite_export.export_tflite`.
 """
 
-import json
 import os
 import time
 
@@ -47,6 +46,7 @@ from electra_tf.data.classification_dataset import (
 from electra_tf.export.tflite_export import representative_dataset  # noqa: F401  (its old home)
 from electra_tf.tasks.task_model_io import MODEL_DIRNAME
 from electra_tf.utils.atomic_directory import atomic_directory
+from electra_tf.utils.json_files import write_json
 
 QUANTIZE_MODES = ("dynamic", "float16", "int8")
 
@@ -222,12 +222,10 @@ def run_prune(
                 summary["dev_accuracy_after"] = summary["dev_score_after"]
         save_compressed_model(pruned, os.path.join(tmp, MODEL_DIRNAME), tokenizer, task,
                               compressed_from=f"prune {os.path.abspath(model_dir)}")
-        with open(os.path.join(tmp, "sparsity.json"), "w") as f:
-            json.dump(report, f, indent=2)
+        write_json(os.path.join(tmp, "sparsity.json"), report)
         with open(os.path.join(tmp, "sparsity.txt"), "w") as f:
             f.write(format_sparsity_table(report) + "\n")
-        with open(os.path.join(tmp, "summary.json"), "w") as f:
-            json.dump(summary, f, indent=2)
+        write_json(os.path.join(tmp, "summary.json"), summary)
     return summary
 
 
@@ -283,7 +281,7 @@ def run_distill(
     >>> from electra_tf.preprocessing.electra_tokenizer import ElectraTokenizer
     >>> from electra_tf.tasks.task_model_io import save_task_model
     >>> tagger = ElectraTokenClassifier(ElectraEncoder(vocab_size=30522, hidden_size=8,
-    ...     num_layers=2, num_heads=2, intermediate_size=16), num_labels=3)
+    ...     num_layers=2, num_heads=2, intermediate_size=16), num_classes=3)
     >>> tagger_dir = tempfile.mkdtemp() + "/model"
     >>> save_task_model(tagger, tagger_dir, "tag", ElectraTokenizer(), 32, ["O", "B-PER", "I-PER"])
     >>> run_distill(tagger_dir, "train.conll", tagger_dir + "_distilled", augment_copies=2)
@@ -346,8 +344,7 @@ def run_distill(
             student, os.path.join(tmp, MODEL_DIRNAME), tokenizer,
             {**task, "num_layers": num_layers},
             compressed_from=f"distill {os.path.abspath(teacher_dir)}")
-        with open(os.path.join(tmp, "summary.json"), "w") as f:
-            json.dump(summary, f, indent=2)
+        write_json(os.path.join(tmp, "summary.json"), summary)
     return summary
 
 

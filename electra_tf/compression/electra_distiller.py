@@ -44,7 +44,7 @@ def task_of(model):
 
     >>> encoder = ElectraEncoder(vocab_size=10, hidden_size=8, num_layers=1,
     ...                          num_heads=2, intermediate_size=16)
-    >>> task_of(ElectraTokenClassifier(encoder, num_labels=3)), task_of(encoder)
+    >>> task_of(ElectraTokenClassifier(encoder, num_classes=3)), task_of(encoder)
     ('tag', None)
     """
     for task, model_class in TASK_MODELS.items():
@@ -124,7 +124,7 @@ def token_distillation_loss(labels, teacher_logits, student_logits, temperature=
 
     Args:
         labels: int (batch, seq), tag ids, `IGNORE_LABEL` (-100) where skipped.
-        teacher_logits, student_logits: float (batch, seq, num_labels).
+        teacher_logits, student_logits: float (batch, seq, num_classes).
         temperature: T > 0 (see `distillation_loss`).
         alpha: weight of the soft term; 1 − alpha weighs the labels.
 
@@ -227,8 +227,8 @@ def student_from_teacher(teacher, num_layers, layer_indices=None):
     >>> student = student_from_teacher(ElectraClassifier(encoder, num_classes=2), num_layers=2)
     >>> student.encoder.num_layers, student.num_classes
     (2, 2)
-    >>> tagger = student_from_teacher(ElectraTokenClassifier(encoder, num_labels=5), 1)
-    >>> type(tagger).__name__, tagger.encoder.num_layers, tagger.num_labels
+    >>> tagger = student_from_teacher(ElectraTokenClassifier(encoder, num_classes=5), 1)
+    >>> type(tagger).__name__, tagger.encoder.num_layers, tagger.num_classes
     ('ElectraTokenClassifier', 1, 5)
     """
     if task_of(teacher) is None:
@@ -297,9 +297,9 @@ class ElectraDistiller(keras.Model):
         teacher: a trained `ElectraClassifier`, `ElectraTokenClassifier` or
             `ElectraQuestionAnswering`.
         student: a task model of the same class and head, e.g.
-            `student_from_teacher(teacher, num_layers=2)`; or a functional
-            model returning its outputs, such as the pruning-wrapped
-            `functional_classifier` that `prune_classifier` trains.
+            `student_from_teacher(teacher, num_layers=2)` or a task model whose
+            layers `prune_task_model` wrapped for pruning; or a functional
+            model returning its outputs.
         temperature: softmax temperature T of the soft targets (2.0).
         alpha: weight of the soft term; 1 − alpha weighs the labels (0.5).
 
@@ -472,11 +472,11 @@ def _check_same_head(task, teacher, student, functional):
                 f"num_classes={teacher.num_classes} (teacher) and {student_classes} (student)."
             )
     elif task == "tag":
-        student_labels = student.output_shape[-1] if functional else student.num_labels
-        if teacher.num_labels != student_labels:
+        student_classes = student.output_shape[-1] if functional else student.num_classes
+        if teacher.num_classes != student_classes:
             raise ValueError(
                 f"Teacher and student must have the same tags; received "
-                f"num_labels={teacher.num_labels} (teacher) and {student_labels} (student)."
+                f"num_classes={teacher.num_classes} (teacher) and {student_classes} (student)."
             )
     elif functional and teacher.head == "electra":
         raise ValueError(

@@ -68,7 +68,7 @@ def copy_task_model(model):
 
     >>> encoder = ElectraEncoder(vocab_size=10, hidden_size=8, num_layers=1,
     ...                          num_heads=2, intermediate_size=16)
-    >>> original = ElectraTokenClassifier(encoder, num_labels=3)
+    >>> original = ElectraTokenClassifier(encoder, num_classes=3)
     >>> copy = copy_task_model(original)
     >>> copy is original, np.array_equal(copy.logits.kernel.numpy(), original.logits.kernel.numpy())
     (False, True)
@@ -197,7 +197,7 @@ def pruning_wrappers(model, pruning_schedule):
 
     >>> encoder = ElectraEncoder(vocab_size=10, hidden_size=8, num_layers=1, num_heads=2,
     ...                          intermediate_size=16)
-    >>> tagger = ElectraTokenClassifier(encoder, num_labels=3)
+    >>> tagger = ElectraTokenClassifier(encoder, num_classes=3)
     >>> logits = tagger.logits
     >>> with pruning_wrappers(tagger, pruning_schedule(0.5, total_steps=10)) as wrappers:
     ...     [type(w).__name__ for w in wrappers], tagger.logits is wrappers[-1]
@@ -242,7 +242,7 @@ def prunable_kernels(model):
     >>> encoder = ElectraEncoder(vocab_size=10, hidden_size=8, num_layers=1,
     ...                          num_heads=2, intermediate_size=16)
     >>> [name.split("/", 1)[1] for name, _ in prunable_kernels(
-    ...     ElectraTokenClassifier(encoder, num_labels=3))]
+    ...     ElectraTokenClassifier(encoder, num_classes=3))]
     ['transformer_layer_0/qkv/kernel', 'transformer_layer_0/attention_output/kernel',
      'transformer_layer_0/intermediate/kernel', 'transformer_layer_0/output/kernel',
      'logits/kernel']
@@ -400,7 +400,7 @@ def prune_task_model(
 
     >>> encoder = ElectraEncoder(vocab_size=10, hidden_size=8, num_layers=1,
     ...                          num_heads=2, intermediate_size=16)
-    >>> prune_task_model(ElectraTokenClassifier(encoder, num_labels=3), [], target_sparsity=1.0)
+    >>> prune_task_model(ElectraTokenClassifier(encoder, num_classes=3), [], target_sparsity=1.0)
     Traceback (most recent call last):
     ...
     ValueError: `target_sparsity` (--sparsity) must be a number in [0, 1), the fraction of zeros
@@ -466,7 +466,7 @@ def prune_classifier(
 
     >>> encoder = ElectraEncoder(vocab_size=10, hidden_size=8, num_layers=1,
     ...                          num_heads=2, intermediate_size=16)
-    >>> prune_classifier(ElectraTokenClassifier(encoder, num_labels=3), [])
+    >>> prune_classifier(ElectraTokenClassifier(encoder, num_classes=3), [])
     Traceback (most recent call last):
     ...
     ValueError: Expected an ElectraClassifier; received ElectraTokenClassifier. Prune any task

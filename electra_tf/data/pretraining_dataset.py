@@ -23,6 +23,7 @@ import tensorflow as tf
 
 from electra_tf.data.corpus_stats import CorpusStats
 from electra_tf.preprocessing.masking import mask_tokens
+from electra_tf.utils.renamed_arguments import renamed_arguments
 
 logger = logging.getLogger(__name__)
 
@@ -47,14 +48,16 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _FEATURES = ("input_word_ids", "input_mask", "input_type_ids")
 
 
+@renamed_arguments(cls_id="cls_token_id", sep_id="sep_token_id", pad_id="pad_token_id",
+                   mask_id="mask_token_id")
 def make_pretraining_dataset(
     file_pattern,
     tokenize_fn,
     *,
-    cls_id,
-    sep_id,
-    pad_id,
-    mask_id,
+    cls_token_id,
+    sep_token_id,
+    pad_token_id,
+    mask_token_id,
     max_seq_length=128,
     batch_size=128,
     mask_rate=0.15,
@@ -74,7 +77,8 @@ def make_pretraining_dataset(
         file_pattern: glob (or list of globs) of text files, plain or gzipped.
         tokenize_fn: strings (n,) -> tf.RaggedTensor (n, None) of int ids,
             e.g. `ElectraTokenizer(...).tokenize`.
-        cls_id, sep_id, pad_id, mask_id: the special token ids.
+        cls_token_id, sep_token_id, pad_token_id, mask_token_id: the special token ids
+            (`cls_id`, ... in earlier versions, still accepted with a DeprecationWarning).
         max_seq_length: T, tokens per example including [CLS] and [SEP]s.
         batch_size: examples per batch; the last partial batch is dropped so
             every batch has the same static shape (XLA compiles once).
@@ -93,7 +97,8 @@ def make_pretraining_dataset(
 
     Example:
     >>> ds = make_pretraining_dataset("corpus/*.txt.gz", tokenizer.tokenize,
-    ...     cls_id=101, sep_id=102, pad_id=0, mask_id=103, seed=0)  # doctest: +SKIP
+    ...     cls_token_id=101, sep_token_id=102, pad_token_id=0, mask_token_id=103,
+    ...     seed=0)  # doctest: +SKIP
     >>> next(iter(ds))["masked_lm_positions"].shape  # doctest: +SKIP
     TensorShape([128, 19])
     """
@@ -102,9 +107,9 @@ def make_pretraining_dataset(
     examples = text_examples_dataset(
         file_pattern,
         tokenize_fn,
-        cls_id=cls_id,
-        sep_id=sep_id,
-        pad_id=pad_id,
+        cls_token_id=cls_token_id,
+        sep_token_id=sep_token_id,
+        pad_token_id=pad_token_id,
         max_seq_length=max_seq_length,
         seed=seed,
         stats=stats,
@@ -116,20 +121,21 @@ def make_pretraining_dataset(
     return batch_and_mask(
         examples,
         batch_size=batch_size,
-        mask_id=mask_id,
-        special_ids=(cls_id, sep_id, pad_id),
+        mask_token_id=mask_token_id,
+        special_ids=(cls_token_id, sep_token_id, pad_token_id),
         mask_rate=mask_rate,
         seed=seed,
     )
 
 
+@renamed_arguments(cls_id="cls_token_id", sep_id="sep_token_id", pad_id="pad_token_id")
 def text_examples_dataset(
     file_pattern,
     tokenize_fn,
     *,
-    cls_id,
-    sep_id,
-    pad_id,
+    cls_token_id,
+    sep_token_id,
+    pad_token_id,
     max_seq_length=128,
     seed=None,
     stats=None,
@@ -148,7 +154,7 @@ def text_examples_dataset(
     Args:
         file_pattern: glob (or list of globs) of text files, plain or gzipped.
         tokenize_fn: strings (n,) -> tf.RaggedTensor (n, None) of int ids.
-        cls_id, sep_id, pad_id: special ids for the packed layout.
+        cls_token_id, sep_token_id, pad_token_id: special ids for the packed layout.
         max_seq_length: T.
         seed: int for reproducible file order and packing; None: random.
         stats: optional `CorpusStats`.
@@ -168,8 +174,9 @@ def text_examples_dataset(
     ...     _ = f.write("The cat sat.\\nIt slept.\\n\\nA dog ran home.\\n")
     >>> tokenizer = ElectraTokenizer()
     >>> examples = text_examples_dataset(
-    ...     os.path.join(folder, "*.txt"), tokenizer.tokenize, cls_id=tokenizer.cls_id,
-    ...     sep_id=tokenizer.sep_id, pad_id=tokenizer.pad_id, max_seq_length=12, seed=0)
+    ...     os.path.join(folder, "*.txt"), tokenizer.tokenize,
+    ...     cls_token_id=tokenizer.cls_token_id, sep_token_id=tokenizer.sep_token_id,
+    ...     pad_token_id=tokenizer.pad_token_id, max_seq_length=12, seed=0)
     >>> first, second = examples.as_numpy_iterator()
     >>> tokenizer.detokenize(first["input_word_ids"][None]).numpy()
     array([b'[CLS] the cat sat . [SEP] it slept . [SEP] [PAD] [PAD]'], dtype=object)
@@ -202,7 +209,7 @@ def text_examples_dataset(
                 int(file_seed),
                 tokenize=tokenize,
                 max_seq_length=max_seq_length,
-                special_ids=(cls_id, sep_id, pad_id),
+                special_ids=(cls_token_id, sep_token_id, pad_token_id),
                 stats=stats,
             ),
             args=(path, file_seed),
@@ -218,7 +225,9 @@ def text_examples_dataset(
     )
 
 
-def batch_and_mask(examples, *, batch_size, mask_id, special_ids, mask_rate=0.15, seed=None):
+@renamed_arguments(mask_id="mask_token_id")
+def batch_and_mask(examples, *, batch_size, mask_token_id, special_ids, mask_rate=0.15,
+                   seed=None):
     """Batches packed examples and adds ELECTRA's dynamic masking, for models of your own.
 
     The electra_tf pretrainers mask inside their step and refuse batches
@@ -230,8 +239,8 @@ def batch_and_mask(examples, *, batch_size, mask_id, special_ids, mask_rate=0.15
     Args:
         examples: dataset of dicts with (T,) `input_word_ids`, `input_mask`, ...
         batch_size: B; the remainder is dropped for a static batch shape.
-        mask_id: the [MASK] id.
-        special_ids: ids never masked, e.g. (cls_id, sep_id, pad_id).
+        mask_token_id: the [MASK] id.
+        special_ids: ids never masked, e.g. (cls_token_id, sep_token_id, pad_token_id).
         mask_rate: fraction of maskable tokens to predict.
         seed: int or None (random).
 
@@ -240,7 +249,7 @@ def batch_and_mask(examples, *, batch_size, mask_id, special_ids, mask_rate=0.15
 
     Example:
     >>> batches = batch_and_mask(read_tfrecords("shards/*"), batch_size=256,
-    ...     mask_id=103, special_ids=(101, 102, 0))  # doctest: +SKIP
+    ...     mask_token_id=103, special_ids=(101, 102, 0))  # doctest: +SKIP
     """
     if batch_size < 1:
         raise ValueError(f"`batch_size` must be >= 1; received {batch_size}.")
@@ -251,7 +260,7 @@ def batch_and_mask(examples, *, batch_size, mask_id, special_ids, mask_rate=0.15
         masked = mask_tokens(
             batch["input_word_ids"],
             batch["input_mask"],
-            mask_id=mask_id,
+            mask_token_id=mask_token_id,
             special_ids=special_ids,
             seed=tf.stack([tf.constant(seed, tf.int64), index]),
             mask_rate=mask_rate,
@@ -437,15 +446,15 @@ def _arrays(pairs, max_seq_length, special_ids, stats):
     """(first, second) segment pairs -> at most one dict of (n, T) int32 arrays."""
     if not pairs:
         return
-    cls_id, sep_id, pad_id = special_ids
-    word_ids = np.full((len(pairs), max_seq_length), pad_id, np.int32)
+    cls_token_id, sep_token_id, pad_token_id = special_ids
+    word_ids = np.full((len(pairs), max_seq_length), pad_token_id, np.int32)
     mask = np.zeros((len(pairs), max_seq_length), np.int32)
     type_ids = np.zeros((len(pairs), max_seq_length), np.int32)
     for row, (first, second) in enumerate(pairs):
-        tokens = [cls_id, *first, sep_id]
+        tokens = [cls_token_id, *first, sep_token_id]
         length_a = len(tokens)
         if second:
-            tokens += [*second, sep_id]
+            tokens += [*second, sep_token_id]
         word_ids[row, : len(tokens)] = tokens
         mask[row, : len(tokens)] = 1
         type_ids[row, length_a : len(tokens)] = 1

@@ -361,9 +361,10 @@ def create_squad_features(examples, tokenizer, max_seq_length=DEFAULT_MAX_SEQ_LE
             gold = _answer_pieces(doc_spans, example.answers[0])
         for window_start, length in windows:
             ids = np.zeros(max_seq_length, np.int32)
-            ids[:offset + length + 1] = ([tokenizer.cls_id] + question + [tokenizer.sep_id]
+            ids[:offset + length + 1] = ([tokenizer.cls_token_id] + question
+                                         + [tokenizer.sep_token_id]
                                          + doc_ids[window_start:window_start + length]
-                                         + [tokenizer.sep_id])
+                                         + [tokenizer.sep_token_id])
             type_ids = np.zeros(max_seq_length, np.int32)
             type_ids[offset:offset + length + 1] = 1
             mask = np.zeros(max_seq_length, np.int32)

@@ -27,6 +27,7 @@ from electra_tf.data.corpus_files import TFRECORD_SUFFIX, corpus_files
 from electra_tf.data.corpus_stats import CorpusStats
 from electra_tf.data.pretraining_dataset import text_examples_dataset, write_tfrecords
 from electra_tf.preprocessing.electra_tokenizer import ElectraTokenizer
+from electra_tf.utils.renamed_arguments import renamed_arguments
 
 
 def shard_paths(output_prefix, num_shards):
@@ -84,9 +85,9 @@ def prepare_tfrecord_shards(
     examples = text_examples_dataset(
         file_pattern,
         tokenizer.tokenize,
-        cls_id=tokenizer.cls_id,
-        sep_id=tokenizer.sep_id,
-        pad_id=tokenizer.pad_id,
+        cls_token_id=tokenizer.cls_token_id,
+        sep_token_id=tokenizer.sep_token_id,
+        pad_token_id=tokenizer.pad_token_id,
         max_seq_length=max_seq_length,
         seed=seed,
         stats=CorpusStats(),
@@ -119,14 +120,15 @@ _SCAN_BATCH_SIZE = 2048
 _SHARD_FEATURES = ("input_word_ids", "input_mask", "input_type_ids")
 
 
-def validate_tfrecord_shards(file_pattern, *, max_seq_length, vocab_size, cls_id=None):
+@renamed_arguments(cls_id="cls_token_id")
+def validate_tfrecord_shards(file_pattern, *, max_seq_length, vocab_size, cls_token_id=None):
     """Reads every shard once and checks it holds what a training run expects.
 
     Checks, shard by shard: the file has at least one record and no truncated
     or corrupt one; records are `tf.train.Example`s with int64 `input_word_ids`,
     `input_mask` and `input_type_ids` (the layout `prepare_tfrecord_shards`
     writes); every feature holds `max_seq_length` values; every token id is in
-    [0, vocab_size); and, with `cls_id`, every example starts with it (a shard
+    [0, vocab_size); and, with `cls_token_id`, every example starts with it (a shard
     tokenized with another vocabulary of the same size starts with another id).
 
     The scan reads all shards (parsing only, no model): its cost grows with the
@@ -137,7 +139,7 @@ def validate_tfrecord_shards(file_pattern, *, max_seq_length, vocab_size, cls_id
         file_pattern: glob (or list of globs) of shards.
         max_seq_length: T the run trains with (`--max-seq-length`).
         vocab_size: size of the run's vocabulary (`--vocab`).
-        cls_id: the run's [CLS] id; None skips that check.
+        cls_token_id: the run's [CLS] id; None skips that check.
 
     Returns:
         The number of examples in all shards.
@@ -148,16 +150,17 @@ def validate_tfrecord_shards(file_pattern, *, max_seq_length, vocab_size, cls_id
 
     Example:
     >>> validate_tfrecord_shards("shards/train-*.tfrecord", max_seq_length=128,
-    ...                          vocab_size=30522, cls_id=101)  # doctest: +SKIP
+    ...                          vocab_size=30522, cls_token_id=101)  # doctest: +SKIP
     1843
     """
     return sum(
-        _validate_shard(path, max_seq_length=max_seq_length, vocab_size=vocab_size, cls_id=cls_id)
+        _validate_shard(path, max_seq_length=max_seq_length, vocab_size=vocab_size,
+                        cls_token_id=cls_token_id)
         for path in corpus_files(file_pattern)
     )
 
 
-def _validate_shard(path, *, max_seq_length, vocab_size, cls_id):
+def _validate_shard(path, *, max_seq_length, vocab_size, cls_token_id):
     """Checks one shard (see `validate_tfrecord_shards`); returns its number of examples."""
     try:
         first = next(iter(tf.data.TFRecordDataset(path).take(1)), None)
@@ -172,15 +175,15 @@ def _validate_shard(path, *, max_seq_length, vocab_size, cls_id):
     _check_feature_layout(path, first.numpy())
     try:
         return _scan_shard(path, max_seq_length=max_seq_length, vocab_size=vocab_size,
-                           cls_id=cls_id, ragged=False)
+                           cls_token_id=cls_token_id, ragged=False)
     except tf.errors.InvalidArgumentError:
         # A record of another length stops the fast fixed-length parse; the
         # ragged one (slower) finds that record and says what it holds.
         return _scan_shard(path, max_seq_length=max_seq_length, vocab_size=vocab_size,
-                           cls_id=cls_id, ragged=True)
+                           cls_token_id=cls_token_id, ragged=True)
 
 
-def _scan_shard(path, *, max_seq_length, vocab_size, cls_id, ragged):
+def _scan_shard(path, *, max_seq_length, vocab_size, cls_token_id, ragged):
     """Parses every record of a shard in batches and checks them; returns the count.
 
     ragged=False parses (B, T) tensors and raises tf.errors.InvalidArgumentError
@@ -216,7 +219,7 @@ def _scan_shard(path, *, max_seq_length, vocab_size, cls_id, ragged):
     try:
         for batch in batches.as_numpy_iterator():
             _check_batch(path, count, batch, max_seq_length=max_seq_length,
-                         vocab_size=vocab_size, cls_id=cls_id)
+                         vocab_size=vocab_size, cls_token_id=cls_token_id)
             count += len(batch["lengths"])
     except tf.errors.DataLossError as error:
         raise _corrupt_shard_error(path, count, error) from None
@@ -252,7 +255,7 @@ def _check_feature_layout(path, serialized):
     )
 
 
-def _check_batch(path, offset, batch, *, max_seq_length, vocab_size, cls_id):
+def _check_batch(path, offset, batch, *, max_seq_length, vocab_size, cls_token_id):
     """ValueError naming the first record of a scanned batch that a run cannot train on."""
     bad_length = np.flatnonzero((batch["lengths"] != max_seq_length).any(axis=1))
     if bad_length.size:
@@ -274,13 +277,14 @@ def _check_batch(path, offset, batch, *, max_seq_length, vocab_size, cls_id):
             "shards were prepared with another --vocab: train with that one, or prepare them "
             "again with this one."
         )
-    if cls_id is not None:
-        bad_start = np.flatnonzero(batch["first_id"] != cls_id)
+    if cls_token_id is not None:
+        bad_start = np.flatnonzero(batch["first_id"] != cls_token_id)
         if bad_start.size:
             row = bad_start[0]
             raise ValueError(
                 f"Shard {path!r}: record {offset + row:,} starts with token id "
-                f"{batch['first_id'][row]}; expected [CLS], id {cls_id} in the run's vocabulary. "
+                f"{batch['first_id'][row]}; expected [CLS], id {cls_token_id} in the run's "
+                "vocabulary. "
                 "The shards were prepared with another --vocab: train with that one, or "
                 "prepare them again with this one."
             )

@@ -16,6 +16,7 @@ import tensorflow_text as tf_text
 
 from electra_tf.preprocessing.electra_tokenizer import KEEP_REGEX, WHITESPACE_REGEX
 from electra_tf.tasks.squad_postprocessing import best_spans, context_mask
+from electra_tf.utils.renamed_arguments import renamed_arguments
 
 # On the original text: runs of whitespace separate words; punctuation and CJK
 # ideographs are words. (ElectraTokenizer maps whitespace to " " first, then splits.)
@@ -79,7 +80,8 @@ def bytes_to_chars(strings, byte_offsets):
     return [to_chars(offsets) for offsets in byte_offsets]
 
 
-def extract_answers(model, inputs, contexts, starts, ends, sep_id):
+@renamed_arguments(sep_id="sep_token_id")
+def extract_answers(model, inputs, contexts, starts, ends, sep_token_id):
     """Runs a QA model on packed `[CLS] question [SEP] context [SEP]` rows and reads the answers.
 
     Args:
@@ -88,14 +90,14 @@ def extract_answers(model, inputs, contexts, starts, ends, sep_id):
         contexts: tf.string (batch,), the raw contexts.
         starts, ends: int32 (batch, (pieces)), character spans of the context's
             pieces (from `tokenize_with_char_offsets`).
-        sep_id: the [SEP] id.
+        sep_token_id: the [SEP] id.
 
     Returns:
         {"answer" tf.string, "start_char" int32, "end_char" int32 (exclusive),
         "score" float32}, each (batch,). A row with no context gets "" and score -inf.
     """
     outputs = model(inputs, training=False, remove_padding=True)  # dense layers on real tokens
-    mask = context_mask(inputs, sep_id=sep_id)  # (batch, seq)
+    mask = context_mask(inputs, sep_token_id=sep_token_id)  # (batch, seq)
     start_index, end_index, score = best_spans(
         outputs["start_logits"], outputs["end_logits"], mask,
         start_top_index=outputs.get("start_top_index"),

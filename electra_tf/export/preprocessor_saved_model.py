@@ -25,6 +25,7 @@ import tensorflow_text as tf_text
 from electra_tf.preprocessing.electra_packer import longest_first_lengths
 from electra_tf.preprocessing.electra_tokenizer import DEFAULT_VOCAB_PATH, ElectraTokenizer
 from electra_tf.utils.atomic_directory import atomic_directory
+from electra_tf.utils.renamed_arguments import renamed_arguments
 
 # TF-Hub's BERT preprocessors pack to 128 tokens unless told otherwise.
 DEFAULT_SEQ_LENGTH = 128
@@ -32,7 +33,8 @@ VOCAB_ASSET = "vocab.txt"
 LOWER_CASE_ASSET = "do_lower_case.txt"
 
 
-def pack_inputs(segments, seq_length, cls_id, sep_id, pad_id):
+@renamed_arguments(cls_id="cls_token_id", sep_id="sep_token_id", pad_id="pad_token_id")
+def pack_inputs(segments, seq_length, cls_token_id, sep_token_id, pad_token_id):
     """Packs one or two segments into encoder inputs of a run-time `seq_length`.
 
     The rule of `ElectraPacker` (`[CLS] A [SEP] B [SEP]`, Hugging Face's
@@ -43,7 +45,7 @@ def pack_inputs(segments, seq_length, cls_id, sep_id, pad_id):
         segments: list of 1 or 2 int32 `tf.RaggedTensor`s, (batch, (pieces))
             or (batch, (words), (pieces)) as `tokenize` returns them.
         seq_length: int scalar (Python or tensor), >= 2 + len(segments) - 1.
-        cls_id, sep_id, pad_id: the special token ids.
+        cls_token_id, sep_token_id, pad_token_id: the special token ids.
 
     Returns:
         `{"input_word_ids", "input_mask", "input_type_ids"}`, int32, (batch, seq_length).
@@ -65,10 +67,10 @@ def pack_inputs(segments, seq_length, cls_id, sep_id, pad_id):
         for segment, length, keep in zip(segments, lengths, keeps)
     ]
     word_ids, type_ids = tf_text.combine_segments(
-        segments, start_of_sequence_id=cls_id, end_of_segment_id=sep_id
+        segments, start_of_sequence_id=cls_token_id, end_of_segment_id=sep_token_id
     )  # (batch, (pieces + specials)) each
     word_ids, mask = tf_text.pad_model_inputs(
-        word_ids, max_seq_length=seq_length, pad_value=pad_id
+        word_ids, max_seq_length=seq_length, pad_value=pad_token_id
     )  # (batch, seq_length) each
     type_ids, _ = tf_text.pad_model_inputs(type_ids, max_seq_length=seq_length)
     return {
@@ -85,7 +87,8 @@ def build_preprocessor_module(tokenizer, seq_length=DEFAULT_SEQ_LENGTH):
     saved: only its graph and the constant WordPiece model.
     """
     _check_seq_length(seq_length, minimum=2)
-    special_ids = dict(cls_id=tokenizer.cls_id, sep_id=tokenizer.sep_id, pad_id=tokenizer.pad_id)
+    special_ids = dict(cls_token_id=tokenizer.cls_token_id, sep_token_id=tokenizer.sep_token_id,
+                       pad_token_id=tokenizer.pad_token_id)
     strings_spec = tf.TensorSpec([None], tf.string, name="strings")
     # autograph=False throughout: no Python control flow on tensors here, and
     # converting the tokenizer's code only slows the export down.
@@ -100,10 +103,10 @@ def build_preprocessor_module(tokenizer, seq_length=DEFAULT_SEQ_LENGTH):
         # The keys of TF-Hub's preprocessors (Model Garden's BertTokenizer).
         return {
             "vocab_size": tf.constant(tokenizer.vocab_size, tf.int32),
-            "start_of_sequence_id": tf.constant(tokenizer.cls_id, tf.int32),
-            "end_of_segment_id": tf.constant(tokenizer.sep_id, tf.int32),
-            "padding_id": tf.constant(tokenizer.pad_id, tf.int32),
-            "mask_id": tf.constant(tokenizer.mask_id, tf.int32),
+            "start_of_sequence_id": tf.constant(tokenizer.cls_token_id, tf.int32),
+            "end_of_segment_id": tf.constant(tokenizer.sep_token_id, tf.int32),
+            "padding_id": tf.constant(tokenizer.pad_token_id, tf.int32),
+            "mask_id": tf.constant(tokenizer.mask_token_id, tf.int32),
         }
 
     tokenize.get_special_tokens_dict = get_special_tokens_dict

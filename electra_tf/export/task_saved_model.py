@@ -153,7 +153,7 @@ def export_task_saved_model(
 
         def predict(inputs, strings, offsets):
             return extract_answers(model, trim_to_longest(inputs), strings[1], *offsets,
-                                   sep_id=tokenizer.sep_id)
+                                   sep_token_id=tokenizer.sep_token_id)
 
     def encode(strings, check_length):
         """Strings, one (batch,) tensor per input -> (packed inputs, num_tokens, offsets)."""

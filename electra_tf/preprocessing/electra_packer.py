@@ -12,9 +12,17 @@ whenever the budget is even; waterfall (fill A first) is a different rule
 altogether. `longest_first_lengths` below reproduces the `tokenizers` rule.
 """
 
+import warnings
+
 import tensorflow as tf
 import tensorflow_text as tf_text
 import tf_keras as keras
+
+from electra_tf.utils.renamed_arguments import renamed_attribute
+
+# Constructor arguments of earlier versions and their names now (keras-hub's).
+DEPRECATED_ARGUMENTS = {"cls_id": "cls_token_id", "sep_id": "sep_token_id",
+                        "pad_id": "pad_token_id"}
 
 
 def longest_first_lengths(length_a, length_b, budget):
@@ -47,9 +55,11 @@ class ElectraPacker(keras.layers.Layer):
 
     Args:
         max_seq_length: length of every packed row, special tokens included.
-        cls_id: id of [CLS], which starts every row (101 in BERT's vocabulary).
-        sep_id: id of [SEP], which ends every segment (102).
-        pad_id: id of [PAD], which fills the rest of the row (0).
+        cls_token_id: id of [CLS], which starts every row (101 in BERT's vocabulary).
+        sep_token_id: id of [SEP], which ends every segment (102).
+        pad_token_id: id of [PAD], which fills the rest of the row (0).
+            (`cls_id`, `sep_id`, `pad_id` in earlier versions, still accepted with a
+            DeprecationWarning.)
         **kwargs: standard layer arguments (`name`, ...).
 
     Call arguments:
@@ -70,7 +80,15 @@ class ElectraPacker(keras.layers.Layer):
     <tf.Tensor: shape=(1, 8), dtype=int32, numpy=array([[ 101, 7592, 2088,  102, 2129, 2024, 2017,  102]], dtype=int32)>
     """
 
-    def __init__(self, max_seq_length=512, cls_id=101, sep_id=102, pad_id=0, **kwargs):
+    def __init__(self, max_seq_length=512, cls_token_id=101, sep_token_id=102, pad_token_id=0,
+                 **kwargs):
+        renamed = {old: kwargs.pop(old) for old in DEPRECATED_ARGUMENTS if old in kwargs}
+        for old, value in renamed.items():
+            warnings.warn(f"ElectraPacker({old}=...) is deprecated; use "
+                          f"{DEPRECATED_ARGUMENTS[old]}=... .", DeprecationWarning, stacklevel=2)
+        cls_token_id = renamed.get("cls_id", cls_token_id)
+        sep_token_id = renamed.get("sep_id", sep_token_id)
+        pad_token_id = renamed.get("pad_id", pad_token_id)
         kwargs.setdefault("dtype", "int32")
         kwargs.setdefault("trainable", False)
         super().__init__(**kwargs)
@@ -79,15 +97,20 @@ class ElectraPacker(keras.layers.Layer):
                 "`max_seq_length` must be an integer >= 2 ([CLS] and [SEP] take two "
                 f"positions; a pair needs >= 3); received max_seq_length={max_seq_length!r}."
             )
-        for arg, value in (("cls_id", cls_id), ("sep_id", sep_id), ("pad_id", pad_id)):
+        for arg, value in (("cls_token_id", cls_token_id), ("sep_token_id", sep_token_id),
+                           ("pad_token_id", pad_token_id)):
             if not isinstance(value, int) or value < 0:
                 raise ValueError(
                     f"`{arg}` must be a non-negative integer id; received {arg}={value!r}."
                 )
         self.max_seq_length = max_seq_length
-        self.cls_id = cls_id
-        self.sep_id = sep_id
-        self.pad_id = pad_id
+        self.cls_token_id = cls_token_id
+        self.sep_token_id = sep_token_id
+        self.pad_token_id = pad_token_id
+
+    cls_id = renamed_attribute("cls_id", "cls_token_id")
+    sep_id = renamed_attribute("sep_id", "sep_token_id")
+    pad_id = renamed_attribute("pad_id", "pad_token_id")
 
     def call(self, inputs):
         segments = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
@@ -126,10 +149,10 @@ class ElectraPacker(keras.layers.Layer):
         ]
 
         word_ids, type_ids = tf_text.combine_segments(
-            segments, start_of_sequence_id=self.cls_id, end_of_segment_id=self.sep_id
+            segments, start_of_sequence_id=self.cls_token_id, end_of_segment_id=self.sep_token_id
         )  # (batch, (pieces + specials)) each
         word_ids, mask = tf_text.pad_model_inputs(
-            word_ids, max_seq_length=self.max_seq_length, pad_value=self.pad_id
+            word_ids, max_seq_length=self.max_seq_length, pad_value=self.pad_token_id
         )  # (batch, max_seq_length) each
         type_ids, _ = tf_text.pad_model_inputs(type_ids, max_seq_length=self.max_seq_length)
         outputs = {
@@ -146,12 +169,18 @@ class ElectraPacker(keras.layers.Layer):
         config.update(
             {
                 "max_seq_length": self.max_seq_length,
-                "cls_id": self.cls_id,
-                "sep_id": self.sep_id,
-                "pad_id": self.pad_id,
+                "cls_token_id": self.cls_token_id,
+                "sep_token_id": self.sep_token_id,
+                "pad_token_id": self.pad_token_id,
             }
         )
         return config
+
+    @classmethod
+    def from_config(cls, config):
+        # Layers saved by earlier versions say "cls_id", ...: read them quietly.
+        config = {DEPRECATED_ARGUMENTS.get(key, key): value for key, value in config.items()}
+        return cls(**config)
 
 
 def _check_segment(segment):

@@ -22,6 +22,7 @@ import tf_keras as keras
 
 from electra_tf.preprocessing.electra_packer import ElectraPacker
 from electra_tf.preprocessing.keras_hub_vocabulary import keras_hub_vocabulary
+from electra_tf.utils.renamed_arguments import renamed_attribute
 
 DEFAULT_VOCAB_PATH = os.path.join(os.path.dirname(__file__), "assets", "uncased_vocab.txt")
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
@@ -131,11 +132,11 @@ class ElectraTokenizer(keras.layers.Layer):
         tokens = read_vocabulary(DEFAULT_VOCAB_PATH if vocab_path is None else vocab_path)
         # Plain Python containers that Keras does not wrap or track.
         self._vocabulary = _Vocabulary(tokens)
-        self.pad_id = self._vocabulary.token_to_id["[PAD]"]
-        self.unk_id = self._vocabulary.token_to_id["[UNK]"]
-        self.cls_id = self._vocabulary.token_to_id["[CLS]"]
-        self.sep_id = self._vocabulary.token_to_id["[SEP]"]
-        self.mask_id = self._vocabulary.token_to_id["[MASK]"]
+        self.pad_token_id = self._vocabulary.token_to_id["[PAD]"]
+        self.unk_token_id = self._vocabulary.token_to_id["[UNK]"]
+        self.cls_token_id = self._vocabulary.token_to_id["[CLS]"]
+        self.sep_token_id = self._vocabulary.token_to_id["[SEP]"]
+        self.mask_token_id = self._vocabulary.token_to_id["[MASK]"]
 
         # no_pretokenization: the words come from our own basic tokenization.
         self._wordpiece = tf_text.FastWordpieceTokenizer(
@@ -165,6 +166,13 @@ class ElectraTokenizer(keras.layers.Layer):
         """
         vocab_path, lower_case = keras_hub_vocabulary(preset_dir)
         return cls(vocab_path, lower_case=lower_case)
+
+    # The names of earlier versions; keras-hub's tokenizers say `*_token_id`.
+    pad_id = renamed_attribute("pad_id", "pad_token_id")
+    unk_id = renamed_attribute("unk_id", "unk_token_id")
+    cls_id = renamed_attribute("cls_id", "cls_token_id")
+    sep_id = renamed_attribute("sep_id", "sep_token_id")
+    mask_id = renamed_attribute("mask_id", "mask_token_id")
 
     @property
     def vocab_size(self):
@@ -249,9 +257,9 @@ class ElectraTokenizer(keras.layers.Layer):
         """
         packer = ElectraPacker(
             max_seq_length=max_seq_length,
-            cls_id=self.cls_id,
-            sep_id=self.sep_id,
-            pad_id=self.pad_id,
+            cls_token_id=self.cls_token_id,
+            sep_token_id=self.sep_token_id,
+            pad_token_id=self.pad_token_id,
         )
         return packer(segments)
 

@@ -9,6 +9,7 @@ deliberate differences, both marked "Differs from the original" below.
 import tensorflow as tf
 
 from electra_tf.preprocessing.example_seeds import per_example_uniform
+from electra_tf.utils.renamed_arguments import renamed_arguments
 
 # ELECTRA's recipe: 85% of the chosen tokens become [MASK], 15% keep their
 # original id. BERT's extra 10% random-token replacement is dropped because the
@@ -113,11 +114,12 @@ def positions_to_mask(masked_lm_positions, masked_lm_weights, seq_length):
     return tf.reduce_max(weighted, axis=1)  # (B, T)
 
 
+@renamed_arguments(mask_id="mask_token_id")
 def mask_tokens(
     input_word_ids,
     input_mask,
     *,
-    mask_id,
+    mask_token_id,
     special_ids,
     seed,
     mask_rate=0.15,
@@ -128,8 +130,8 @@ def mask_tokens(
     Per row, as google-research/electra's `pretrain_helpers.mask`: with n real
     tokens (`input_mask` 1, [CLS] and [SEP] included), k = max(1, min(N,
     round(n * mask_rate))) positions are drawn uniformly among the maskable
-    tokens (real tokens that are not `mask_id` or one of `special_ids`); each
-    becomes `mask_id` with probability 0.85 and keeps its id otherwise (no
+    tokens (real tokens that are not `mask_token_id` or one of `special_ids`); each
+    becomes `mask_token_id` with probability 0.85 and keeps its id otherwise (no
     random-token replacement). Slots k..N-1 are padding: position 0, id 0, weight 0.
 
     One deliberate difference: the original draws positions with replacement
@@ -140,8 +142,9 @@ def mask_tokens(
     Args:
         input_word_ids: (batch, T) int32 ids; T must be static.
         input_mask: (batch, T), 1 for real tokens and 0 for padding.
-        mask_id: the [MASK] id; also never chosen.
-        special_ids: ids never chosen, e.g. (cls_id, sep_id, pad_id).
+        mask_token_id: the [MASK] id; also never chosen (`mask_id` in earlier
+            versions, still accepted with a DeprecationWarning).
+        special_ids: ids never chosen, e.g. (cls_token_id, sep_token_id, pad_token_id).
         seed: stateless seed: an int or a (2,) int tensor for one draw over the
             batch (vary it per batch, e.g. (seed, step)), or (batch, 2) int64
             per-example seeds (`example_seeds`), which make each row's mask
@@ -158,7 +161,7 @@ def mask_tokens(
 
     Example:
     >>> ids = tf.constant([[101, 7, 8, 9, 102, 0]])
-    >>> out = mask_tokens(ids, tf.constant([[1, 1, 1, 1, 1, 0]]), mask_id=103,
+    >>> out = mask_tokens(ids, tf.constant([[1, 1, 1, 1, 1, 0]]), mask_token_id=103,
     ...                   special_ids=(101, 102, 0), seed=1, mask_rate=0.5)
     >>> out["masked_lm_positions"].shape, float(tf.reduce_sum(out["masked_lm_weights"]))
     (TensorShape([1, 3]), 2.0)
@@ -181,7 +184,7 @@ def mask_tokens(
     seed = _stateless_seed(seed)
 
     candidates = tf.cast(input_mask, tf.bool)  # (B, T)
-    for token_id in sorted(set(special_ids) | {mask_id}):
+    for token_id in sorted(set(special_ids) | {mask_token_id}):
         candidates &= tf.not_equal(input_word_ids, tf.cast(token_id, input_word_ids.dtype))
 
     # k per row; float32 product then round-half-to-even, as the original's tf.round.
@@ -213,7 +216,7 @@ def mask_tokens(
     use_mask = real_slot & (noise[:, seq_length:] < MASK_TOKEN_PROBABILITY)  # (B, N)
     masked_word_ids = scatter_update(
         input_word_ids,
-        tf.fill(tf.shape(positions), tf.cast(mask_id, input_word_ids.dtype)),
+        tf.fill(tf.shape(positions), tf.cast(mask_token_id, input_word_ids.dtype)),
         tf.where(use_mask, positions, 0),  # position 0 = "no update"
     )
     return {

@@ -340,14 +340,15 @@ def build_initialized_pretrainer(config, tokenizer, sources=None):
     """
     from electra_tf.pretraining.run_pretraining import build_pretrainer
 
-    special_token_ids = (tokenizer.pad_id, tokenizer.unk_id, tokenizer.cls_id, tokenizer.sep_id,
-                         tokenizer.mask_id)
+    special_token_ids = (tokenizer.pad_token_id, tokenizer.unk_token_id, tokenizer.cls_token_id,
+                         tokenizer.sep_token_id, tokenizer.mask_token_id)
     if sources is None:
         sources = read_init_sources(config, tokenizer.vocab_size)
     if sources is None:
-        return build_pretrainer(config, tokenizer.vocab_size, special_token_ids, tokenizer.mask_id)
+        return build_pretrainer(config, tokenizer.vocab_size, special_token_ids,
+                                tokenizer.mask_token_id)
     pretrainer = build_pretrainer(config, tokenizer.vocab_size, special_token_ids,
-                                  tokenizer.mask_id, model_configs=sources.model_configs)
+                                  tokenizer.mask_token_id, model_configs=sources.model_configs)
     discriminator_kind = _model_kind(sources.discriminator)
     if discriminator_kind == "discriminator":
         _copy(pretrainer.discriminator, sources.discriminator, "discriminator")

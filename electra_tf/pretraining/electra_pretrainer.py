@@ -229,7 +229,7 @@ class ElectraPretrainer(PretrainingSteps, keras.Model):
         masked = masking.mask_tokens(
             input_word_ids,
             input_mask,
-            mask_id=self.mask_token_id,
+            mask_token_id=self.mask_token_id,
             special_ids=self.special_token_ids,
             seed=seeds,
             mask_rate=self.mask_rate,

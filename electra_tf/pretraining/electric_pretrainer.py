@@ -156,7 +156,7 @@ class ElectricPretrainer(ElectraPretrainer):
 
         # 1. Choose ~15% of the positions for noise (the cloze model needs no [MASK]).
         masked = masking.mask_tokens(
-            input_word_ids, input_mask, mask_id=self.mask_token_id,
+            input_word_ids, input_mask, mask_token_id=self.mask_token_id,
             special_ids=self.special_token_ids, seed=seeds, mask_rate=self.mask_rate,
         )
         positions = masked["masked_lm_positions"]  # (B, P)

@@ -72,7 +72,7 @@ def score_texts(energy_model, texts, tokenizer=None, max_seq_length=128, batch_s
     if isinstance(texts, str):
         raise ValueError("`texts` must be a list of strings; received one string. Pass [text].")
     tokenizer = tokenizer or ElectraTokenizer()
-    special = (tokenizer.pad_id, tokenizer.cls_id, tokenizer.sep_id)
+    special = (tokenizer.pad_token_id, tokenizer.cls_token_id, tokenizer.sep_token_id)
     scores = []
     for start in range(0, len(texts), batch_size):
         chunk = list(texts[start:start + batch_size])

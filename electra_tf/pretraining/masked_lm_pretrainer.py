@@ -83,7 +83,7 @@ class MaskedLMPretrainer(PretrainingSteps, keras.Model):
         masked = masking.mask_tokens(
             input_word_ids,
             input_mask,
-            mask_id=self.mask_token_id,
+            mask_token_id=self.mask_token_id,
             special_ids=self.special_token_ids,
             seed=example_seeds(input_word_ids, self.seed, step),
             mask_rate=self.mask_rate,

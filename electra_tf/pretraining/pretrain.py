@@ -82,7 +82,7 @@ def pretrain(config, resume=True):
         raise ValueError(
             f"{config.output_dir!r} already holds a checkpoint{at_step} ({path}) and resume "
             "was turned off (--no-resume). Drop --no-resume to continue that run, or pass a "
-            "new --output directory to start over; nothing was deleted."
+            "new --output-dir to start over; nothing was deleted."
         )
     start = time.perf_counter()
     history = run_pretraining(config)

@@ -134,7 +134,7 @@ class ReplacedMLMPretrainer(PretrainingSteps, keras.Model):
 
         # 1. Mask ~15% of the tokens; 2. the generator's MLM at the masked positions.
         masked = masking.mask_tokens(
-            input_word_ids, input_mask, mask_id=self.mask_token_id,
+            input_word_ids, input_mask, mask_token_id=self.mask_token_id,
             special_ids=self.special_token_ids, seed=seeds, mask_rate=self.mask_rate,
         )
         positions = masked["masked_lm_positions"]  # (B, P)

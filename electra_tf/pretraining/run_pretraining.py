@@ -212,15 +212,16 @@ def build_dataset(config, tokenizer, stats=None, skip_examples=0):
     # Shards from `electra-tf prepare` end in .tfrecord; "tfrecord" in the glob also marks unsuffixed ones.
     if "tfrecord" in os.path.basename(str(config.corpus)) or is_tfrecord_corpus(config.corpus):
         validate_tfrecord_shards(config.corpus, max_seq_length=config.max_seq_length,
-                                 vocab_size=tokenizer.vocab_size, cls_id=tokenizer.cls_id)
+                                 vocab_size=tokenizer.vocab_size,
+                                 cls_token_id=tokenizer.cls_token_id)
         examples = read_tfrecords(config.corpus, config.max_seq_length, seed=config.seed)
     else:
         examples = text_examples_dataset(
             config.corpus,
             tokenizer.tokenize,
-            cls_id=tokenizer.cls_id,
-            sep_id=tokenizer.sep_id,
-            pad_id=tokenizer.pad_id,
+            cls_token_id=tokenizer.cls_token_id,
+            sep_token_id=tokenizer.sep_token_id,
+            pad_token_id=tokenizer.pad_token_id,
             max_seq_length=config.max_seq_length,
             seed=config.seed,
             stats=stats,
@@ -282,8 +283,8 @@ def _run_pretraining(config, callbacks):
     # its config only, not on what ran before it in the process.
     keras.utils.set_random_seed(config.seed)
     tokenizer = ElectraTokenizer(vocab_path=config.vocab_path, lower_case=config.lower_case)
-    special_token_ids = (tokenizer.pad_id, tokenizer.unk_id, tokenizer.cls_id, tokenizer.sep_id,
-                         tokenizer.mask_id)
+    special_token_ids = (tokenizer.pad_token_id, tokenizer.unk_token_id, tokenizer.cls_token_id,
+                         tokenizer.sep_token_id, tokenizer.mask_token_id)
     stats = CorpusStats()
     trained_examples = _examples_to_skip(os.path.join(config.output_dir, "checkpoints"))
     dataset = build_dataset(config, tokenizer, stats, trained_examples)  # checks the corpus: raises before any write
@@ -292,7 +293,8 @@ def _run_pretraining(config, callbacks):
 
     with strategy.scope():
         pretrainer = build_initialized_pretrainer(config, tokenizer, init_sources) if init_sources \
-            else build_pretrainer(config, tokenizer.vocab_size, special_token_ids, tokenizer.mask_id)
+            else build_pretrainer(config, tokenizer.vocab_size, special_token_ids,
+                                  tokenizer.mask_token_id)
         pretrainer.compile(
             optimizer=create_optimizer(
                 config.learning_rate, config.steps, config.warmup_steps, config.weight_decay

@@ -6,7 +6,7 @@ import tf_keras as keras
 from electra_tf.data.labels import PROBLEM_TYPES
 from electra_tf.layers.build_utils import build_in_scope
 from electra_tf.layers.transformer_layer import gelu
-from electra_tf.models.electra_encoder import ElectraEncoder  # noqa: F401  (docstring examples)
+from electra_tf.models.electra_encoder import ElectraEncoder
 from electra_tf.models.electra_encoder import encoder_argument
 from electra_tf.models.model_io import PretrainedModelMixin
 from electra_tf.tasks.gradient_accumulation_mixin import GradientAccumulationMixin

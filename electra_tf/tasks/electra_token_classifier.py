@@ -7,7 +7,7 @@ import tf_keras as keras
 
 from electra_tf.data.labels import IGNORE_LABEL  # -100: the positions the loss skips
 from electra_tf.layers.build_utils import build_in_scope
-from electra_tf.models.electra_encoder import ElectraEncoder  # noqa: F401  (docstring examples)
+from electra_tf.models.electra_encoder import ElectraEncoder
 from electra_tf.models.electra_encoder import encoder_argument
 from electra_tf.models.model_io import PretrainedModelMixin
 from electra_tf.tasks.gradient_accumulation_mixin import GradientAccumulationMixin

@@ -81,7 +81,8 @@ class FinetuningConfig(FinetuningDataOptions):
     ...                           label_names=["negative", "positive"], epochs=2)
     >>> config.head, config.problem_type, config.max_seq_length
     ('electra', 'single_label', 128)
-    >>> config.learning_rate, config.layer_decay, config.epochs, config.batch_size  # the recipe
+    >>> recipe = FinetuningConfig(encoder="checkpoints/electra-small", train="train.tsv")
+    >>> recipe.learning_rate, recipe.layer_decay, recipe.epochs, recipe.batch_size  # the recipe
     (0.0002, 0.9, 3, 32)
     >>> FinetuningConfig(encoder="checkpoints/electra-small")
     Traceback (most recent call last):

@@ -29,16 +29,19 @@ logits, or the "electra" head's impossible logit, smallest over windows).
 import numpy as np
 import tensorflow as tf
 
+from electra_tf.utils.renamed_arguments import renamed_arguments
+
 DEFAULT_N_BEST_SIZE = 20
 DEFAULT_MAX_ANSWER_LENGTH = 30
 
 
-def context_mask(inputs, sep_id=102):
+@renamed_arguments(sep_id="sep_token_id")
+def context_mask(inputs, sep_token_id=102):
     """1 on the context's word pieces of `[CLS] question [SEP] context [SEP]` rows.
 
     Args:
         inputs: {"input_word_ids", "input_mask", "input_type_ids"}, int (batch, seq).
-        sep_id: id of [SEP] (102 in BERT's vocabulary), left out of the mask.
+        sep_token_id: id of [SEP] (102 in BERT's vocabulary), left out of the mask.
 
     Returns:
         bool (batch, seq).
@@ -51,7 +54,7 @@ def context_mask(inputs, sep_id=102):
     word_ids = tf.convert_to_tensor(inputs["input_word_ids"])
     return ((tf.cast(inputs["input_type_ids"], tf.int32) == 1)
             & (tf.cast(inputs["input_mask"], tf.int32) == 1)
-            & (tf.cast(word_ids, tf.int32) != sep_id))
+            & (tf.cast(word_ids, tf.int32) != sep_token_id))
 
 
 def best_spans(start_logits, end_logits, context_mask, max_answer_length=DEFAULT_MAX_ANSWER_LENGTH,

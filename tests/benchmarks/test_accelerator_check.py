@@ -22,13 +22,13 @@ def check():
 
 @pytest.mark.skipif(bool(tf.config.list_physical_devices("GPU")), reason="this machine has a GPU")
 def test_without_a_gpu_it_says_so_and_exits_0(check, tmp_path, capsys):
-    assert check.main(["--output", str(tmp_path)]) == 0
+    assert check.main(["--output-dir", str(tmp_path)]) == 0
     assert "No GPU visible" in capsys.readouterr().out
     assert not os.listdir(tmp_path)  # nothing measured, nothing written
 
 
 def test_cpu_smoke_runs_every_step_and_records_the_figures(check, tmp_path):
-    assert check.main(["--cpu-smoke", "--output", str(tmp_path)]) == 0
+    assert check.main(["--cpu-smoke", "--output-dir", str(tmp_path)]) == 0
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["cpu_smoke"] and results["healthy"]
     assert results["machine"]["cpu_model"] and "tensorflow" in results["machine"]

@@ -32,7 +32,8 @@ def test_cells_are_saved_one_by_one_and_a_rerun_continues(benchmark, tmp_path, m
     monkeypatch.setattr(benchmark, "run_cell", fake_cell)
     monkeypatch.setattr(benchmark, "sentiment_splits", lambda args: (None, None, None, {}))
     monkeypatch.setattr(benchmark, "probe_all", lambda objectives, args, scratch, path: {})
-    argv = ["--seeds", "2", "--objectives", "electra", "mlm", "--minutes", "2", "--output", str(tmp_path)]
+    argv = ["--seeds", "2", "--objectives", "electra", "mlm", "--minutes", "2",
+            "--output-dir", str(tmp_path)]
     with pytest.raises(KeyboardInterrupt):
         benchmark.main(argv)
     cells = sorted(os.listdir(tmp_path / "cells"))

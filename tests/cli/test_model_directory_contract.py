@@ -62,9 +62,9 @@ def chain(tmp_path_factory):
     common = ["--train", str(root / "train.tsv"), "--dev", str(root / "dev.tsv"),
               "--max-steps", "3", "--batch-size", "8", "--no-progress"]
     assert main(["compress", "prune", str(root / "finetuned" / "model"),
-                 "--output", str(root / "pruned"), "--sparsity", "0.5", *common]) == 0
+                 "--output-dir", str(root / "pruned"), "--sparsity", "0.5", *common]) == 0
     assert main(["compress", "distill", model_dir_of(root, "pruned"),
-                 "--output", str(root / "distilled"), "--num-layers", "1", *common]) == 0
+                 "--output-dir", str(root / "distilled"), "--num-layers", "1", *common]) == 0
     return root
 
 

@@ -77,9 +77,9 @@ def _chain(root, task, finetune_flags, train, dev):
     common = ["--train", train, "--dev", dev, "--max-steps", "2", "--batch-size", "8",
               "--no-progress"]
     assert main(["compress", "prune", resolve_model_dir(str(root / "finetuned")),
-                 "--output", str(root / "pruned"), "--sparsity", "0.5", *common]) == 0
+                 "--output-dir", str(root / "pruned"), "--sparsity", "0.5", *common]) == 0
     assert main(["compress", "distill", resolve_model_dir(str(root / "pruned")),
-                 "--output", str(root / "distilled"), "--num-layers", "1", *common]) == 0
+                 "--output-dir", str(root / "distilled"), "--num-layers", "1", *common]) == 0
     return {stage: resolve_model_dir(str(root / stage))
             for stage in ("finetuned", "pruned", "distilled")}
 

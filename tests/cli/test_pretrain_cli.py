@@ -50,9 +50,9 @@ def test_vocab_has_special_tokens_first_and_loads_in_the_tokenizer(vocab, corpus
     assert tokens[:5] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     assert 100 < len(tokens) <= 440 and len(set(tokens)) == len(tokens)
     tokenizer = ElectraTokenizer(vocab_path=str(vocab))
-    assert (tokenizer.pad_id, tokenizer.unk_id, tokenizer.mask_id) == (0, 1, 4)
+    assert (tokenizer.pad_token_id, tokenizer.unk_token_id, tokenizer.mask_token_id) == (0, 1, 4)
     ids = tokenizer.tokenize("Catherine Morland was fond of all boy's plays.").numpy().tolist()
-    assert ids and tokenizer.unk_id not in ids  # every character is in the vocabulary
+    assert ids and tokenizer.unk_token_id not in ids  # every character is in the vocabulary
     # An existing file is kept unless --overwrite.
     result = run_cli("vocab", "--corpus", corpus, "--size", 400, vocab)
     assert result.returncode == 2 and "already exists" in result.stderr
@@ -72,7 +72,7 @@ def test_prepare_then_pretrain_from_shards_resume_and_refusal(corpus, vocab, tmp
 
     out = tmp_path / "run"
     pretrain = ["pretrain", "--corpus", f"{prefix}*.tfrecord", "--vocab", vocab,
-                "--output", out, *TINY_RUN]
+                "--output-dir", out, *TINY_RUN]
     result = run_cli(*pretrain, "--steps", 4)
     assert result.returncode == 0, result.stderr
     assert "to step 4" in result.stdout and "rtd_auc" in result.stdout
@@ -98,6 +98,8 @@ def test_quickstart_trains_and_reports_held_out_rtd_metrics(tmp_path):
     out = tmp_path / "quickstart"
     result = run_cli("quickstart", "--output", out, "--steps", 3)
     assert result.returncode == 0, result.stderr
+    # --output, the flag's earlier name, still works, with a note.
+    assert "--output is deprecated; use --output-dir" in result.stderr
     assert "pretraining:" in result.stderr  # the progress bar
     for metric in ("rtd_accuracy", "rtd_precision", "rtd_recall", "rtd_auc"):
         assert metric in result.stdout
@@ -120,6 +122,8 @@ def test_shards_of_another_length_are_exit_2_before_anything_is_written(tmp_path
     out = tmp_path / "run"
     result = run_cli("pretrain", "--corpus", shard, "--output", out, "--steps", 2, *TINY_RUN)
     assert result.returncode == 2
+    # --output, the flag's earlier name, still works, with a note.
+    assert "electra-tf pretrain: note: --output is deprecated; use --output-dir" in result.stderr
     assert (f"electra-tf pretrain: error: Shard '{shard}': record 0 holds 16 input_word_ids "
             "values; expected 32 (--max-seq-length 32)") in result.stderr
     assert "Traceback" not in result.stderr
@@ -127,7 +131,7 @@ def test_shards_of_another_length_are_exit_2_before_anything_is_written(tmp_path
 
 
 @pytest.mark.parametrize("command", [
-    ["pretrain", "--steps", "2", "--output", "{tmp}/run"],
+    ["pretrain", "--steps", "2", "--output-dir", "{tmp}/run"],
     ["prepare", "--output", "{tmp}/shards/train"],
     ["vocab", "--size", "100", "{tmp}/vocab.txt"],
 ])

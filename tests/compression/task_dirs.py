@@ -54,7 +54,7 @@ def make_task_dirs(root, seed=0):
     paths["classify"] = str(root / "classify")
     save_task_model(classifier, paths["classify"], "classify", tokenizer, 16, ["neg", "pos"],
                     extra={"text_column": "text", "text_b_column": None, "label_column": "label"})
-    tagger = ElectraTokenClassifier(ElectraEncoder(**ENCODER), num_labels=len(TAGS))
+    tagger = ElectraTokenClassifier(ElectraEncoder(**ENCODER), num_classes=len(TAGS))
     paths["tag"] = str(root / "tag")
     save_task_model(tagger, paths["tag"], "tag", tokenizer, 16, TAGS)
     qa_model = ElectraQuestionAnswering(ElectraEncoder(**ENCODER))

@@ -64,6 +64,9 @@ def test_augment_ids_swaps_and_masks_single_piece_words_only():
     kept = augment_ids([5, 6, 7, 8], neighbours, is_continuation, 9, rng, mask_prob=0.0,
                        swap_prob=0.0, crop_prob=0.0)
     assert kept == [5, 6, 7, 8]
+    with pytest.deprecated_call(match=r"augment_ids\(mask_id=...\) is deprecated"):
+        assert augment_ids([7], neighbours, is_continuation, mask_id=9, rng=rng, mask_prob=1.0,
+                           swap_prob=0.0, crop_prob=0.0) == [9]
 
 
 def test_augment_ids_crops_to_a_contiguous_span():
@@ -94,7 +97,7 @@ def test_dataset_holds_the_texts_and_unlabelled_copies(tokenizer, classifier):
         np.testing.assert_array_equal(mask, (word_ids > 0).astype(np.int32))
         assert not features["input_type_ids"].numpy().any()
         for row, length in zip(word_ids, mask.sum(axis=1)):
-            assert row[0] == tokenizer.cls_id and row[length - 1] == tokenizer.sep_id
+            assert row[0] == tokenizer.cls_token_id and row[length - 1] == tokenizer.sep_token_id
             ids.append(row[1:length - 1].tolist())
         labels.extend(batch_labels.numpy().tolist())
     assert sorted(labels) == [UNLABELLED] * 6 + [0, 0, 1]

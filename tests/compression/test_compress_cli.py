@@ -40,7 +40,7 @@ def test_prune(workdir, capsys):
     out = workdir / "pruned"
     code = main(["compress", "prune", str(workdir / "classifier"), "--train",
                  str(workdir / "train.tsv"), "--dev", str(workdir / "train.tsv"),
-                 "--output", str(out), "--sparsity", "0.5", "--max-steps", "6",
+                 "--output-dir", str(out), "--sparsity", "0.5", "--max-steps", "6",
                  "--batch-size", "8", "--max-seq-length", "12", "--no-progress"])
     assert code == 0
     printed = capsys.readouterr().out
@@ -61,7 +61,7 @@ def test_prune(workdir, capsys):
 def test_prune_with_distillation(workdir, capsys):
     out = workdir / "pruned_distilled"
     code = main(["compress", "prune", str(workdir / "classifier"), "--train",
-                 str(workdir / "train.tsv"), "--output", str(out), "--sparsity", "0.5",
+                 str(workdir / "train.tsv"), "--output-dir", str(out), "--sparsity", "0.5",
                  "--max-steps", "4", "--batch-size", "8", "--max-seq-length", "12",
                  "--distill-alpha", "0.9", "--no-progress"])
     assert code == 0
@@ -73,7 +73,7 @@ def test_prune_with_distillation(workdir, capsys):
 def test_prune_with_augmented_texts(workdir, capsys):
     out = workdir / "pruned_augmented"
     code = main(["compress", "prune", str(workdir / "classifier"), "--train",
-                 str(workdir / "train.tsv"), "--output", str(out), "--sparsity", "0.5",
+                 str(workdir / "train.tsv"), "--output-dir", str(out), "--sparsity", "0.5",
                  "--batch-size", "8", "--max-seq-length", "12", "--distill-alpha", "1.0",
                  "--augment-copies", "2", "--no-progress"])
     assert code == 0
@@ -83,7 +83,7 @@ def test_prune_with_augmented_texts(workdir, capsys):
     assert summary["sparsity"]["overall_sparsity"] == pytest.approx(0.5, abs=0.02)
     # Augmented texts have no labels: without the teacher there is nothing to learn from them.
     code = main(["compress", "prune", str(workdir / "classifier"), "--train",
-                 str(workdir / "train.tsv"), "--output", str(workdir / "no_teacher"),
+                 str(workdir / "train.tsv"), "--output-dir", str(workdir / "no_teacher"),
                  "--augment-copies", "2"])
     assert code == 2 and "distill-alpha" in capsys.readouterr().err
     assert not (workdir / "no_teacher").exists()
@@ -92,7 +92,7 @@ def test_prune_with_augmented_texts(workdir, capsys):
 def test_distill(workdir, capsys):
     out = workdir / "student"
     code = main(["compress", "distill", str(workdir / "classifier"), "--train",
-                 str(workdir / "train.tsv"), "--output", str(out), "--num-layers", "1",
+                 str(workdir / "train.tsv"), "--output-dir", str(out), "--num-layers", "1",
                  "--max-steps", "3", "--batch-size", "8", "--max-seq-length", "12",
                  "--no-progress"])
     assert code == 0
@@ -101,7 +101,7 @@ def test_distill(workdir, capsys):
     summary = json.loads((out / "summary.json").read_text())
     assert len(summary["history"]["soft_loss"]) == 1
     code = main(["compress", "distill", str(workdir / "classifier"), "--train",
-                 str(workdir / "train.tsv"), "--output", str(workdir / "student_augmented"),
+                 str(workdir / "train.tsv"), "--output-dir", str(workdir / "student_augmented"),
                  "--num-layers", "1", "--batch-size", "8", "--max-seq-length", "12",
                  "--augment-copies", "1", "--no-progress"])
     assert code == 0
@@ -117,14 +117,25 @@ def test_existing_output_is_refused_and_kept(workdir, capsys):
     code = main(["compress", "prune", str(workdir / "classifier"), "--train",
                  str(workdir / "train.tsv"), "--output", str(out), "--max-steps", "2"])
     assert code == 2
-    assert "already exists" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "already exists" in err
+    # --output, the flag's earlier name, still works, with a note.
+    assert "--output is deprecated; use --output-dir" in err
     assert os.listdir(out) == ["keep.txt"]
 
 
 def test_bad_input_is_a_clear_error(workdir, capsys):
     code = main(["compress", "prune", str(workdir / "train.tsv"), "--train",
-                 str(workdir / "train.tsv"), "--output", str(workdir / "x")])
+                 str(workdir / "train.tsv"), "--output-dir", str(workdir / "x")])
     assert code == 2 and "not an electra_tf model directory" in capsys.readouterr().err
+    code = main(["compress", "distill", str(workdir / "train.tsv"), "--train",
+                 str(workdir / "train.tsv"), "--output", str(workdir / "x")])
+    err = capsys.readouterr().err
+    assert code == 2 and "not an electra_tf model directory" in err
+    assert "--output is deprecated; use --output-dir" in err  # its earlier name still works
+    with pytest.raises(SystemExit):
+        main(["compress", "distill", str(workdir / "classifier"), "--train", "t.tsv"])
+    assert "--output-dir is required" in capsys.readouterr().err
     code = main(["compress", "quantize", str(workdir / "classifier"), str(workdir / "m.tflite"),
                  "--mode", "int8"])
     assert code == 2 and "calibration" in capsys.readouterr().err

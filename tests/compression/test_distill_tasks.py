@@ -27,7 +27,7 @@ def test_distilled_tagger_is_a_task_directory_that_tags(dirs, capsys):
     out = dirs["root"] / "tagger_student"
     # No --dev here (the QA test scores one): tagging a dev file twice costs ~10 s.
     assert main(["compress", "distill", dirs["tag"], "--train", dirs["tag_data"],
-                 "--output", str(out), *COMMON]) == 0
+                 "--output-dir", str(out), *COMMON]) == 0
     model_dir = str(out / MODEL_DIRNAME)
     student, _, task = load_task_model(model_dir, "tag")
     assert type(student).__name__ == "ElectraTokenClassifier" and student.encoder.num_layers == 1
@@ -46,7 +46,7 @@ def test_distilled_tagger_is_a_task_directory_that_tags(dirs, capsys):
 def test_distilled_qa_model_is_a_task_directory_that_answers(dirs, capsys):
     out = dirs["root"] / "qa_student"
     assert main(["compress", "distill", dirs["qa"], "--train", dirs["qa_data"],
-                 "--dev", dirs["qa_data"], "--output", str(out), *COMMON]) == 0
+                 "--dev", dirs["qa_data"], "--output-dir", str(out), *COMMON]) == 0
     printed = capsys.readouterr().out
     assert "dev f1 (teacher)" in printed and "dev f1 (student)" in printed
     model_dir = str(out / MODEL_DIRNAME)
@@ -78,7 +78,7 @@ def test_bad_input_is_a_clear_error_and_writes_nothing(dirs, capsys):
         ([dirs["tag"], "--train", dirs["classify_data"]], "CoNLL"),
     ]
     for arguments, message in cases:
-        assert main(["compress", "distill", *arguments, "--output", str(out),
+        assert main(["compress", "distill", *arguments, "--output-dir", str(out),
                      "--max-steps", "1"]) == 2
         assert message in capsys.readouterr().err
         assert not os.path.exists(out)
@@ -86,5 +86,5 @@ def test_bad_input_is_a_clear_error_and_writes_nothing(dirs, capsys):
     out.mkdir()
     (out / "keep.txt").write_text("precious")
     assert main(["compress", "distill", dirs["tag"], "--train", "missing.conll",
-                 "--output", str(out)]) == 2
+                 "--output-dir", str(out)]) == 2
     assert "already exists" in capsys.readouterr().err and os.listdir(out) == ["keep.txt"]

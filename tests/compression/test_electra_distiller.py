@@ -188,10 +188,10 @@ def sharpen(model):
     return model
 
 
-def tiny_tagger(num_layers, seed, num_labels=4):
+def tiny_tagger(num_layers, seed, num_classes=4):
     keras.utils.set_random_seed(seed)
     return sharpen(ElectraTokenClassifier(ElectraEncoder(**{**TINY, "num_layers": num_layers}),
-                                          num_labels=num_labels, dropout_rate=0.0))
+                                          num_classes=num_classes, dropout_rate=0.0))
 
 
 def tiny_qa(num_layers, seed, head="electra"):
@@ -278,8 +278,8 @@ def test_qa_distillation_lowers_the_loss(head):
 
 def test_bad_task_pairs():
     tagger = tiny_tagger(2, seed=0)
-    with pytest.raises(ValueError, match="same tags.*num_labels=4.*5"):
-        ElectraDistiller(tagger, tiny_tagger(1, seed=0, num_labels=5))
+    with pytest.raises(ValueError, match="same tags.*num_classes=4.*5"):
+        ElectraDistiller(tagger, tiny_tagger(1, seed=0, num_classes=5))
     with pytest.raises(ValueError, match="must be an ElectraTokenClassifier.*ElectraClassifier"):
         ElectraDistiller(tagger, tiny_classifier(1, seed=0))
     with pytest.raises(ValueError, match="same QA head.*'electra'.*'huggingface'"):

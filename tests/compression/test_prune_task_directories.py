@@ -32,7 +32,7 @@ def assert_pruned_to(report, target):
 def test_prune_a_tagger_directory(dirs, tmp_path, capsys):
     out = tmp_path / "pruned"
     code = main(["compress", "prune", dirs["tag"], "--train", dirs["tag_data"],
-                 "--output", str(out), "--sparsity", "0.5", "--max-steps", "2",
+                 "--output-dir", str(out), "--sparsity", "0.5", "--max-steps", "2",
                  "--batch-size", "4", "--no-progress"])
     assert code == 0
     assert "all pruned kernels" in capsys.readouterr().out

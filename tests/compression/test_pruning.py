@@ -36,7 +36,7 @@ def task_models():
     keras.utils.set_random_seed(0)
     return {
         "classify": ElectraClassifier(ElectraEncoder(**TINY), num_classes=2, head="huggingface"),
-        "tag": ElectraTokenClassifier(ElectraEncoder(**TINY), num_labels=3),
+        "tag": ElectraTokenClassifier(ElectraEncoder(**TINY), num_classes=3),
         "qa": ElectraQuestionAnswering(ElectraEncoder(**TINY)),
     }
 

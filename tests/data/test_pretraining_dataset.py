@@ -10,6 +10,7 @@ from conftest import DATA_ASSETS_DIR
 
 from electra_tf.data.corpus_stats import CorpusStats
 from electra_tf.data.pretraining_dataset import (
+    batch_and_mask,
     make_pretraining_dataset,
     read_tfrecords,
     text_examples_dataset,
@@ -17,7 +18,7 @@ from electra_tf.data.pretraining_dataset import (
 )
 
 PAD, UNK, CLS, SEP, MASK = 0, 1, 2, 3, 4
-SPECIAL = dict(cls_id=CLS, sep_id=SEP, pad_id=PAD)
+SPECIAL = dict(cls_token_id=CLS, sep_token_id=SEP, pad_token_id=PAD)
 FIRST_WORD_ID = 10
 T = 32
 
@@ -200,7 +201,7 @@ def test_long_sentence_is_split_not_dropped(tmp_path):
 def test_clear_errors_for_missing_files_and_bad_tokenizers(tmp_path):
     pattern = str(tmp_path / "nothing-*.txt")
     with pytest.raises(ValueError, match="nothing-"):
-        make_pretraining_dataset(pattern, tokenize, **SPECIAL, mask_id=MASK)
+        make_pretraining_dataset(pattern, tokenize, **SPECIAL, mask_token_id=MASK)
     write_corpus(tmp_path / "a.txt", make_documents(0, 2, seed=0))
     dense = lambda lines: tokenize(lines).to_tensor()
     with pytest.raises(ValueError, match="RaggedTensor"):
@@ -209,10 +210,23 @@ def test_clear_errors_for_missing_files_and_bad_tokenizers(tmp_path):
         text_examples_dataset(str(tmp_path / "a.txt"), tokenize, **SPECIAL, max_seq_length=3)
 
 
+def test_the_short_id_names_of_earlier_versions_still_work_and_warn(tmp_path):
+    write_corpus(tmp_path / "a.txt", make_documents(0, 8, seed=0))
+    with pytest.deprecated_call(match=r"make_pretraining_dataset\(cls_id=...\) is deprecated"):
+        dataset = make_pretraining_dataset(
+            str(tmp_path / "a.txt"), tokenize, cls_id=CLS, sep_id=SEP, pad_id=PAD, mask_id=MASK,
+            max_seq_length=T, batch_size=2, seed=0)
+    assert dataset.element_spec["input_word_ids"].shape == (2, T)
+    examples = text_examples_dataset(str(tmp_path / "a.txt"), tokenize, **SPECIAL,
+                                     max_seq_length=T, seed=0)
+    with pytest.deprecated_call(match=r"batch_and_mask\(mask_id=...\) is deprecated"):
+        batch_and_mask(examples, batch_size=2, mask_id=MASK, special_ids=(CLS, SEP, PAD), seed=0)
+
+
 def test_make_pretraining_dataset_batches_and_masks(tmp_path):
     write_corpus(tmp_path / "a.txt.gz", make_documents(0, 80, seed=2), compress=True)
     build = lambda: make_pretraining_dataset(
-        str(tmp_path / "*.gz"), tokenize, **SPECIAL, mask_id=MASK, max_seq_length=T,
+        str(tmp_path / "*.gz"), tokenize, **SPECIAL, mask_token_id=MASK, max_seq_length=T,
         batch_size=8, mask_rate=0.25, seed=0, shuffle_buffer=50, repeat=True,
     )
     dataset = build()
@@ -263,22 +277,23 @@ def test_real_corpus_with_a_wordpiece_tokenizer():
 
     from electra_tf.preprocessing.electra_tokenizer import DEFAULT_VOCAB_PATH as vocab
     tokenizer = tf_text.BertTokenizer(vocab, lower_case=True, token_out_type=tf.int32)
-    cls_id, sep_id, mask_id, pad_id = 101, 102, 103, 0  # [CLS], [SEP], [MASK], [PAD] in that file
+    cls, sep, mask_token, pad = 101, 102, 103, 0  # [CLS], [SEP], [MASK], [PAD] in that file
     stats = CorpusStats()
     dataset = make_pretraining_dataset(
         os.path.join(DATA_ASSETS_DIR, "*.txt.gz"), tokenizer.tokenize,  # the two packaged novels
-        cls_id=cls_id, sep_id=sep_id, pad_id=pad_id, mask_id=mask_id, max_seq_length=128,
+        cls_token_id=cls, sep_token_id=sep, pad_token_id=pad, mask_token_id=mask_token,
+        max_seq_length=128,
         batch_size=16, seed=0, shuffle_buffer=200, stats=stats,
     )
     for batch in dataset.take(3):
         ids, mask = batch["input_word_ids"].numpy(), batch["input_mask"].numpy()
         assert ids.shape == (16, 128) and batch["masked_lm_positions"].shape == (16, 19)
-        assert (ids[:, 0] == cls_id).all()
+        assert (ids[:, 0] == cls).all()
         lengths = mask.sum(-1)
-        assert (ids[np.arange(16), lengths - 1] == sep_id).all()
-        assert ((ids == pad_id) == (mask == 0)).all()
+        assert (ids[np.arange(16), lengths - 1] == sep).all()
+        assert ((ids == pad) == (mask == 0)).all()
         weights = batch["masked_lm_weights"].numpy()
         assert (weights.sum(-1) >= 1).all()
         assert not np.isin(batch["masked_lm_ids"].numpy()[weights > 0],
-                           [cls_id, sep_id, pad_id, mask_id]).any()
+                           [cls, sep, pad, mask_token]).any()
     assert stats.files >= 1 and stats.invalid_utf8_lines == 0

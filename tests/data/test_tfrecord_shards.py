@@ -28,7 +28,7 @@ def test_good_shards_are_counted(tmp_path):
     write_shard(tmp_path / "a.tfrecord", [record()] * 3000)
     write_shard(tmp_path / "b.tfrecord", [record()] * 5)
     assert validate_tfrecord_shards(str(tmp_path / "*.tfrecord"), max_seq_length=T,
-                                    vocab_size=6, cls_id=2) == 3005
+                                    vocab_size=6, cls_token_id=2) == 3005
 
 
 @pytest.mark.parametrize("bad, message", [
@@ -41,7 +41,8 @@ def test_the_first_bad_record_is_named_with_its_shard(tmp_path, bad, message):
     write_shard(tmp_path / "a.tfrecord", [record()] * 10)
     path = write_shard(tmp_path / "b.tfrecord", [record()] * 2500 + [bad] * 3 + [record()] * 10)
     with pytest.raises(ValueError) as error:
-        validate_tfrecord_shards(str(tmp_path / "*.tfrecord"), max_seq_length=T, vocab_size=6, cls_id=2)
+        validate_tfrecord_shards(str(tmp_path / "*.tfrecord"), max_seq_length=T, vocab_size=6,
+                                 cls_token_id=2)
     assert f"Shard {path!r}: {message}" in str(error.value)
 
 

@@ -183,7 +183,8 @@ def test_question_answering_task_model(exported, models, tokenizer):
     ids, starts, ends = tokenize_with_char_offsets(tokenizer, contexts)
     assert ids.to_list() == tokenizer(contexts).to_list()  # the ids the tokenizer gives
     inputs = tokenizer.pack([tokenizer(request["questions"]), ids], max_seq_length=48)
-    expected = extract_answers(qa, inputs, contexts, starts, ends, sep_id=tokenizer.sep_id)
+    expected = extract_answers(qa, inputs, contexts, starts, ends,
+                               sep_token_id=tokenizer.sep_token_id)
     answers = result["qa"]
     np.testing.assert_allclose(answers["score"], expected["score"].numpy(), atol=1e-5, rtol=0)
     assert answers["start_char"] == expected["start_char"].numpy().tolist()

@@ -133,7 +133,8 @@ def test_detokenize_joins_pieces(tokenizer):
 def test_vocabulary_and_special_ids(tokenizer):
     assert tokenizer.vocab_size == VOCAB_SIZE
     t = tokenizer
-    assert (t.pad_id, t.unk_id, t.cls_id, t.sep_id, t.mask_id) == (0, 100, 101, 102, 103)
+    assert (t.pad_token_id, t.unk_token_id, t.cls_token_id, t.sep_token_id, t.mask_token_id) == (
+        0, 100, 101, 102, 103)
     assert tokenizer.id_to_token(103) == "[MASK]"
     assert tokenizer.token_to_id("##ing") == 2075
     assert tokenizer.id_to_token(tokenizer.token_to_id("hello")) == "hello"
@@ -141,6 +142,21 @@ def test_vocabulary_and_special_ids(tokenizer):
         tokenizer.token_to_id("Hello")
     with pytest.raises(ValueError, match=r"\[0, 30522\)"):
         tokenizer.id_to_token(VOCAB_SIZE)
+
+
+def test_the_short_id_names_of_earlier_versions_still_work_and_warn(tokenizer):
+    for old in ("pad_id", "unk_id", "cls_id", "sep_id", "mask_id"):
+        with pytest.deprecated_call(match=f"{old} is deprecated; use {old[:-3]}_token_id"):
+            assert getattr(tokenizer, old) == getattr(tokenizer, f"{old[:-3]}_token_id")
+    with pytest.deprecated_call(match=r"ElectraPacker\(cls_id=...\) is deprecated"):
+        packer = ElectraPacker(max_seq_length=8, cls_id=2, sep_id=3, pad_id=1)
+    assert (packer.cls_token_id, packer.sep_token_id, packer.pad_token_id) == (2, 3, 1)
+    with pytest.deprecated_call(match="ElectraPacker.sep_id is deprecated"):
+        assert packer.sep_id == 3
+    # A config saved by an earlier version (cls_id, ...) loads quietly.
+    old_config = {**packer.get_config(), "cls_id": 5}
+    del old_config["cls_token_id"]
+    assert ElectraPacker.from_config(old_config).cls_token_id == 5
 
 
 @pytest.mark.parametrize("cls", [ElectraTokenizer, ElectraPacker])
@@ -297,7 +313,7 @@ def test_small_vocabulary(tmp_path):
     path = tmp_path / "vocab.txt"
     path.write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nhello\n##s\n!\n", encoding="utf-8")
     tokenizer = ElectraTokenizer(vocab_path=str(path))
-    assert tokenizer.vocab_size == 8 and tokenizer.cls_id == 2
+    assert tokenizer.vocab_size == 8 and tokenizer.cls_token_id == 2
     assert tokenizer(["Hellos world!"]).to_list() == [[5, 6, 1, 7]]
 
 

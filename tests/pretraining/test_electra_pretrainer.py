@@ -356,8 +356,9 @@ def test_a_batch_masked_in_tf_data_is_refused_not_masked_twice(tmp_path):
         ids = tf.strings.to_number(tf.where(numeric, words.flat_values, "5"), tf.int32)
         return words.with_flat_values(ids)
 
-    dataset = make_pretraining_dataset(str(corpus), tokenize, cls_id=CLS, sep_id=SEP, pad_id=PAD,
-                                       mask_id=MASK, max_seq_length=16, batch_size=4, seed=0)
+    dataset = make_pretraining_dataset(str(corpus), tokenize, cls_token_id=CLS, sep_token_id=SEP,
+                                       pad_token_id=PAD, mask_token_id=MASK, max_seq_length=16,
+                                       batch_size=4, seed=0)
     batch = next(iter(dataset))
     assert "masked_lm_positions" in batch  # the tf.data route masked it
     pretrainer = make_pretrainer()

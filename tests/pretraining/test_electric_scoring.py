@@ -36,7 +36,7 @@ def energy_model():
 def pll_by_definition(energy_model, tokenizer, text):
     """Σ over the text's word pieces t of -E(x)_t: one pass per position, unpadded, read at t."""
     pieces = tokenizer(tf.constant([text])).to_list()[0]
-    ids = [tokenizer.cls_id] + pieces + [tokenizer.sep_id]
+    ids = [tokenizer.cls_token_id] + pieces + [tokenizer.sep_token_id]
     total = 0.0
     for t in range(1, len(ids) - 1):  # [CLS] and [SEP] are not scored
         inputs = {"input_word_ids": tf.constant([ids]), "input_mask": tf.ones((1, len(ids)), tf.int32),

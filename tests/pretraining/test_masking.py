@@ -77,7 +77,8 @@ def test_statistics_over_many_sequences(mask_rate):
     lengths_a = rng.integers(1, 80, rows)
     lengths_b = np.minimum(rng.integers(0, 80, rows), seq_length - 3 - lengths_a)
     ids, mask = packed_batch(lengths_a, lengths_b, seq_length)
-    out = mask_tokens(ids, mask, mask_id=MASK, special_ids=SPECIAL, seed=7, mask_rate=mask_rate)
+    out = mask_tokens(ids, mask, mask_token_id=MASK, special_ids=SPECIAL, seed=7,
+                      mask_rate=mask_rate)
     k, maskable = check_invariants(ids, mask, out, mask_rate)
 
     # ~mask_rate of the real tokens are predicted (rounding and k >= 1 bias it slightly).
@@ -96,7 +97,7 @@ def test_positions_are_uniform_over_maskable_tokens():
     # 4000 identical rows with 100 maskable tokens: each is chosen with p = 15/100.
     ids, mask = packed_batch([60] * 4000, [40] * 4000, 128)
     ids[:, 1] = 5000  # no [MASK] in the text here: 100 maskable tokens per row
-    out = mask_tokens(ids, mask, mask_id=MASK, special_ids=SPECIAL, seed=3)
+    out = mask_tokens(ids, mask, mask_token_id=MASK, special_ids=SPECIAL, seed=3)
     positions = out["masked_lm_positions"].numpy()[:, :15]
     counts = np.bincount(positions.ravel(), minlength=128)
     maskable = np.r_[1:61, 62:102]
@@ -121,7 +122,7 @@ def test_positions_are_uniform_over_maskable_tokens():
 def test_k_formula_for_several_lengths(num_maskable, expected):
     ids, mask = packed_batch([num_maskable], [0], 128)
     ids[:, 1] = 5000  # keep every text token maskable
-    out = mask_tokens(ids, mask, mask_id=MASK, special_ids=SPECIAL, seed=0)
+    out = mask_tokens(ids, mask, mask_token_id=MASK, special_ids=SPECIAL, seed=0)
     assert out["masked_lm_weights"].numpy().sum() == expected
     check_invariants(ids, mask, out, 0.15)
 
@@ -129,17 +130,18 @@ def test_k_formula_for_several_lengths(num_maskable, expected):
 def test_k_is_capped_at_n_and_zero_without_maskable_tokens():
     ids, mask = packed_batch([60, 0, 3], [60, 0, 0], 128)
     ids[2, 1:4] = MASK  # only [MASK]s in the text: nothing to choose
-    out = mask_tokens(ids, mask, mask_id=MASK, special_ids=SPECIAL, seed=0, mask_rate=0.25)
+    out = mask_tokens(ids, mask, mask_token_id=MASK, special_ids=SPECIAL, seed=0, mask_rate=0.25)
     # round(123 * 0.25) = 31 <= N = 32; an empty row and a [MASK]-only row get 0.
     np.testing.assert_array_equal(out["masked_lm_weights"].numpy().sum(-1), [31, 0, 0])
     np.testing.assert_array_equal(out["input_word_ids"].numpy()[1:], ids[1:])
-    capped = mask_tokens(ids, mask, mask_id=MASK, special_ids=SPECIAL, seed=0, max_predictions=5)
+    capped = mask_tokens(ids, mask, mask_token_id=MASK, special_ids=SPECIAL, seed=0,
+                         max_predictions=5)
     assert capped["masked_lm_weights"].numpy()[0].sum() == 5
 
 
 def test_seeded_and_deterministic():
     ids, mask = packed_batch([30] * 8, [20] * 8, 64)
-    run = lambda seed: mask_tokens(ids, mask, mask_id=MASK, special_ids=SPECIAL, seed=seed)
+    run = lambda seed: mask_tokens(ids, mask, mask_token_id=MASK, special_ids=SPECIAL, seed=seed)
     first, again, other = run(11), run(11), run(12)
     np.testing.assert_array_equal(first["masked_lm_positions"], again["masked_lm_positions"])
     np.testing.assert_array_equal(first["input_word_ids"], again["input_word_ids"])
@@ -149,8 +151,8 @@ def test_seeded_and_deterministic():
 def test_per_example_seeds_do_not_depend_on_the_batch():
     ids, mask = packed_batch([30] * 6, [20] * 6, 64)
     seeds = tf.constant([[5, row] for row in range(6)], tf.int64)
-    whole = mask_tokens(ids, mask, mask_id=MASK, special_ids=SPECIAL, seed=seeds)
-    half = mask_tokens(ids[3:], mask[3:], mask_id=MASK, special_ids=SPECIAL, seed=seeds[3:])
+    whole = mask_tokens(ids, mask, mask_token_id=MASK, special_ids=SPECIAL, seed=seeds)
+    half = mask_tokens(ids[3:], mask[3:], mask_token_id=MASK, special_ids=SPECIAL, seed=seeds[3:])
     np.testing.assert_array_equal(whole["masked_lm_positions"][3:], half["masked_lm_positions"])
     check_invariants(ids, mask, whole, 0.15)
 
@@ -160,7 +162,7 @@ def test_compiles_with_xla_and_in_tf_data():
 
     @tf.function(jit_compile=True)
     def step(ids, mask, seed):
-        return mask_tokens(ids, mask, mask_id=MASK, special_ids=SPECIAL, seed=seed)
+        return mask_tokens(ids, mask, mask_token_id=MASK, special_ids=SPECIAL, seed=seed)
 
     out = step(tf.constant(ids), tf.constant(mask), tf.constant([1, 2], tf.int64))
     check_invariants(ids, mask, out, 0.15)
@@ -169,7 +171,7 @@ def test_compiles_with_xla_and_in_tf_data():
     dataset = tf.data.Dataset.from_tensor_slices((ids, mask)).batch(4, drop_remainder=True)
     dataset = dataset.enumerate().map(
         lambda step, batch: mask_tokens(
-            batch[0], batch[1], mask_id=MASK, special_ids=SPECIAL,
+            batch[0], batch[1], mask_token_id=MASK, special_ids=SPECIAL,
             seed=tf.stack([tf.constant(0, tf.int64), step]),
         )
     )
@@ -180,7 +182,7 @@ def test_compiles_with_xla_and_in_tf_data():
 
 def test_scatter_update_puts_tokens_back_and_ignores_position_zero():
     ids, mask = packed_batch([30] * 4, [20] * 4, 64)
-    out = mask_tokens(ids, mask, mask_id=MASK, special_ids=SPECIAL, seed=4)
+    out = mask_tokens(ids, mask, mask_token_id=MASK, special_ids=SPECIAL, seed=4)
     # Undo the masking: padding slots (position 0, id 0) must leave [CLS] alone.
     restored = scatter_update(
         out["input_word_ids"], out["masked_lm_ids"], out["masked_lm_positions"]
@@ -212,7 +214,7 @@ def test_scatter_update_puts_tokens_back_and_ignores_position_zero():
 )
 def test_bad_arguments_raise_value_error(kwargs, message):
     ids, mask = packed_batch([30], [20], 64)
-    arguments = dict(mask_id=MASK, special_ids=SPECIAL, seed=0) | kwargs
+    arguments = dict(mask_token_id=MASK, special_ids=SPECIAL, seed=0) | kwargs
     with pytest.raises(ValueError, match=message):
         mask_tokens(ids, mask, **arguments)
 
@@ -221,8 +223,18 @@ def test_short_or_dynamic_sequences_raise_value_error():
     with pytest.raises(ValueError, match="no prediction slot"):
         max_predictions_per_seq(4)
     dynamic = tf.function(
-        lambda ids: mask_tokens(ids, ids, mask_id=MASK, special_ids=SPECIAL, seed=0),
+        lambda ids: mask_tokens(ids, ids, mask_token_id=MASK, special_ids=SPECIAL, seed=0),
         input_signature=[tf.TensorSpec((None, None), tf.int32)],
     )
     with pytest.raises(ValueError, match="static T"):
         dynamic.get_concrete_function()
+
+
+def test_mask_id_of_earlier_versions_still_works_and_warns():
+    ids, mask = packed_batch([30], [20], 64)
+    with pytest.deprecated_call(match=r"mask_tokens\(mask_id=...\) is deprecated"):
+        old = mask_tokens(ids, mask, mask_id=MASK, special_ids=SPECIAL, seed=0)
+    new = mask_tokens(ids, mask, mask_token_id=MASK, special_ids=SPECIAL, seed=0)
+    np.testing.assert_array_equal(old["input_word_ids"], new["input_word_ids"])
+    with pytest.raises(TypeError, match="both mask_id= and mask_token_id="):
+        mask_tokens(ids, mask, mask_id=MASK, mask_token_id=MASK, special_ids=SPECIAL, seed=0)

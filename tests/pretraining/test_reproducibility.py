@@ -57,7 +57,7 @@ def cli_runs(corpus, tmp_path_factory):
     processes = {}
     for name in ("first", "again"):
         command = [sys.executable, "-m", "electra_tf.cli.main", "pretrain", "--corpus", corpus,
-                   "--output", str(root / name), "--seed", "7", *TINY_CLI]
+                   "--output-dir", str(root / name), "--seed", "7", *TINY_CLI]
         processes[name] = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
                                            stderr=subprocess.PIPE, text=True)
     for name, process in processes.items():
@@ -126,7 +126,7 @@ def test_xla_masks_other_tokens_than_graph_mode_from_the_same_seed():
 
     def masked_positions(input_word_ids):
         seeds = example_seeds(input_word_ids, 7, tf.constant(3, tf.int64))  # (B, 2)
-        return mask_tokens(input_word_ids, tf.ones_like(input_word_ids), mask_id=103,
+        return mask_tokens(input_word_ids, tf.ones_like(input_word_ids), mask_token_id=103,
                            special_ids=(0, 100, 101, 102, 103), seed=seeds)["masked_lm_positions"]
 
     graph = tf.function(masked_positions)(ids).numpy()
