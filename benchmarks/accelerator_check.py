@@ -1,6 +1,6 @@
 """Accelerator check: ELECTRA-Small on a GPU, against transformers/torch AMP on the same GPU.
 
-    python benchmarks/accelerator_check.py [--steps 300] [--batch-size 128] [--seq-length 128]
+    python benchmarks/accelerator_check.py [--steps 300] [--batch-size 128] [--max-seq-length 128]
     python benchmarks/accelerator_check.py --cpu-smoke --output-dir /tmp/check   # the code path, on CPU
 
 One short script for the day a GPU machine is lent (about 5 minutes on one
@@ -50,7 +50,8 @@ def parse_args(argv):
     parser.add_argument("--timed-steps", type=int, default=20, help="steps timed per throughput figure")
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=128, help="pretraining batch per GPU")
-    parser.add_argument("--seq-length", type=int, default=128)
+    parser.add_argument("--max-seq-length", "--seq-length", dest="max_seq_length", type=int,
+                        default=128, help="packed input length (--seq-length: its earlier name)")
     parser.add_argument("--finetune-rows", type=int, default=SST2_TRAIN_ROWS)
     parser.add_argument("--output-dir", "--output", dest="output_dir",  # --output: its earlier name
                         default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
@@ -58,12 +59,12 @@ def parse_args(argv):
     parser.add_argument("--cpu-smoke", action="store_true",
                         help="no GPU needed: every step on the CPU with the tiny preset and few steps")
     args = parser.parse_args(argv)
-    for name in ("steps", "timed_steps", "batch_size", "seq_length", "finetune_rows"):
+    for name in ("steps", "timed_steps", "batch_size", "max_seq_length", "finetune_rows"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1; received {getattr(args, name)}.")
     if args.cpu_smoke:
         args.steps, args.timed_steps, args.warmup = min(args.steps, 12), min(args.timed_steps, 2), 1
-        args.batch_size, args.seq_length = min(args.batch_size, 4), min(args.seq_length, 32)
+        args.batch_size, args.max_seq_length = min(args.batch_size, 4), min(args.max_seq_length, 32)
         args.finetune_rows = min(args.finetune_rows, 64)
     return args
 
@@ -82,8 +83,8 @@ def pretraining_throughput(args, preset, num_gpus, results):
 
     device = "cpu" if args.cpu_smoke else "cuda"
     amp_dtype = torch.bfloat16 if args.cpu_smoke else torch.float16  # fp16 autocast is a GPU thing
-    batch = pretrain_throughput.make_batch(args.batch_size, args.seq_length)
-    tokens = args.batch_size * args.seq_length
+    batch = pretrain_throughput.make_batch(args.batch_size, args.max_seq_length)
+    tokens = args.batch_size * args.max_seq_length
     timing = dict(steps=args.timed_steps, warmup=args.warmup)
     seconds = {
         "electra_tf float32": pretrain_throughput.electra_tf_step_time(
@@ -103,10 +104,10 @@ def pretraining_throughput(args, preset, num_gpus, results):
     best_ours = min(v for k, v in seconds.items() if k.startswith("electra_tf mixed"))
     best_torch = min(v for k, v in seconds.items() if k.startswith("torch AMP"))
     results["pretraining_throughput"] = {
-        "batch_size": args.batch_size, "seq_length": args.seq_length, "rows": rows,
+        "batch_size": args.batch_size, "seq_length": args.max_seq_length, "rows": rows,
         "ratio_ours_mixed_vs_torch_amp": best_torch / best_ours,
     }
-    print(f"\n1. Pretraining step, batch {args.batch_size} × seq {args.seq_length}, one device")
+    print(f"\n1. Pretraining step, batch {args.batch_size} × seq {args.max_seq_length}, one device")
     for name, row in rows.items():
         print(f"   {name:34s} {row['ms_per_step']:9.1f} ms {row['tokens_per_s']:11,.0f} tokens/s")
     print(f"   ratio ours (best mixed) / torch AMP: {best_torch / best_ours:.2f}×")
@@ -119,7 +120,7 @@ def pretraining_health(args, preset, scratch, results):
     output_dir = os.path.join(scratch, "pretrain")
     config = PretrainingConfig(
         corpus=packaged_corpus("train"), output_dir=output_dir, preset=preset, generator_width=0.25,
-        max_seq_length=args.seq_length, batch_size=args.batch_size, steps=args.steps,
+        max_seq_length=args.max_seq_length, batch_size=args.batch_size, steps=args.steps,
         learning_rate=5e-4, mixed_precision="float16", log_every=1, checkpoint_every=args.steps,
         progress=False,
     )
@@ -149,12 +150,12 @@ def mirrored_scaling(args, preset, results):
         devices = [device.name for device in tf.config.list_logical_devices("CPU")]
     strategy = tf.distribute.MirroredStrategy(devices)
     replicas = strategy.num_replicas_in_sync
-    global_batch = pretrain_throughput.make_batch(args.batch_size * replicas, args.seq_length)
+    global_batch = pretrain_throughput.make_batch(args.batch_size * replicas, args.max_seq_length)
     seconds = pretrain_throughput.electra_tf_step_time(
         global_batch, args.timed_steps, args.warmup, jit_compile=False, preset=preset,
         policy="mixed_float16", strategy=strategy)
     one = results["pretraining_throughput"]["rows"]["electra_tf mixed_float16"]["tokens_per_s"]
-    tokens_per_s = args.batch_size * replicas * args.seq_length / seconds
+    tokens_per_s = args.batch_size * replicas * args.max_seq_length / seconds
     results["mirrored"] = {"replicas": replicas, "global_batch": args.batch_size * replicas,
                            "tokens_per_s": tokens_per_s, "scaling_efficiency": tokens_per_s / (one * replicas)}
     print(f"\n3. MirroredStrategy, {replicas} replicas, global batch {args.batch_size * replicas}: "
@@ -172,7 +173,7 @@ def glue_sized_finetune(args, encoder_dir, scratch, results):
     config = FinetuningConfig(
         encoder=encoder_dir, train=f"packaged reviews × {args.finetune_rows} rows",
         dev=packaged_sentiment("dev"),
-        output_dir=os.path.join(scratch, "finetune"), max_seq_length=args.seq_length, batch_size=32,
+        output_dir=os.path.join(scratch, "finetune"), max_seq_length=args.max_seq_length, batch_size=32,
         epochs=1, learning_rate=3e-4, mixed_precision="float16", progress=False,
     )
     summary = run_finetuning(config, train_examples=train)

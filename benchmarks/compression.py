@@ -216,7 +216,7 @@ def main(args):
 
     def tflite_row(model, path, quantize=None, representative=None, **options):
         export_tflite(model, path, quantize=quantize, representative_dataset=representative,
-                      seq_length=args.seq_length, overwrite=True, **options)
+                      max_seq_length=args.seq_length, overwrite=True, **options)
         return measure_tflite(path, features, labels, args.latency_runs, THREADS)
 
     add("saved_model", "fp32 SavedModel (strings in)", lambda: (

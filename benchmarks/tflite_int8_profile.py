@@ -86,7 +86,7 @@ def convert(model, path, quantize, float_ops, calibration, seq_length, batch_siz
     # other int8 variants run every dense layer in int8, as their names say.
     flatbuffer = tflite_flatbuffer(
         model, quantize=quantize, representative_dataset=calibration if quantize == "int8" else None,
-        seq_length=seq_length, batch_size=batch_size, float_ops=float_ops,
+        max_seq_length=seq_length, batch_size=batch_size, float_ops=float_ops,
         float_dense_layers=FLOAT_DENSE_LAYERS if float_ops is INT8_FLOAT_OPS else 0,
     )
     with open(path, "wb") as file:

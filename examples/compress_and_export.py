@@ -48,7 +48,8 @@ def main():
     parser.add_argument("--dev", required=True, help="labelled dev file")
     parser.add_argument("--output-dir", "--output", dest="output_dir", required=True,
                         help="directory for everything written (--output: its earlier name)")
-    parser.add_argument("--seq-length", type=int, default=128)
+    parser.add_argument("--max-seq-length", "--seq-length", dest="max_seq_length", type=int,
+                        default=128, help="packed input length (--seq-length: its earlier name)")
     parser.add_argument("--steps", type=int, default=100, help="pruning and distillation steps")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--augment-copies", type=int, default=3,
@@ -60,8 +61,8 @@ def main():
     train, _ = read_classification_file(args.train, num_classes=classifier.num_classes)
     dev, _ = read_classification_file(args.dev, num_classes=classifier.num_classes)
     train_data = make_classification_dataset(
-        train, tokenizer, args.seq_length, args.batch_size, shuffle=True, seed=0).repeat()
-    features = tokenizer.pack([tokenizer.tokenize(dev["text"])], args.seq_length)
+        train, tokenizer, args.max_seq_length, args.batch_size, shuffle=True, seed=0).repeat()
+    features = tokenizer.pack([tokenizer.tokenize(dev["text"])], args.max_seq_length)
     features = {key: value.numpy() for key, value in features.items()}
     labels = np.array(dev["label"])
 
@@ -83,7 +84,7 @@ def main():
     distiller.fit(train_data, epochs=1, steps_per_epoch=args.steps)
 
     # 3. Export.
-    calibration = representative_dataset(train["text"], tokenizer, args.seq_length, count=100)
+    calibration = representative_dataset(train["text"], tokenizer, args.max_seq_length, count=100)
     variants = [
         ("TFLite fp32", classifier, None, None),
         ("TFLite dynamic-range int8", classifier, "dynamic", None),
@@ -95,10 +96,10 @@ def main():
     for index, (name, model, quantize, representative) in enumerate(variants):
         path = export_tflite(model, os.path.join(args.output_dir, f"model_{index}.tflite"),
                              quantize=quantize, representative_dataset=representative,
-                             seq_length=args.seq_length, overwrite=True)
+                             max_seq_length=args.max_seq_length, overwrite=True)
         rows.append({"name": name, **measure_tflite(path, features, labels)})
     export_task_saved_model(pruned, os.path.join(args.output_dir, "pruned_saved_model"), tokenizer,
-                            max_seq_length=args.seq_length, overwrite=True)
+                            max_seq_length=args.max_seq_length, overwrite=True)
 
     # 4. Compare.
     print(format_compression_table(rows))

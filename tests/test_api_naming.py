@@ -66,6 +66,18 @@ ALIASES = {
 # (`electra_tf.utils.renamed_arguments`).
 TOKEN_ID_ALIASES = {f"{token}_id": f"{token}_token_id"
                     for token in ("mask", "cls", "sep", "pad", "unk")}
+# A job's packed input length is `max_seq_length` in every public function and method;
+# `seq_length` lives on only as a warning alias. Two pure tensor helpers take the length of
+# a tensor's sequence axis (T, often `tf.shape(x)[1]`), not a configured maximum: they
+# call it `sequence_length` (their old `seq_length=` warns too).
+SEQ_LENGTH_RENAMES = {
+    "electra_tf.models.electra_encoder.directional_attention_bias": "sequence_length",
+    "electra_tf.preprocessing.masking.positions_to_mask": "sequence_length",
+}
+# Where `seq_length` stays on purpose: the TF-Hub preprocessor's own interface
+# (`preprocessor.bert_pack_inputs(segments, seq_length=...)` and its `seq_length` variable),
+# which lives inside the SavedModel as a nested tf.function, not a public Python function.
+SEQ_LENGTH_EXCEPTIONS = set()
 
 # Names of job settings (config fields, flags) and the one name each concept has here.
 JOB_SYNONYMS = {
@@ -162,6 +174,44 @@ def test_special_token_ids_have_one_name_in_every_public_function():
             assert new == TOKEN_ID_ALIASES[old], (name, old, new)
     assert ("electra_tf.preprocessing.masking.mask_tokens", "mask_id") in aliases
     assert ("electra_tf.data.pretraining_dataset.batch_and_mask", "mask_id") in aliases
+
+
+def test_the_packed_input_length_is_max_seq_length_in_every_public_function():
+    drifting, aliases = [], {}
+    for name, function in public_functions():
+        if "seq_length" in inspect.signature(function).parameters and (
+                name not in SEQ_LENGTH_EXCEPTIONS):
+            drifting.append(name)
+        renamed = getattr(function, "__renamed_arguments__", {})
+        if "seq_length" in renamed:
+            aliases[name] = renamed["seq_length"]
+    assert not drifting, (f"rename seq_length to max_seq_length in {drifting} (keep the old name "
+                          "through renamed_arguments)")
+    for name, new in aliases.items():
+        assert new == SEQ_LENGTH_RENAMES.get(name, "max_seq_length"), (name, new)
+    assert set(SEQ_LENGTH_RENAMES) <= set(aliases)
+    for name in ("electra_tf.export.tflite_export.export_tflite",
+                 "electra_tf.export.tflite_export.tflite_flatbuffer",
+                 "electra_tf.export.tflite_export.representative_dataset",
+                 "electra_tf.export.tflite_export.calibration_examples",
+                 "electra_tf.export.export_model_directory.export_model_directory",
+                 "electra_tf.export.hub_saved_models.export_hub_saved_models",
+                 "electra_tf.export.preprocessor_saved_model.export_preprocessor_saved_model",
+                 "electra_tf.compression.compress.run_quantize"):
+        assert aliases.get(name) == "max_seq_length", name
+
+
+def test_the_old_seq_length_keyword_still_works_and_warns():
+    from electra_tf.preprocessing.masking import positions_to_mask
+    from electra_tf.export.tflite_export import calibration_examples
+
+    example = {key: [[1, 2, 3, 4]] for key in ("input_word_ids", "input_mask", "input_type_ids")}
+    with pytest.deprecated_call(match=r"calibration_examples\(seq_length=...\) is deprecated; "
+                                      r"use max_seq_length="):
+        assert len(calibration_examples([example], seq_length=4)) == 1
+    with pytest.deprecated_call(match="use sequence_length="):
+        mask = positions_to_mask([[1]], [[1.0]], seq_length=3)
+    assert mask.numpy().tolist() == [[0.0, 1.0, 0.0]]
 
 
 def test_special_token_id_attributes_keep_their_old_names_as_warning_aliases():

@@ -155,7 +155,7 @@ def _run_quantize(args):
         print(f"note: --mode is deprecated; use --quantize {args.mode}", file=sys.stderr)
         args.quantize = args.mode
     result = run_quantize(args.classifier_dir, args.output, quantize=args.quantize,
-                          calibration_data=args.calibration_data, seq_length=args.max_seq_length,
+                          calibration_data=args.calibration_data, max_seq_length=args.max_seq_length,
                           num_calibration_examples=args.num_calibration_examples,
                           vocab_path=args.vocab_path, overwrite=args.overwrite,
                           float_dense_layers=args.float_dense_layers)

@@ -63,7 +63,7 @@ def _run_export(args):
     label_names = args.label_names.split(",") if args.label_names else None
     model = export_model_directory(
         args.model_dir, args.output_path, args.format, quantize=args.quantize,
-        seq_length=args.max_seq_length, vocab_path=args.vocab_path, lower_case=args.lower_case,
+        max_seq_length=args.max_seq_length, vocab_path=args.vocab_path, lower_case=args.lower_case,
         label_names=label_names, text_pair=args.text_pair,
         calibration_data=args.calibration_data, overwrite=args.overwrite,
         num_calibration_examples=args.num_calibration_examples,

@@ -47,6 +47,7 @@ from electra_tf.export.tflite_export import representative_dataset  # noqa: F401
 from electra_tf.tasks.task_model_io import MODEL_DIRNAME
 from electra_tf.utils.atomic_directory import atomic_directory
 from electra_tf.utils.json_files import write_json
+from electra_tf.utils.renamed_arguments import renamed_arguments
 
 QUANTIZE_MODES = ("dynamic", "float16", "int8")
 
@@ -348,12 +349,13 @@ def run_distill(
     return summary
 
 
+@renamed_arguments(seq_length="max_seq_length")
 def run_quantize(
     classifier_dir,
     output_path,
     quantize="int8",
     calibration_data=None,
-    seq_length=None,
+    max_seq_length=None,
     num_calibration_examples=100,
     vocab_path=None,
     overwrite=False,
@@ -368,7 +370,7 @@ def run_quantize(
     lines or one text per line, whose first `num_calibration_examples` texts
     calibrate the activation ranges). `float_dense_layers` (int8 only): dense
     layers with the widest outputs kept in float32; None: `FLOAT_DENSE_LAYERS`.
-    `seq_length` None: the directory's task.json's max_seq_length (else 128).
+    `max_seq_length` None: the directory's task.json's max_seq_length (else 128).
     Returns `{"path", "bytes", "quantize"}`.
 
     Converting takes tens of seconds, so the examples show the checks made
@@ -390,7 +392,7 @@ def run_quantize(
     from electra_tf.export.export_model_directory import export_model_directory
 
     export_model_directory(
-        classifier_dir, output_path, "tflite", quantize=quantize, seq_length=seq_length,
+        classifier_dir, output_path, "tflite", quantize=quantize, max_seq_length=max_seq_length,
         vocab_path=vocab_path, calibration_data=calibration_data,
         num_calibration_examples=num_calibration_examples,
         float_dense_layers=float_dense_layers, overwrite=overwrite)

@@ -449,20 +449,8 @@ def prune_task_model(
     return pruned, history
 
 
-def prune_classifier(
-    classifier,
-    train_data,
-    target_sparsity=0.5,
-    epochs=1,
-    steps_per_epoch=None,
-    learning_rate=2e-5,
-    log_dir=None,
-    verbose=1,
-    teacher=None,
-    temperature=2.0,
-    alpha=0.9,
-):
-    """`prune_task_model` for an `ElectraClassifier`; see there.
+def prune_classifier(classifier, train_data, **kwargs):
+    """`prune_task_model` for an `ElectraClassifier`, with the same keyword arguments.
 
     >>> encoder = ElectraEncoder(vocab_size=10, hidden_size=8, num_layers=1,
     ...                          num_heads=2, intermediate_size=16)
@@ -475,7 +463,4 @@ def prune_classifier(
     if not isinstance(classifier, ElectraClassifier):
         raise ValueError(f"Expected an ElectraClassifier; received {type(classifier).__name__}. "
                          "Prune any task model with `prune_task_model`.")
-    return prune_task_model(
-        classifier, train_data, target_sparsity=target_sparsity, epochs=epochs,
-        steps_per_epoch=steps_per_epoch, learning_rate=learning_rate, log_dir=log_dir,
-        verbose=verbose, teacher=teacher, temperature=temperature, alpha=alpha)
+    return prune_task_model(classifier, train_data, **kwargs)

@@ -243,6 +243,15 @@ def task_info_at_length(task_info, model, max_seq_length=None):
     return {**task_info, "max_seq_length": resolve_max_seq_length(task_info, max_seq_length, model)}
 
 
+def _task_reading(task_info, path):
+    """task_info's task ("classify" when unset), once `path` is checked to be that task's format."""
+    task = task_info.get("task", "classify")
+    if task not in TASKS:
+        raise ValueError(f"`task_info['task']` must be one of {list(TASKS)}; received {task!r}.")
+    _check_data_path(task, path)
+    return task
+
+
 def task_dataset(task_info, model, tokenizer, path, max_seq_length=None, batch_size=32,
                  shuffle=False, seed=0, errors="raise"):
     """The labelled file `path` as `(features, labels)` batches for the task model's `fit`.
@@ -272,10 +281,7 @@ def task_dataset(task_info, model, tokenizer, path, max_seq_length=None, batch_s
     ValueError: A 'tag' model reads a CoNLL file: `word ... tag` lines, a blank line between
     sentences; received 'train.tsv', whose suffix '.tsv' is another task's format.
     """
-    task = task_info.get("task", "classify")
-    if task not in TASKS:
-        raise ValueError(f"`task_info['task']` must be one of {list(TASKS)}; received {task!r}.")
-    _check_data_path(task, path)
+    task = _task_reading(task_info, path)
     if task == "qa":
         from electra_tf.data.squad_dataset import create_squad_features, make_squad_dataset
         from electra_tf.tasks.run_qa import read_squad
@@ -320,10 +326,7 @@ def task_metrics(model, tokenizer, task_info, path, max_seq_length=None, batch_s
     ValueError: A 'qa' model reads an official SQuAD v1.1/v2.0 JSON file; received 'dev.tsv',
     whose suffix '.tsv' is another task's format.
     """
-    task = task_info.get("task", "classify")
-    if task not in TASKS:
-        raise ValueError(f"`task_info['task']` must be one of {list(TASKS)}; received {task!r}.")
-    _check_data_path(task, path)
+    task = _task_reading(task_info, path)
     if task == "qa":
         from electra_tf.tasks.run_qa import answer_questions, read_squad
         from electra_tf.tasks.squad_metrics import squad_evaluate

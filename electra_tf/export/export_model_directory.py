@@ -13,18 +13,20 @@ import os
 
 from electra_tf.preprocessing.electra_tokenizer import ElectraTokenizer
 from electra_tf.tasks.task_model_io import read_task_info
+from electra_tf.utils.renamed_arguments import renamed_arguments
 
 FORMATS = ("hub", "saved_model", "tflite")
 QUANTIZE_MODES = ("dynamic", "float16", "int8")
 VOCAB_NAME = "vocab.txt"  # a model directory may carry its vocabulary (run_finetuning's rule)
 
 
+@renamed_arguments(seq_length="max_seq_length")
 def export_model_directory(
     model_dir,
     output_path,
     format,
     quantize=None,
-    seq_length=None,
+    max_seq_length=None,
     tokenizer=None,
     label_names=None,
     text_pair=None,
@@ -46,7 +48,7 @@ def export_model_directory(
         output_path: the directory (file for "tflite") to write, atomically.
         format: "hub", "saved_model" or "tflite" (see the module docstring).
         quantize: "tflite" only: None, "dynamic", "float16" or "int8".
-        seq_length: tokens per packed input; None: task.json's max_seq_length,
+        max_seq_length: tokens per packed input; None: task.json's max_seq_length,
             else 128.
         tokenizer: an `ElectraTokenizer`; None builds one from `vocab_path`
             and `lower_case`.
@@ -105,8 +107,8 @@ def export_model_directory(
 
     model = load_pretrained(model_dir)
     task = read_task_info(model_dir) or {}  # a malformed task.json is a clear ValueError
-    if seq_length is None:
-        seq_length = task.get("max_seq_length", 128)
+    if max_seq_length is None:
+        max_seq_length = task.get("max_seq_length", 128)
     if label_names is None and format == "saved_model" and task.get("task") in ("classify", "tag"):
         label_names = task.get("label_names")
     if text_pair is None:
@@ -120,13 +122,14 @@ def export_model_directory(
     if format == "hub":
         from electra_tf.export.hub_saved_models import export_hub_saved_models
 
-        export_hub_saved_models(model, output_path, tokenizer=tokenizer, seq_length=seq_length,
+        export_hub_saved_models(model, output_path, tokenizer=tokenizer,
+                                max_seq_length=max_seq_length,
                                 overwrite=overwrite)
     elif format == "saved_model":
         from electra_tf.export.task_saved_model import export_task_saved_model
 
         export_task_saved_model(model, output_path, tokenizer=tokenizer,
-                                max_seq_length=seq_length, label_names=label_names,
+                                max_seq_length=max_seq_length, label_names=label_names,
                                 overwrite=overwrite, text_pair=text_pair)
     else:
         from electra_tf.export import tflite_export  # the TFLite converter
@@ -141,10 +144,10 @@ def export_model_directory(
                 texts = tflite_export.read_calibration_texts(
                     calibration_data, num_calibration_examples,
                     text_column=task.get("text_column") or "text")
-            representative = tflite_export.representative_dataset(texts, tokenizer, seq_length,
+            representative = tflite_export.representative_dataset(texts, tokenizer, max_seq_length,
                                                                   num_calibration_examples)
         tflite_export.export_tflite(
-            model, output_path, quantize=quantize, seq_length=seq_length,
+            model, output_path, quantize=quantize, max_seq_length=max_seq_length,
             representative_dataset=representative, overwrite=overwrite,
             float_dense_layers=tflite_export.FLOAT_DENSE_LAYERS if float_dense_layers is None
             else float_dense_layers)

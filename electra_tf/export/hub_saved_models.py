@@ -15,13 +15,15 @@ from electra_tf.export.encoder_saved_model import find_encoder, save_encoder
 from electra_tf.export.preprocessor_saved_model import DEFAULT_SEQ_LENGTH, save_preprocessor
 from electra_tf.preprocessing.electra_tokenizer import ElectraTokenizer
 from electra_tf.utils.atomic_directory import atomic_directory
+from electra_tf.utils.renamed_arguments import renamed_arguments
 
 PREPROCESSOR_DIR = "preprocessor"
 ENCODER_DIR = "encoder"
 
 
+@renamed_arguments(seq_length="max_seq_length")
 def export_hub_saved_models(
-    model, path, tokenizer=None, seq_length=DEFAULT_SEQ_LENGTH, overwrite=False
+    model, path, tokenizer=None, max_seq_length=DEFAULT_SEQ_LENGTH, overwrite=False
 ):
     """Writes `path/preprocessor` and `path/encoder`, both or neither.
 
@@ -31,7 +33,7 @@ def export_hub_saved_models(
         path: output directory, written atomically.
         tokenizer: the `ElectraTokenizer` of the model's vocabulary; None means
             the packaged uncased BERT one.
-        seq_length: the length the preprocessor packs to by default; at most
+        max_seq_length: the length the preprocessor packs to by default; at most
             the encoder's `max_sequence_length`.
         overwrite: replace an existing `path`.
 
@@ -55,11 +57,11 @@ def export_hub_saved_models(
     >>> encoder = electra_tf.ElectraEncoder(vocab_size=30522, hidden_size=8, num_layers=1,
     ...                                     num_heads=2, intermediate_size=16,
     ...                                     max_sequence_length=64)
-    >>> export_hub_saved_models(encoder, path, seq_length=128)
+    >>> export_hub_saved_models(encoder, path, max_seq_length=128)
     Traceback (most recent call last):
     ...
-    ValueError: `seq_length` must be an integer in [2, 64] (the encoder's max_sequence_length);
-    received seq_length=128.
+    ValueError: `max_seq_length` must be an integer in [2, 64] (the encoder's max_sequence_length);
+    received max_seq_length=128.
     >>> os.path.exists(path)
     False
     """
@@ -74,12 +76,12 @@ def export_hub_saved_models(
             f"The tokenizer has {tokenizer.vocab_size} tokens but the encoder "
             f"{encoder.vocab_size}: pass the ElectraTokenizer of the encoder's vocabulary."
         )
-    if (isinstance(seq_length, bool) or not isinstance(seq_length, int)
-            or not 2 <= seq_length <= encoder.max_sequence_length):
+    if (isinstance(max_seq_length, bool) or not isinstance(max_seq_length, int)
+            or not 2 <= max_seq_length <= encoder.max_sequence_length):
         raise ValueError(
-            f"`seq_length` must be an integer in [2, {encoder.max_sequence_length}] (the "
-            f"encoder's max_sequence_length); received seq_length={seq_length!r}."
+            f"`max_seq_length` must be an integer in [2, {encoder.max_sequence_length}] (the "
+            f"encoder's max_sequence_length); received max_seq_length={max_seq_length!r}."
         )
     with atomic_directory(path, overwrite=overwrite) as tmp:
-        save_preprocessor(tokenizer, os.path.join(tmp, PREPROCESSOR_DIR), seq_length)
+        save_preprocessor(tokenizer, os.path.join(tmp, PREPROCESSOR_DIR), max_seq_length)
         save_encoder(encoder, os.path.join(tmp, ENCODER_DIR))

@@ -33,29 +33,30 @@ VOCAB_ASSET = "vocab.txt"
 LOWER_CASE_ASSET = "do_lower_case.txt"
 
 
-@renamed_arguments(cls_id="cls_token_id", sep_id="sep_token_id", pad_id="pad_token_id")
-def pack_inputs(segments, seq_length, cls_token_id, sep_token_id, pad_token_id):
-    """Packs one or two segments into encoder inputs of a run-time `seq_length`.
+@renamed_arguments(cls_id="cls_token_id", sep_id="sep_token_id", pad_id="pad_token_id",
+                   seq_length="max_seq_length")
+def pack_inputs(segments, max_seq_length, cls_token_id, sep_token_id, pad_token_id):
+    """Packs one or two segments into encoder inputs of a run-time `max_seq_length`.
 
     The rule of `ElectraPacker` (`[CLS] A [SEP] B [SEP]`, Hugging Face's
-    longest-first truncation), with `seq_length` a tensor, so that one saved
+    longest-first truncation), with `max_seq_length` a tensor, so that one saved
     function serves every length, as TF-Hub's `bert_pack_inputs` does.
 
     Args:
         segments: list of 1 or 2 int32 `tf.RaggedTensor`s, (batch, (pieces))
             or (batch, (words), (pieces)) as `tokenize` returns them.
-        seq_length: int scalar (Python or tensor), >= 2 + len(segments) - 1.
+        max_seq_length: int scalar (Python or tensor), >= 2 + len(segments) - 1.
         cls_token_id, sep_token_id, pad_token_id: the special token ids.
 
     Returns:
-        `{"input_word_ids", "input_mask", "input_type_ids"}`, int32, (batch, seq_length).
+        `{"input_word_ids", "input_mask", "input_type_ids"}`, int32, (batch, max_seq_length).
     """
     segments = [
         segment.merge_dims(1, -1) if segment.ragged_rank > 1 else segment
         for segment in segments
     ]  # (batch, (pieces)) each
-    seq_length = tf.cast(seq_length, tf.int64)
-    budget = seq_length - len(segments) - 1  # minus [CLS] and each [SEP]
+    max_seq_length = tf.cast(max_seq_length, tf.int64)
+    budget = max_seq_length - len(segments) - 1  # minus [CLS] and each [SEP]
     lengths = [segment.row_lengths() for segment in segments]  # int64 (batch,)
     if len(segments) == 1:
         keeps = [tf.minimum(lengths[0], budget)]
@@ -70,9 +71,9 @@ def pack_inputs(segments, seq_length, cls_token_id, sep_token_id, pad_token_id):
         segments, start_of_sequence_id=cls_token_id, end_of_segment_id=sep_token_id
     )  # (batch, (pieces + specials)) each
     word_ids, mask = tf_text.pad_model_inputs(
-        word_ids, max_seq_length=seq_length, pad_value=pad_token_id
-    )  # (batch, seq_length) each
-    type_ids, _ = tf_text.pad_model_inputs(type_ids, max_seq_length=seq_length)
+        word_ids, max_seq_length=max_seq_length, pad_value=pad_token_id
+    )  # (batch, max_seq_length) each
+    type_ids, _ = tf_text.pad_model_inputs(type_ids, max_seq_length=max_seq_length)
     return {
         "input_word_ids": tf.cast(word_ids, tf.int32),
         "input_mask": tf.cast(mask, tf.int32),
@@ -80,13 +81,14 @@ def pack_inputs(segments, seq_length, cls_token_id, sep_token_id, pad_token_id):
     }
 
 
-def build_preprocessor_module(tokenizer, seq_length=DEFAULT_SEQ_LENGTH):
+@renamed_arguments(seq_length="max_seq_length")
+def build_preprocessor_module(tokenizer, max_seq_length=DEFAULT_SEQ_LENGTH):
     """The `tf.Module` that `export_preprocessor_saved_model` saves (vocabulary asset aside).
 
     Functions are closures over `tokenizer`, so the Keras layer itself is not
     saved: only its graph and the constant WordPiece model.
     """
-    _check_seq_length(seq_length, minimum=2)
+    _check_seq_length(max_seq_length, minimum=2)
     special_ids = dict(cls_token_id=tokenizer.cls_token_id, sep_token_id=tokenizer.sep_token_id,
                        pad_token_id=tokenizer.pad_token_id)
     strings_spec = tf.TensorSpec([None], tf.string, name="strings")
@@ -114,15 +116,15 @@ def build_preprocessor_module(tokenizer, seq_length=DEFAULT_SEQ_LENGTH):
     # The packing graph is large (~1,500 ops): trace it once per number of
     # segments and call it from every signature, rather than once per signature.
     @tf.function(autograph=False)
-    def pack(segments, seq_length):
-        return pack_inputs(segments, seq_length, **special_ids)
+    def pack(segments, max_seq_length):
+        return pack_inputs(segments, max_seq_length, **special_ids)
 
     pieces_spec = tf.RaggedTensorSpec([None, None], tf.int32, 1)  # (batch, (pieces))
     for num_segments in (1, 2):
         pack.get_concrete_function([pieces_spec] * num_segments, tf.TensorSpec([], tf.int32))
 
     @tf.function(autograph=False)
-    def bert_pack(inputs, seq_length=seq_length):
+    def bert_pack(inputs, seq_length=max_seq_length):  # TF-Hub's keyword
         segments = [
             segment.merge_dims(1, -1) if segment.ragged_rank > 1 else segment
             for segment in inputs
@@ -140,20 +142,22 @@ def build_preprocessor_module(tokenizer, seq_length=DEFAULT_SEQ_LENGTH):
 
     @tf.function(input_signature=[strings_spec], autograph=False)
     def preprocess(strings):
-        return pack([tokenizer.tokenize(strings)], tf.constant(seq_length, tf.int32))
+        return pack([tokenizer.tokenize(strings)], tf.constant(max_seq_length, tf.int32))
 
     module = tf.Module()
     module.__call__ = preprocess
     module.tokenize = tokenize
     module.bert_pack_inputs = bert_pack_inputs
     module.do_lower_case = tf.Variable(tokenizer.lower_case, trainable=False, name="do_lower_case")
-    module.seq_length = tf.Variable(seq_length, trainable=False, name="seq_length")
+    # TF-Hub's preprocessors name it seq_length.
+    module.seq_length = tf.Variable(max_seq_length, trainable=False, name="seq_length")
     return module
 
 
-def save_preprocessor(tokenizer, path, seq_length=DEFAULT_SEQ_LENGTH):
+@renamed_arguments(seq_length="max_seq_length")
+def save_preprocessor(tokenizer, path, max_seq_length=DEFAULT_SEQ_LENGTH):
     """Writes the preprocessor SavedModel into the (new, empty) directory `path`."""
-    module = build_preprocessor_module(tokenizer, seq_length)
+    module = build_preprocessor_module(tokenizer, max_seq_length)
     with tempfile.TemporaryDirectory() as staging:
         # Assets keep their file names: copy them under the names users look for.
         vocab = os.path.join(staging, VOCAB_ASSET)
@@ -168,20 +172,21 @@ def save_preprocessor(tokenizer, path, seq_length=DEFAULT_SEQ_LENGTH):
         )
 
 
+@renamed_arguments(seq_length="max_seq_length")
 def export_preprocessor_saved_model(
-    path, tokenizer=None, seq_length=DEFAULT_SEQ_LENGTH, overwrite=False
+    path, tokenizer=None, max_seq_length=DEFAULT_SEQ_LENGTH, overwrite=False
 ):
     """Exports a TF-Hub style preprocessor SavedModel (see the module docstring).
 
     Args:
         path: output directory, written atomically.
         tokenizer: an `ElectraTokenizer`; None means the packaged uncased one.
-        seq_length: the length `preprocessor(strings)` packs to.
+        max_seq_length: the length `preprocessor(strings)` packs to.
         overwrite: replace an existing `path`.
 
     >>> import tempfile, tensorflow_text
     >>> path = tempfile.mkdtemp() + "/preprocessor"
-    >>> export_preprocessor_saved_model(path, seq_length=8)
+    >>> export_preprocessor_saved_model(path, max_seq_length=8)
     >>> preprocessor = tf.saved_model.load(path)
     >>> preprocessor(tf.constant(["Hello world."]))["input_word_ids"].numpy()
     array([[ 101, 7592, 2088, 1012,  102,    0,    0,    0]], dtype=int32)
@@ -195,14 +200,15 @@ def export_preprocessor_saved_model(
         raise ValueError(
             f"`tokenizer` must be an ElectraTokenizer or None; received {type(tokenizer).__name__}."
         )
-    _check_seq_length(seq_length, minimum=2)
+    _check_seq_length(max_seq_length, minimum=2)
     with atomic_directory(path, overwrite=overwrite) as tmp:
-        save_preprocessor(tokenizer, tmp, seq_length)
+        save_preprocessor(tokenizer, tmp, max_seq_length)
 
 
-def _check_seq_length(seq_length, minimum):
-    if isinstance(seq_length, bool) or not isinstance(seq_length, int) or seq_length < minimum:
+def _check_seq_length(max_seq_length, minimum):
+    if (isinstance(max_seq_length, bool) or not isinstance(max_seq_length, int)
+            or max_seq_length < minimum):
         raise ValueError(
-            f"`seq_length` must be an integer >= {minimum} ([CLS] and [SEP] take "
-            f"positions); received seq_length={seq_length!r}."
+            f"`max_seq_length` must be an integer >= {minimum} ([CLS] and [SEP] take "
+            f"positions); received max_seq_length={max_seq_length!r}."
         )

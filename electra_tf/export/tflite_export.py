@@ -2,8 +2,8 @@
 
 One .tflite file per model, written atomically. Inputs are int32
 `input_word_ids`, `input_mask`, `input_type_ids` of shape (batch_size,
-seq_length); outputs are float32 (`logits` for a classifier, (batch_size,
-num_classes), and for a tagger, per token: (batch_size, seq_length,
+max_seq_length); outputs are float32 (`logits` for a classifier, (batch_size,
+num_classes), and for a tagger, per token: (batch_size, max_seq_length,
 num_labels); `sequence_output` and `pooled_output` for an encoder).
 
 Full int8 quantizes weights and activations from a representative dataset.
@@ -22,6 +22,8 @@ import warnings
 
 import numpy as np
 import tensorflow as tf
+
+from electra_tf.utils.renamed_arguments import renamed_arguments
 
 INPUT_KEYS = ("input_word_ids", "input_mask", "input_type_ids")
 QUANTIZE_MODES = (None, "dynamic", "float16", "int8")
@@ -66,7 +68,7 @@ def _encoder_of(model):
     return encoder if isinstance(encoder, ElectraEncoder) else None
 
 
-def _check_arguments(model, quantize, seq_length, batch_size):
+def _check_arguments(model, quantize, max_seq_length, batch_size):
     import tf_keras as keras
 
     if not isinstance(model, keras.Model):
@@ -83,13 +85,14 @@ def _check_arguments(model, quantize, seq_length, batch_size):
         raise ValueError(
             f"`quantize` must be one of {list(QUANTIZE_MODES)}; received quantize={quantize!r}."
         )
-    if not isinstance(seq_length, int) or seq_length < 1:
-        raise ValueError(f"`seq_length` must be a positive integer; received {seq_length!r}.")
-    encoder = _encoder_of(model)
-    if encoder is not None and seq_length > encoder.max_sequence_length:
+    if not isinstance(max_seq_length, int) or max_seq_length < 1:
         raise ValueError(
-            f"`seq_length`={seq_length} exceeds the model's max_sequence_length="
-            f"{encoder.max_sequence_length}; pass seq_length <= {encoder.max_sequence_length}."
+            f"`max_seq_length` must be a positive integer; received {max_seq_length!r}.")
+    encoder = _encoder_of(model)
+    if encoder is not None and max_seq_length > encoder.max_sequence_length:
+        raise ValueError(
+            f"`max_seq_length`={max_seq_length} exceeds the model's max_sequence_length="
+            f"{encoder.max_sequence_length}; pass max_seq_length <= {encoder.max_sequence_length}."
         )
     if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
         raise ValueError(
@@ -152,23 +155,25 @@ def read_calibration_texts(path, count=100, text_column="text"):
     return texts
 
 
-def representative_dataset(texts, tokenizer, seq_length, count=100):
+@renamed_arguments(seq_length="max_seq_length")
+def representative_dataset(texts, tokenizer, max_seq_length, count=100):
     """A TFLite calibration generator: `count` packed texts, one example at a time.
 
     Returns a function that yields `{"input_word_ids", "input_mask",
-    "input_type_ids"}` dicts of int32 (1, seq_length) arrays, as
+    "input_type_ids"}` dicts of int32 (1, max_seq_length) arrays, as
     `TFLiteConverter.representative_dataset` calls it.
 
     >>> from electra_tf.preprocessing.electra_tokenizer import ElectraTokenizer
     >>> generate = representative_dataset(["Hello world!", "A film."], ElectraTokenizer(),
-    ...                                   seq_length=8)
+    ...                                   max_seq_length=8)
     >>> examples = list(generate())
     >>> len(examples), examples[0]["input_word_ids"]
     (2, array([[ 101, 7592, 2088,  999,  102,    0,    0,    0]], dtype=int32))
     """
     if not texts:
         raise ValueError("The calibration data has no texts; int8 needs real examples.")
-    features = tokenizer.pack([tokenizer.tokenize(tf.constant(list(texts[:count])))], seq_length)
+    pieces = tokenizer.tokenize(tf.constant(list(texts[:count])))
+    features = tokenizer.pack([pieces], max_seq_length)
     features = {key: value.numpy() for key, value in features.items()}
 
     def generate():
@@ -178,20 +183,21 @@ def representative_dataset(texts, tokenizer, seq_length, count=100):
     return generate
 
 
-def calibration_examples(representative_dataset, seq_length, vocab_size=None):
+@renamed_arguments(seq_length="max_seq_length")
+def calibration_examples(representative_dataset, max_seq_length, vocab_size=None):
     """Validates a representative dataset and splits it into batch-1 examples.
 
     Args:
         representative_dataset: an iterable (list, generator, `tf.data.Dataset`)
             of dicts with exactly the keys `input_word_ids`, `input_mask`,
-            `input_type_ids`, each an integer array of shape (seq_length,) or
-            (batch, seq_length); or a function returning such an iterable, as
+            `input_type_ids`, each an integer array of shape (max_seq_length,) or
+            (batch, max_seq_length); or a function returning such an iterable, as
             `TFLiteConverter.representative_dataset` takes.
-        seq_length: the sequence length of the export.
+        max_seq_length: the sequence length of the export.
         vocab_size: when given, word ids must lie in [0, vocab_size).
 
     Returns:
-        A list of dicts of int32 (1, seq_length) arrays, one per example.
+        A list of dicts of int32 (1, max_seq_length) arrays, one per example.
 
     Raises:
         ValueError: the dataset is empty, or an element has other keys, another
@@ -199,14 +205,14 @@ def calibration_examples(representative_dataset, seq_length, vocab_size=None):
 
     >>> examples = calibration_examples(
     ...     [{"input_word_ids": np.ones((2, 4), np.int32), "input_mask": np.ones((2, 4), bool),
-    ...       "input_type_ids": np.zeros((2, 4), np.int64)}], seq_length=4)
+    ...       "input_type_ids": np.zeros((2, 4), np.int64)}], max_seq_length=4)
     >>> len(examples), examples[0]["input_mask"].shape, examples[0]["input_mask"].dtype
     (2, (1, 4), dtype('int32'))
     """
     if representative_dataset is None:
         raise ValueError(
             "quantize='int8' needs a `representative_dataset`: a few hundred typical "
-            f"inputs, dicts of {list(INPUT_KEYS)} arrays of shape (batch, {seq_length}), "
+            f"inputs, dicts of {list(INPUT_KEYS)} arrays of shape (batch, {max_seq_length}), "
             "to calibrate the activation ranges."
         )
     if callable(representative_dataset) and not isinstance(representative_dataset, tf.data.Dataset):
@@ -226,13 +232,13 @@ def calibration_examples(representative_dataset, seq_length, vocab_size=None):
             if value.ndim == 1:
                 value = value[None]
             # Float ids are a bug upstream (e.g. a normalised feature), not something to round.
-            if value.ndim != 2 or value.shape[1] != seq_length or not (
+            if value.ndim != 2 or value.shape[1] != max_seq_length or not (
                 np.issubdtype(value.dtype, np.integer) or value.dtype == bool
             ):
                 raise ValueError(
                     f"representative_dataset element {position}: `{key}` must be an integer "
-                    f"array of shape (batch, {seq_length}); received dtype {value.dtype} and "
-                    f"shape {value.shape}. Pack the texts with seq_length={seq_length}."
+                    f"array of shape (batch, {max_seq_length}); received dtype {value.dtype} and "
+                    f"shape {value.shape}. Pack the texts with max_seq_length={max_seq_length}."
                 )
             arrays[key] = value.astype(np.int32)
         shapes = {key: value.shape for key, value in arrays.items()}
@@ -254,9 +260,9 @@ def calibration_examples(representative_dataset, seq_length, vocab_size=None):
     return examples
 
 
-def _serving_function(model, seq_length, batch_size):
-    """A tf.function over int32 (batch_size, seq_length) inputs returning a dict of float tensors."""
-    signature = {key: tf.TensorSpec([batch_size, seq_length], tf.int32, name=key)
+def _serving_function(model, max_seq_length, batch_size):
+    """A tf.function over int32 (batch_size, max_seq_length) inputs; returns a dict of floats."""
+    signature = {key: tf.TensorSpec([batch_size, max_seq_length], tf.int32, name=key)
                  for key in INPUT_KEYS}
 
     @tf.function(input_signature=[signature])
@@ -272,11 +278,12 @@ def _serving_function(model, seq_length, batch_size):
     return serve.get_concrete_function()
 
 
+@renamed_arguments(seq_length="max_seq_length")
 def tflite_flatbuffer(
     model,
     quantize=None,
     representative_dataset=None,
-    seq_length=128,
+    max_seq_length=128,
     batch_size=1,
     float_ops=None,
     float_dense_layers=FLOAT_DENSE_LAYERS,
@@ -293,7 +300,7 @@ def tflite_flatbuffer(
             (int8 weights, float activations) or "int8" (int8 weights and
             activations, calibrated on `representative_dataset`).
         representative_dataset: see `calibration_examples`; "int8" only.
-        seq_length: the fixed sequence length of the inputs.
+        max_seq_length: the fixed sequence length of the inputs.
         batch_size: the fixed batch size, or None for a dynamic batch.
         float_ops: for "int8", TFLite op names (e.g. "BATCH_MATMUL") to keep
             in float32; None means `INT8_FLOAT_OPS`, () quantizes every op type.
@@ -306,16 +313,16 @@ def tflite_flatbuffer(
     >>> from electra_tf import ElectraEncoder
     >>> encoder = ElectraEncoder(vocab_size=10, hidden_size=8, num_layers=1,
     ...                          num_heads=2, intermediate_size=8, max_sequence_length=4)
-    >>> flatbuffer = tflite_flatbuffer(encoder, seq_length=4)
+    >>> flatbuffer = tflite_flatbuffer(encoder, max_seq_length=4)
     >>> flatbuffer[4:8]  # the TFLite file identifier
     b'TFL3'
     """
-    _check_arguments(model, quantize, seq_length, batch_size)
+    _check_arguments(model, quantize, max_seq_length, batch_size)
     examples = None
     if quantize == "int8":
         encoder = _encoder_of(model)
         examples = calibration_examples(
-            representative_dataset, seq_length, encoder.vocab_size if encoder else None
+            representative_dataset, max_seq_length, encoder.vocab_size if encoder else None
         )
     elif representative_dataset is not None:
         raise ValueError(
@@ -333,7 +340,7 @@ def tflite_flatbuffer(
             f"int8 export); received {float_dense_layers!r}."
         )
 
-    serve = _serving_function(model, seq_length, batch_size)
+    serve = _serving_function(model, max_seq_length, batch_size)
     converter = tf.lite.TFLiteConverter.from_concrete_functions([serve], model)
     if quantize is not None:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -397,12 +404,13 @@ def widest_dense_outputs(flatbuffer, count):
     return [name for _, name in dense[:count]]
 
 
+@renamed_arguments(seq_length="max_seq_length")
 def export_tflite(
     model,
     path,
     quantize=None,
     representative_dataset=None,
-    seq_length=128,
+    max_seq_length=128,
     overwrite=False,
     batch_size=1,
     float_dense_layers=FLOAT_DENSE_LAYERS,
@@ -410,7 +418,7 @@ def export_tflite(
     """Converts `model` to one .tflite file, written atomically.
 
     Inputs of the file: int32 `input_word_ids`, `input_mask`, `input_type_ids`
-    of shape (batch_size, seq_length). Outputs: float32 `logits` for a
+    of shape (batch_size, max_seq_length). Outputs: float32 `logits` for a
     classifier (and per token for a tagger); `sequence_output` and
     `pooled_output` for an encoder. Batch 1
     is the default because a fixed shape is what XNNPACK runs fastest (see the
@@ -424,7 +432,7 @@ def export_tflite(
         quantize: None, "float16", "dynamic" or "int8" (see `tflite_flatbuffer`).
         representative_dataset: calibration inputs for "int8" (see
             `calibration_examples`), validated before anything is converted.
-        seq_length: the fixed sequence length.
+        max_seq_length: the fixed sequence length.
         overwrite: replace an existing `path`.
         batch_size: the fixed batch size, or None for a dynamic batch.
         float_dense_layers: for "int8", dense layers kept in float32 (see
@@ -439,7 +447,7 @@ def export_tflite(
     >>> encoder = ElectraEncoder(vocab_size=10, hidden_size=8, num_layers=1,
     ...                          num_heads=2, intermediate_size=8, max_sequence_length=4)
     >>> path = export_tflite(encoder, os.path.join(tempfile.mkdtemp(), "encoder.tflite"),
-    ...                      seq_length=4)
+    ...                      max_seq_length=4)
     >>> sorted(run_tflite(path, {"input_word_ids": np.array([[2, 3, 4, 0]]),
     ...                          "input_mask": np.array([[1, 1, 1, 0]]),
     ...                          "input_type_ids": np.zeros((1, 4), np.int32)}))
@@ -456,7 +464,7 @@ def export_tflite(
         model,
         quantize=quantize,
         representative_dataset=representative_dataset,
-        seq_length=seq_length,
+        max_seq_length=max_seq_length,
         batch_size=batch_size,
         float_dense_layers=float_dense_layers,
     )
@@ -497,7 +505,7 @@ def run_tflite(path, inputs, num_threads=2):
     Args:
         path: the .tflite file.
         inputs: dict of `input_word_ids`, `input_mask`, `input_type_ids`,
-            integer arrays of shape (batch, seq_length). A file exported with a
+            integer arrays of shape (batch, max_seq_length). A file exported with a
             fixed batch size is run on `batch` rows in chunks of that size.
         num_threads: CPU threads of the interpreter.
 
@@ -516,7 +524,7 @@ def run_tflite(path, inputs, num_threads=2):
         received = sorted(inputs) if isinstance(inputs, dict) else type(inputs).__name__
         raise ValueError(f"Expected an input dict with keys {sorted(details)}; received {received}.")
     arrays = {key: np.asarray(value, np.int32) for key, value in inputs.items()}
-    file_shape = details["input_word_ids"]["shape_signature"]  # (batch or -1, seq_length)
+    file_shape = details["input_word_ids"]["shape_signature"]  # (batch or -1, max_seq_length)
     for key, value in arrays.items():
         if value.shape != arrays["input_word_ids"].shape or (
             value.ndim != 2 or value.shape[1] != file_shape[1]

@@ -110,7 +110,8 @@ def profile_tflite(path, inputs, num_threads=2, use_xnnpack=True):
     >>> from electra_tf.export.tflite_export import export_tflite
     >>> encoder = ElectraEncoder(vocab_size=10, hidden_size=8, num_layers=1,
     ...                          num_heads=2, intermediate_size=8, max_sequence_length=4)
-    >>> path = export_tflite(encoder, os.path.join(tempfile.mkdtemp(), "e.tflite"), seq_length=4)
+    >>> path = export_tflite(encoder, os.path.join(tempfile.mkdtemp(), "e.tflite"),
+    ...                      max_seq_length=4)
     >>> rows = profile_tflite(path, {"input_word_ids": np.array([[2, 3, 4, 0]]),
     ...                              "input_mask": np.array([[1, 1, 1, 0]]),
     ...                              "input_type_ids": np.zeros((1, 4), np.int32)})

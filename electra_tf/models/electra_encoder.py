@@ -7,6 +7,7 @@ from electra_tf.layers.build_utils import build_in_scope
 from electra_tf.layers.electra_embeddings import ElectraEmbeddings
 from electra_tf.models.checkpoint_conversion_mixin import CheckpointConversionMixin
 from electra_tf.layers.transformer_layer import TransformerLayer, attention_bias_from_mask
+from electra_tf.utils.renamed_arguments import renamed_arguments
 
 INPUT_KEYS = ("input_word_ids", "input_mask", "input_type_ids")
 
@@ -56,8 +57,12 @@ def validate_inputs(inputs, max_sequence_length):
 ATTENTION_DIRECTIONS = ("left_to_right", "right_to_left")
 
 
-def directional_attention_bias(seq_length, direction, dtype):
+@renamed_arguments(seq_length="sequence_length")
+def directional_attention_bias(sequence_length, direction, dtype):
     """An additive (1, 1, T, T) bias that hides the future ("left_to_right") or the past.
+
+    `sequence_length` is T, the length of the inputs' sequence axis (a tensor's
+    dimension, not a job's `max_seq_length`).
 
     Query row i may attend to key column j when j <= i (left to right) or
     j >= i (right to left); other pairs get -10000, like padding.
@@ -69,7 +74,7 @@ def directional_attention_bias(seq_length, direction, dtype):
     if direction not in ATTENTION_DIRECTIONS:
         raise ValueError(f"`attention_direction` must be one of {ATTENTION_DIRECTIONS} or None; "
                          f"received {direction!r}.")
-    ones = tf.ones((seq_length, seq_length), dtype)
+    ones = tf.ones((sequence_length, sequence_length), dtype)
     # band_part(-1, 0): the lower triangle (j <= i); (0, -1): the upper one (j >= i).
     allowed = tf.linalg.band_part(ones, -1, 0) if direction == "left_to_right" else \
         tf.linalg.band_part(ones, 0, -1)  # (T, T)

@@ -94,13 +94,15 @@ def scatter_update(sequence, updates, positions):
     return tf.concat([sequence[:, :1], updated[:, 1:]], axis=1)
 
 
-def positions_to_mask(masked_lm_positions, masked_lm_weights, seq_length):
+@renamed_arguments(seq_length="sequence_length")
+def positions_to_mask(masked_lm_positions, masked_lm_weights, sequence_length):
     """A (batch, seq) 0/1 mask of the masked positions (ELECTRA 15%'s loss weights).
 
     Args:
         masked_lm_positions: (batch, num_predictions) positions in the sequence.
         masked_lm_weights: (batch, num_predictions) 1.0 for real slots, 0.0 for padding.
-        seq_length: T.
+        sequence_length: T, the length of the sequence axis (a tensor's dimension,
+            not a job's `max_seq_length`).
 
     Returns:
         (batch, seq) float32, 1.0 at each real masked position.
@@ -109,7 +111,7 @@ def positions_to_mask(masked_lm_positions, masked_lm_weights, seq_length):
     >>> positions_to_mask(tf.constant([[2, 0]]), tf.constant([[1.0, 0.0]]), 4).numpy().tolist()
     [[0.0, 0.0, 1.0, 0.0]]
     """
-    one_hot = tf.one_hot(masked_lm_positions, seq_length, dtype=tf.float32)  # (B, P, T)
+    one_hot = tf.one_hot(masked_lm_positions, sequence_length, dtype=tf.float32)  # (B, P, T)
     weighted = one_hot * tf.cast(masked_lm_weights, tf.float32)[:, :, None]  # (B, P, T)
     return tf.reduce_max(weighted, axis=1)  # (B, T)
 

@@ -147,14 +147,14 @@ def test_quantize_int8(workdir, capsys):
     out = workdir / "model.tflite"
     code = main(["compress", "quantize", str(workdir / "classifier"), str(out),
                  "--quantize", "int8", "--calibration-data", str(workdir / "train.tsv"),
-                 "--num-calibration-examples", "8", "--seq-length", "12"])
+                 "--num-calibration-examples", "8", "--max-seq-length", "12"])
     assert code == 0 and out.stat().st_size > 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["quantize"] == "int8"
     # --float-dense-layers 0: every dense layer int8, so the file is smaller than the default.
     all_int8 = workdir / "model_all_int8.tflite"
     code = main(["compress", "quantize", str(workdir / "classifier"), str(all_int8),
                  "--quantize", "int8", "--calibration-data", str(workdir / "train.tsv"),
-                 "--num-calibration-examples", "8", "--seq-length", "12",
+                 "--num-calibration-examples", "8", "--max-seq-length", "12",
                  "--float-dense-layers", "0"])
     assert code == 0 and all_int8.stat().st_size < out.stat().st_size
 
@@ -162,7 +162,7 @@ def test_quantize_int8(workdir, capsys):
 def test_one_quantization_path_one_set_of_flags_one_calibration_format(workdir, capsys):
     """`compress quantize` and `export --format tflite` are one route: same flags, same file."""
     calibration = ["--calibration-data", str(workdir / "train.tsv"),
-                   "--num-calibration-examples", "8", "--seq-length", "12", "--float-dense-layers", "0"]
+                   "--num-calibration-examples", "8", "--max-seq-length", "12", "--float-dense-layers", "0"]
     compressed, exported = workdir / "by_compress.tflite", workdir / "by_export.tflite"
     assert main(["compress", "quantize", str(workdir / "classifier"), str(compressed),
                  "--quantize", "int8", *calibration]) == 0

@@ -42,7 +42,7 @@ def test_saved_model_then_refusals_and_a_failed_overwrite(model_dirs, tmp_path, 
                                                           monkeypatch):
     out = str(tmp_path / "sentiment")
     assert main(["export", model_dirs["classifier"], out, "--format", "saved_model",
-                 "--seq-length", "16", "--label-names", "negative,positive"]) == 0
+                 "--max-seq-length", "16", "--label-names", "negative,positive"]) == 0
     assert "exported ElectraClassifier as saved_model" in capsys.readouterr().out
     with open(os.path.join(out, METADATA_PATH)) as f:
         metadata = json.load(f)
@@ -57,7 +57,7 @@ def test_saved_model_then_refusals_and_a_failed_overwrite(model_dirs, tmp_path, 
 
     # An export that fails midway, with --overwrite: the previous OUT stays as it was,
     # and no temporary directory is left next to it.
-    def save_half_then_fail(tokenizer, path, seq_length):
+    def save_half_then_fail(tokenizer, path, max_seq_length):
         os.makedirs(path)
         with open(os.path.join(path, "saved_model.pb"), "w") as f:
             f.write("half")
@@ -66,21 +66,21 @@ def test_saved_model_then_refusals_and_a_failed_overwrite(model_dirs, tmp_path, 
     monkeypatch.setattr(hub_saved_models, "save_preprocessor", save_half_then_fail)
     with pytest.raises(RuntimeError, match="disk full"):
         main(["export", model_dirs["classifier"], out, "--format", "hub", "--overwrite",
-              "--seq-length", "16"])
+              "--max-seq-length", "16"])
     assert snapshot(out) == before
     with pytest.raises(RuntimeError, match="disk full"):
         main(["export", model_dirs["encoder"], str(tmp_path / "hub"), "--format", "hub",
-              "--seq-length", "16"])
+              "--max-seq-length", "16"])
     assert sorted(os.listdir(tmp_path)) == ["sentiment"]
 
 
 def test_question_answering_saved_model(model_dirs, tmp_path):
     out = str(tmp_path / "qa")
     assert main(["export", model_dirs["qa"], out, "--format", "saved_model",
-                 "--seq-length", "24", "--text-pair"]) == 2  # pairs are for classifiers
+                 "--max-seq-length", "24", "--text-pair"]) == 2  # pairs are for classifiers
     assert not os.path.exists(out)
     assert main(["export", model_dirs["qa"], out, "--format", "saved_model",
-                 "--seq-length", "24"]) == 0
+                 "--max-seq-length", "24"]) == 0
     with open(os.path.join(out, METADATA_PATH)) as f:
         metadata = json.load(f)
     assert metadata["task"] == "question_answering"
@@ -99,8 +99,8 @@ def test_bad_requests_are_clear_errors(model_dirs, tmp_path, capsys):
                  "--quantize", "int8"]) == 2
     assert "with format='tflite'" in capsys.readouterr().err
     assert main(["export", model_dirs["encoder"], out, "--format", "hub",
-                 "--seq-length", "64"]) == 2
-    assert "max_sequence_length); received seq_length=64" in capsys.readouterr().err
+                 "--max-seq-length", "64"]) == 2
+    assert "max_sequence_length); received max_seq_length=64" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:
         main(["export", model_dirs["encoder"], out, "--format", "onnx"])
     assert exit_info.value.code == 2 and "invalid choice: 'onnx'" in capsys.readouterr().err
@@ -114,7 +114,7 @@ def test_tflite_format_calls_the_converter(model_dirs, tmp_path, capsys):
     pytest.importorskip("electra_tf.export.tflite_export")
     out = str(tmp_path / "classifier.tflite")
     assert main(["export", model_dirs["classifier"], out, "--format", "tflite",
-                 "--seq-length", "16", "--quantize", "dynamic"]) == 0
+                 "--max-seq-length", "16", "--quantize", "dynamic"]) == 0
     assert os.path.getsize(out) > 0 and "as tflite" in capsys.readouterr().out
 
 
@@ -122,7 +122,7 @@ def test_tflite_int8_needs_and_uses_calibration_texts(model_dirs, tmp_path, caps
     pytest.importorskip("electra_tf.export.tflite_export")
     out = str(tmp_path / "classifier_int8.tflite")
     command = ["export", model_dirs["classifier"], out, "--format", "tflite",
-               "--seq-length", "16", "--quantize", "int8"]
+               "--max-seq-length", "16", "--quantize", "int8"]
     assert main(command) == 2
     assert "needs calibration texts" in capsys.readouterr().err and not os.path.exists(out)
     texts = tmp_path / "calibration.txt"

@@ -51,11 +51,11 @@ def files(classifier, tmp_path_factory):
     paths = {}
     for mode in (None, "float16", "dynamic", "int8"):
         paths[mode] = export_tflite(
-            classifier, directory / f"{mode}.tflite", quantize=mode, seq_length=SEQ,
+            classifier, directory / f"{mode}.tflite", quantize=mode, max_seq_length=SEQ,
             representative_dataset=calibration() if mode == "int8" else None,
         )
     paths["int8_all_dense"] = export_tflite(
-        classifier, directory / "int8_all_dense.tflite", quantize="int8", seq_length=SEQ,
+        classifier, directory / "int8_all_dense.tflite", quantize="int8", max_seq_length=SEQ,
         representative_dataset=calibration(), float_dense_layers=0)
     return paths
 
@@ -85,7 +85,7 @@ def test_fp32_matches_keras_in_a_fresh_process(classifier, files, eval_inputs, t
 def test_encoder_fp32_outputs_match(tmp_path):
     encoder = ElectraEncoder(**TINY)
     inputs = make_inputs(batch_size=3, seq_length=SEQ)
-    path = export_tflite(encoder, tmp_path / "encoder.tflite", seq_length=SEQ)
+    path = export_tflite(encoder, tmp_path / "encoder.tflite", max_seq_length=SEQ)
     outputs = run_tflite(path, inputs)
     expected = encoder(inputs, training=False)
     assert sorted(outputs) == ["pooled_output", "sequence_output"]
@@ -158,18 +158,18 @@ def test_int8_float_dense_layers_cost_their_float_weights(files):
 
 @pytest.mark.parametrize("count", [1, 3])
 def test_int8_keeps_the_widest_dense_layers_in_float(classifier, count):
-    all_int8 = dense_outputs(tflite_flatbuffer(classifier, "int8", calibration(), seq_length=SEQ,
+    all_int8 = dense_outputs(tflite_flatbuffer(classifier, "int8", calibration(), max_seq_length=SEQ,
                                                float_dense_layers=0))
     assert {dtype for dtype, _ in all_int8.values()} == {"int8"}
     by_scale = sorted(all_int8, key=lambda name: -all_int8[name][1])
     assert all_int8[by_scale[0]][1] > all_int8[by_scale[-1]][1]
-    mixed = dense_outputs(tflite_flatbuffer(classifier, "int8", calibration(), seq_length=SEQ,
+    mixed = dense_outputs(tflite_flatbuffer(classifier, "int8", calibration(), max_seq_length=SEQ,
                                             float_dense_layers=count))
     assert sorted(mixed) == sorted(all_int8)  # the same layers, in another precision
     float_layers = {name for name, (dtype, _) in mixed.items() if dtype == "float32"}
     assert float_layers == set(by_scale[:count])
     assert widest_dense_outputs(
-        tflite_flatbuffer(classifier, "int8", calibration(), seq_length=SEQ,
+        tflite_flatbuffer(classifier, "int8", calibration(), max_seq_length=SEQ,
                           float_dense_layers=0), count) == by_scale[:count]
 
 
@@ -178,7 +178,7 @@ def test_profile_shows_the_int8_fallbacks(classifier, eval_inputs, files, tmp_pa
     dataset = tf.data.Dataset.from_tensor_slices(  # a tf.data calibration set works too
         make_inputs(batch_size=8, seq_length=SEQ, vocab_size=SMALL["vocab_size"])).batch(2)
     with open(naive, "wb") as file:
-        file.write(tflite_flatbuffer(classifier, "int8", dataset, seq_length=SEQ, float_ops=(),
+        file.write(tflite_flatbuffer(classifier, "int8", dataset, max_seq_length=SEQ, float_ops=(),
                                      float_dense_layers=0))
     one = {key: value[:1] for key, value in eval_inputs.items()}
     naive_rows = {row.op_type: row for row in profile_tflite(naive, one)}
@@ -192,7 +192,7 @@ def test_profile_shows_the_int8_fallbacks(classifier, eval_inputs, files, tmp_pa
 
 
 def test_run_tflite_batches_and_dynamic_batch(classifier, files, eval_inputs, tmp_path):
-    dynamic = export_tflite(classifier, tmp_path / "dynamic_batch.tflite", seq_length=SEQ,
+    dynamic = export_tflite(classifier, tmp_path / "dynamic_batch.tflite", max_seq_length=SEQ,
                             batch_size=None)
     expected = classifier(eval_inputs, training=False).numpy()
     np.testing.assert_allclose(run_tflite(dynamic, eval_inputs), expected, atol=1e-4, rtol=0)
@@ -226,7 +226,7 @@ def test_bad_representative_dataset_raises_and_writes_nothing(classifier, tmp_pa
     dataset, message = BAD_DATASETS[case]
     with pytest.raises(ValueError, match=message):
         export_tflite(classifier, tmp_path / "model.tflite", quantize="int8",
-                      representative_dataset=dataset, seq_length=SEQ)
+                      representative_dataset=dataset, max_seq_length=SEQ)
     assert os.listdir(tmp_path) == []
 
 
@@ -234,22 +234,22 @@ def test_existing_path_needs_overwrite(classifier, tmp_path):
     path = tmp_path / "model.tflite"
     path.write_bytes(b"keep me")
     with pytest.raises(ValueError, match="already exists.*overwrite=True"):
-        export_tflite(classifier, path, seq_length=SEQ)
+        export_tflite(classifier, path, max_seq_length=SEQ)
     assert path.read_bytes() == b"keep me"
-    export_tflite(classifier, path, seq_length=SEQ, overwrite=True)
+    export_tflite(classifier, path, max_seq_length=SEQ, overwrite=True)
     assert path.read_bytes()[4:8] == b"TFL3" and sorted(os.listdir(tmp_path)) == ["model.tflite"]
 
 
 def test_bad_arguments(classifier, tmp_path):
     with pytest.raises(ValueError, match=r"one of \[None, 'dynamic', 'float16', 'int8'\]; received quantize='int4'"):
-        export_tflite(classifier, tmp_path / "a.tflite", quantize="int4", seq_length=SEQ)
-    with pytest.raises(ValueError, match="seq_length`=17 exceeds the model's max_sequence_length=16"):
-        export_tflite(classifier, tmp_path / "a.tflite", seq_length=17)
+        export_tflite(classifier, tmp_path / "a.tflite", quantize="int4", max_seq_length=SEQ)
+    with pytest.raises(ValueError, match="max_seq_length`=17 exceeds the model's max_sequence_length=16"):
+        export_tflite(classifier, tmp_path / "a.tflite", max_seq_length=17)
     with pytest.raises(ValueError, match="only used by quantize='int8'"):
-        export_tflite(classifier, tmp_path / "a.tflite", quantize="dynamic", seq_length=SEQ,
+        export_tflite(classifier, tmp_path / "a.tflite", quantize="dynamic", max_seq_length=SEQ,
                       representative_dataset=calibration(2))
     with pytest.raises(ValueError, match=r"`float_dense_layers` must be an integer >= 0.*received -1"):
-        export_tflite(classifier, tmp_path / "a.tflite", quantize="int8", seq_length=SEQ,
+        export_tflite(classifier, tmp_path / "a.tflite", quantize="int8", max_seq_length=SEQ,
                       representative_dataset=calibration(2), float_dense_layers=-1)
 
     class Unbuilt(keras.Model):
@@ -257,7 +257,7 @@ def test_bad_arguments(classifier, tmp_path):
             return inputs["input_word_ids"]
 
     with pytest.raises(ValueError, match="never built"):
-        export_tflite(Unbuilt(), tmp_path / "a.tflite", seq_length=SEQ)
+        export_tflite(Unbuilt(), tmp_path / "a.tflite", max_seq_length=SEQ)
     with pytest.raises(ValueError, match="is a directory"):
-        export_tflite(classifier, tmp_path, seq_length=SEQ)
+        export_tflite(classifier, tmp_path, max_seq_length=SEQ)
     assert os.listdir(tmp_path) == []
