@@ -12,7 +12,7 @@ Formats:
 import os
 
 from electra_tf.preprocessing.electra_tokenizer import ElectraTokenizer
-from electra_tf.tasks.task_model_io import read_task_info
+from electra_tf.tasks.task_model_io import read_task_info, resolve_model_dir
 from electra_tf.utils.renamed_arguments import renamed_arguments
 
 FORMATS = ("hub", "saved_model", "tflite")
@@ -40,7 +40,8 @@ def export_model_directory(
     """Loads the model in `model_dir` (written by `save_pretrained`) and exports it.
 
     Args:
-        model_dir: an electra_tf model directory (config.json + model.weights.h5)
+        model_dir: an electra_tf model directory (config.json + model.weights.h5), or the run
+            directory a fine-tuning or compression job wrote it into (its model/)
             of an encoder, discriminator, classifier, tagger or QA model; one
             written by `electra-tf finetune` (`save_task_model`) also has a
             task.json, whose label names, max_seq_length and lower_case are
@@ -91,6 +92,7 @@ def export_model_directory(
             "(--calibration-data): a CSV/TSV file with a header, JSON lines, or one text per "
             "line, e.g. the training file."
         )
+    model_dir = resolve_model_dir(model_dir)  # a job's run directory: its model/
     if not os.path.isdir(model_dir):
         raise ValueError(
             f"Model directory not found: received {model_dir!r}. Expected a directory "

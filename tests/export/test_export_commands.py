@@ -129,3 +129,14 @@ def test_tflite_int8_needs_and_uses_calibration_texts(model_dirs, tmp_path, caps
     texts.write_text("a gripping film\nslow and dull\nthe best of the year\n")
     assert main(command + ["--calibration-data", str(texts)]) == 0
     assert os.path.getsize(out) > 0 and "as tflite" in capsys.readouterr().out
+
+
+def test_a_run_directory_exports_its_model(model_dirs, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(model_dirs["classifier"], run / "model")  # what `finetune classify` writes
+    assert main(["export", str(run), str(tmp_path / "out"), "--format", "saved_model",
+                 "--max-seq-length", "16"]) == 0
+    with open(tmp_path / "out" / METADATA_PATH) as f:
+        assert json.load(f)["task"] == "classification"
