@@ -15,28 +15,25 @@ DistilBERT starts from every other BERT layer).
 import tensorflow as tf
 import tf_keras as keras
 
+from electra_tf.compression.task_data import TASK_MODEL_CLASSES
 from electra_tf.models.electra_encoder import ElectraEncoder
-from electra_tf.tasks.electra_classifier import ElectraClassifier
+from electra_tf.tasks.electra_classifier import ElectraClassifier  # noqa: F401  (docstring examples)
 from electra_tf.tasks.electra_question_answering import (
     IMPOSSIBLE_LOSS_WEIGHT,
     MASK_PENALTY,
-    ElectraQuestionAnswering,
     _check_labels,
     question_answering_loss,
 )
 from electra_tf.tasks.electra_token_classifier import (
     IGNORE_LABEL,
-    ElectraTokenClassifier,
+    ElectraTokenClassifier,  # noqa: F401  (docstring examples)
     masked_token_accuracy,
     masked_token_loss,
 )
 
-# The task models a distiller takes, by the task name task.json records.
-TASK_MODELS = {
-    "classify": ElectraClassifier,
-    "tag": ElectraTokenClassifier,
-    "qa": ElectraQuestionAnswering,
-}
+# The task models a distiller takes, by the task name task.json records (the compression
+# jobs' one table).
+TASK_MODELS = TASK_MODEL_CLASSES
 
 
 def task_of(model):

@@ -63,7 +63,7 @@ def tagger_export(tmp_path_factory):
     encoder = electra_tf.ElectraEncoder(vocab_size=30522, hidden_size=8, num_layers=1,
                                         num_heads=2, intermediate_size=16, embedding_size=4,
                                         max_sequence_length=64)
-    tagger = electra_tf.ElectraTokenClassifier(encoder, num_labels=len(LABEL_NAMES))
+    tagger = electra_tf.ElectraTokenClassifier(encoder, num_classes=len(LABEL_NAMES))
     root = tmp_path_factory.mktemp("tagger")
     tagger_dir, out = str(root / "tagger"), str(root / "tagger_saved_model")
     save_task_model(tagger, tagger_dir, "tag", ElectraTokenizer(), MAX_SEQ_LENGTH, LABEL_NAMES)

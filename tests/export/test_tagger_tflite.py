@@ -25,7 +25,7 @@ def tagger_dir(tmp_path_factory):
     encoder = electra_tf.ElectraEncoder(vocab_size=30522, hidden_size=8, num_layers=1,
                                         num_heads=2, intermediate_size=16, embedding_size=4,
                                         max_sequence_length=32)
-    tagger = electra_tf.ElectraTokenClassifier(encoder, num_labels=len(TAGS))
+    tagger = electra_tf.ElectraTokenClassifier(encoder, num_classes=len(TAGS))
     # Freshly initialised logits are all ~0, which any file would match: scale them to O(1).
     tagger.logits.set_weights([50.0 * w for w in tagger.logits.get_weights()])
     root = tmp_path_factory.mktemp("tagger_tflite")
