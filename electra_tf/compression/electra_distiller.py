@@ -15,7 +15,7 @@ DistilBERT starts from every other BERT layer).
 import tensorflow as tf
 import tf_keras as keras
 
-from electra_tf.compression.task_data import TASK_MODEL_CLASSES
+from electra_tf.tasks.task_models import TASK_MODEL_CLASSES
 from electra_tf.models.electra_encoder import ElectraEncoder
 from electra_tf.tasks.electra_classifier import ElectraClassifier  # noqa: F401  (docstring examples)
 from electra_tf.tasks.electra_question_answering import (

@@ -39,7 +39,7 @@ from tensorflow_model_optimization.sparsity.keras import (
     prune_low_magnitude,
 )
 
-from electra_tf.compression.task_data import TASK_MODEL_CLASSES
+from electra_tf.tasks.task_models import TASK_MODEL_CLASSES
 from electra_tf.models.electra_encoder import ElectraEncoder  # noqa: F401  (docstring examples)
 from electra_tf.tasks.electra_classifier import ElectraClassifier
 from electra_tf.tasks.electra_question_answering import ElectraQuestionAnswering  # noqa: F401

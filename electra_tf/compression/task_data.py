@@ -39,9 +39,8 @@ from electra_tf.data.classification_dataset import (
 )
 from electra_tf.models.model_io import CONFIG_NAME, load_pretrained
 from electra_tf.preprocessing.electra_tokenizer import ElectraTokenizer
-from electra_tf.tasks.electra_classifier import ElectraClassifier
-from electra_tf.tasks.electra_question_answering import ElectraQuestionAnswering
-from electra_tf.tasks.electra_token_classifier import ElectraTokenClassifier
+from electra_tf.tasks.electra_classifier import ElectraClassifier  # noqa: F401  (docstring examples)
+from electra_tf.tasks.task_models import TASK_MODEL_CLASSES  # noqa: F401  (re-exported)
 from electra_tf.tasks.task_model_io import (
     MODEL_DIRNAME,
     TASK_NAME,
@@ -54,11 +53,6 @@ from electra_tf.tasks.task_model_io import (
 )
 
 DEFAULT_MAX_SEQ_LENGTH = 128  # for a classifier directory without task.json
-TASK_MODEL_CLASSES = {
-    "classify": ElectraClassifier,
-    "tag": ElectraTokenClassifier,
-    "qa": ElectraQuestionAnswering,
-}
 # The data files each task reads, for error messages.
 TASK_DATA_FORMATS = {
     "classify": "a CSV/TSV file with a header row or JSON lines (`read_classification_file`)",

@@ -33,6 +33,7 @@ from electra_tf.conversion.huggingface import (
 from electra_tf.conversion.keras_hub import load_keras_hub, save_keras_hub
 from electra_tf.models.model_io import load_pretrained, save_pretrained
 from electra_tf.preprocessing.keras_hub_vocabulary import keras_hub_vocabulary
+from electra_tf.tasks.task_models import task_of_class_name
 from electra_tf.utils.atomic_directory import atomic_directory
 
 logger = logging.getLogger(__name__)
@@ -47,8 +48,6 @@ TASK_ARCHITECTURES = {
     "ElectraForQuestionAnswering": "qa",
     "ElectraForTokenClassification": "tag",
 }
-TASK_MODEL_CLASSES = {"ElectraClassifier": "classify", "ElectraQuestionAnswering": "qa",
-                      "ElectraTokenClassifier": "tag"}
 # task.json's max_seq_length for a converted checkpoint, which does not record
 # one (transformers' run_glue / run_ner and run_qa defaults); flags override it.
 TASK_SEQ_LENGTHS = {"classify": 128, "tag": 128, "qa": 384}
@@ -250,7 +249,7 @@ def convert(source, target, src, dst, model_kind=None, config=None, overwrite=Fa
     if model_kind is None and source == "huggingface":
         task = huggingface_task(src)
     elif model_kind is None and source == "electra_tf":
-        task = TASK_MODEL_CLASSES.get(_saved_class_name(src))
+        task = task_of_class_name(_saved_class_name(src))
     if task is not None:
         model = _convert_task_model(task, source, target, src, dst, overwrite, vocab_path,
                                     lower_case)
