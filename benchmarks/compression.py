@@ -21,7 +21,14 @@ the reviews and on --prune-augment-copies augmented copies of each
 (`augmented_distillation_dataset`: words masked, swapped for embedding
 neighbours, texts cropped to phrases).
 Full int8 is measured with the shipped recipe (the widest dense layers in
-float) and with every dense layer in int8.
+float) and with every dense layer in int8, post-training; and after
+quantization-aware training (`quantization_aware_training`, --qat-steps on
+movie_train.tsv, learning from the fp32 classifier's soft predictions with
+--qat-distill-alpha), every dense layer, embedding table and attention matmul
+in int8. The QAT learning rate is chosen among --qat-learning-rates on the
+last --qat-validation training reviews, which QAT then does not train on; the
+dev reviews only score the chosen one. The 50%-pruned model is also
+quantization-aware trained with its zeros kept (row pruned_50_qat).
 
     python benchmarks/compression.py --classifier benchmarks/results/finetune_sentiment/model
 
@@ -56,6 +63,8 @@ from electra_tf import (
     packaged_sentiment,
     plot_compression_tradeoff,
     prune_classifier,
+    quantization_aware_training,
+    quantized_tflite_flatbuffer,
     read_classification_file,
     representative_dataset,
     sparsity_report,
@@ -93,6 +102,14 @@ def parse_args():
     parser.add_argument("--distill-layers", type=int, default=3)
     parser.add_argument("--distill-learning-rate", type=float, default=1e-4)
     parser.add_argument("--calibration-examples", type=int, default=100)
+    parser.add_argument("--qat-steps", type=int, default=150)
+    parser.add_argument("--qat-learning-rates", default="1e-5,3e-5",
+                        help="comma-separated; the best on the validation reviews is kept")
+    parser.add_argument("--qat-validation", type=int, default=400,
+                        help="training reviews held out to choose the QAT learning rate")
+    parser.add_argument("--qat-distill-alpha", type=float, default=0.5,
+                        help="weight of the fp32 classifier's soft predictions during QAT "
+                             "(negative: labels only)")
     parser.add_argument("--latency-runs", type=int, default=20)
     parser.add_argument("--dev-limit", type=int, default=None,
                         help="evaluate on the first N dev reviews only (quick trials)")
@@ -200,6 +217,7 @@ def main(args):
     # The in-memory model on 32 reviews: the reference for the torch peer's parity check.
     keras_logits = classifier.predict({k: v[:32] for k, v in features.items()}, verbose=0)
     rows, notes = [], {}
+    by_model = {}  # compressed models a later row starts from
 
     def add(key, name, measure):
         if key in skip:
@@ -276,11 +294,53 @@ def main(args):
                       "overall_sparsity": report["overall_sparsity"],
                       "model_sparsity": report["model_sparsity"]}
         pruned.save_pretrained(out(key), overwrite=True)
+        by_model[key] = pruned
         teacher = " + distillation" if args.prune_distill_alpha >= 0 else ""
         if args.prune_augment_copies > 0:
             teacher += f" on {args.prune_augment_copies}x augmented reviews"
         add(key, f"{int(100 * sparsity)}% pruned, {args.prune_steps} steps{teacher} (TFLite fp32)",
             lambda: tflite_row(pruned, out(f"{key}.tflite")))
+
+    def qat_row(key, name, model):
+        """QAT of `model` at each learning rate on train minus the validation reviews; the
+        best on the validation reviews is converted (every dense layer int8) and measured."""
+        if key in skip:
+            return
+        t = time.perf_counter()
+        held = args.qat_validation
+        fit = {k: v if v is None else v[:-held] for k, v in train.items()}
+        validation = {k: v if v is None else v[-held:] for k, v in train.items()}
+        fit_data = make_classification_dataset(fit, tokenizer, args.train_seq_length,
+                                               args.train_batch_size, shuffle=True,
+                                               seed=0).repeat()
+        validation_features = pack(tokenizer, validation["text"], args.train_seq_length)
+        choices = {}
+        for rate in [float(r) for r in args.qat_learning_rates.split(",")]:
+            teacher = classifier if args.qat_distill_alpha >= 0 else None
+            with quantization_aware_training(
+                    model, fit_data, steps_per_epoch=args.qat_steps, learning_rate=rate,
+                    teacher=teacher, alpha=max(args.qat_distill_alpha, 0.0),
+                    log_dir=out(f"{key}_logs_{rate:g}"), verbose=2) as (quantized, _):
+                logits = quantized.predict(validation_features, batch_size=64, verbose=0)
+                accuracy = accuracy_from_logits(np.array(validation["label"]), logits)
+                print(f"  {key} learning rate {rate:g}: validation accuracy {accuracy:.4f} (int8)",
+                      flush=True)
+                if not choices or accuracy > max(c["validation_accuracy"]
+                                                 for c in choices.values()):
+                    with open(out(f"{key}.tflite"), "wb") as f:
+                        f.write(quantized_tflite_flatbuffer(quantized, args.seq_length))
+                choices[rate] = {"validation_accuracy": accuracy}
+        chosen = max(choices, key=lambda rate: choices[rate]["validation_accuracy"])
+        notes[key] = {"train_seconds": round(time.perf_counter() - t, 1),
+                      "learning_rates": {f"{r:g}": c for r, c in choices.items()},
+                      "chosen_learning_rate": chosen}
+        add(key, f"{name}, QAT {args.qat_steps} steps (lr {chosen:g}), every dense layer int8",
+            lambda: measure_tflite(out(f"{key}.tflite"), features, labels, args.latency_runs,
+                                   THREADS))
+
+    qat_row("tflite_qat", "TFLite full int8", classifier)
+    if "pruned_50" in by_model:
+        qat_row("pruned_50_qat", "50% pruned, zeros kept", by_model["pruned_50"])
 
     if "distilled" not in skip:
         t = time.perf_counter()
@@ -308,6 +368,18 @@ def main(args):
         print(f"full int8 vs TFLite fp32: {targets['int8_size_ratio']:.2f}x smaller (target "
               f">= 3.5x), accuracy {targets['int8_accuracy_change_points']:+.2f} points "
               f"(target >= -1), latency {targets['int8_speed_ratio']:.2f}x as fast (target >= 1)")
+    if {"tflite_fp32", "tflite_qat"} <= set(by_key):
+        fp32, qat = by_key["tflite_fp32"], by_key["tflite_qat"]
+        targets["qat_size_ratio"] = fp32["zipped_mb"] / qat["zipped_mb"]
+        targets["qat_accuracy_change_points"] = 100 * (qat["accuracy"] - fp32["accuracy"])
+        print(f"QAT int8 vs TFLite fp32: {targets['qat_size_ratio']:.2f}x smaller (target >= "
+              f"3.8x), accuracy {targets['qat_accuracy_change_points']:+.2f} points (target "
+              ">= -0.5)")
+        if "tflite_int8" in by_key:
+            targets["qat_vs_int8_latency_ratio"] = (by_key["tflite_int8"]["latency_ms"]
+                                                    / qat["latency_ms"])
+            print(f"QAT int8 latency vs the post-training recipe's: "
+                  f"{targets['qat_vs_int8_latency_ratio']:.2f}x as fast (target >= 1)")
     if {"tflite_fp32", "pruned_50"} <= set(by_key):
         change = 100 * (by_key["pruned_50"]["accuracy"] - by_key["tflite_fp32"]["accuracy"])
         targets["pruned_50_accuracy_change_points"] = change

@@ -109,6 +109,11 @@ _LAZY = {
         "electra_tf.compression.compression_report", "plot_compression_tradeoff"),
     "prune_classifier": ("electra_tf.compression.pruning", "prune_classifier"),
     "prune_task_model": ("electra_tf.compression.pruning", "prune_task_model"),
+    "quantization_aware_training": (
+        "electra_tf.compression.quantization", "quantization_aware_training"),
+    "quantization_wrappers": ("electra_tf.compression.quantization", "quantization_wrappers"),
+    "quantized_tflite_flatbuffer": (
+        "electra_tf.compression.quantization", "quantized_tflite_flatbuffer"),
     "sparsity_report": ("electra_tf.compression.pruning", "sparsity_report"),
     "student_from_teacher": ("electra_tf.compression.electra_distiller", "student_from_teacher"),
     "zipped_size": ("electra_tf.compression.compression_report", "zipped_size"),

@@ -1,7 +1,7 @@
-"""`electra-tf compress prune|distill|quantize`: argument parsing only.
+"""`electra-tf compress prune|distill|qat|quantize`: argument parsing only.
 
 The work is done by `electra_tf.compression.compress` (run_prune,
-run_distill, run_quantize).
+run_distill, run_qat, run_quantize).
 """
 
 import json
@@ -17,7 +17,7 @@ def add_subcommands(subparsers):
     """Adds `compress` and its three subcommands to the top-level subparsers."""
     parser = subparsers.add_parser(
         "compress",
-        help="prune, distil or quantize a fine-tuned classifier",
+        help="prune, distil or quantize a fine-tuned task model",
         description="Shrink an ElectraClassifier saved by `electra-tf finetune` "
         "(CLASSIFIER_DIR/classifier): magnitude pruning while fine-tuning, distillation into "
         "a shallower student, or TFLite quantization. Outputs are written atomically.",
@@ -60,6 +60,32 @@ def add_subcommands(subparsers):
                          "(default: %(default)s)")
     distill.set_defaults(run=_run_distill)
 
+    qat = commands.add_parser(
+        "qat", help="quantization-aware training, then a full-int8 TFLite file",
+        description="Fine-tune with int8 fake quantization (tensorflow-model-optimization) on "
+        "every dense layer, embedding table and attention matmul, then write the int8 TFLite "
+        "file converted with the trained ranges: no dense layer is left in float. The model is "
+        "any task directory, pruned (its zeros are kept) or distilled ones too; --train and "
+        "--dev are that task's files. Writes OUTPUT/model.tflite, OUTPUT/model (the trained "
+        "float weights), TensorBoard logs/ and summary.json (dev score before and in int8, "
+        "file size ratio, largest QAT-vs-file output difference).")
+    _add_common(qat, learning_rate=2e-5, augment=False)
+    qat.add_argument("--distill-alpha", type=float, default=None,
+                     help="learn from a teacher's soft predictions too, with this weight "
+                     "(1-alpha weighs the labels); the teacher is --teacher or the input model "
+                     "in float (default: labels only)")
+    qat.add_argument("--teacher", dest="teacher_dir",
+                     help="task directory of the teacher for --distill-alpha")
+    qat.add_argument("--temperature", type=float, default=2.0,
+                     help="softmax temperature of the soft targets (default: %(default)s)")
+    qat.add_argument("--calibration-batches", type=int, default=8,
+                     help="training batches that set the int8 ranges before training "
+                     "(default: %(default)s)")
+    qat.add_argument("--float-attention", dest="quantize_attention", action="store_false",
+                     help="keep the attention matmuls in float32 (the dense layers and "
+                     "embeddings stay int8)")
+    qat.set_defaults(run=_run_qat)
+
     quantize = commands.add_parser(
         "quantize", help="convert to a quantized TFLite file",
         description="Convert the classifier to TFLite with int8 (weights and activations, "
@@ -81,7 +107,7 @@ def add_subcommands(subparsers):
     quantize.set_defaults(run=_run_quantize)
 
 
-def _add_common(parser, learning_rate):
+def _add_common(parser, learning_rate, augment=True):
     parser.add_argument("classifier_dir", help="directory written by save_pretrained")
     parser.add_argument("--train", required=True,
                         help="labelled training file: CSV/TSV with a header, or JSONL")
@@ -98,20 +124,24 @@ def _add_common(parser, learning_rate):
     parser.add_argument("--vocab", dest="vocab_path",
                         help="WordPiece vocabulary (default: CLASSIFIER_DIR/vocab.txt or the "
                         "packaged uncased one)")
-    parser.add_argument("--augment-copies", type=int, default=0,
-                        help="also train on N augmented copies of each text (words masked or "
-                        "swapped for embedding neighbours, cropped to phrases), labelled by the "
-                        "unpruned model/teacher only (default: %(default)s)")
+    if augment:
+        parser.add_argument("--augment-copies", type=int, default=0,
+                            help="also train on N augmented copies of each text (words masked "
+                            "or swapped for embedding neighbours, cropped to phrases), labelled "
+                            "by the unpruned model/teacher only (default: %(default)s)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --output-dir")
     parser.add_argument("--no-progress", dest="verbose", action="store_const", const=2,
                         default=1, help="one line per epoch instead of a progress bar")
 
 
 def _common_options(args):
-    return dict(epochs=args.epochs, max_steps=args.max_steps, batch_size=args.batch_size,
-                max_seq_length=args.max_seq_length, learning_rate=args.learning_rate,
-                dev=args.dev, vocab_path=args.vocab_path, overwrite=args.overwrite,
-                verbose=args.verbose, augment_copies=args.augment_copies)
+    options = dict(epochs=args.epochs, max_steps=args.max_steps, batch_size=args.batch_size,
+                   max_seq_length=args.max_seq_length, learning_rate=args.learning_rate,
+                   dev=args.dev, vocab_path=args.vocab_path, overwrite=args.overwrite,
+                   verbose=args.verbose)
+    if hasattr(args, "augment_copies"):
+        options["augment_copies"] = args.augment_copies
+    return options
 
 
 def _run_prune(args):
@@ -144,6 +174,23 @@ def _run_distill(args):
                   f"{summary[f'dev_score_{model}']:.4f}")
     print(f"wrote the {args.num_layers}-layer student to "
           f"{os.path.join(args.output_dir, MODEL_DIRNAME)} (+ logs/, summary.json)")
+
+
+def _run_qat(args):
+    from electra_tf.compression.compress import run_qat
+
+    summary = run_qat(args.classifier_dir, args.train, args.output_dir,
+                      teacher_dir=args.teacher_dir, distill_alpha=args.distill_alpha,
+                      temperature=args.temperature, calibration_batches=args.calibration_batches,
+                      quantize_attention=args.quantize_attention, **_common_options(args))
+    if "dev_score_name" in summary:
+        print(f"dev {summary['dev_score_name']}: {summary['dev_score_before']:.4f} float, "
+              f"{summary['dev_score_int8']:.4f} int8")
+    print(f"int8 file: {summary['tflite_bytes'] / 1e6:.2f} MB, {summary['size_ratio']:.2f}x "
+          f"smaller than fp32; largest output difference from the QAT model: "
+          f"{summary['tflite_max_difference']:.2e}")
+    print(f"wrote {os.path.join(args.output_dir, 'model.tflite')}, "
+          f"{os.path.join(args.output_dir, 'model')}, logs/, summary.json")
 
 
 def _run_quantize(args):

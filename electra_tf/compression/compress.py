@@ -14,6 +14,9 @@ unless `overwrite`):
     distill:  model/ (the shallower student; a classifier, tagger or QA task directory),
               logs/ (TensorBoard), summary.json
     quantize: one .tflite file, through `electra_tf.export.tflite_export.export_tflite`.
+    qat:      model.tflite (int8: every dense layer, embedding table and attention matmul),
+              model/ (the float weights after quantization-aware training), logs/,
+              summary.json
 """
 
 import os
@@ -397,3 +400,121 @@ def run_quantize(
         num_calibration_examples=num_calibration_examples,
         float_dense_layers=float_dense_layers, overwrite=overwrite)
     return {"path": output_path, "bytes": os.path.getsize(output_path), "quantize": quantize}
+
+
+def run_qat(
+    model_dir,
+    train,
+    output_dir,
+    epochs=1,
+    max_steps=None,
+    batch_size=32,
+    max_seq_length=None,
+    learning_rate=2e-5,
+    dev=None,
+    teacher_dir=None,
+    distill_alpha=None,
+    temperature=2.0,
+    calibration_batches=8,
+    quantize_attention=True,
+    preserve_sparsity=None,
+    vocab_path=None,
+    overwrite=False,
+    verbose=1,
+):
+    """Quantization-aware training of a saved task model, then its full-int8 TFLite file.
+
+    `model_dir` is any task directory (classifier, tagger or QA; pruned and
+    distilled ones too), `train` and `dev` files of its task, read as
+    `run_prune` reads them. The copy fine-tunes with int8 fake quantization
+    on every dense layer, embedding table and (with `quantize_attention`)
+    attention matmul (`electra_tf.compression.quantization`); the int8 file
+    is converted from it with the trained ranges, so it computes what the
+    QAT model computed, with no dense layer left in float.
+
+    `distill_alpha`: learn from a teacher's soft predictions too, with this
+    weight; the teacher is `teacher_dir`, or the input model in float.
+    `preserve_sparsity` None: keep the kernels' zeros when the input is
+    pruned (`PRUNED_SPARSITY`). `max_steps` replaces `epochs`.
+
+    Writes OUTPUT/model.tflite (fixed batch 1, the task directory's
+    max_seq_length), OUTPUT/model (the trained float weights as a task
+    directory), logs/ (TensorBoard) and summary.json, and returns the summary:
+    the file's size and its ratio to the fp32 file's, the largest output
+    difference between the QAT model and the file on a few examples
+    ("tflite_max_difference"), and with `dev` the task's dev score before
+    ("dev_score_before", float) and after ("dev_score_int8", the QAT model,
+    which is the int8 file's computation).
+
+    >>> run_qat("runs/sst2/model", "train.tsv", "runs/sst2_qat", teacher_dir="runs/big/model")
+    Traceback (most recent call last):
+    ...
+    ValueError: teacher_dir='runs/big/model' (--teacher) is only used with distill_alpha
+    (--distill-alpha), the weight of its soft predictions; pass both, or neither.
+    """
+    from electra_tf.compression.quantization import (
+        kernel_sparsity,
+        quantization_aware_training,
+        quantized_tflite_flatbuffer,
+        tflite_agreement,
+    )
+    from electra_tf.export.tflite_export import tflite_flatbuffer
+
+    if teacher_dir is not None and distill_alpha is None:
+        raise ValueError(
+            f"teacher_dir={teacher_dir!r} (--teacher) is only used with distill_alpha "
+            "(--distill-alpha), the weight of its soft predictions; pass both, or neither.")
+    model, tokenizer, task = load_task_model_and_tokenizer(model_dir, vocab_path)
+    teacher = None
+    if distill_alpha is not None:
+        teacher = model
+        if teacher_dir is not None:
+            teacher, _, teacher_task = load_task_model_and_tokenizer(teacher_dir, vocab_path)
+            if teacher_task["task"] != task["task"]:
+                raise ValueError(
+                    f"The teacher {teacher_dir!r} is a {teacher_task['task']!r} model and "
+                    f"{model_dir!r} a {task['task']!r} one; distillation needs the same task.")
+    task = task_info_at_length(task, model, max_seq_length)
+    max_seq_length = task["max_seq_length"]
+    # Everything from here on fails before the output appears (an existing one first).
+    with atomic_directory(output_dir, overwrite=overwrite) as tmp:
+        train_data = task_dataset(task, model, tokenizer, train, max_seq_length, batch_size,
+                                  shuffle=True)
+        epochs, steps_per_epoch, train_data = _steps(train_data, epochs, max_steps)
+        summary = {"model": model_dir, "task": task["task"], "train": train,
+                   "steps": epochs * steps_per_epoch, "learning_rate": learning_rate,
+                   "quantize_attention": quantize_attention, "distill_alpha": distill_alpha,
+                   "teacher": teacher_dir or (model_dir if teacher is not None else None),
+                   "kernel_sparsity_before": kernel_sparsity(model)}
+        check_data = task_dataset(task, model, tokenizer, dev or train, max_seq_length, 16)
+        check_features = next(iter(check_data))[0]
+        if dev:
+            before = task_metrics(model, tokenizer, task, dev, max_seq_length, batch_size)
+            summary["dev_score_name"] = before["score_name"]
+            summary["dev_score_before"] = float(before["score"])
+        fp32_bytes = len(tflite_flatbuffer(model, max_seq_length=max_seq_length))
+        start = time.perf_counter()
+        with quantization_aware_training(
+                model, train_data, epochs=epochs, steps_per_epoch=steps_per_epoch,
+                learning_rate=learning_rate, calibration_batches=calibration_batches,
+                quantize_attention=quantize_attention, preserve_sparsity=preserve_sparsity,
+                teacher=teacher, temperature=temperature, alpha=distill_alpha or 0.0,
+                log_dir=os.path.join(tmp, "logs"), verbose=verbose) as (quantized, history):
+            summary["train_seconds"] = round(time.perf_counter() - start, 1)
+            summary["history"] = {k: [float(v) for v in vs] for k, vs in history.history.items()}
+            if dev:
+                summary["dev_score_int8"] = float(task_metrics(
+                    quantized, tokenizer, task, dev, max_seq_length, batch_size)["score"])
+            flatbuffer = quantized_tflite_flatbuffer(quantized, max_seq_length)
+            summary["tflite_max_difference"] = tflite_agreement(
+                quantized, flatbuffer, check_features, max_seq_length)
+        summary["kernel_sparsity_after"] = kernel_sparsity(quantized)
+        with open(os.path.join(tmp, "model.tflite"), "wb") as f:
+            f.write(flatbuffer)
+        summary["tflite_bytes"] = len(flatbuffer)
+        summary["fp32_tflite_bytes"] = fp32_bytes
+        summary["size_ratio"] = fp32_bytes / len(flatbuffer)
+        save_compressed_model(quantized, os.path.join(tmp, MODEL_DIRNAME), tokenizer, task,
+                              compressed_from=f"qat {os.path.abspath(model_dir)}")
+        write_json(os.path.join(tmp, "summary.json"), summary)
+    return summary

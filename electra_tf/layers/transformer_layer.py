@@ -45,6 +45,10 @@ def attention_bias_from_mask(input_mask, dtype):
     return (1.0 - mask) * tf.cast(-10000.0, dtype)
 
 
+# Where quantization-aware training fake-quantizes inside the attention (see `_fake_quant`).
+ATTENTION_QUANTIZE_POINTS = ("query", "key", "value", "scores", "probs", "context")
+
+
 @keras.utils.register_keras_serializable(package="electra_tf")
 class TransformerLayer(keras.layers.Layer, PrunableLayer):
     """A post-LN transformer encoder block with exact GELU.
@@ -167,11 +171,15 @@ class TransformerLayer(keras.layers.Layer, PrunableLayer):
 
         # Scale the query rather than the (T, T) scores: fewer multiplies.
         query = query * tf.cast(1.0 / math.sqrt(self.head_size), query.dtype)
+        query, key, value = (self._fake_quant(name, tensor, training)
+                             for name, tensor in zip(("query", "key", "value"), (query, key, value)))
         scores = tf.matmul(query, key, transpose_b=True)  # (B, nh, T, T)
+        # Quantized before the padding bias, so that -10000 does not set the int8 scale.
+        scores = self._fake_quant("scores", scores, training)
         scores = scores + attention_bias
-        probs = tf.nn.softmax(scores, axis=-1)
+        probs = self._fake_quant("probs", tf.nn.softmax(scores, axis=-1), training)
         probs = self.dropout(probs, training=training)
-        context = tf.matmul(probs, value)  # (B, nh, T, hs)
+        context = self._fake_quant("context", tf.matmul(probs, value), training)  # (B, nh, T, hs)
         context = tf.transpose(context, [0, 2, 1, 3])  # (B, T, nh, hs)
         context = tf.reshape(context, [-1, self.hidden_size])  # (B·T, H)
         if token_index is not None:
@@ -185,6 +193,16 @@ class TransformerLayer(keras.layers.Layer, PrunableLayer):
         output = tf.reshape(self.output_dense(hidden), tf.shape(x))
         output = self.dropout(output, training=training)
         return self.output_layer_norm(x + output)
+
+    def _fake_quant(self, name, x, training):
+        """`x`, or `x` through the int8 fake quantizer that QAT put at `name`.
+
+        Quantization-aware training (`electra_tf.compression.quantization`)
+        sets `attention_quantizers`, one per point in `ATTENTION_QUANTIZE_POINTS`:
+        the inputs and outputs of the two attention matmuls. Otherwise a no-op.
+        """
+        quantizers = getattr(self, "attention_quantizers", None)
+        return x if not quantizers else quantizers[name](x, training=training)
 
     def get_prunable_weights(self):
         """The dense kernels, for tfmot's pruning wrapper (biases and norms stay dense)."""

@@ -184,3 +184,67 @@ def test_one_quantization_path_one_set_of_flags_one_calibration_format(workdir, 
                      *calibration]) == 0
     assert "--mode is deprecated" in capsys.readouterr().err
     assert old.read_bytes() == compressed.read_bytes()
+
+
+def test_qat_writes_a_full_int8_file_that_matches_the_qat_model(workdir, capsys):
+    out = workdir / "qat"
+    code = main(["compress", "qat", str(workdir / "classifier"), "--train",
+                 str(workdir / "train.tsv"), "--dev", str(workdir / "train.tsv"),
+                 "--output-dir", str(out), "--max-steps", "4", "--batch-size", "8",
+                 "--max-seq-length", "12", "--calibration-batches", "2", "--no-progress"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "int8 file:" in printed and "dev accuracy:" in printed
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == 4 and summary["task"] == "classify"
+    assert {"dev_score_before", "dev_score_int8", "tflite_max_difference"} <= set(summary)
+    assert summary["tflite_max_difference"] < 1e-3
+    assert summary["tflite_bytes"] == (out / "model.tflite").stat().st_size
+    assert list((out / "logs").rglob("events.out.tfevents.*"))
+    # The trained float weights, as a task directory the other commands read.
+    task = json.loads((out / "model" / "task.json").read_text())
+    assert task["compressed_from"] == f"qat {workdir / 'classifier'}"
+    assert task["max_seq_length"] == 12
+    # Every dense layer of the file is int8.
+    from electra_tf.export.tflite_export import tflite_interpreter
+
+    interpreter = tflite_interpreter(str(out / "model.tflite"), use_xnnpack=False)
+    dense = [op for op in interpreter._get_ops_details() if op["op_name"] == "FULLY_CONNECTED"]
+    head = ElectraClassifier.from_pretrained(str(workdir / "classifier")).dense
+    assert len(dense) == 1 + 4 * TINY["num_layers"] + (head is not None) + 1  # + the logits
+    for op in dense:
+        assert interpreter._get_tensor_details(op["inputs"][1], 0)["dtype"] == np.int8
+
+
+def test_qat_after_pruning_keeps_the_zeros_and_can_distil(workdir):
+    pruned = workdir / "pruned_for_qat"
+    assert main(["compress", "prune", str(workdir / "classifier"), "--train",
+                 str(workdir / "train.tsv"), "--output-dir", str(pruned), "--sparsity", "0.5",
+                 "--max-steps", "2", "--batch-size", "8", "--max-seq-length", "12",
+                 "--no-progress"]) == 0
+    out = workdir / "pruned_qat"
+    assert main(["compress", "qat", str(pruned / "model"), "--train", str(workdir / "train.tsv"),
+                 "--output-dir", str(out), "--max-steps", "3", "--batch-size", "8",
+                 "--learning-rate", "1e-2", "--distill-alpha", "0.5", "--teacher",
+                 str(workdir / "classifier"), "--no-progress"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["kernel_sparsity_before"] > 0.45
+    assert summary["kernel_sparsity_after"] >= summary["kernel_sparsity_before"]
+    assert "soft_loss" in summary["history"]
+    assert summary["teacher"] == str(workdir / "classifier")
+
+
+def test_qat_refusals_leave_nothing_written(workdir, capsys):
+    out = workdir / "qat_refused"
+    code = main(["compress", "qat", str(workdir / "classifier"), "--train",
+                 str(workdir / "train.tsv"), "--output-dir", str(out), "--teacher",
+                 str(workdir / "classifier")])
+    assert code == 2 and "--teacher" in capsys.readouterr().err
+    code = main(["compress", "qat", str(workdir / "classifier"), "--train",
+                 str(workdir / "missing.tsv"), "--output-dir", str(out)])
+    assert code == 2 and "missing.tsv" in capsys.readouterr().err
+    code = main(["compress", "qat", str(workdir / "classifier"), "--train",
+                 str(workdir / "train.tsv"), "--output-dir", str(out), "--calibration-batches",
+                 "0"])
+    assert code == 2 and "calibration_batches" in capsys.readouterr().err
+    assert not out.exists()

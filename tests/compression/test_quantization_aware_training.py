@@ -1,13 +1,12 @@
-"""Where tfmot's quantization-aware training applies to our layers, and where it cannot.
+"""Quantization-aware training of whole task models through tfmot, and the int8 files it writes.
 
-tfmot annotates layer by layer from a registry of Keras built-ins (Dense,
-Conv, ...). A `TransformerLayer` does its attention with raw matmuls, softmax
-and LayerNorm inside one custom layer, so tfmot has no quantize config for it
-and cannot see the int8 activations that TFLite's full-integer conversion
-quantizes inside it. QAT therefore reaches only the plain Dense layers
-(embedding projection, classifier head); int8 for the encoder comes from
-post-training quantization through the TFLite converter instead.
+Every dense layer (the embedding projection, the four of each transformer
+block, the head's), the embedding tables and the attention matmuls get int8
+fake quantization; the int8 TFLite file converted from the QAT model computes
+what the QAT model computes.
 """
+
+import json
 
 import numpy as np
 import pytest
@@ -16,67 +15,208 @@ import tensorflow_model_optimization as tfmot
 import tf_keras as keras
 from conftest import TINY, make_inputs
 
-from electra_tf import ElectraClassifier, ElectraEncoder
-from electra_tf.layers.transformer_layer import attention_bias_from_mask, gelu
-from electra_tf.models.electra_encoder import INPUT_KEYS
+from electra_tf import (
+    ElectraClassifier,
+    ElectraEncoder,
+    ElectraQuestionAnswering,
+    ElectraTokenClassifier,
+)
+from electra_tf.compression.quantization import (
+    ActivationFakeQuant,
+    QuantizedLayer,
+    calibrate_quantizers,
+    kernel_sparsity,
+    quantization_aware_training,
+    quantization_wrappers,
+    quantized_tflite_flatbuffer,
+    tflite_agreement,
+)
+from electra_tf.export.tflite_export import tflite_interpreter
+from electra_tf.layers.transformer_layer import ATTENTION_QUANTIZE_POINTS
+
+SEQ = 9
 
 
-def functional_classifier(classifier, wrap):
-    """The classifier's own layers wired into a functional model, each wrapped by `wrap`.
-
-    tfmot's `quantize_apply` takes functional and Sequential models only
-    (pruning does not need this: `pruning_wrappers` wraps the subclassed
-    model's layers in place). Test-only, and checked against the classifier.
-    """
-    encoder = classifier.encoder
-    inputs = {key: keras.Input(shape=(None,), dtype=tf.int32, name=key) for key in INPUT_KEYS}
-    x = encoder.embedding_layer(inputs["input_word_ids"], inputs["input_type_ids"])  # (B, T, E)
-    if encoder.embedding_projection is not None:
-        x = wrap(encoder.embedding_projection)(x)  # (B, T, H)
-    attention_bias = attention_bias_from_mask(inputs["input_mask"], x.dtype)  # (B, 1, 1, T)
-    for layer in encoder.transformer_layers:
-        x = wrap(layer)(x, attention_bias=attention_bias)  # (B, T, H)
-    x = x[:, 0, :]  # (B, H), [CLS]
-    if classifier.dense is not None:
-        x = gelu(wrap(classifier.dense)(x))
-    logits = tf.cast(wrap(classifier.logits)(x), tf.float32)  # (B, num_classes)
-    return keras.Model(inputs, logits)
-
-
-@pytest.fixture(scope="module")
-def classifier():
+def task_model(kind):
     keras.utils.set_random_seed(0)
-    return ElectraClassifier(ElectraEncoder(**TINY), num_classes=2)
+    encoder = ElectraEncoder(**dict(TINY, max_sequence_length=16))
+    model = {"classify": lambda: ElectraClassifier(encoder, num_classes=2),
+             "tag": lambda: ElectraTokenClassifier(encoder, num_classes=3),
+             "qa": lambda: ElectraQuestionAnswering(encoder)}[kind]()
+    model(make_inputs(seq_length=SEQ))
+    return model
 
 
-def test_the_functional_view_equals_the_classifier(classifier):
-    inputs = make_inputs()
-    np.testing.assert_allclose(functional_classifier(classifier, wrap=lambda layer: layer)(inputs),
-                               classifier(inputs), atol=1e-6)
+def labels_for(kind, batch_size=3):
+    if kind == "classify":
+        return np.array([0, 1, 1][:batch_size])
+    if kind == "tag":
+        return np.tile(np.array([-100, 0, 1, 2, 0, 1, 2, 0, -100]), (batch_size, 1))
+    return {"start_positions": np.array([1, 2, 3][:batch_size]),
+            "end_positions": np.array([2, 3, 4][:batch_size])}
 
 
-def test_tfmot_cannot_annotate_the_transformer_layer(classifier):
-    model = functional_classifier(classifier, wrap=tfmot.quantization.keras.quantize_annotate_layer)
-    with pytest.raises(RuntimeError, match="TransformerLayer'> is not supported"):
-        tfmot.quantization.keras.quantize_apply(model)
+def train_data(kind, batches=4):
+    inputs = make_inputs(seq_length=SEQ)
+    return tf.data.Dataset.from_tensors((inputs, labels_for(kind))).repeat(batches)
 
 
-def test_quantization_aware_training_reaches_the_dense_layers_only(classifier):
-    def annotate_dense(layer):
-        if type(layer) is keras.layers.Dense:
-            return tfmot.quantization.keras.quantize_annotate_layer(layer)
-        return layer
+def op_types(flatbuffer):
+    """{op name: set of input dtypes} of a TFLite flatbuffer (before delegation)."""
+    interpreter = tf.lite.Interpreter(
+        model_content=flatbuffer,
+        experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    interpreter.allocate_tensors()
+    found = {}
+    for op in interpreter._get_ops_details():
+        dtypes = tuple(interpreter._get_tensor_details(i, 0)["dtype"].__name__
+                       for i in op["inputs"] if i >= 0)
+        found.setdefault(op["op_name"], set()).add(dtypes)
+    return found
 
-    model = tfmot.quantization.keras.quantize_apply(
-        functional_classifier(classifier, wrap=annotate_dense))
-    wrapped = [layer.layer.name for layer in model.layers
-               if isinstance(layer, tfmot.quantization.keras.QuantizeWrapperV2)]
-    assert {"embeddings_project", "logits"} <= set(wrapped)
-    assert not [name for name in wrapped if name.startswith("transformer_layer")]
-    # The logits pass an 8-bit fake quantizer: few distinct values, unlike the float model's.
-    inputs = make_inputs()
-    assert len(np.unique(model(inputs))) < len(np.unique(classifier(inputs)))
-    model.compile(optimizer="adam",
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    history = model.fit(inputs, np.array([0, 1, 1]), epochs=1, verbose=0)
-    assert np.isfinite(history.history["loss"][0])
+
+def test_every_dense_layer_embedding_table_and_attention_matmul_is_quantized():
+    model = task_model("classify")
+    encoder = model.encoder
+    dense_count = 1 + 4 * encoder.num_layers + (model.dense is not None) + 1
+    with quantization_wrappers(model) as quantized:
+        wrappers = [layer for layer in quantized if isinstance(layer, QuantizedLayer)]
+        points = [layer for layer in quantized if isinstance(layer, ActivationFakeQuant)]
+        assert all(isinstance(w, tfmot.quantization.keras.QuantizeWrapperV2) for w in wrappers)
+        assert len(wrappers) == dense_count + 1  # + the embeddings
+        assert len(points) == len(ATTENTION_QUANTIZE_POINTS) * encoder.num_layers
+        layer = encoder.transformer_layers[0]
+        assert all(isinstance(getattr(layer, name), QuantizedLayer)
+                   for name in ("qkv_dense", "attention_output_dense", "intermediate_dense",
+                                "output_dense"))
+        assert isinstance(model.logits, QuantizedLayer)
+        assert isinstance(encoder.embedding_layer, QuantizedLayer)
+        assert set(layer.attention_quantizers) == set(ATTENTION_QUANTIZE_POINTS)
+    # Put back: the model's own layers, no quantizers left.
+    assert type(encoder.transformer_layers[0].qkv_dense) is keras.layers.Dense
+    assert not hasattr(encoder.transformer_layers[0], "attention_quantizers")
+    assert isinstance(encoder.transformer_layers[0].qkv_dense.kernel, tf.Variable)
+
+
+def test_the_wrappers_leave_weights_and_their_order_unchanged():
+    model = task_model("tag")
+    names = [w.name for w in model.weights]
+    values = [w.numpy() for w in model.weights]
+    inputs = make_inputs(seq_length=SEQ)
+    before = model(inputs).numpy()
+    with quantization_wrappers(model) as quantized:
+        calibrate_quantizers(model, quantized, [inputs])
+        fake = model(inputs).numpy()
+    assert [w.name for w in model.weights] == names
+    for value, weight in zip(values, model.weights):
+        np.testing.assert_array_equal(value, weight.numpy())
+    np.testing.assert_allclose(model(inputs).numpy(), before, atol=1e-6)
+    # Inside, the outputs passed through 8-bit quantizers: close to, not equal to, the float ones.
+    assert not np.allclose(fake, before, atol=1e-7)
+    assert np.max(np.abs(fake - before)) < 0.01
+
+
+def test_padding_bias_does_not_set_the_attention_score_range():
+    model = task_model("classify")
+    inputs = make_inputs(seq_length=SEQ)  # later rows are padded
+    with quantization_wrappers(model) as quantized:
+        calibrate_quantizers(model, quantized, [inputs])
+        scores = model.encoder.transformer_layers[0].attention_quantizers["scores"]
+        low, high = (float(v.numpy()) for v in scores._quantizer_vars.values())
+    assert -100 < low <= 0 <= high < 100  # the -10000 padding bias would make it ~-10000
+
+
+@pytest.mark.parametrize("kind", ["classify", "tag", "qa"])
+def test_int8_file_computes_what_the_qat_model_computes(kind):
+    model = task_model(kind)
+    with quantization_aware_training(model, train_data(kind), learning_rate=1e-3,
+                                     calibration_batches=2, verbose=0) as (quantized, history):
+        assert np.isfinite(history.history["loss"]).all()
+        flatbuffer = quantized_tflite_flatbuffer(quantized, max_seq_length=SEQ)
+        difference = tflite_agreement(quantized, flatbuffer, make_inputs(seq_length=SEQ), SEQ)
+        head = quantized.qa_outputs if kind == "qa" else quantized.logits
+        low, high = (float(v.numpy()) for v in head._output_quantizer_vars.values())
+        step = (high - low) / 255  # one int8 step of the outputs
+    print(f"{kind}: largest output difference, QAT model vs int8 file: {difference:.2e} "
+          f"({difference / step:.2f} int8 steps of the outputs)")
+    # The file computes the same int8 graph: it differs at most by the rounding of a
+    # step here and there (TFLite's fixed-point rescaling vs TF's float fake quantization).
+    assert difference <= 2 * step
+    ops = op_types(flatbuffer)
+    # Every dense layer and both attention matmuls run in int8; the tables are int8 too.
+    assert ops["FULLY_CONNECTED"] == {("int8", "int8", "int32")}
+    assert ops["BATCH_MATMUL"] == {("int8", "int8")}
+    assert {dtypes[0] for dtypes in ops["GATHER"]} == {"int8"}
+    # The copy trained, the input did not; afterwards the copy holds float variables again.
+    changed = [not np.array_equal(a, b) for a, b in zip(quantized.get_weights(), model.get_weights())]
+    assert any(changed)
+    assert all(isinstance(w, tf.Variable) for w in quantized.weights)
+
+
+def test_the_int8_file_is_about_four_times_smaller_than_fp32():
+    from electra_tf.export.tflite_export import tflite_flatbuffer
+
+    keras.utils.set_random_seed(0)
+    # Big enough that the weights, not the graph's tensor names, make the file.
+    encoder = ElectraEncoder(vocab_size=8000, hidden_size=128, num_layers=2, num_heads=4,
+                             intermediate_size=512, embedding_size=64, max_sequence_length=16)
+    model = ElectraClassifier(encoder, num_classes=2)
+    inputs = make_inputs(seq_length=SEQ, vocab_size=8000)
+    model(inputs)
+    fp32 = len(tflite_flatbuffer(model, max_seq_length=SEQ))
+    with quantization_wrappers(model) as quantized:
+        calibrate_quantizers(model, quantized, [inputs])
+        int8 = len(quantized_tflite_flatbuffer(model, max_seq_length=SEQ))
+    print(f"fp32 {fp32} bytes, int8 {int8} bytes: {fp32 / int8:.2f}x smaller")
+    assert fp32 / int8 > 3.7, (fp32, int8)
+
+
+def test_qat_keeps_a_pruned_models_zeros():
+    model = task_model("classify")
+    rng = np.random.default_rng(0)
+    for variable in model.trainable_variables:
+        if variable.name.endswith("kernel:0"):
+            variable.assign(variable * (rng.random(variable.shape) > 0.5))
+    before = kernel_sparsity(model)
+    assert before > 0.4
+    zeros = {v.name: v.numpy() == 0 for v in model.trainable_variables
+             if v.name.endswith("kernel:0")}
+    with quantization_aware_training(model, train_data("classify"), learning_rate=1e-2,
+                                     calibration_batches=1, verbose=0) as (quantized, _):
+        pass
+    for variable in quantized.trainable_variables:
+        if variable.name in zeros:
+            assert np.all(variable.numpy()[zeros[variable.name]] == 0), variable.name
+    assert kernel_sparsity(quantized) >= before
+
+
+def test_qat_with_a_teacher_learns_its_soft_targets():
+    model = task_model("classify")
+    with quantization_aware_training(model, train_data("classify"), teacher=model, alpha=0.9,
+                                     calibration_batches=1, verbose=0) as (_, history):
+        assert {"soft_loss", "hard_loss"} <= set(history.history)
+
+
+def test_bad_arguments_say_what_was_received():
+    model = task_model("classify")
+    with pytest.raises(ValueError, match="tf.data.Dataset.*received list"):
+        with quantization_aware_training(model, [1, 2]):
+            pass
+    with pytest.raises(ValueError, match="task model.*received ElectraEncoder"):
+        with quantization_wrappers(model.encoder):
+            pass
+    with pytest.raises(ValueError, match="calibration_batches.*received 0"):
+        with quantization_aware_training(model, train_data("classify"), calibration_batches=0):
+            pass
+
+
+def test_tflite_interpreter_runs_the_file(tmp_path):
+    model = task_model("classify")
+    with quantization_wrappers(model) as quantized:
+        calibrate_quantizers(model, quantized, [make_inputs(seq_length=SEQ)])
+        path = tmp_path / "model.tflite"
+        path.write_bytes(quantized_tflite_flatbuffer(model, max_seq_length=SEQ))
+    interpreter = tflite_interpreter(str(path))
+    runner = interpreter.get_signature_runner()
+    assert set(runner.get_input_details()) == {"input_word_ids", "input_mask", "input_type_ids"}
+    assert json.dumps(sorted(runner.get_output_details())) == '["logits"]'
