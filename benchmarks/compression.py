@@ -107,6 +107,8 @@ def parse_args():
                         help="comma-separated; the best on the validation reviews is kept")
     parser.add_argument("--qat-validation", type=int, default=400,
                         help="training reviews held out to choose the QAT learning rate")
+    parser.add_argument("--qat-float-attention", action="store_true",
+                        help="keep the attention matmuls in float32 during and after QAT")
     parser.add_argument("--qat-distill-alpha", type=float, default=0.5,
                         help="weight of the fp32 classifier's soft predictions during QAT "
                              "(negative: labels only)")
@@ -308,8 +310,8 @@ def main(args):
             return
         t = time.perf_counter()
         held = args.qat_validation
-        fit = {k: v if v is None else v[:-held] for k, v in train.items()}
-        validation = {k: v if v is None else v[-held:] for k, v in train.items()}
+        fit = {k: v[:-held] if isinstance(v, list) else v for k, v in train.items()}
+        validation = {k: v[-held:] if isinstance(v, list) else v for k, v in train.items()}
         fit_data = make_classification_dataset(fit, tokenizer, args.train_seq_length,
                                                args.train_batch_size, shuffle=True,
                                                seed=0).repeat()
@@ -320,6 +322,7 @@ def main(args):
             with quantization_aware_training(
                     model, fit_data, steps_per_epoch=args.qat_steps, learning_rate=rate,
                     teacher=teacher, alpha=max(args.qat_distill_alpha, 0.0),
+                    quantize_attention=not args.qat_float_attention,
                     log_dir=out(f"{key}_logs_{rate:g}"), verbose=2) as (quantized, _):
                 logits = quantized.predict(validation_features, batch_size=64, verbose=0)
                 accuracy = accuracy_from_logits(np.array(validation["label"]), logits)
@@ -334,7 +337,9 @@ def main(args):
         notes[key] = {"train_seconds": round(time.perf_counter() - t, 1),
                       "learning_rates": {f"{r:g}": c for r, c in choices.items()},
                       "chosen_learning_rate": chosen}
-        add(key, f"{name}, QAT {args.qat_steps} steps (lr {chosen:g}), every dense layer int8",
+        attention = "float" if args.qat_float_attention else "int8"
+        add(key, f"{name}, QAT {args.qat_steps} steps (lr {chosen:g}), every dense layer int8, "
+            f"{attention} attention matmuls",
             lambda: measure_tflite(out(f"{key}.tflite"), features, labels, args.latency_runs,
                                    THREADS))
 

@@ -29,7 +29,6 @@ import math
 import warnings
 
 import numpy as np
-import tensorflow as tf
 import tf_keras as keras
 from tensorflow_model_optimization.sparsity.keras import (
     PolynomialDecay,
@@ -39,11 +38,12 @@ from tensorflow_model_optimization.sparsity.keras import (
     prune_low_magnitude,
 )
 
-from electra_tf.tasks.task_models import TASK_MODEL_CLASSES
+from electra_tf.compression.training_loop import compiled_trainer, fit_steps
 from electra_tf.models.electra_encoder import ElectraEncoder  # noqa: F401  (docstring examples)
 from electra_tf.tasks.electra_classifier import ElectraClassifier
 from electra_tf.tasks.electra_question_answering import ElectraQuestionAnswering  # noqa: F401
 from electra_tf.tasks.electra_token_classifier import ElectraTokenClassifier  # noqa: F401
+from electra_tf.tasks.task_models import check_task_model
 
 # Fraction of the training steps over which sparsity ramps up to its target;
 # the rest fine-tunes at the final sparsity so accuracy can recover.
@@ -55,12 +55,7 @@ MASK_UPDATES = 10
 
 
 def _check_task_model(model):
-    if not isinstance(model, tuple(TASK_MODEL_CLASSES.values())):
-        raise ValueError(
-            "Expected a task model (one of "
-            f"{', '.join(cls.__name__ for cls in TASK_MODEL_CLASSES.values())}); received "
-            f"{type(model).__name__}."
-        )
+    check_task_model(model, "Expected a task model")
 
 
 def copy_task_model(model):
@@ -410,20 +405,7 @@ def prune_task_model(
 
     _check_task_model(model)
     check_target_sparsity(target_sparsity)
-    if not isinstance(train_data, tf.data.Dataset):
-        raise ValueError(
-            f"`train_data` must be a tf.data.Dataset of (features, labels) batches; received "
-            f"{type(train_data).__name__}."
-        )
-    cardinality = int(train_data.cardinality())
-    if steps_per_epoch is None:
-        if cardinality < 1:
-            raise ValueError(
-                "`train_data` has no known number of batches; pass `steps_per_epoch`."
-            )
-        steps_per_epoch = cardinality
-    elif cardinality > 0 and steps_per_epoch * epochs > cardinality:
-        train_data = train_data.repeat()
+    train_data, steps_per_epoch = fit_steps(train_data, epochs, steps_per_epoch)
     total_steps = int(epochs * steps_per_epoch)
     schedule = pruning_schedule(target_sparsity, total_steps)
 
@@ -435,15 +417,8 @@ def prune_task_model(
         callbacks.append(PruningSummaries(log_dir=log_dir, update_freq=max(
             1, math.ceil(total_steps / 50))))
     with pruning_wrappers(pruned, schedule):
-        trainer = pruned
-        if teacher is None:
-            pruned.compile(optimizer=optimizer)
-        else:
-            from electra_tf.compression.electra_distiller import ElectraDistiller
-
-            # UpdatePruningStep finds the wrappers inside the distiller's student.
-            trainer = ElectraDistiller(teacher, pruned, temperature=temperature, alpha=alpha)
-            trainer.compile(optimizer=optimizer)
+        # With a teacher, UpdatePruningStep finds the wrappers inside the distiller's student.
+        trainer = compiled_trainer(pruned, optimizer, teacher, temperature, alpha)
         history = trainer.fit(train_data, epochs=epochs, steps_per_epoch=steps_per_epoch,
                               callbacks=callbacks, verbose=verbose)
     return pruned, history

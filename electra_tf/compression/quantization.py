@@ -8,15 +8,17 @@
 Inside `quantization_wrappers`, every dense layer of the model (the embedding
 projection, the four of each `TransformerLayer`, the task head's) is replaced
 in place by a tfmot `QuantizeWrapperV2` whose `QuantizeConfig` fake-quantizes
-its kernel (8-bit, symmetric, per output channel, as TFLite's int8
-FULLY_CONNECTED stores it) and its output, and which also fake-quantizes its
-input: the three tensors TFLite's int8 kernel quantizes. The embedding tables
-get per-tensor int8 fake quantization (TFLite's int8 GATHER), and each
-attention block fake-quantizes the inputs and outputs of its two matmuls
-(`ATTENTION_QUANTIZE_POINTS`); the scores are quantized *before* the -10000
-padding bias is added, so the bias never sets their scale. LayerNorm, GELU
-and softmax stay float32: TFLite's int8 versions of them run outside XNNPACK
-(see `electra_tf.export.tflite_export.INT8_FLOAT_OPS`).
+its kernel (8-bit, symmetric, per tensor: the TFLite converter fails on a
+per-channel fake-quantized Keras kernel, "mismatched quantized axes") and its
+output, and which also fake-quantizes its input: the three tensors TFLite's
+int8 FULLY_CONNECTED quantizes. The embedding tables get int8 too (TFLite's
+int8 GATHER), and each attention block fake-quantizes the inputs and outputs
+of its two matmuls (`ATTENTION_QUANTIZE_POINTS`); the scores are quantized
+*before* the -10000 padding bias is added, so the bias never sets their
+scale. LayerNorm, softmax and the residual adds stay float32 (their int8
+TFLite kernels run outside XNNPACK; see
+`electra_tf.export.tflite_export.INT8_FLOAT_OPS`); GELU, between two int8
+dense layers, runs in int8.
 
 The model's own `call` runs the wrappers, so `fit`, `ElectraDistiller` and
 the pruning wrappers work unchanged. Activation ranges start from a
@@ -39,7 +41,7 @@ from tensorflow_model_optimization.quantization.keras import QuantizeConfig, Qua
 from tensorflow_model_optimization.quantization.keras.quantizers import LastValueQuantizer, Quantizer
 
 from electra_tf.layers.transformer_layer import ATTENTION_QUANTIZE_POINTS
-from electra_tf.tasks.task_models import TASK_MODEL_CLASSES
+from electra_tf.tasks.task_models import check_task_model
 
 NUM_BITS = 8
 # Activation ranges follow this exponential moving average of each batch's
@@ -222,12 +224,12 @@ class QuantizedLayer(QuantizeWrapperV2):
                                  lambda: quantizer(inputs, False, variables))
         # tfmot's call leaves the quantized weights set on the layer; put the variables
         # back, or the layer's own traced call (export) would capture this graph's tensors.
-        variables = {name: getattr(self.layer, name)
+        originals = {name: getattr(self.layer, name)
                      for name in self.quantize_config.weight_attributes}
         try:
             return super().call(inputs, training=training, **kwargs)
         finally:
-            for name, variable in variables.items():
+            for name, variable in originals.items():
                 object.__setattr__(self.layer, name, variable)
 
     def get_config(self):
@@ -262,12 +264,7 @@ def _dense_slots(owner):
 
 
 def _check_task_model(model):
-    if not isinstance(model, tuple(TASK_MODEL_CLASSES.values())):
-        raise ValueError(
-            "Quantization-aware training takes a task model ("
-            f"{', '.join(cls.__name__ for cls in TASK_MODEL_CLASSES.values())}); received "
-            f"{type(model).__name__}."
-        )
+    check_task_model(model, "Quantization-aware training takes a task model")
     if not model.built:
         raise ValueError("Build the model (call it once on a batch) before quantization-aware "
                          "training: its layers must have their weights.")
@@ -501,24 +498,14 @@ def quantization_aware_training(
         the Keras `History` of its training.
     """
     from electra_tf.compression.pruning import copy_task_model
+    from electra_tf.compression.training_loop import compiled_trainer, fit_steps
     from electra_tf.optimization.layerwise_decay_adamw import create_finetuning_optimizer
 
     _check_task_model(model)
-    if not isinstance(train_data, tf.data.Dataset):
-        raise ValueError(
-            f"`train_data` must be a tf.data.Dataset of (features, labels) batches; received "
-            f"{type(train_data).__name__}."
-        )
     if not isinstance(calibration_batches, int) or calibration_batches < 1:
         raise ValueError("`calibration_batches` must be a positive integer; received "
                          f"{calibration_batches!r}.")
-    cardinality = int(train_data.cardinality())
-    if steps_per_epoch is None:
-        if cardinality < 1:
-            raise ValueError("`train_data` has no known number of batches; pass `steps_per_epoch`.")
-        steps_per_epoch = cardinality
-    elif cardinality > 0 and steps_per_epoch * epochs > cardinality:
-        train_data = train_data.repeat()
+    train_data, steps_per_epoch = fit_steps(train_data, epochs, steps_per_epoch)
     total_steps = int(epochs * steps_per_epoch)
     if preserve_sparsity is None:
         preserve_sparsity = kernel_sparsity(model) >= PRUNED_SPARSITY
@@ -533,14 +520,7 @@ def quantization_aware_training(
     with quantization_wrappers(quantized, quantize_attention=quantize_attention,
                                preserve_sparsity=preserve_sparsity) as points:
         calibrate_quantizers(quantized, points, train_data.take(calibration_batches))
-        trainer = quantized
-        if teacher is None:
-            quantized.compile(optimizer=optimizer)
-        else:
-            from electra_tf.compression.electra_distiller import ElectraDistiller
-
-            trainer = ElectraDistiller(teacher, quantized, temperature=temperature, alpha=alpha)
-            trainer.compile(optimizer=optimizer)
+        trainer = compiled_trainer(quantized, optimizer, teacher, temperature, alpha)
         history = trainer.fit(train_data, epochs=epochs, steps_per_epoch=steps_per_epoch,
                               callbacks=callbacks, verbose=verbose)
         yield quantized, history

@@ -22,6 +22,22 @@ TASK_MODEL_CLASSES = {
 }
 
 
+def check_task_model(model, what="Expected a task model"):
+    """Raises a ValueError naming the task model classes unless `model` is one of them.
+
+    >>> check_task_model("a string", "Pruning takes a task model")
+    Traceback (most recent call last):
+    ...
+    ValueError: Pruning takes a task model (one of ElectraClassifier, ElectraTokenClassifier,
+    ElectraQuestionAnswering); received str.
+    """
+    if not isinstance(model, tuple(TASK_MODEL_CLASSES.values())):
+        raise ValueError(
+            f"{what} (one of {', '.join(cls.__name__ for cls in TASK_MODEL_CLASSES.values())}); "
+            f"received {type(model).__name__}."
+        )
+
+
 def task_of_class_name(class_name):
     """The task ("classify", "tag" or "qa") of a task model class name, or None."""
     for task, cls in TASK_MODEL_CLASSES.items():
