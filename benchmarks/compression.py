@@ -107,8 +107,6 @@ def parse_args():
                         help="comma-separated; the best on the validation reviews is kept")
     parser.add_argument("--qat-validation", type=int, default=400,
                         help="training reviews held out to choose the QAT learning rate")
-    parser.add_argument("--qat-float-attention", action="store_true",
-                        help="keep the attention matmuls in float32 during and after QAT")
     parser.add_argument("--qat-distill-alpha", type=float, default=0.5,
                         help="weight of the fp32 classifier's soft predictions during QAT "
                              "(negative: labels only)")
@@ -322,7 +320,6 @@ def main(args):
             with quantization_aware_training(
                     model, fit_data, steps_per_epoch=args.qat_steps, learning_rate=rate,
                     teacher=teacher, alpha=max(args.qat_distill_alpha, 0.0),
-                    quantize_attention=not args.qat_float_attention,
                     log_dir=out(f"{key}_logs_{rate:g}"), verbose=2) as (quantized, _):
                 logits = quantized.predict(validation_features, batch_size=64, verbose=0)
                 accuracy = accuracy_from_logits(np.array(validation["label"]), logits)
@@ -337,9 +334,7 @@ def main(args):
         notes[key] = {"train_seconds": round(time.perf_counter() - t, 1),
                       "learning_rates": {f"{r:g}": c for r, c in choices.items()},
                       "chosen_learning_rate": chosen}
-        attention = "float" if args.qat_float_attention else "int8"
-        add(key, f"{name}, QAT {args.qat_steps} steps (lr {chosen:g}), every dense layer int8, "
-            f"{attention} attention matmuls",
+        add(key, f"{name}, QAT {args.qat_steps} steps (lr {chosen:g}), every dense layer int8",
             lambda: measure_tflite(out(f"{key}.tflite"), features, labels, args.latency_runs,
                                    THREADS))
 

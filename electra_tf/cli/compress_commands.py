@@ -81,9 +81,6 @@ def add_subcommands(subparsers):
     qat.add_argument("--calibration-batches", type=int, default=8,
                      help="training batches that set the int8 ranges before training "
                      "(default: %(default)s)")
-    qat.add_argument("--float-attention", dest="quantize_attention", action="store_false",
-                     help="keep the attention matmuls in float32 (the dense layers and "
-                     "embeddings stay int8)")
     qat.set_defaults(run=_run_qat)
 
     quantize = commands.add_parser(
@@ -182,7 +179,7 @@ def _run_qat(args):
     summary = run_qat(args.classifier_dir, args.train, args.output_dir,
                       teacher_dir=args.teacher_dir, distill_alpha=args.distill_alpha,
                       temperature=args.temperature, calibration_batches=args.calibration_batches,
-                      quantize_attention=args.quantize_attention, **_common_options(args))
+                      **_common_options(args))
     if "dev_score_name" in summary:
         print(f"dev {summary['dev_score_name']}: {summary['dev_score_before']:.4f} float, "
               f"{summary['dev_score_int8']:.4f} int8")

@@ -416,7 +416,6 @@ def run_qat(
     distill_alpha=None,
     temperature=2.0,
     calibration_batches=8,
-    quantize_attention=True,
     preserve_sparsity=None,
     vocab_path=None,
     overwrite=False,
@@ -427,8 +426,7 @@ def run_qat(
     `model_dir` is any task directory (classifier, tagger or QA; pruned and
     distilled ones too), `train` and `dev` files of its task, read as
     `run_prune` reads them. The copy fine-tunes with int8 fake quantization
-    on every dense layer, embedding table and (with `quantize_attention`)
-    attention matmul (`electra_tf.compression.quantization`); the int8 file
+    on every dense layer, embedding table and attention matmul (`electra_tf.compression.quantization`); the int8 file
     is converted from it with the trained ranges, so it computes what the
     QAT model computed, with no dense layer left in float.
 
@@ -483,7 +481,7 @@ def run_qat(
         epochs, steps_per_epoch, train_data = _steps(train_data, epochs, max_steps)
         summary = {"model": model_dir, "task": task["task"], "train": train,
                    "steps": epochs * steps_per_epoch, "learning_rate": learning_rate,
-                   "quantize_attention": quantize_attention, "distill_alpha": distill_alpha,
+                   "distill_alpha": distill_alpha,
                    "teacher": teacher_dir or (model_dir if teacher is not None else None),
                    "kernel_sparsity_before": kernel_sparsity(model)}
         check_data = task_dataset(task, model, tokenizer, dev or train, max_seq_length, 16)
@@ -497,7 +495,7 @@ def run_qat(
         with quantization_aware_training(
                 model, train_data, epochs=epochs, steps_per_epoch=steps_per_epoch,
                 learning_rate=learning_rate, calibration_batches=calibration_batches,
-                quantize_attention=quantize_attention, preserve_sparsity=preserve_sparsity,
+                preserve_sparsity=preserve_sparsity,
                 teacher=teacher, temperature=temperature, alpha=distill_alpha or 0.0,
                 log_dir=os.path.join(tmp, "logs"), verbose=verbose) as (quantized, history):
             summary["train_seconds"] = round(time.perf_counter() - start, 1)

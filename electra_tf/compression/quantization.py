@@ -271,7 +271,7 @@ def _check_task_model(model):
 
 
 @contextlib.contextmanager
-def quantization_wrappers(model, quantize_attention=True, preserve_sparsity=False):
+def quantization_wrappers(model, preserve_sparsity=False):
     """Puts int8 fake quantization on every dense layer, embedding table and attention matmul.
 
     Inside the block the model computes what its int8 TFLite conversion
@@ -284,8 +284,6 @@ def quantization_wrappers(model, quantize_attention=True, preserve_sparsity=Fals
     Args:
         model: a built `ElectraClassifier`, `ElectraTokenClassifier` or
             `ElectraQuestionAnswering`.
-        quantize_attention: also fake-quantize the inputs and outputs of
-            the attention matmuls (int8 BATCH_MATMUL in TFLite).
         preserve_sparsity: keep each kernel's zeros (after pruning).
 
     Yields:
@@ -344,16 +342,17 @@ def quantization_wrappers(model, quantize_attention=True, preserve_sparsity=Fals
                 if preserve_sparsity:
                     variables = quantized[-1]._weight_vars[0][2]
                     variables["mask"].assign(tf.cast(dense.kernel != 0, tf.float32))
-        if quantize_attention:
-            for layer in encoder.transformer_layers:
-                points = {}
-                for point in ATTENTION_QUANTIZE_POINTS:
-                    fake_quant = ActivationFakeQuant(point, name=f"{layer.name}_{point}_quant")
-                    fake_quant.build(None)
-                    points[point] = fake_quant
-                    quantized.append(fake_quant)
-                object.__setattr__(layer, "attention_quantizers", points)
-                replaced.append((layer, "attention_quantizers", None))
+        # The attention matmuls are always quantized: left in float, the converter still
+        # turns probs @ value into an int8 BATCH_MATMUL with ranges QAT never trained.
+        for layer in encoder.transformer_layers:
+            points = {}
+            for point in ATTENTION_QUANTIZE_POINTS:
+                fake_quant = ActivationFakeQuant(point, name=f"{layer.name}_{point}_quant")
+                fake_quant.build(None)
+                points[point] = fake_quant
+                quantized.append(fake_quant)
+            object.__setattr__(layer, "attention_quantizers", points)
+            replaced.append((layer, "attention_quantizers", None))
         model.train_function = model.test_function = model.predict_function = None
         yield quantized
         if preserve_sparsity:
@@ -455,7 +454,6 @@ def quantization_aware_training(
     steps_per_epoch=None,
     learning_rate=2e-5,
     calibration_batches=8,
-    quantize_attention=True,
     preserve_sparsity=None,
     teacher=None,
     temperature=2.0,
@@ -484,7 +482,6 @@ def quantization_aware_training(
         learning_rate: peak rate of the fine-tuning optimizer (warmup, linear decay).
         calibration_batches: batches of `train_data` that set the activation
             ranges before training (`calibrate_quantizers`).
-        quantize_attention: int8 attention matmuls too (see `quantization_wrappers`).
         preserve_sparsity: keep each kernel's zeros; None: when the kernels
             are at least `PRUNED_SPARSITY` zeros (a pruned model).
         teacher: optional task model of the same task whose soft predictions
@@ -517,8 +514,7 @@ def quantization_aware_training(
     if log_dir is not None:
         callbacks.append(keras.callbacks.TensorBoard(
             log_dir, update_freq=max(1, total_steps // 50)))
-    with quantization_wrappers(quantized, quantize_attention=quantize_attention,
-                               preserve_sparsity=preserve_sparsity) as points:
+    with quantization_wrappers(quantized, preserve_sparsity=preserve_sparsity) as points:
         calibrate_quantizers(quantized, points, train_data.take(calibration_batches))
         trainer = compiled_trainer(quantized, optimizer, teacher, temperature, alpha)
         history = trainer.fit(train_data, epochs=epochs, steps_per_epoch=steps_per_epoch,
