@@ -303,7 +303,6 @@ def quantization_wrappers(model, preserve_sparsity=False):
     _check_task_model(model)
     encoder = model.encoder
     replaced = []  # (owner, attribute, original) to put back
-    restore_attributes = []  # (layer, attribute, variable) set around Keras tracking
     quantized = []
 
     def wrap(layer, config, quantize_input, input_shape):
@@ -326,15 +325,11 @@ def quantization_wrappers(model, preserve_sparsity=False):
         quantized.append(wrapper)
 
     try:
-        embeddings = encoder.embedding_layer
-        restore_attributes.extend((embeddings, name, getattr(embeddings, name))
-                                  for name in EMBEDDING_TABLES)
         replace(encoder, "embedding_layer",
-                wrap(embeddings, EmbeddingQuantizeConfig(), False, (None, None)))
+                wrap(encoder.embedding_layer, EmbeddingQuantizeConfig(), False, (None, None)))
         owners = [encoder] + list(encoder.transformer_layers) + [model]
         for owner in owners:
             for name, dense in _dense_slots(owner):
-                restore_attributes.append((dense, "kernel", dense.kernel))
                 rank3 = owner is encoder and name == "embedding_projection"  # on (B, T, E)
                 input_shape = (None,) * rank3 + (None, dense.kernel.shape[0])
                 config = DenseQuantizeConfig(preserve_sparsity=preserve_sparsity)
@@ -366,8 +361,6 @@ def quantization_wrappers(model, preserve_sparsity=False):
                 object.__delattr__(owner, name)
             else:
                 object.__setattr__(owner, name, original)
-        for layer, name, variable in restore_attributes:
-            object.__setattr__(layer, name, variable)
         model.train_function = model.test_function = model.predict_function = None
 
 
@@ -414,8 +407,9 @@ def quantized_tflite_flatbuffer(model, max_seq_length, batch_size=1):
     """The int8 TFLite flatbuffer of a model inside `quantization_wrappers`.
 
     The converter quantizes what the graph's fake-quant ops mark (every dense
-    layer, embedding table and attention matmul, with the trained ranges) and
-    keeps LayerNorm, GELU, softmax and the residual adds in float32. No
+    layer, embedding table and attention matmul, with the trained ranges; GELU,
+    between two int8 dense layers, too) and keeps LayerNorm, softmax and the
+    residual adds in float32. No
     representative dataset: the ranges come from training.
     """
     from electra_tf.export.tflite_export import _serving_function
@@ -432,14 +426,10 @@ def quantized_tflite_flatbuffer(model, max_seq_length, batch_size=1):
 
 
 def kernel_sparsity(model):
-    """The fraction of zeros over the model's dense kernels (the weights pruning touches)."""
-    zeros = total = 0
-    for variable in model.trainable_variables:
-        if variable.name.endswith("kernel:0"):
-            values = variable.numpy()
-            zeros += int(np.sum(values == 0))
-            total += values.size
-    return zeros / max(total, 1)
+    """The fraction of zeros over the kernels pruning touches (`sparsity_report`'s overall)."""
+    from electra_tf.compression.pruning import sparsity_report
+
+    return sparsity_report(model)["overall_sparsity"]
 
 
 # A model whose kernels are at least this sparse is taken as pruned: QAT keeps its zeros.
