@@ -15,7 +15,14 @@ int8 FULLY_CONNECTED quantizes. The embedding tables get int8 too (TFLite's
 int8 GATHER), and each attention block fake-quantizes the inputs and outputs
 of its two matmuls (`ATTENTION_QUANTIZE_POINTS`); the scores are quantized
 *before* the -10000 padding bias is added, so the bias never sets their
-scale. LayerNorm, softmax and the residual adds stay float32 (their int8
+scale, and the values get a symmetric range (TFLite's int8 BATCH_MATMUL
+mishandles a right operand whose zero point is not 0). The two dense layers
+whose outputs join the residual stream (attention output, feed-forward
+output) quantize their outputs with one step per channel
+(`ChannelScaledOutputQuantizer`): a few of their channels are tens of times
+larger than the rest in a trained encoder (MiniLM's feed-forward outputs
+reach 195 where most channels stay within a few units), and one range per
+tensor left the others a handful of int8 steps. LayerNorm, softmax and the residual adds stay float32 (their int8
 TFLite kernels run outside XNNPACK; see
 `electra_tf.export.tflite_export.INT8_FLOAT_OPS`); GELU, between two int8
 dense layers, runs in int8.
@@ -66,8 +73,9 @@ class ActivationQuantizer(Quantizer):
     zero point needs.
     """
 
-    def __init__(self, ema_decay=RANGE_EMA_DECAY):
+    def __init__(self, ema_decay=RANGE_EMA_DECAY, symmetric=False):
         self.ema_decay = ema_decay
+        self.symmetric = symmetric
         self.calibrating = False
 
     def build(self, tensor_shape, name, layer):
@@ -82,6 +90,9 @@ class ActivationQuantizer(Quantizer):
         values = tf.cast(inputs, tf.float32)
         batch_min = tf.minimum(tf.reduce_min(values), 0.0)
         batch_max = tf.maximum(tf.reduce_max(values), 0.0)
+        if self.symmetric:
+            batch_max = tf.maximum(-batch_min, batch_max)
+            batch_min = -batch_max
         if self.calibrating:
             min_var.assign(tf.minimum(min_var, batch_min))
             max_var.assign(tf.maximum(max_var, batch_max))
@@ -90,12 +101,13 @@ class ActivationQuantizer(Quantizer):
             decay = self.ema_decay
             min_var.assign(decay * min_var + (1.0 - decay) * batch_min)
             max_var.assign(decay * max_var + (1.0 - decay) * batch_max)
+        # Symmetric: levels -127..127 around an exact 0, TFLite's zero point 0.
         quantized = tf.quantization.fake_quant_with_min_max_vars(
-            values, min_var, max_var, num_bits=NUM_BITS, narrow_range=False)
+            values, min_var, max_var, num_bits=NUM_BITS, narrow_range=self.symmetric)
         return tf.cast(quantized, inputs.dtype)
 
     def get_config(self):
-        return {"ema_decay": self.ema_decay}
+        return {"ema_decay": self.ema_decay, "symmetric": self.symmetric}
 
 
 class KernelQuantizer(LastValueQuantizer):
@@ -107,59 +119,132 @@ class KernelQuantizer(LastValueQuantizer):
     writes the masked kernel back on leaving).
     """
 
-    def __init__(self, per_axis=True, preserve_sparsity=False):
+    def __init__(self, per_axis=True, preserve_sparsity=False, channel_scaled=False):
         super().__init__(num_bits=NUM_BITS, per_axis=per_axis, symmetric=True, narrow_range=True)
         self.preserve_sparsity = preserve_sparsity
+        self.channel_scaled = channel_scaled
 
     def build(self, tensor_shape, name, layer):
         weights = super().build(tensor_shape, name, layer)
         if self.preserve_sparsity:
             weights["mask"] = layer.add_weight(f"{name}_mask", shape=tensor_shape,
                                                initializer="ones", trainable=False)
+        if self.channel_scaled:
+            # (units,): the kernel's columns are divided by it before quantization.
+            weights["channel_scale"] = layer.add_weight(
+                f"{name}_channel_scale", shape=tensor_shape[-1:], initializer="ones",
+                trainable=False)
         return weights
 
     def __call__(self, inputs, training, weights, **kwargs):
         if "mask" in weights:
             inputs = inputs * weights["mask"]
+        if "channel_scale" in weights:
+            inputs = inputs / weights["channel_scale"]  # (in, units) / (units,)
         return super().__call__(inputs, training, weights, **kwargs)
 
     def get_config(self):
-        return {"per_axis": self.per_axis, "preserve_sparsity": self.preserve_sparsity}
+        return {"per_axis": self.per_axis, "preserve_sparsity": self.preserve_sparsity,
+                "channel_scaled": self.channel_scaled}
+
+
+class BiasScaler(Quantizer):
+    """Divides a bias by its layer's output channel scale (TFLite quantizes biases itself)."""
+
+    def build(self, tensor_shape, name, layer):
+        return {}  # the scale is `KernelQuantizer`'s, linked by `quantization_wrappers`
+
+    def __call__(self, inputs, training, weights, **kwargs):
+        return inputs / weights["channel_scale"]
+
+    def get_config(self):
+        return {}
+
+
+class ChannelScaledOutputQuantizer(ActivationQuantizer):
+    """A dense output quantized per tensor after dividing each channel by its own scale.
+
+    The layer computes `y / scale` (its kernel columns and bias divided by
+    `scale`, see `KernelQuantizer(channel_scaled=True)`); this quantizes that
+    to int8 and multiplies by `scale` in float, so each output channel gets
+    its own step, as per-channel activation quantization would. It is for
+    the dense layers whose outputs go into a float residual add: the
+    attention output and the feed-forward output, where a few channels of a
+    trained BERT-style encoder reach values tens of times the others', and a
+    per-tensor range set by them leaves the rest a handful of int8 steps.
+    In the TFLite file: an int8 FULLY_CONNECTED, then a float MUL.
+
+    While calibrating it also records each channel's range, from which
+    `calibrate_quantizers` sets `scale` (each channel's largest magnitude).
+    """
+
+    def build(self, tensor_shape, name, layer):
+        weights = super().build(tensor_shape, name, layer)
+        for suffix in ("channel_min", "channel_max"):
+            weights[suffix] = layer.add_weight(f"{name}_{suffix}", shape=tensor_shape[-1:],
+                                               initializer="zeros", trainable=False)
+        return weights  # "channel_scale" is added by `quantization_wrappers`
+
+    def __call__(self, inputs, training, weights, **kwargs):
+        scale = tf.cast(weights["channel_scale"], inputs.dtype)
+        if self.calibrating:
+            values = tf.reshape(tf.cast(inputs * scale, tf.float32), [-1, inputs.shape[-1]])
+            weights["channel_min"].assign(tf.minimum(weights["channel_min"],
+                                                     tf.reduce_min(values, axis=0)))
+            weights["channel_max"].assign(tf.maximum(weights["channel_max"],
+                                                     tf.reduce_max(values, axis=0)))
+        return super().__call__(inputs, training, weights, **kwargs) * scale
+
+    def set_channel_scales(self, weights):
+        """After calibration: scale = each channel's largest magnitude; the range follows."""
+        magnitude = tf.maximum(-weights["channel_min"], weights["channel_max"])  # (units,)
+        scale = tf.maximum(magnitude, 1e-3 * tf.reduce_max(magnitude))
+        scale = tf.where(scale > 0, scale, tf.ones_like(scale))
+        weights["channel_scale"].assign(scale)
+        weights["min_var"].assign(tf.minimum(tf.reduce_min(weights["channel_min"] / scale), 0.0))
+        weights["max_var"].assign(tf.maximum(tf.reduce_max(weights["channel_max"] / scale), 0.0))
 
 
 class DenseQuantizeConfig(QuantizeConfig):
-    """A Dense layer as TFLite's int8 FULLY_CONNECTED runs it: int8 kernel (per channel) and output.
+    """A Dense layer as TFLite's int8 FULLY_CONNECTED runs it: int8 kernel and output.
 
+    The kernel is per tensor unless `per_axis`; with `channel_scaled` the
+    output gets one step per channel (`ChannelScaledOutputQuantizer`).
     The input is quantized by `QuantizedLayer`. The quantized kernel is set
     on the layer without Keras' attribute tracking, so the layer's weights
     (and their order) are untouched; `quantization_wrappers` puts the
     variable back.
     """
 
-    weight_attributes = ("kernel",)
-
-    def __init__(self, per_axis=False, preserve_sparsity=False):
+    def __init__(self, per_axis=False, preserve_sparsity=False, channel_scaled=False):
         self.per_axis = per_axis
         self.preserve_sparsity = preserve_sparsity
+        self.channel_scaled = channel_scaled
+        # With `channel_scaled`, the bias is divided by the output channel scale too.
+        self.weight_attributes = ("kernel", "bias") if channel_scaled else ("kernel",)
 
     def get_weights_and_quantizers(self, layer):
-        return [(layer.kernel, KernelQuantizer(per_axis=self.per_axis,
-                                               preserve_sparsity=self.preserve_sparsity))]
+        kernel = (layer.kernel, KernelQuantizer(per_axis=self.per_axis,
+                                                preserve_sparsity=self.preserve_sparsity,
+                                                channel_scaled=self.channel_scaled))
+        return [kernel, (layer.bias, BiasScaler())] if self.channel_scaled else [kernel]
 
     def get_activations_and_quantizers(self, layer):
         return []
 
     def set_quantize_weights(self, layer, quantize_weights):
-        object.__setattr__(layer, "kernel", quantize_weights[0])
+        for name, weight in zip(self.weight_attributes, quantize_weights):
+            object.__setattr__(layer, name, weight)
 
     def set_quantize_activations(self, layer, quantize_activations):
         pass
 
     def get_output_quantizers(self, layer):
-        return [ActivationQuantizer()]
+        return [ChannelScaledOutputQuantizer() if self.channel_scaled else ActivationQuantizer()]
 
     def get_config(self):
-        return {"per_axis": self.per_axis, "preserve_sparsity": self.preserve_sparsity}
+        return {"per_axis": self.per_axis, "preserve_sparsity": self.preserve_sparsity,
+                "channel_scaled": self.channel_scaled}
 
 
 EMBEDDING_TABLES = ("word_embeddings", "token_type_embeddings", "position_embeddings")
@@ -236,13 +321,20 @@ class QuantizedLayer(QuantizeWrapperV2):
         return {**super().get_config(), "quantize_input": self.quantize_input}
 
 
+# The right-hand operand of probs @ value: TFLite's int8 BATCH_MATMUL computes a
+# different product than TF's fake quantization when it has a non-zero zero point
+# (measured on MiniLM: every context value off by ~10 int8 steps), so its range is
+# symmetric.
+SYMMETRIC_ATTENTION_POINTS = ("value",)
+
+
 class ActivationFakeQuant(keras.layers.Layer):
     """One `ActivationQuantizer` as a layer: a fake-quant point inside a `TransformerLayer`."""
 
     def __init__(self, point, **kwargs):
         super().__init__(**kwargs)
         self.point = point
-        self.quantizer = ActivationQuantizer()
+        self.quantizer = ActivationQuantizer(symmetric=point in SYMMETRIC_ATTENTION_POINTS)
 
     def build(self, input_shape):
         self._quantizer_vars = self.quantizer.build(input_shape, self.point, self)
@@ -255,6 +347,28 @@ class ActivationFakeQuant(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "point": self.point}
+
+
+# `TransformerLayer`'s dense layers whose outputs join the residual stream (in float).
+RESIDUAL_DENSE_LAYERS = ("attention_output_dense", "output_dense")
+
+
+def _set_kernel_ranges(wrapper):
+    """Starts each weight quantizer's range at the weight's own (tfmot starts at +-6).
+
+    Inference before any training step must see the weights' ranges: a
+    +-6 range rounds a small kernel to 0. A channel-scaled kernel's range is
+    that of kernel / scale.
+    """
+    for weight, quantizer, variables in wrapper._weight_vars:
+        if "min_var" not in variables:  # BiasScaler
+            continue
+        if "channel_scale" in variables:
+            weight = weight / variables["channel_scale"]
+        axes = list(range(weight.shape.rank - 1)) if quantizer.per_axis else None
+        bound = tf.reduce_max(tf.abs(weight), axis=axes)
+        variables["min_var"].assign(-bound)
+        variables["max_var"].assign(bound)
 
 
 def _dense_slots(owner):
@@ -271,7 +385,7 @@ def _check_task_model(model):
 
 
 @contextlib.contextmanager
-def quantization_wrappers(model, preserve_sparsity=False):
+def quantization_wrappers(model, preserve_sparsity=False, scale_residual_channels=True):
     """Puts int8 fake quantization on every dense layer, embedding table and attention matmul.
 
     Inside the block the model computes what its int8 TFLite conversion
@@ -285,6 +399,11 @@ def quantization_wrappers(model, preserve_sparsity=False):
         model: a built `ElectraClassifier`, `ElectraTokenClassifier` or
             `ElectraQuestionAnswering`.
         preserve_sparsity: keep each kernel's zeros (after pruning).
+        scale_residual_channels: give the outputs of the attention-output and
+            feed-forward-output dense layers (`RESIDUAL_DENSE_LAYERS`, added to
+            the float residual stream) one int8 step per channel
+            (`ChannelScaledOutputQuantizer`; a float MUL in the file). False:
+            one step per tensor, set by the largest channel.
 
     Yields:
         Every `ActivationQuantizer`-holding layer, for `calibrate_quantizers`.
@@ -311,11 +430,12 @@ def quantization_wrappers(model, preserve_sparsity=False):
         wrapper.build(input_shape)
         # tfmot's weight ranges start at +-6 and follow the weights only while training;
         # inference before any training step must see the weights' own ranges.
-        for weight, quantizer, variables in wrapper._weight_vars:
-            axes = list(range(weight.shape.rank - 1)) if quantizer.per_axis else None
-            bound = tf.reduce_max(tf.abs(weight), axis=axes)
-            variables["min_var"].assign(-bound)
-            variables["max_var"].assign(bound)
+        if getattr(config, "channel_scaled", False):
+            # One output channel scale, shared by the kernel, the bias and the output.
+            scale = wrapper._weight_vars[0][2]["channel_scale"]
+            wrapper._weight_vars[1][2]["channel_scale"] = scale
+            wrapper._output_quantizer_vars["channel_scale"] = scale
+        _set_kernel_ranges(wrapper)
         return wrapper
 
     def replace(owner, name, wrapper):
@@ -332,7 +452,10 @@ def quantization_wrappers(model, preserve_sparsity=False):
             for name, dense in _dense_slots(owner):
                 rank3 = owner is encoder and name == "embedding_projection"  # on (B, T, E)
                 input_shape = (None,) * rank3 + (None, dense.kernel.shape[0])
-                config = DenseQuantizeConfig(preserve_sparsity=preserve_sparsity)
+                channel_scaled = (scale_residual_channels and name in RESIDUAL_DENSE_LAYERS
+                                  and dense.use_bias)
+                config = DenseQuantizeConfig(preserve_sparsity=preserve_sparsity,
+                                             channel_scaled=channel_scaled)
                 replace(owner, name, wrap(dense, config, True, input_shape))
                 if preserve_sparsity:
                     variables = quantized[-1]._weight_vars[0][2]
@@ -387,8 +510,9 @@ def calibrate_quantizers(model, quantized, batches):
     found = activation_quantizers(quantized)
     for _, quantizer, variables in found:
         quantizer.calibrating = True
-        for variable in variables.values():
-            variable.assign(tf.zeros_like(variable))
+        for key, variable in variables.items():
+            start = tf.ones_like if key == "channel_scale" else tf.zeros_like
+            variable.assign(start(variable))
     count = 0
     try:
         for batch in batches:
@@ -400,6 +524,10 @@ def calibrate_quantizers(model, quantized, batches):
             quantizer.calibrating = False
     if not count:
         raise ValueError("`batches` is empty; calibrating the int8 ranges needs examples.")
+    for layer, quantizer, variables in found:
+        if isinstance(quantizer, ChannelScaledOutputQuantizer):
+            quantizer.set_channel_scales(variables)
+            _set_kernel_ranges(layer)  # the kernel is now divided by the new scales
     return count
 
 
