@@ -22,10 +22,10 @@ output) quantize their outputs with one step per channel
 (`ChannelScaledOutputQuantizer`): a few of their channels are tens of times
 larger than the rest in a trained encoder (MiniLM's feed-forward outputs
 reach 195 where most channels stay within a few units), and one range per
-tensor left the others a handful of int8 steps. LayerNorm, softmax and the residual adds stay float32 (their int8
-TFLite kernels run outside XNNPACK; see
-`electra_tf.export.tflite_export.INT8_FLOAT_OPS`); GELU, between two int8
-dense layers, runs in int8.
+tensor left the others a handful of int8 steps. LayerNorm, softmax and the
+residual adds stay float32 (their int8 TFLite kernels run outside XNNPACK;
+see `electra_tf.export.tflite_export.INT8_FLOAT_OPS`); GELU, between two
+int8 dense layers, runs in int8.
 
 The model's own `call` runs the wrappers, so `fit`, `ElectraDistiller` and
 the pruning wrappers work unchanged. Activation ranges start from a
