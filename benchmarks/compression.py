@@ -302,8 +302,6 @@ def main(args):
         add(key, f"{int(100 * sparsity)}% pruned, {args.prune_steps} steps{teacher} (TFLite fp32)",
             lambda: tflite_row(pruned, out(f"{key}.tflite")))
 
-    qat_logits = {}
-
     def qat_row(key, name, model):
         """QAT of `model` at each learning rate on train minus the validation reviews; the
         best on the validation reviews is converted (every dense layer int8) and measured."""
@@ -333,18 +331,17 @@ def main(args):
                     with open(out(f"{key}.tflite"), "wb") as f:
                         f.write(quantized_tflite_flatbuffer(quantized, args.seq_length))
                     # What the file should compute: the QAT model's own dev predictions.
-                    qat_logits[key] = quantized.predict(features, batch_size=64, verbose=0)
+                    qat_logits = quantized.predict(features, batch_size=64, verbose=0)
                 choices[rate] = {"validation_accuracy": accuracy}
         chosen = max(choices, key=lambda rate: choices[rate]["validation_accuracy"])
         file_logits = run_tflite(out(f"{key}.tflite"), features, THREADS)
         notes[key] = {"train_seconds": round(time.perf_counter() - t, 1),
                       "learning_rates": {f"{r:g}": c for r, c in choices.items()},
                       "chosen_learning_rate": chosen,
-                      "qat_model_dev_accuracy": accuracy_from_logits(labels, qat_logits[key]),
+                      "qat_model_dev_accuracy": accuracy_from_logits(labels, qat_logits),
                       "file_agrees_with_qat_model": float(np.mean(
-                          file_logits.argmax(-1) == qat_logits[key].argmax(-1))),
-                      "file_max_logit_difference": float(np.abs(file_logits
-                                                                - qat_logits[key]).max())}
+                          file_logits.argmax(-1) == qat_logits.argmax(-1))),
+                      "file_max_logit_difference": float(np.abs(file_logits - qat_logits).max())}
         print(f"  {key}: QAT model dev accuracy {notes[key]['qat_model_dev_accuracy']:.4f}; "
               f"its int8 file agrees on {notes[key]['file_agrees_with_qat_model']:.4f} of the "
               "dev reviews", flush=True)
