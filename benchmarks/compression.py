@@ -112,6 +112,9 @@ def parse_args():
                         help="weight of the fp32 classifier's soft predictions during QAT "
                              "(negative: labels only)")
     parser.add_argument("--latency-runs", type=int, default=20)
+    parser.add_argument("--paired-latency-rounds", type=int, default=15,
+                        help="rounds of the closing QAT vs post-training latency comparison, "
+                             "the two files taking turns (0: skip it)")
     parser.add_argument("--dev-limit", type=int, default=None,
                         help="evaluate on the first N dev reviews only (quick trials)")
     parser.add_argument("--skip", default="",
@@ -395,6 +398,20 @@ def main(args):
         change = 100 * (by_key["pruned_50"]["accuracy"] - by_key["tflite_fp32"]["accuracy"])
         targets["pruned_50_accuracy_change_points"] = change
         print(f"50% pruned vs TFLite fp32: accuracy {change:+.2f} points (target >= -1)")
+    if {"tflite_int8", "tflite_qat"} <= set(by_key) and args.paired_latency_rounds > 0:
+        # The rows above time each file minutes apart, under whatever else the machine was
+        # doing then; taking turns gives both files the same background load.
+        from tflite_int8_profile import interleaved_latency  # benchmarks/ is on sys.path
+
+        one = {key: value[:1].astype(np.int32) for key, value in features.items()}
+        (int8_ms, int8_p10), (qat_ms, qat_p10) = interleaved_latency(
+            [out("int8.tflite"), out("tflite_qat.tflite")], one, THREADS,
+            args.paired_latency_rounds)
+        notes["paired_latency_ms"] = {"tflite_int8": {"median": int8_ms, "p10": int8_p10},
+                                      "tflite_qat": {"median": qat_ms, "p10": qat_p10}}
+        targets["qat_vs_int8_paired_latency_ratio"] = int8_ms / qat_ms
+        print(f"QAT int8 latency vs the post-training recipe's, the files taking turns: "
+              f"{int8_ms:.2f} / {qat_ms:.2f} ms = {int8_ms / qat_ms:.2f}x as fast (target >= 1)")
     for key, note in notes.items():
         print(f"{key}: {note}")
     plot_compression_tradeoff(rows, out("compression_tradeoff.png"),
