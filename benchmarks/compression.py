@@ -28,7 +28,10 @@ movie_train.tsv, learning from the fp32 classifier's soft predictions with
 in int8. The QAT learning rate is chosen among --qat-learning-rates on the
 last --qat-validation training reviews, which QAT then does not train on; the
 dev reviews only score the chosen one. The 50%-pruned model is also
-quantization-aware trained with its zeros kept (row pruned_50_qat).
+quantization-aware trained with its zeros kept (row pruned_50_qat). The run
+closes by timing the post-training recipe's int8 file and the QAT file at
+batch 1 with the two taking turns (--paired-latency-rounds), so that both see
+the same background load.
 
     python benchmarks/compression.py --classifier benchmarks/results/finetune_sentiment/model
 
@@ -112,6 +115,9 @@ def parse_args():
                         help="weight of the fp32 classifier's soft predictions during QAT "
                              "(negative: labels only)")
     parser.add_argument("--latency-runs", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seeds the training data's order, the augmentation and dropout; "
+                             "repeat runs with other seeds for a median")
     parser.add_argument("--paired-latency-rounds", type=int, default=15,
                         help="rounds of the closing QAT vs post-training latency comparison, "
                              "the two files taking turns (0: skip it)")
@@ -209,6 +215,7 @@ def main(args):
     out = lambda name: os.path.join(args.output_dir, name)  # noqa: E731
     skip = set(filter(None, args.skip.split(",")))
     start = time.perf_counter()
+    tf.keras.utils.set_random_seed(args.seed)
     classifier = ensure_classifier(args.classifier, args.data_dir)
     tokenizer = ElectraTokenizer()  # MiniLM's vocab.txt is BERT's uncased one, packaged here
     dev, _ = read_classification_file(os.path.join(args.data_dir, "movie_dev.tsv"), num_classes=2)
@@ -217,7 +224,7 @@ def main(args):
     texts, labels = dev["text"][:args.dev_limit], np.array(dev["label"][:args.dev_limit])
     features = pack(tokenizer, texts, args.seq_length)
     train_data = make_classification_dataset(train, tokenizer, args.train_seq_length,
-                                             args.train_batch_size, shuffle=True, seed=0).repeat()
+                                             args.train_batch_size, shuffle=True, seed=args.seed).repeat()
     # The in-memory model on 32 reviews: the reference for the torch peer's parity check.
     keras_logits = classifier.predict({k: v[:32] for k, v in features.items()}, verbose=0)
     rows, notes = [], {}
@@ -281,7 +288,7 @@ def main(args):
                              ">= 0): augmented reviews have no labels.")
         prune_data = augmented_distillation_dataset(
             train, tokenizer, classifier, copies=args.prune_augment_copies,
-            max_seq_length=args.train_seq_length, batch_size=args.train_batch_size, seed=0)
+            max_seq_length=args.train_seq_length, batch_size=args.train_batch_size, seed=args.seed)
     for sparsity in (0.5, 0.8):
         key = f"pruned_{int(100 * sparsity)}"
         if key in skip:
@@ -316,7 +323,7 @@ def main(args):
         validation = {k: v[-held:] if isinstance(v, list) else v for k, v in train.items()}
         fit_data = make_classification_dataset(fit, tokenizer, args.train_seq_length,
                                                args.train_batch_size, shuffle=True,
-                                               seed=0).repeat()
+                                               seed=args.seed).repeat()
         validation_features = pack(tokenizer, validation["text"], args.train_seq_length)
         choices = {}
         for rate in [float(r) for r in args.qat_learning_rates.split(",")]:
