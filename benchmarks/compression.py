@@ -36,6 +36,11 @@ the same background load.
     python benchmarks/compression.py --classifier benchmarks/results/finetune_sentiment/model
 
 Writes results.json, compression_tradeoff.png and the compressed models to --output-dir.
+Repeat with other --seed values, then
+
+    python benchmarks/compression.py --median-of RUN_DIR RUN_DIR RUN_DIR --output-dir DIR
+
+writes the row-by-row median (and each run's figures) to DIR/results.json.
 """
 
 import argparse
@@ -121,6 +126,9 @@ def parse_args():
     parser.add_argument("--paired-latency-rounds", type=int, default=15,
                         help="rounds of the closing QAT vs post-training latency comparison, "
                              "the two files taking turns (0: skip it)")
+    parser.add_argument("--median-of", nargs="+", metavar="RUN_DIR", default=None,
+                        help="measure nothing: read the results.json of these runs (e.g. three "
+                             "--seed values) and write their row-by-row median to --output-dir")
     parser.add_argument("--dev-limit", type=int, default=None,
                         help="evaluate on the first N dev reviews only (quick trials)")
     parser.add_argument("--skip", default="",
@@ -430,5 +438,56 @@ def main(args):
           f"({time.perf_counter() - start:.0f}s in all)")
 
 
+def median_of_runs(run_dirs, output_dir):
+    """The row-by-row median of several runs' results.json (rows and targets both).
+
+    A row's median is taken over the runs that have it; its name is the first
+    run's, with the QAT learning rate that each run chose listed in `per_run`.
+    """
+    runs = []
+    for run_dir in run_dirs:
+        path = os.path.join(run_dir, "results.json")
+        if not os.path.isfile(path):
+            raise SystemExit(f"--median-of: no results.json in {run_dir!r}.")
+        with open(path) as f:
+            runs.append(json.load(f))
+    # The runs must differ in their seed only (older records lack the newer options).
+    shared = set.intersection(*(set(run["args"]) for run in runs)) - {
+        "seed", "output_dir", "median_of"}
+    differ = sorted(k for k in shared if len({json.dumps(run["args"][k]) for run in runs}) > 1)
+    if differ:
+        raise SystemExit(f"--median-of: the runs differ in {differ}; a median needs the same "
+                         "settings in every run (other seeds only).")
+    columns = ("accuracy", "zipped_mb", "latency_ms", "throughput")
+    rows, per_run = [], {}
+    for key in dict.fromkeys(row["key"] for run in runs for row in run["rows"]):
+        found = [row for run in runs for row in run["rows"] if row["key"] == key]
+        rows.append({"key": key, "name": found[0]["name"],
+                     **{c: float(np.median([row[c] for row in found])) for c in columns}})
+        per_run[key] = {c: [row[c] for row in found] for c in columns + ("name",)}
+    targets = {}
+    for name in dict.fromkeys(t for run in runs for t in run.get("targets", {})):
+        values = [run["targets"][name] for run in runs if name in run.get("targets", {})]
+        targets[name] = {"median": float(np.median(values)), "per_run": values}
+    os.makedirs(output_dir, exist_ok=True)
+    print(f"Median of {len(runs)} runs: {', '.join(run_dirs)}")
+    print(format_compression_table(rows))
+    for name, value in targets.items():
+        print(f"{name}: median {value['median']:.3f} (runs: "
+              f"{', '.join(f'{v:.3f}' for v in value['per_run'])})")
+    plot_compression_tradeoff(rows, os.path.join(output_dir, "compression_tradeoff.png"),
+                              title=f"Movie-sentiment classifier (MiniLM, 6 x 384): median of "
+                                    f"{len(runs)} runs")
+    electra_tf.write_benchmark_results(output_dir, {
+        "benchmark": "compression", "median_of": list(run_dirs),
+        "run_args": [run["args"] for run in runs], "run_notes": [run["notes"] for run in runs],
+        "rows": rows, "per_run": per_run, "targets": targets})
+    print(f"wrote {os.path.join(output_dir, 'results.json')}")
+
+
 if __name__ == "__main__":
-    main(parse_args())
+    arguments = parse_args()
+    if arguments.median_of:
+        median_of_runs(arguments.median_of, arguments.output_dir)
+    else:
+        main(arguments)
