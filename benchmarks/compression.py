@@ -129,6 +129,11 @@ def parse_args():
     parser.add_argument("--median-of", nargs="+", metavar="RUN_DIR", default=None,
                         help="measure nothing: read the results.json of these runs (e.g. three "
                              "--seed values) and write their row-by-row median to --output-dir")
+    parser.add_argument("--retime", nargs="+", metavar="RUN_DIR", default=None,
+                        help="train nothing: bring each run's QAT file up to the current "
+                             "converter's rewrites (`gelu_in_float`), check it gives the same "
+                             "dev logits, and time it against the run's post-training int8 "
+                             "file, the two taking turns; writes to --output-dir")
     parser.add_argument("--dev-limit", type=int, default=None,
                         help="evaluate on the first N dev reviews only (quick trials)")
     parser.add_argument("--skip", default="",
@@ -485,9 +490,64 @@ def median_of_runs(run_dirs, output_dir):
     print(f"wrote {os.path.join(output_dir, 'results.json')}")
 
 
+def retime_runs(run_dirs, args):
+    """Re-times earlier runs' QAT files as the current code writes them.
+
+    `quantized_tflite_flatbuffer` now rewrites each int8 GELU to float
+    (`gelu_in_float`, a pure rewrite of the converter's flatbuffer), so a
+    run's saved QAT file plus that rewrite is the file the current code
+    writes for the same trained model. The rewritten file must give the same
+    dev predictions as the run measured; then both int8 files of the run are
+    timed at batch 1, taking turns.
+    """
+    from electra_tf.compression.quantization import gelu_in_float
+    from tflite_int8_profile import interleaved_latency  # benchmarks/ is on sys.path
+
+    tokenizer = ElectraTokenizer()
+    dev, _ = read_classification_file(os.path.join(args.data_dir, "movie_dev.tsv"), num_classes=2)
+    labels = np.array(dev["label"][:args.dev_limit])
+    features = pack(tokenizer, dev["text"][:args.dev_limit], args.seq_length)
+    one = {key: value[:1].astype(np.int32) for key, value in features.items()}
+    os.makedirs(args.output_dir, exist_ok=True)
+    runs = []
+    for run_dir in run_dirs:
+        saved, recipe = (os.path.join(run_dir, name) for name in ("tflite_qat.tflite",
+                                                                   "int8.tflite"))
+        if not (os.path.isfile(saved) and os.path.isfile(recipe)):
+            raise SystemExit(f"--retime: {run_dir!r} lacks tflite_qat.tflite or int8.tflite.")
+        rewritten = os.path.join(args.output_dir, f"{os.path.basename(run_dir)}_qat.tflite")
+        with open(saved, "rb") as f:
+            content = gelu_in_float(f.read())
+        with open(rewritten, "wb") as f:
+            f.write(content)
+        before, after = run_tflite(saved, features, THREADS), run_tflite(rewritten, features, THREADS)
+        (recipe_ms, recipe_p10), (qat_ms, qat_p10) = interleaved_latency(
+            [recipe, rewritten], one, THREADS, args.paired_latency_rounds)
+        run = {"run": run_dir, "accuracy": accuracy_from_logits(labels, after),
+               "accuracy_as_measured": accuracy_from_logits(labels, before),
+               "max_logit_difference_to_measured_file": float(np.abs(after - before).max()),
+               "tflite_int8_latency_ms": {"median": recipe_ms, "p10": recipe_p10},
+               "tflite_qat_latency_ms": {"median": qat_ms, "p10": qat_p10},
+               "qat_vs_int8_paired_latency_ratio": recipe_ms / qat_ms}
+        runs.append(run)
+        print(f"{run_dir}: dev accuracy {run['accuracy']:.4f} (as measured "
+              f"{run['accuracy_as_measured']:.4f}, largest logit difference "
+              f"{run['max_logit_difference_to_measured_file']:.2e}); batch 1, taking turns: "
+              f"post-training recipe {recipe_ms:.2f} ms, QAT {qat_ms:.2f} ms = "
+              f"{recipe_ms / qat_ms:.3f}x as fast", flush=True)
+    ratio = float(np.median([run["qat_vs_int8_paired_latency_ratio"] for run in runs]))
+    print(f"median over {len(runs)} runs: the QAT file is {ratio:.3f}x as fast as the "
+          "post-training recipe's (target >= 1)")
+    electra_tf.write_benchmark_results(args.output_dir, {
+        "benchmark": "compression", "retime": list(run_dirs), "args": vars(args), "runs": runs,
+        "targets": {"qat_vs_int8_paired_latency_ratio": ratio}})
+
+
 if __name__ == "__main__":
     arguments = parse_args()
     if arguments.median_of:
         median_of_runs(arguments.median_of, arguments.output_dir)
+    elif arguments.retime:
+        retime_runs(arguments.retime, arguments)
     else:
         main(arguments)

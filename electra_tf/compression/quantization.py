@@ -24,8 +24,9 @@ larger than the rest in a trained encoder (MiniLM's feed-forward outputs
 reach 195 where most channels stay within a few units), and one range per
 tensor left the others a handful of int8 steps. LayerNorm, softmax and the
 residual adds stay float32 (their int8 TFLite kernels run outside XNNPACK;
-see `electra_tf.export.tflite_export.INT8_FLOAT_OPS`); GELU, between two
-int8 dense layers, runs in int8.
+see `electra_tf.export.tflite_export.INT8_FLOAT_OPS`). GELU sits between two
+int8 dense layers; the file computes it in float on the int8 values
+(`gelu_in_float`), where XNNPACK can run it.
 
 The model's own `call` runs the wrappers, so `fit`, `ElectraDistiller` and
 the pruning wrappers work unchanged. Activation ranges start from a
@@ -39,6 +40,7 @@ multiplies the kernel by its fixed non-zero mask.
 """
 
 import contextlib
+import copy
 import inspect
 
 import numpy as np
@@ -534,14 +536,23 @@ def calibrate_quantizers(model, quantized, batches):
     return count
 
 
-def quantized_tflite_flatbuffer(model, max_seq_length, batch_size=1):
+def quantized_tflite_flatbuffer(model, max_seq_length, batch_size=1, float_gelu=True):
     """The int8 TFLite flatbuffer of a model inside `quantization_wrappers`.
 
     The converter quantizes what the graph's fake-quant ops mark (every dense
-    layer, embedding table and attention matmul, with the trained ranges; GELU,
-    between two int8 dense layers, too) and keeps LayerNorm, softmax and the
-    residual adds in float32. No
+    layer, embedding table and attention matmul, with the trained ranges) and
+    keeps LayerNorm, softmax and the residual adds in float32. No
     representative dataset: the ranges come from training.
+
+    Args:
+        model: the model, inside `quantization_wrappers` (or
+            `quantization_aware_training`).
+        max_seq_length: the file's fixed sequence length.
+        batch_size: the file's fixed batch size.
+        float_gelu: the converter makes each GELU (between two int8 dense
+            layers) an int8 op, which XNNPACK cannot run; True rewrites it to
+            dequantize, GELU in float, quantize to the same int8 tensor
+            (`gelu_in_float`): the same values, all inside XNNPACK.
     """
     from electra_tf.export.tflite_export import _serving_function
 
@@ -553,7 +564,66 @@ def quantized_tflite_flatbuffer(model, max_seq_length, batch_size=1):
     variables.captured = list(serve.graph.variables)
     converter = tf.lite.TFLiteConverter.from_concrete_functions([serve], variables)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    return converter.convert()
+    flatbuffer = converter.convert()
+    return gelu_in_float(flatbuffer) if float_gelu else flatbuffer
+
+
+def gelu_in_float(flatbuffer):
+    """`flatbuffer` with every int8 GELU replaced by DEQUANTIZE, float GELU, QUANTIZE.
+
+    XNNPACK has no int8 GELU kernel, so an int8 GELU runs on TFLite's
+    built-in kernel and cuts the XNNPACK graph around it: the QAT MiniLM file
+    ran in 15 XNNPACK partitions, 9 after this rewrite, and its batch-1
+    latency improved by about 2%. The GELU's int8 output tensor (its scale and
+    zero point) is kept, so the next dense layer reads the same kind of
+    tensor; TFLite's int8 GELU is a table of the float function on the 256
+    input levels, so the values agree (identical logits on 200 MiniLM dev
+    reviews; within an output step on the test models). A file without int8
+    GELUs comes back unchanged.
+    """
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(flatbuffer))
+    codes = {flatbuffer_utils.opcode_to_name(model, index): index
+             for index in range(len(model.operatorCodes))}
+    graph = model.subgraphs[0]
+
+    def is_int8_gelu(operator):
+        return (flatbuffer_utils.opcode_to_name(model, operator.opcodeIndex) == "GELU"
+                and graph.tensors[operator.inputs[0]].type == schema.TensorType.INT8)
+
+    if not any(is_int8_gelu(op) for op in graph.operators):
+        return flatbuffer
+    if not {"DEQUANTIZE", "QUANTIZE"} <= set(codes):  # every QAT file has both (LayerNorm)
+        return flatbuffer
+
+    def float_copy(index, suffix):
+        tensor = copy.copy(graph.tensors[index])
+        tensor.type, tensor.quantization, tensor.buffer = schema.TensorType.FLOAT32, None, 0
+        tensor.name = (tensor.name or b"") + suffix
+        graph.tensors.append(tensor)
+        return len(graph.tensors) - 1
+
+    def operator(code, inputs, outputs, like=None):
+        new = copy.copy(like) if like is not None else schema.OperatorT()
+        if like is None:
+            new.opcodeIndex = codes[code]
+        new.inputs, new.outputs = np.array(inputs, np.int32), np.array(outputs, np.int32)
+        return new
+
+    operators = []
+    for op in graph.operators:
+        if not is_int8_gelu(op):
+            operators.append(op)
+            continue
+        int8_in, int8_out = op.inputs[0], op.outputs[0]
+        float_in, float_out = float_copy(int8_in, b"/float"), float_copy(int8_out, b"/float")
+        operators += [operator("DEQUANTIZE", [int8_in], [float_in]),
+                      operator("GELU", [float_in], [float_out], like=op),
+                      operator("QUANTIZE", [float_out], [int8_out])]
+    graph.operators = operators
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
 def kernel_sparsity(model):

@@ -25,6 +25,7 @@ from electra_tf.compression.quantization import (
     ActivationFakeQuant,
     QuantizedLayer,
     calibrate_quantizers,
+    gelu_in_float,
     kernel_sparsity,
     quantization_aware_training,
     quantization_wrappers,
@@ -202,6 +203,46 @@ def test_int8_file_computes_what_the_qat_model_computes(kind):
     changed = [not np.array_equal(a, b) for a, b in zip(quantized.get_weights(), model.get_weights())]
     assert any(changed)
     assert all(isinstance(w, tf.Variable) for w in quantized.weights)
+
+
+def delegate_partitions(path):
+    """How many pieces XNNPACK runs the file in (ops it cannot take cut its graph)."""
+    interpreter = tflite_interpreter(path)
+    return sum(op["op_name"] == "DELEGATE" for op in interpreter._get_ops_details())
+
+
+def test_gelu_runs_in_float_inside_xnnpack_and_computes_the_same_values(tmp_path):
+    model = task_model("classify")
+    inputs = make_inputs(seq_length=SEQ)
+    with quantization_wrappers(model) as quantized:
+        calibrate_quantizers(model, quantized, [inputs])
+        int8_gelu = quantized_tflite_flatbuffer(model, SEQ, float_gelu=False)
+        flatbuffer = quantized_tflite_flatbuffer(model, SEQ)
+        step = (lambda low, high: (high - low) / 255)(
+            *(float(v.numpy()) for v in model.logits._output_quantizer_vars.values()))
+    assert op_types(int8_gelu)["GELU"] == {("int8",)}  # what the converter makes
+    ops = op_types(flatbuffer)
+    assert ops["GELU"] == {("float32",)}
+    assert ("int8",) in ops["DEQUANTIZE"] and ("float32",) in ops["QUANTIZE"]
+    assert {dtypes[:2] for dtypes in ops["FULLY_CONNECTED"]} == {("int8", "int8")}  # still int8
+    assert gelu_in_float(flatbuffer) == flatbuffer  # nothing left to rewrite
+    paths = {}
+    for name, content in (("float_gelu", flatbuffer), ("int8_gelu", int8_gelu)):
+        paths[name] = tmp_path / f"{name}.tflite"
+        paths[name].write_bytes(content)
+    assert delegate_partitions(paths["float_gelu"]) < delegate_partitions(paths["int8_gelu"])
+
+    def logits(path):
+        runner = tflite_interpreter(path).get_signature_runner()
+        (name,) = runner.get_output_details()
+        return np.concatenate([runner(**{k: np.asarray(v[i:i + 1], np.int32)
+                                         for k, v in inputs.items()})[name]
+                               for i in range(len(inputs["input_word_ids"]))])
+
+    difference = np.abs(logits(paths["float_gelu"]) - logits(paths["int8_gelu"])).max()
+    print(f"int8 GELU vs float GELU: largest logit difference {difference:.2e} "
+          f"({difference / step:.2f} output steps)")
+    assert difference <= step
 
 
 def test_the_int8_file_is_about_four_times_smaller_than_fp32():
