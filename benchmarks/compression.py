@@ -237,7 +237,8 @@ def main(args):
     texts, labels = dev["text"][:args.dev_limit], np.array(dev["label"][:args.dev_limit])
     features = pack(tokenizer, texts, args.seq_length)
     train_data = make_classification_dataset(train, tokenizer, args.train_seq_length,
-                                             args.train_batch_size, shuffle=True, seed=args.seed).repeat()
+                                             args.train_batch_size, shuffle=True,
+                                             seed=args.seed).repeat()
     # The in-memory model on 32 reviews: the reference for the torch peer's parity check.
     keras_logits = classifier.predict({k: v[:32] for k, v in features.items()}, verbose=0)
     rows, notes = [], {}
@@ -520,7 +521,8 @@ def retime_runs(run_dirs, args):
             content = gelu_in_float(f.read())
         with open(rewritten, "wb") as f:
             f.write(content)
-        before, after = run_tflite(saved, features, THREADS), run_tflite(rewritten, features, THREADS)
+        before = run_tflite(saved, features, THREADS)
+        after = run_tflite(rewritten, features, THREADS)
         (recipe_ms, recipe_p10), (qat_ms, qat_p10) = interleaved_latency(
             [recipe, rewritten], one, THREADS, args.paired_latency_rounds)
         run = {"run": run_dir, "accuracy": accuracy_from_logits(labels, after),
