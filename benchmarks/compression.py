@@ -65,6 +65,7 @@ from electra_tf import (
     export_task_saved_model,
     export_tflite,
     format_compression_table,
+    gelu_in_float,
     make_classification_dataset,
     measure_tflite,
     median_seconds,
@@ -107,6 +108,9 @@ def parse_args():
     parser.add_argument("--prune-augment-copies", type=int, default=3,
                         help="augmented copies of each training review that the unpruned "
                              "model labels while pruning (0: the reviews only)")
+    parser.add_argument("--pruned-50-model", default=None, metavar="DIR",
+                        help="start the 50%% rows from this pruned classifier (an earlier run's "
+                             "OUTPUT_DIR/pruned_50) instead of pruning again")
     parser.add_argument("--distill-steps", type=int, default=150)
     parser.add_argument("--distill-layers", type=int, default=3)
     parser.add_argument("--distill-learning-rate", type=float, default=1e-4)
@@ -308,14 +312,23 @@ def main(args):
         if key in skip:
             continue
         t = time.perf_counter()
-        pruned, _ = prune_classifier(classifier, prune_data, target_sparsity=sparsity,
-                                     steps_per_epoch=args.prune_steps,
-                                     learning_rate=args.prune_learning_rate,
-                                     log_dir=out(f"{key}_logs"), verbose=2,
-                                     teacher=classifier if args.prune_distill_alpha >= 0 else None,
-                                     alpha=max(args.prune_distill_alpha, 0.0))
+        if key == "pruned_50" and args.pruned_50_model:
+            # An earlier run's pruned model: repeat runs then vary the QAT that follows only.
+            pruned = ElectraClassifier.from_pretrained(args.pruned_50_model)
+            if abs(sparsity_report(pruned)["overall_sparsity"] - sparsity) > 0.05:
+                raise SystemExit(f"--pruned-50-model {args.pruned_50_model!r} has sparsity "
+                                 f"{sparsity_report(pruned)['overall_sparsity']:.2f}; "
+                                 f"expected {sparsity}.")
+        else:
+            pruned, _ = prune_classifier(
+                classifier, prune_data, target_sparsity=sparsity,
+                steps_per_epoch=args.prune_steps, learning_rate=args.prune_learning_rate,
+                log_dir=out(f"{key}_logs"), verbose=2,
+                teacher=classifier if args.prune_distill_alpha >= 0 else None,
+                alpha=max(args.prune_distill_alpha, 0.0))
         report = sparsity_report(pruned)
         notes[key] = {"train_seconds": round(time.perf_counter() - t, 1),
+                      "loaded_from": args.pruned_50_model if key == "pruned_50" else None,
                       "overall_sparsity": report["overall_sparsity"],
                       "model_sparsity": report["model_sparsity"]}
         pruned.save_pretrained(out(key), overwrite=True)
@@ -457,9 +470,10 @@ def median_of_runs(run_dirs, output_dir):
             raise SystemExit(f"--median-of: no results.json in {run_dir!r}.")
         with open(path) as f:
             runs.append(json.load(f))
-    # The runs must differ in their seed only (older records lack the newer options).
+    # The runs must differ in their seed only (older records lack the newer options), and
+    # in --pruned-50-model: the first run prunes, the others start from its pruned model.
     shared = set.intersection(*(set(run["args"]) for run in runs)) - {
-        "seed", "output_dir", "median_of"}
+        "seed", "output_dir", "median_of", "pruned_50_model"}
     differ = sorted(k for k in shared if len({json.dumps(run["args"][k]) for run in runs}) > 1)
     if differ:
         raise SystemExit(f"--median-of: the runs differ in {differ}; a median needs the same "
@@ -501,7 +515,6 @@ def retime_runs(run_dirs, args):
     dev predictions as the run measured; then both int8 files of the run are
     timed at batch 1, taking turns.
     """
-    from electra_tf.compression.quantization import gelu_in_float
     from tflite_int8_profile import interleaved_latency  # benchmarks/ is on sys.path
 
     tokenizer = ElectraTokenizer()

@@ -114,6 +114,7 @@ _LAZY = {
     "quantization_wrappers": ("electra_tf.compression.quantization", "quantization_wrappers"),
     "quantized_tflite_flatbuffer": (
         "electra_tf.compression.quantization", "quantized_tflite_flatbuffer"),
+    "gelu_in_float": ("electra_tf.compression.quantization", "gelu_in_float"),
     "sparsity_report": ("electra_tf.compression.pruning", "sparsity_report"),
     "student_from_teacher": ("electra_tf.compression.electra_distiller", "student_from_teacher"),
     "zipped_size": ("electra_tf.compression.compression_report", "zipped_size"),
