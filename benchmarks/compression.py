@@ -315,10 +315,6 @@ def main(args):
         if key == "pruned_50" and args.pruned_50_model:
             # An earlier run's pruned model: repeat runs then vary the QAT that follows only.
             pruned = ElectraClassifier.from_pretrained(args.pruned_50_model)
-            if abs(sparsity_report(pruned)["overall_sparsity"] - sparsity) > 0.05:
-                raise SystemExit(f"--pruned-50-model {args.pruned_50_model!r} has sparsity "
-                                 f"{sparsity_report(pruned)['overall_sparsity']:.2f}; "
-                                 f"expected {sparsity}.")
         else:
             pruned, _ = prune_classifier(
                 classifier, prune_data, target_sparsity=sparsity,
@@ -327,6 +323,9 @@ def main(args):
                 teacher=classifier if args.prune_distill_alpha >= 0 else None,
                 alpha=max(args.prune_distill_alpha, 0.0))
         report = sparsity_report(pruned)
+        if abs(report["overall_sparsity"] - sparsity) > 0.05:  # only a loaded model can miss
+            raise SystemExit(f"--pruned-50-model {args.pruned_50_model!r} has sparsity "
+                             f"{report['overall_sparsity']:.2f}; expected {sparsity}.")
         notes[key] = {"train_seconds": round(time.perf_counter() - t, 1),
                       "loaded_from": args.pruned_50_model if key == "pruned_50" else None,
                       "overall_sparsity": report["overall_sparsity"],
@@ -435,14 +434,10 @@ def main(args):
     if {"tflite_int8", "tflite_qat"} <= set(by_key) and args.paired_latency_rounds > 0:
         # The rows above time each file minutes apart, under whatever else the machine was
         # doing then; taking turns gives both files the same background load.
-        from tflite_int8_profile import interleaved_latency  # benchmarks/ is on sys.path
-
-        one = {key: value[:1].astype(np.int32) for key, value in features.items()}
-        (int8_ms, int8_p10), (qat_ms, qat_p10) = interleaved_latency(
-            [out("int8.tflite"), out("tflite_qat.tflite")], one, THREADS,
-            args.paired_latency_rounds)
-        notes["paired_latency_ms"] = {"tflite_int8": {"median": int8_ms, "p10": int8_p10},
-                                      "tflite_qat": {"median": qat_ms, "p10": qat_p10}}
+        latency = paired_latency(out("int8.tflite"), out("tflite_qat.tflite"), features,
+                                 args.paired_latency_rounds)
+        notes["paired_latency_ms"] = latency
+        int8_ms, qat_ms = latency["tflite_int8"]["median"], latency["tflite_qat"]["median"]
         targets["qat_vs_int8_paired_latency_ratio"] = int8_ms / qat_ms
         print(f"QAT int8 latency vs the post-training recipe's, the files taking turns: "
               f"{int8_ms:.2f} / {qat_ms:.2f} ms = {int8_ms / qat_ms:.2f}x as fast (target >= 1)")
@@ -455,6 +450,17 @@ def main(args):
         "notes": notes, "total_seconds": round(time.perf_counter() - start, 1)})
     print(f"wrote {out('results.json')} and {out('compression_tradeoff.png')} "
           f"({time.perf_counter() - start:.0f}s in all)")
+
+
+def paired_latency(int8_path, qat_path, features, rounds):
+    """Batch-1 latency (ms, median and 10th percentile) of the post-training and QAT int8
+    files on the first example, the two taking turns so that both see the same load."""
+    from tflite_int8_profile import interleaved_latency  # benchmarks/ is on sys.path
+
+    one = {key: value[:1].astype(np.int32) for key, value in features.items()}
+    timings = interleaved_latency([int8_path, qat_path], one, THREADS, rounds)
+    return {key: {"median": median, "p10": p10}
+            for key, (median, p10) in zip(("tflite_int8", "tflite_qat"), timings)}
 
 
 def median_of_runs(run_dirs, output_dir):
@@ -515,13 +521,10 @@ def retime_runs(run_dirs, args):
     dev predictions as the run measured; then both int8 files of the run are
     timed at batch 1, taking turns.
     """
-    from tflite_int8_profile import interleaved_latency  # benchmarks/ is on sys.path
-
     tokenizer = ElectraTokenizer()
     dev, _ = read_classification_file(os.path.join(args.data_dir, "movie_dev.tsv"), num_classes=2)
     labels = np.array(dev["label"][:args.dev_limit])
     features = pack(tokenizer, dev["text"][:args.dev_limit], args.seq_length)
-    one = {key: value[:1].astype(np.int32) for key, value in features.items()}
     os.makedirs(args.output_dir, exist_ok=True)
     runs = []
     for run_dir in run_dirs:
@@ -536,13 +539,13 @@ def retime_runs(run_dirs, args):
             f.write(content)
         before = run_tflite(saved, features, THREADS)
         after = run_tflite(rewritten, features, THREADS)
-        (recipe_ms, recipe_p10), (qat_ms, qat_p10) = interleaved_latency(
-            [recipe, rewritten], one, THREADS, args.paired_latency_rounds)
+        latency = paired_latency(recipe, rewritten, features, args.paired_latency_rounds)
+        recipe_ms, qat_ms = latency["tflite_int8"]["median"], latency["tflite_qat"]["median"]
         run = {"run": run_dir, "accuracy": accuracy_from_logits(labels, after),
                "accuracy_as_measured": accuracy_from_logits(labels, before),
                "max_logit_difference_to_measured_file": float(np.abs(after - before).max()),
-               "tflite_int8_latency_ms": {"median": recipe_ms, "p10": recipe_p10},
-               "tflite_qat_latency_ms": {"median": qat_ms, "p10": qat_p10},
+               "tflite_int8_latency_ms": latency["tflite_int8"],
+               "tflite_qat_latency_ms": latency["tflite_qat"],
                "qat_vs_int8_paired_latency_ratio": recipe_ms / qat_ms}
         runs.append(run)
         print(f"{run_dir}: dev accuracy {run['accuracy']:.4f} (as measured "

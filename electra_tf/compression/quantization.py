@@ -605,12 +605,15 @@ def gelu_in_float(flatbuffer):
         graph.tensors.append(tensor)
         return len(graph.tensors) - 1
 
-    def operator(code, inputs, outputs, like=None):
-        new = copy.copy(like) if like is not None else schema.OperatorT()
-        if like is None:
-            new.opcodeIndex = codes[code]
+    def rewired(operator, inputs, outputs):
+        new = copy.copy(operator)
         new.inputs, new.outputs = np.array(inputs, np.int32), np.array(outputs, np.int32)
         return new
+
+    def conversion(code, source, target):
+        operator = schema.OperatorT()
+        operator.opcodeIndex = codes[code]
+        return rewired(operator, [source], [target])
 
     operators = []
     for op in graph.operators:
@@ -619,9 +622,9 @@ def gelu_in_float(flatbuffer):
             continue
         int8_in, int8_out = op.inputs[0], op.outputs[0]
         float_in, float_out = float_copy(int8_in, b"/float"), float_copy(int8_out, b"/float")
-        operators += [operator("DEQUANTIZE", [int8_in], [float_in]),
-                      operator("GELU", [float_in], [float_out], like=op),
-                      operator("QUANTIZE", [float_out], [int8_out])]
+        operators += [conversion("DEQUANTIZE", int8_in, float_in),
+                      rewired(op, [float_in], [float_out]),  # the GELU, options kept
+                      conversion("QUANTIZE", float_out, int8_out)]
     graph.operators = operators
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
