@@ -115,6 +115,10 @@ _LAZY = {
     "quantized_tflite_flatbuffer": (
         "electra_tf.compression.quantization", "quantized_tflite_flatbuffer"),
     "gelu_in_float": ("electra_tf.compression.quantization", "gelu_in_float"),
+    "head_and_neuron_importance": (
+        "electra_tf.compression.structured_pruning", "head_and_neuron_importance"),
+    "prune_heads_and_neurons": (
+        "electra_tf.compression.structured_pruning", "prune_heads_and_neurons"),
     "sparsity_report": ("electra_tf.compression.pruning", "sparsity_report"),
     "student_from_teacher": ("electra_tf.compression.electra_distiller", "student_from_teacher"),
     "zipped_size": ("electra_tf.compression.compression_report", "zipped_size"),

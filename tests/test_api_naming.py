@@ -104,7 +104,7 @@ JOB_SYNONYMS = {
 # A command whose output is one file keeps --output: predict's JSON lines, evaluate's metrics,
 # score's text, compress quantize's .tflite, prepare's shard path prefix.
 DIRECTORY_OUTPUT_COMMANDS = ("pretrain", "quickstart", "compress prune", "compress distill",
-                             "compress qat",
+                             "compress shrink", "compress qat",
                              "finetune classify", "finetune qa", "finetune tag", "finetune glue")
 # The transformers-compatible task head has one name in every task model.
 HUGGINGFACE_HEAD = "huggingface"

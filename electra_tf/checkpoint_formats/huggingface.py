@@ -34,7 +34,12 @@ import os
 import numpy as np
 
 from electra_tf.checkpoint_formats.checkpoint_files import read_checkpoint_json
-from electra_tf.checkpoint_formats.weight_slots import HEAD, assign_slots, model_slots
+from electra_tf.checkpoint_formats.weight_slots import (
+    HEAD,
+    assign_slots,
+    check_published_head_shape,
+    model_slots,
+)
 from electra_tf.utils.atomic_directory import atomic_directory
 
 logger = logging.getLogger(__name__)
@@ -318,6 +323,7 @@ def huggingface_config(model):
     """The transformers `ElectraConfig` dict describing `model`."""
     kind = _model_kind(model)
     encoder = model if kind == "encoder" else model.encoder
+    check_published_head_shape(encoder)
     return {
         "architectures": [ARCHITECTURES[kind]],
         "model_type": "electra",

@@ -61,7 +61,11 @@ from electra_tf.checkpoint_formats.keras_hub_text_classifier_source import (
     TEXT_CLASSIFIER_MODULE_NAME,
     TEXT_CLASSIFIER_SOURCE,
 )
-from electra_tf.checkpoint_formats.weight_slots import assign_slots, encoder_slots
+from electra_tf.checkpoint_formats.weight_slots import (
+    assign_slots,
+    check_published_head_shape,
+    encoder_slots,
+)
 # The tokenizer's files: read by ElectraTokenizer.from_keras_hub, written here.
 from electra_tf.preprocessing.keras_hub_vocabulary import TOKENIZER_NAME, VOCABULARY_PATH
 from electra_tf.utils.atomic_directory import atomic_directory
@@ -206,8 +210,10 @@ def _encoder_of(model):
 def keras_hub_config(encoder):
     """The serialized keras-hub `ElectraBackbone` (config.json) describing `encoder`.
 
-    Raises a ValueError for a `layer_norm_epsilon` other than keras-hub's fixed 1e-12.
+    Raises a ValueError for a `layer_norm_epsilon` other than keras-hub's fixed 1e-12, and
+    for an encoder whose heads were removed (`check_published_head_shape`).
     """
+    check_published_head_shape(encoder)
     if encoder.layer_norm_epsilon != KERAS_HUB_LAYER_NORM_EPSILON:
         raise ValueError(
             f"The encoder has layer_norm_epsilon={encoder.layer_norm_epsilon}, but keras-hub's "

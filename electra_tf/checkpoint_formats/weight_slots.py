@@ -70,6 +70,25 @@ def embedding_slots(embedding_layer):
     ]
 
 
+def check_published_head_shape(encoder):
+    """Raises a ValueError when `encoder`'s heads were removed: the published formats cannot say so.
+
+    Google's checkpoints, transformers' ElectraConfig and keras-hub's
+    ElectraBackbone all take each head to be `hidden_size / num_heads` wide;
+    a structurally pruned encoder (`prune_heads_and_neurons`) has fewer heads
+    of the original width.
+    """
+    layer = encoder.transformer_layers[0]
+    if layer.attention_size != encoder.hidden_size:
+        raise ValueError(
+            f"This encoder has {encoder.num_heads} heads of width {layer.head_size} (attention "
+            f"width {layer.attention_size}, hidden size {encoder.hidden_size}): its heads were "
+            "removed by structured pruning, and the published checkpoint formats (Google, "
+            "transformers, keras-hub) expect heads of width hidden_size / num_heads. Save it "
+            "with save_pretrained, or export it as a SavedModel or TFLite file."
+        )
+
+
 def encoder_slots(encoder):
     """Slots of an `ElectraEncoder`: embeddings, projection, transformer layers.
 
@@ -89,6 +108,7 @@ def encoder_slots(encoder):
     >>> np.array_equal(qkv.join(qkv.split(qkv.variable.numpy())), qkv.variable.numpy())
     True
     """
+    check_published_head_shape(encoder)
     slots = embedding_slots(encoder.embedding_layer)
     if encoder.embedding_projection is not None:
         slots += _dense_slots(encoder.embedding_projection, "embeddings_project")

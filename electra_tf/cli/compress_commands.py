@@ -1,7 +1,7 @@
-"""`electra-tf compress prune|distill|qat|quantize`: argument parsing only.
+"""`electra-tf compress prune|distill|shrink|qat|quantize`: argument parsing only.
 
 The work is done by `electra_tf.compression.compress` (run_prune,
-run_distill, run_qat, run_quantize).
+run_distill, run_shrink, run_qat, run_quantize).
 """
 
 import json
@@ -14,7 +14,7 @@ from electra_tf.cli.export_commands import add_quantization_arguments
 
 
 def add_subcommands(subparsers):
-    """Adds `compress` and its three subcommands to the top-level subparsers."""
+    """Adds `compress` and its subcommands to the top-level subparsers."""
     parser = subparsers.add_parser(
         "compress",
         help="prune, distil or quantize a fine-tuned task model",
@@ -59,6 +59,34 @@ def add_subcommands(subparsers):
                          help="weight of the soft-target term; 1-alpha weighs the labels "
                          "(default: %(default)s)")
     distill.set_defaults(run=_run_distill)
+
+    shrink = commands.add_parser(
+        "shrink", help="remove whole attention heads and FFN neurons, then distil (faster model)",
+        description="Structured pruning: each layer keeps its --num-heads most important "
+        "attention heads and --intermediate-size most important feed-forward neurons "
+        "(--importance taylor: gradient scores on training batches, Michel et al. 2019; "
+        "magnitude: weight norms), so every matmul is smaller and the model runs faster. The "
+        "smaller model then learns from the unpruned one's softened predictions plus the labels. "
+        "The model is any task directory; --train and --dev are that task's files. Writes "
+        "OUTPUT/model (a full task directory), TensorBoard logs/ and summary.json (kept heads, "
+        "parameter counts, dev score of the teacher, straight after pruning and after "
+        "distillation).")
+    _add_common(shrink, learning_rate=1e-4)
+    shrink.add_argument("--num-heads", type=int, default=None,
+                        help="attention heads each layer keeps (default: all)")
+    shrink.add_argument("--intermediate-size", type=int, default=None,
+                        help="feed-forward neurons each layer keeps (default: all)")
+    shrink.add_argument("--importance", choices=["taylor", "magnitude"], default="taylor",
+                        help="how heads and neurons are ranked (default: %(default)s)")
+    shrink.add_argument("--importance-batches", type=int, default=32,
+                        help="training batches the taylor scores average over "
+                        "(default: %(default)s)")
+    shrink.add_argument("--temperature", type=float, default=2.0,
+                        help="softmax temperature of the soft targets (default: %(default)s)")
+    shrink.add_argument("--alpha", type=float, default=0.5,
+                        help="weight of the soft-target term; 1-alpha weighs the labels "
+                        "(default: %(default)s)")
+    shrink.set_defaults(run=_run_shrink)
 
     qat = commands.add_parser(
         "qat", help="quantization-aware training, then a full-int8 TFLite file",
@@ -171,6 +199,25 @@ def _run_distill(args):
                   f"{summary[f'dev_score_{model}']:.4f}")
     print(f"wrote the {args.num_layers}-layer student to "
           f"{os.path.join(args.output_dir, MODEL_DIRNAME)} (+ logs/, summary.json)")
+
+
+def _run_shrink(args):
+    from electra_tf.compression.compress import run_shrink
+    from electra_tf.tasks.task_model_io import MODEL_DIRNAME
+
+    summary = run_shrink(args.classifier_dir, args.train, args.output_dir,
+                         num_heads=args.num_heads, intermediate_size=args.intermediate_size,
+                         importance=args.importance, importance_batches=args.importance_batches,
+                         temperature=args.temperature, alpha=args.alpha, **_common_options(args))
+    print(f"kept {summary['num_heads']} heads and {summary['intermediate_size']} feed-forward "
+          f"neurons per layer: {summary['parameters_before']:,} -> "
+          f"{summary['parameters_after']:,} parameters")
+    if "dev_score_name" in summary:
+        name = summary["dev_score_name"]
+        print(f"dev {name}: {summary['dev_score_teacher']:.4f} unpruned, "
+              f"{summary['dev_score_pruned']:.4f} pruned, {summary['dev_score_student']:.4f} "
+              "after distillation")
+    print(f"wrote {os.path.join(args.output_dir, MODEL_DIRNAME)} (+ logs/, summary.json)")
 
 
 def _run_qat(args):

@@ -1,4 +1,4 @@
-"""The jobs behind `electra-tf compress prune|distill|quantize`: directories in, directories out.
+"""The jobs behind `electra-tf compress prune|distill|shrink|qat|quantize`: directories in and out.
 
     summary = run_prune("runs/sst2/model", "train.tsv", "runs/sst2_pruned",
                         target_sparsity=0.5, dev="dev.tsv")
@@ -12,6 +12,8 @@ unless `overwrite`):
               sparsity.json, sparsity.txt, logs/ (TensorBoard: loss, per-layer
               sparsity), summary.json
     distill:  model/ (the shallower student; a classifier, tagger or QA task directory),
+              logs/ (TensorBoard), summary.json
+    shrink:   model/ (fewer heads and feed-forward neurons per layer, distilled back),
               logs/ (TensorBoard), summary.json
     quantize: one .tflite file, through `electra_tf.export.tflite_export.export_tflite`.
     qat:      model.tflite (int8: every dense layer, embedding table and attention matmul),
@@ -295,8 +297,6 @@ def run_distill(
     a 'tag' model, which it cannot augment: received augment_copies=2. Drop augment_copies
     (--augment-copies).
     """
-    from electra_tf.optimization.layerwise_decay_adamw import create_finetuning_optimizer
-
     teacher, tokenizer, task = load_task_model_and_tokenizer(teacher_dir, vocab_path)
     kind = task["task"]
     if augment_copies and kind != "classify":
@@ -306,6 +306,125 @@ def run_distill(
             f"augment_copies={augment_copies}. Drop augment_copies (--augment-copies)."
         )
     student = student_from_teacher(teacher, num_layers)  # checks num_layers before any reading
+    summary = {"teacher": teacher_dir, "task": kind, "train": train, "num_layers": num_layers}
+    return _distill_job(teacher, lambda data, summary: student, tokenizer, task, train,
+                        output_dir, summary,
+                        f"distill {os.path.abspath(teacher_dir)}", {"num_layers": num_layers},
+                        temperature=temperature, alpha=alpha, epochs=epochs, max_steps=max_steps,
+                        batch_size=batch_size, max_seq_length=max_seq_length,
+                        learning_rate=learning_rate, dev=dev, overwrite=overwrite,
+                        verbose=verbose, augment_copies=augment_copies)
+
+
+def run_shrink(
+    teacher_dir,
+    train,
+    output_dir,
+    num_heads=None,
+    intermediate_size=None,
+    importance="taylor",
+    importance_batches=32,
+    temperature=2.0,
+    alpha=0.5,
+    epochs=1,
+    max_steps=None,
+    batch_size=32,
+    max_seq_length=None,
+    learning_rate=1e-4,
+    dev=None,
+    vocab_path=None,
+    overwrite=False,
+    verbose=1,
+    augment_copies=0,
+):
+    """Removes whole heads and feed-forward neurons from a saved task model, then distils it back.
+
+    Structured pruning (`electra_tf.compression.structured_pruning`): every
+    layer keeps its `num_heads` most important heads and `intermediate_size`
+    most important neurons ("taylor": gradient scores on
+    `importance_batches` training batches; "magnitude": weight norms), so
+    every matmul gets smaller and the model runs faster, unlike magnitude
+    pruning's zeros. The smaller model then learns from the unpruned one's
+    soft targets and the labels (`ElectraDistiller`), as `run_distill`
+    trains its student. None keeps a dimension as it is.
+
+    Writes OUTPUT/model (a full task directory), logs/ (TensorBoard) and
+    summary.json, and returns the summary: the kept heads and neurons of
+    each layer, the parameter counts before and after, the history, and with
+    `dev` the teacher's and the student's dev score (and, for the student
+    straight after pruning, "dev_score_pruned").
+
+    >>> run_shrink("runs/sst2/model", "train.tsv", "runs/sst2_shrunk", importance="random")
+    Traceback (most recent call last):
+    ...
+    ValueError: `importance` (--importance) must be one of ('taylor', 'magnitude'); received
+    'random'.
+    """
+    from electra_tf.compression.structured_pruning import (
+        IMPORTANCE_METHODS,
+        head_and_neuron_importance,
+        kept_indices,
+        prune_heads_and_neurons,
+    )
+
+    if importance not in IMPORTANCE_METHODS:
+        raise ValueError(f"`importance` (--importance) must be one of {IMPORTANCE_METHODS}; "
+                         f"received {importance!r}.")
+    teacher, tokenizer, task = load_task_model_and_tokenizer(teacher_dir, vocab_path)
+    if augment_copies and task["task"] != "classify":
+        raise ValueError(
+            f"Text augmentation makes unlabelled copies of classification texts; "
+            f"{teacher_dir!r} holds a {task['task']!r} model, which it cannot augment: received "
+            f"augment_copies={augment_copies}. Drop augment_copies (--augment-copies).")
+    encoder = teacher.encoder
+    num_heads = encoder.num_heads if num_heads is None else num_heads
+    intermediate_size = encoder.intermediate_size if intermediate_size is None \
+        else intermediate_size
+    # The sizes are checked before any data is read (the weights are the magnitude scores').
+    prune_heads_and_neurons(teacher, num_heads, intermediate_size)
+
+    def make_student(train_data, summary):
+        scores = head_and_neuron_importance(teacher, train_data, batches=importance_batches,
+                                            method=importance)
+        student = prune_heads_and_neurons(teacher, num_heads, intermediate_size, scores)
+        summary["kept_heads"] = [kept_indices(row, num_heads) for row in scores["heads"]]
+        summary["kept_neurons"] = [len(kept_indices(row, intermediate_size))
+                                   for row in scores["neurons"]]
+        summary["head_importance"] = scores["heads"].tolist()
+        summary["parameters_before"] = int(teacher.count_params())
+        summary["parameters_after"] = int(student.count_params())
+        if dev:
+            summary["dev_score_pruned"] = float(task_metrics(
+                student, tokenizer, task_at_length, dev, task_at_length["max_seq_length"],
+                batch_size)["score"])
+        return student
+
+    task_at_length = task_info_at_length(task, teacher, max_seq_length)
+    summary = {"teacher": teacher_dir, "task": task["task"], "train": train,
+               "num_heads": num_heads, "intermediate_size": intermediate_size,
+               "importance": importance, "importance_batches": importance_batches}
+    return _distill_job(teacher, make_student, tokenizer, task, train, output_dir, summary,
+                        f"shrink {os.path.abspath(teacher_dir)}",
+                        {"num_heads": num_heads, "intermediate_size": intermediate_size},
+                        temperature=temperature, alpha=alpha, epochs=epochs, max_steps=max_steps,
+                        batch_size=batch_size, max_seq_length=max_seq_length,
+                        learning_rate=learning_rate, dev=dev, overwrite=overwrite,
+                        verbose=verbose, augment_copies=augment_copies)
+
+
+def _distill_job(teacher, make_student, tokenizer, task, train, output_dir, summary,
+                 compressed_from, task_update, temperature, alpha, epochs, max_steps, batch_size,
+                 max_seq_length, learning_rate, dev, overwrite, verbose, augment_copies):
+    """Trains a student on `teacher`'s soft targets; writes OUTPUT/model, logs/, summary.json.
+
+    The part `run_distill` and `run_shrink` share. `make_student(train_data,
+    summary)` returns the student (it may read training batches and add to
+    the summary); `summary` starts with each job's own keys; `task_update`
+    goes into the student's task.json.
+    """
+    from electra_tf.optimization.layerwise_decay_adamw import create_finetuning_optimizer
+
+    kind = task["task"]
     # The length the student trains and is saved at (QA: with windows that fit it).
     task = task_info_at_length(task, teacher, max_seq_length)
     max_seq_length = task["max_seq_length"]
@@ -320,16 +439,16 @@ def run_distill(
                 task_dataset(task, teacher, tokenizer, train, max_seq_length, batch_size,
                              shuffle=True), epochs, max_steps)
         total_steps = epochs * steps_per_epoch
-        summary = {"teacher": teacher_dir, "task": kind, "train": train,
-                   "num_layers": num_layers, "temperature": temperature, "alpha": alpha,
-                   "steps": total_steps, "augment_copies": augment_copies}
+        summary.update({"temperature": temperature, "alpha": alpha, "steps": total_steps,
+                        "augment_copies": augment_copies})
         if dev:  # the teacher's score first: a bad dev file fails before training
             metrics = task_metrics(teacher, tokenizer, task, dev, max_seq_length, batch_size)
             summary["dev_score_name"] = metrics["score_name"]
             summary["dev_score_teacher"] = float(metrics["score"])
+        student = make_student(train_data, summary)
         distiller = ElectraDistiller(teacher, student, temperature=temperature, alpha=alpha)
         distiller.compile(optimizer=create_finetuning_optimizer(
-            learning_rate, total_steps, num_layers=num_layers))
+            learning_rate, total_steps, num_layers=student.encoder.num_layers))
         start = time.perf_counter()
         history = distiller.fit(
             train_data, epochs=epochs, steps_per_epoch=steps_per_epoch, verbose=verbose,
@@ -344,10 +463,8 @@ def run_distill(
             if kind == "classify":  # the keys earlier versions wrote
                 summary["dev_accuracy_teacher"] = summary["dev_score_teacher"]
                 summary["dev_accuracy_student"] = summary["dev_score_student"]
-        save_compressed_model(
-            student, os.path.join(tmp, MODEL_DIRNAME), tokenizer,
-            {**task, "num_layers": num_layers},
-            compressed_from=f"distill {os.path.abspath(teacher_dir)}")
+        save_compressed_model(student, os.path.join(tmp, MODEL_DIRNAME), tokenizer,
+                              {**task, **task_update}, compressed_from=compressed_from)
         write_json(os.path.join(tmp, "summary.json"), summary)
     return summary
 

@@ -58,8 +58,14 @@ class TransformerLayer(keras.layers.Layer, PrunableLayer):
 
     Args:
         hidden_size: width of the residual stream.
-        num_heads: attention heads; must divide `hidden_size`.
+        num_heads: attention heads; must divide `hidden_size` unless `head_size`
+            is given.
         intermediate_size: width of the feed-forward layer.
+        head_size: width of each head; None means `hidden_size // num_heads`,
+            as in every published checkpoint. A model whose heads were removed
+            (`electra_tf.compression.structured_pruning`) keeps the width of
+            the heads it has left, so its attention is `num_heads * head_size`
+            wide, narrower than the residual stream.
         dropout_rate: dropout on attention probabilities and residual branches.
         initializer_range: stddev of the truncated-normal kernel initializer.
         layer_norm_epsilon: 1e-12, as in the published checkpoints.
@@ -79,21 +85,28 @@ class TransformerLayer(keras.layers.Layer, PrunableLayer):
         dropout_rate=0.1,
         initializer_range=0.02,
         layer_norm_epsilon=1e-12,
+        head_size=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if hidden_size % num_heads:
+        if head_size is None and hidden_size % num_heads:
             raise ValueError(
-                f"`hidden_size` must be divisible by `num_heads`; received "
+                f"`hidden_size` must be divisible by `num_heads` (or pass `head_size`); received "
                 f"hidden_size={hidden_size}, num_heads={num_heads}."
             )
+        if head_size is not None and (isinstance(head_size, bool) or not isinstance(
+                head_size, int) or head_size < 1):
+            raise ValueError(f"`head_size` must be a positive integer or None; received "
+                             f"{head_size!r}.")
         self.hidden_size = hidden_size
         self.num_heads = num_heads
         self.intermediate_size = intermediate_size
         self.dropout_rate = dropout_rate
         self.initializer_range = initializer_range
         self.layer_norm_epsilon = layer_norm_epsilon
-        self.head_size = hidden_size // num_heads
+        self._head_size_argument = head_size
+        self.head_size = head_size or hidden_size // num_heads
+        self.attention_size = num_heads * self.head_size  # = hidden_size unless heads were removed
 
         def dense(units, name):
             return keras.layers.Dense(
@@ -110,7 +123,7 @@ class TransformerLayer(keras.layers.Layer, PrunableLayer):
                 epsilon=layer_norm_epsilon, name=name, dtype=self.dtype_policy
             )
 
-        self.qkv_dense = dense(3 * hidden_size, "qkv")
+        self.qkv_dense = dense(3 * self.attention_size, "qkv")
         self.attention_output_dense = dense(hidden_size, "attention_output")
         self.attention_layer_norm = layer_norm("attention_layer_norm")
         self.intermediate_dense = dense(intermediate_size, "intermediate")
@@ -121,7 +134,7 @@ class TransformerLayer(keras.layers.Layer, PrunableLayer):
     def build(self, input_shape):
         hidden = (None, None, self.hidden_size)
         build_in_scope(self.qkv_dense, hidden)
-        build_in_scope(self.attention_output_dense, hidden)
+        build_in_scope(self.attention_output_dense, (None, None, self.attention_size))
         build_in_scope(self.attention_layer_norm, hidden)
         build_in_scope(self.intermediate_dense, hidden)
         build_in_scope(self.output_dense, (None, None, self.intermediate_size))
@@ -160,11 +173,12 @@ class TransformerLayer(keras.layers.Layer, PrunableLayer):
         # MatMul + BiasAdd: ~8% faster on CPU, same weights and numerics.
         # The residual adds and LayerNorms stay 3D (the norms were built for
         # rank 3, and XLA parallelises 3D elementwise fusions better).
-        qkv = self.qkv_dense(tf.reshape(x, [-1, self.hidden_size]))  # (B·T or N, 3H)
+        # A = num_heads · head_size, the attention width: H unless heads were removed.
+        qkv = self.qkv_dense(tf.reshape(x, [-1, self.hidden_size]))  # (B·T or N, 3A)
         if grid_index is not None:
             # Padding picks up some real token's key and value; its attention
             # bias of -10000 gives it probability exactly 0 all the same.
-            qkv = tf.gather(qkv, grid_index)  # (B·T, 3H)
+            qkv = tf.gather(qkv, grid_index)  # (B·T, 3A)
         qkv = tf.reshape(qkv, [batch_size, seq_length, 3, self.num_heads, self.head_size])
         qkv = tf.transpose(qkv, [2, 0, 3, 1, 4])  # (3, B, nh, T, hs)
         query, key, value = qkv[0], qkv[1], qkv[2]  # each (B, nh, T, hs)
@@ -181,9 +195,9 @@ class TransformerLayer(keras.layers.Layer, PrunableLayer):
         probs = self.dropout(probs, training=training)
         context = self._fake_quant("context", tf.matmul(probs, value), training)  # (B, nh, T, hs)
         context = tf.transpose(context, [0, 2, 1, 3])  # (B, T, nh, hs)
-        context = tf.reshape(context, [-1, self.hidden_size])  # (B·T, H)
+        context = tf.reshape(context, [-1, self.attention_size])  # (B·T, A)
         if token_index is not None:
-            context = tf.gather(context, token_index)  # (N, H)
+            context = tf.gather(context, token_index)  # (N, A)
 
         attention = tf.reshape(self.attention_output_dense(context), tf.shape(x))
         attention = self.dropout(attention, training=training)
@@ -223,6 +237,7 @@ class TransformerLayer(keras.layers.Layer, PrunableLayer):
                 "dropout_rate": self.dropout_rate,
                 "initializer_range": self.initializer_range,
                 "layer_norm_epsilon": self.layer_norm_epsilon,
+                "head_size": self._head_size_argument,
             }
         )
         return config

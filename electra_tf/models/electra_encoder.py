@@ -105,6 +105,9 @@ class ElectraEncoder(CheckpointConversionMixin, keras.Model):
         num_layers: number of transformer blocks.
         num_heads: attention heads.
         intermediate_size: feed-forward width.
+        head_size: width of each head; None means `hidden_size // num_heads`.
+            Set by structured pruning (`prune_heads_and_neurons`), which
+            removes heads and keeps the width of the others.
         embedding_size: embedding table width; None means `hidden_size`.
         max_sequence_length: number of learned positions.
         type_vocab_size: number of segment ids.
@@ -140,6 +143,7 @@ class ElectraEncoder(CheckpointConversionMixin, keras.Model):
         initializer_range=0.02,
         layer_norm_epsilon=1e-12,
         embedding_layer=None,
+        head_size=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -173,6 +177,7 @@ class ElectraEncoder(CheckpointConversionMixin, keras.Model):
         self.dropout_rate = dropout_rate
         self.initializer_range = initializer_range
         self.layer_norm_epsilon = layer_norm_epsilon
+        self.head_size = head_size
 
         # === Layers ===
         self.embedding_layer = embedding_layer or ElectraEmbeddings(
@@ -204,6 +209,7 @@ class ElectraEncoder(CheckpointConversionMixin, keras.Model):
                 dropout_rate=dropout_rate,
                 initializer_range=initializer_range,
                 layer_norm_epsilon=layer_norm_epsilon,
+                head_size=head_size,
                 name=f"transformer_layer_{i}",
                 dtype=self.dtype_policy,
             )
@@ -310,6 +316,7 @@ class ElectraEncoder(CheckpointConversionMixin, keras.Model):
             # A shared layer is serialized by value; the owner of both models
             # (the pretrainer) re-ties it when it is rebuilt.
             "embedding_layer": keras.layers.serialize(self.embedding_layer),
+            "head_size": self.head_size,
         }
 
     @classmethod

@@ -65,10 +65,14 @@ def chain(tmp_path_factory):
                  "--output-dir", str(root / "pruned"), "--sparsity", "0.5", *common]) == 0
     assert main(["compress", "distill", model_dir_of(root, "pruned"),
                  "--output-dir", str(root / "distilled"), "--num-layers", "1", *common]) == 0
+    # Structured pruning: one of the two heads and half the feed-forward neurons removed.
+    assert main(["compress", "shrink", str(root / "finetuned" / "model"), "--output-dir",
+                 str(root / "shrunk"), "--num-heads", "1", "--intermediate-size", "16",
+                 "--importance-batches", "2", *common]) == 0
     return root
 
 
-@pytest.mark.parametrize("stage", ["finetuned", "pruned", "distilled"])
+@pytest.mark.parametrize("stage", ["finetuned", "pruned", "distilled", "shrunk"])
 def test_every_stage_writes_the_whole_directory(chain, stage):
     model_dir = chain / os.path.relpath(model_dir_of(chain, stage), chain)
     assert {"config.json", "model.weights.h5", "vocab.txt", "task.json"} <= set(os.listdir(model_dir))
@@ -79,7 +83,7 @@ def test_every_stage_writes_the_whole_directory(chain, stage):
     assert (model_dir / "vocab.txt").read_text().split() == VOCAB
 
 
-@pytest.mark.parametrize("stage", ["pruned", "distilled"])
+@pytest.mark.parametrize("stage", ["pruned", "distilled", "shrunk"])
 def test_evaluate_and_predict_read_a_compressed_model_without_flags(chain, stage, capsys):
     model_dir = model_dir_of(chain, stage)
     capsys.readouterr()
