@@ -245,3 +245,19 @@ def test_compress_shrink_refuses_bad_sizes_before_writing(dirs):
     with pytest.raises(ValueError, match="`importance` .* must be one of"):
         run_shrink(dirs["classify"], dirs["classify_data"], str(out), importance="random")
     assert not out.exists()
+
+
+def test_a_shrunk_model_goes_through_quantization_aware_training_to_an_int8_file(classifier):
+    from electra_tf import quantization_aware_training, quantized_tflite_flatbuffer
+    from electra_tf.compression.quantization import tflite_agreement
+
+    smaller = prune_heads_and_neurons(classifier, 2, 16)
+    features = _features(batch=4, length=16, seed=7)
+    data = tf.data.Dataset.from_tensors((features, tf.constant([0, 1, 2, 1]))).repeat()
+    with quantization_aware_training(smaller, data, steps_per_epoch=2, verbose=0) as (quantized, _):
+        flatbuffer = quantized_tflite_flatbuffer(quantized, 16)
+        difference = tflite_agreement(quantized, flatbuffer, features, 16)
+        low, high = (float(v.numpy()) for v in quantized.logits._output_quantizer_vars.values())
+    # The narrower attention quantizes as the full one does: the file computes the QAT model's
+    # int8 graph, to the rounding of an output step here and there.
+    assert difference <= 2 * (high - low) / 255
