@@ -388,8 +388,6 @@ def run_shrink(
                                             method=importance)
         student = prune_heads_and_neurons(teacher, num_heads, intermediate_size, scores)
         summary["kept_heads"] = [kept_indices(row, num_heads) for row in scores["heads"]]
-        summary["kept_neurons"] = [len(kept_indices(row, intermediate_size))
-                                   for row in scores["neurons"]]
         summary["head_importance"] = scores["heads"].tolist()
         summary["parameters_before"] = int(teacher.count_params())
         summary["parameters_after"] = int(student.count_params())
