@@ -297,14 +297,8 @@ def run_distill(
     a 'tag' model, which it cannot augment: received augment_copies=2. Drop augment_copies
     (--augment-copies).
     """
-    teacher, tokenizer, task = load_task_model_and_tokenizer(teacher_dir, vocab_path)
+    teacher, tokenizer, task = _load_teacher(teacher_dir, vocab_path, augment_copies)
     kind = task["task"]
-    if augment_copies and kind != "classify":
-        raise ValueError(
-            f"Text augmentation makes unlabelled copies of classification texts; "
-            f"{teacher_dir!r} holds a {kind!r} model, which it cannot augment: received "
-            f"augment_copies={augment_copies}. Drop augment_copies (--augment-copies)."
-        )
     student = student_from_teacher(teacher, num_layers)  # checks num_layers before any reading
     summary = {"teacher": teacher_dir, "task": kind, "train": train, "num_layers": num_layers}
     return _distill_job(teacher, lambda data, summary: student, tokenizer, task, train,
@@ -370,12 +364,7 @@ def run_shrink(
     if importance not in IMPORTANCE_METHODS:
         raise ValueError(f"`importance` (--importance) must be one of {IMPORTANCE_METHODS}; "
                          f"received {importance!r}.")
-    teacher, tokenizer, task = load_task_model_and_tokenizer(teacher_dir, vocab_path)
-    if augment_copies and task["task"] != "classify":
-        raise ValueError(
-            f"Text augmentation makes unlabelled copies of classification texts; "
-            f"{teacher_dir!r} holds a {task['task']!r} model, which it cannot augment: received "
-            f"augment_copies={augment_copies}. Drop augment_copies (--augment-copies).")
+    teacher, tokenizer, task = _load_teacher(teacher_dir, vocab_path, augment_copies)
     encoder = teacher.encoder
     num_heads = encoder.num_heads if num_heads is None else num_heads
     intermediate_size = encoder.intermediate_size if intermediate_size is None \
@@ -408,6 +397,17 @@ def run_shrink(
                         batch_size=batch_size, max_seq_length=max_seq_length,
                         learning_rate=learning_rate, dev=dev, overwrite=overwrite,
                         verbose=verbose, augment_copies=augment_copies)
+
+
+def _load_teacher(teacher_dir, vocab_path, augment_copies):
+    """(teacher, tokenizer, task) of a task directory; augmentation only for classifiers."""
+    teacher, tokenizer, task = load_task_model_and_tokenizer(teacher_dir, vocab_path)
+    if augment_copies and task["task"] != "classify":
+        raise ValueError(
+            f"Text augmentation makes unlabelled copies of classification texts; "
+            f"{teacher_dir!r} holds a {task['task']!r} model, which it cannot augment: received "
+            f"augment_copies={augment_copies}. Drop augment_copies (--augment-copies).")
+    return teacher, tokenizer, task
 
 
 def _distill_job(teacher, make_student, tokenizer, task, train, output_dir, summary,
