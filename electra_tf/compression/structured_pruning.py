@@ -33,6 +33,7 @@ Importance, per layer:
 import numpy as np
 import tensorflow as tf
 
+from electra_tf.export.encoder_saved_model import find_encoder
 from electra_tf.models.electra_encoder import ElectraEncoder
 
 IMPORTANCE_METHODS = ("taylor", "magnitude")
@@ -70,21 +71,10 @@ def kept_indices(scores, keep):
     return sorted(int(i) for i in order[:keep])
 
 
-def _encoder_of(model):
-    encoder = model if isinstance(model, ElectraEncoder) else getattr(model, "encoder", None)
-    if not isinstance(encoder, ElectraEncoder):
-        raise ValueError(
-            "Structured pruning takes an ElectraClassifier, ElectraTokenClassifier, "
-            "ElectraQuestionAnswering or ElectraEncoder; received "
-            f"{type(model).__name__}."
-        )
-    return encoder
-
-
 def magnitude_importance(model):
     """{"heads": (L, num_heads), "neurons": (L, intermediate_size)} weight-norm scores."""
     heads, neurons = [], []
-    for layer in _encoder_of(model).transformer_layers:
+    for layer in find_encoder(model).transformer_layers:
         attention_output = layer.attention_output_dense.kernel.numpy()  # (A, H)
         per_head = attention_output.reshape(layer.num_heads, -1)  # (nh, hs·H)
         heads.append(np.linalg.norm(per_head, axis=1))
@@ -124,7 +114,7 @@ def head_and_neuron_importance(model, data=None, batches=32, method="taylor"):
     """
     if method not in IMPORTANCE_METHODS:
         raise ValueError(f"`method` must be one of {IMPORTANCE_METHODS}; received {method!r}.")
-    encoder = _encoder_of(model)
+    encoder = find_encoder(model)
     if method == "magnitude":
         return magnitude_importance(model)
     if data is None:
@@ -195,7 +185,7 @@ def prune_heads_and_neurons(model, num_heads, intermediate_size, importance=None
     >>> smaller.encoder.num_heads, smaller.encoder.head_size, smaller.encoder.intermediate_size
     (2, 2, 8)
     """
-    encoder = _encoder_of(model)
+    encoder = find_encoder(model)
     layers = encoder.transformer_layers
     _check_count("num_heads", num_heads, encoder.num_heads)
     _check_count("intermediate_size", intermediate_size, encoder.intermediate_size)
