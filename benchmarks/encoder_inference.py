@@ -1,22 +1,27 @@
 """ELECTRA-Small encoder inference speed on CPU: electra_tf vs Hugging Face torch.
 
-Measures tokens/s (batch · seq / median seconds per forward pass, fp32,
-inference mode, no dropout) of three implementations of the same model:
+Measures tokens/s (batch · seq / median seconds per forward pass, inference
+mode, no dropout) of the same model, in float32 and in bfloat16:
 
     electra_tf, tf.function            TF graph with its default oneDNN rewrites
     electra_tf, tf.function(jit=True)  the same graph compiled by XLA
     transformers ElectraModel, torch   the Hugging Face reference
+    electra_tf bfloat16                Keras' mixed_bfloat16 policy, same weights
+    torch bfloat16 (autocast)          torch.autocast("cpu", torch.bfloat16)
 
-The torch model gets the electra_tf weights copied in, so all three compute
-the same function; the script prints their largest output difference as a
-check. Weights are random (presets hold sizes only; nothing is downloaded).
+The torch model gets the electra_tf weights copied in, so all compute the
+same function; the script prints each one's largest output difference from
+torch float32 as a check. Weights are random (presets hold sizes only;
+nothing is downloaded). bfloat16 pays only on CPUs with bfloat16 units
+(AVX512_BF16 or AMX-BF16: see the README); elsewhere it is emulated, slowly.
 
-Each variant is warmed up and then timed on its own, back to back (running
-them round-robin costs each ~10%: caches and thread pools go cold). Run it
-on an otherwise idle machine: another process on a 2-core box slows torch's
-OpenMP kernels several-fold and TF's by tens of percent.
+The variants are warmed up, then run in turn for `--rounds` rounds of
+`--iterations` forwards each (ABAB), so the machine's drift over the run
+lands on every variant alike. Run it on an otherwise idle machine: another
+process on a 2-core box slows torch's OpenMP kernels several-fold and TF's
+by tens of percent.
 
-    python benchmarks/encoder_inference.py --batch-size 32 --seq-length 128 --iterations 10
+    python benchmarks/encoder_inference.py --batch-size 32 --seq-length 128
 
 Writes the table, with the machine it ran on, to
 benchmarks/results/encoder_inference/results.json (`--output-dir`).
@@ -37,7 +42,12 @@ def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seq-length", type=int, default=128)
-    parser.add_argument("--iterations", type=int, default=10, help="timed forwards per variant")
+    parser.add_argument("--iterations", type=int, default=5,
+                        help="timed forwards per variant per round")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds; each runs every variant in turn (ABAB)")
+    parser.add_argument("--precisions", default="float32,bfloat16",
+                        help="float32 and/or bfloat16 (CPUs with bfloat16 units: see README)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed forwards per variant")
     parser.add_argument("--preset", default="small")
     parser.add_argument("--output-dir", default=os.path.join("benchmarks", "results",
@@ -123,6 +133,10 @@ def main():
     args = parse_args()
     import torch
 
+    precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
+    if not precisions or set(precisions) - {"float32", "bfloat16"}:
+        raise ValueError(f"--precisions must list float32 and/or bfloat16; received "
+                         f"{args.precisions!r}.")
     torch.set_num_threads(args.threads)
     encoder = electra_tf.ElectraEncoder.from_preset(args.preset)
     torch_model = build_torch_model(encoder)
@@ -134,61 +148,82 @@ def main():
         "token_type_ids": torch.from_numpy(inputs["input_type_ids"]).long(),
     }
 
-    def tf_forward(jit_compile):
+    def tf_forward(model, jit_compile):
         run = tf.function(
-            lambda x: encoder(x, training=False)["sequence_output"], jit_compile=jit_compile
+            lambda x: tf.cast(model(x, training=False)["sequence_output"], tf.float32),
+            jit_compile=jit_compile,
         )
         return lambda: run(tf_inputs).numpy()  # .numpy() waits for the result
 
-    def torch_forward():
-        with torch.inference_mode():
-            return torch_model(**torch_inputs).last_hidden_state.numpy()
+    def torch_forward(autocast_dtype=None):
+        def forward():
+            with torch.inference_mode(), torch.autocast(
+                    "cpu", dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
+                return torch_model(**torch_inputs).last_hidden_state.float().numpy()
+        return forward
 
-    variants = {
-        "electra_tf tf.function": tf_forward(jit_compile=False),
-        "electra_tf tf.function(jit_compile=True)": tf_forward(jit_compile=True),
-        "torch ElectraModel": torch_forward,
-    }
+    variants = {}
+    if "float32" in precisions:
+        variants["electra_tf tf.function"] = tf_forward(encoder, jit_compile=False)
+        variants["electra_tf tf.function(jit_compile=True)"] = tf_forward(encoder, jit_compile=True)
+        variants["torch ElectraModel"] = torch_forward()
+    if "bfloat16" in precisions:
+        # The same weights under Keras' mixed_bfloat16 policy (float32 variables,
+        # bfloat16 compute), against torch's CPU autocast to bfloat16.
+        # The sizes without the embedding layer's own config, which would keep it float32.
+        sizes = {k: v for k, v in encoder.get_config().items() if k != "embedding_layer"}
+        encoder_bf16 = electra_tf.ElectraEncoder.from_config({**sizes, "dtype": "mixed_bfloat16"})
+        encoder_bf16(tf_inputs, training=False)
+        encoder_bf16.set_weights(encoder.get_weights())
+        variants["electra_tf bfloat16"] = tf_forward(encoder_bf16, jit_compile=False)
+        variants["torch bfloat16 (autocast)"] = torch_forward(torch.bfloat16)
 
-    seconds, outputs = {}, {}
+    outputs = {}
     for name, forward in variants.items():
         # Warm-up: tracing, XLA compilation, oneDNN primitive caches, allocators.
         for _ in range(args.warmup):
             outputs[name] = forward()
-        seconds[name] = []
-        for _ in range(args.iterations):
-            start = time.perf_counter()
-            forward()
-            seconds[name].append(time.perf_counter() - start)
+    # ABAB: `--rounds` rounds of `--iterations` forwards of each variant in turn, so
+    # that the machine's drift over the run lands on every variant alike.
+    seconds = {name: [] for name in variants}
+    for _ in range(args.rounds):
+        for name, forward in variants.items():
+            for _ in range(args.iterations):
+                start = time.perf_counter()
+                forward()
+                seconds[name].append(time.perf_counter() - start)
 
-    reference = outputs["torch ElectraModel"]
-    for name in list(variants)[:2]:
-        difference = np.abs(outputs[name] - reference).max()
-        print(f"max |{name} - torch| = {difference:.1e} (same weights; fp32 round-off)")
+    reference = outputs.get("torch ElectraModel")
+    if reference is None:  # bfloat16 only: compare against our own float32 forward
+        reference = tf_forward(encoder, jit_compile=False)()
+    differences = {name: float(np.abs(outputs[name] - reference).max())
+                   for name in variants if name != "torch ElectraModel"}
+    for name, difference in differences.items():
+        print(f"max |{name} - torch float32| = {difference:.1e} (same weights)")
 
     tokens = args.batch_size * args.seq_length
-    torch_rate = tokens / statistics.median(seconds["torch ElectraModel"])
     print(
-        f"\nELECTRA-{args.preset} encoder, batch {args.batch_size} x seq {args.seq_length}, fp32, "
-        f"{os.cpu_count()} cores, median of {args.iterations} (TF {tf.__version__}, "
-        f"torch {torch.__version__}, {torch.get_num_threads()} torch threads)"
+        f"\nELECTRA-{args.preset} encoder, batch {args.batch_size} x seq {args.seq_length}, "
+        f"{os.cpu_count()} cores ({electra_tf.describe_machine().get('cpu_model')}), median of "
+        f"{args.rounds} rounds x {args.iterations} (TF {tf.__version__}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} torch threads)"
     )
     print(f"{'variant':<42} {'ms/batch':>9} {'tokens/s':>9} {'best tok/s':>10} {'vs torch':>9}")
     rows = {}
     for name, times in seconds.items():
         median = statistics.median(times)
         rate = tokens / median
-        print(
-            f"{name:<42} {1000 * median:>9.1f} {rate:>9.0f} {tokens / min(times):>10.0f} "
-            f"{rate / torch_rate:>8.2f}x"
-        )
+        peer = "torch bfloat16 (autocast)" if "bfloat16" in name else "torch ElectraModel"
+        vs_torch = statistics.median(seconds[peer]) / median if peer in seconds else float("nan")
+        print(f"{name:<42} {1000 * median:>9.1f} {rate:>9.0f} {tokens / min(times):>10.0f} "
+              f"{vs_torch:>8.2f}x")
         rows[name] = {"ms_per_batch": 1000 * median, "tokens_per_second": rate,
                       "best_tokens_per_second": tokens / min(times),
-                      "vs_torch": rate / torch_rate, "seconds": times}
+                      "vs_torch_same_precision": vs_torch, "seconds": times}
+    print("(vs torch: against torch in the same precision; target in #19: >= 1.3x)")
     path = electra_tf.write_benchmark_results(args.output_dir, {
         "benchmark": "encoder_inference", "args": vars(args), "rows": rows,
-        "max_abs_difference_vs_torch": {name: float(np.abs(outputs[name] - reference).max())
-                                        for name in list(variants)[:2]}})
+        "max_abs_difference_vs_torch_float32": differences})
     print(f"wrote {path}")
 
 

@@ -1,26 +1,44 @@
 """ELECTRA-Small pretraining throughput: electra_tf against a transformers/torch loop, same run.
 
-    python benchmarks/pretrain_throughput.py [--steps 10] [--batch-size 16] [--seq-length 128]
+    python benchmarks/pretrain_throughput.py [--rounds 5] [--block 3] [--precisions float32,bfloat16]
 
 Both sides do the same work per step: batch 16 × seq 128, 15% masking
 (19 prediction slots), a 1/4-width generator (hidden 64) sharing the
 discriminator's embeddings, Gumbel sampling without gradient, RTD labels,
 loss = MLM + 50·RTD, AdamW with global-norm clipping. The torch loop is
 given the same lever as ours (generator vocabulary logits at the masked
-positions only); the naive loop (logits for every token, as
-`ElectraForMaskedLM.forward` computes them) is timed too.
+positions only). In bfloat16 ours runs under Keras' `mixed_bfloat16`
+policy and torch under `torch.autocast("cpu", torch.bfloat16)`.
 
-Prints tokens/s for each and the ratio electra_tf / torch (target ≥ 1.5×), and
-writes them with the machine they ran on to
-benchmarks/results/pretrain_throughput/results.json (`--output-dir`).
+How it times (single runs on these 2-core machines drift by ±20%, and
+timing each side in one block put the drift on one side):
+1. the matmul peak of each framework and precision is measured first
+   (chained 2048² matmuls), so the step can be read as a share of it;
+2. every step function is built and warmed up;
+3. then `--rounds` rounds, each running `--block` steps of every
+   implementation in turn (ABAB…); a round's ratio compares blocks run
+   seconds apart, and the figure reported is the median over rounds.
+
+The step's matmul work is counted from the model sizes (forward + backward
+= 3 × the forward's multiply-adds), so "share of peak" = that work / step
+time / the measured matmul peak. Any "Using a while_loop for converting …"
+warning TensorFlow logs while tracing our step is counted and printed (a
+pfor fallback: per-example random numbers computed one by one).
+
+Prints the table and the ratios, and writes them with the machine they ran
+on to benchmarks/results/pretrain_throughput/results.json (`--output-dir`).
 """
 
 import argparse
+import logging
 import os
 import statistics
 import time
 
 import numpy as np
+
+PRECISIONS = ("float32", "bfloat16")
+KERAS_POLICY = {"float32": None, "bfloat16": "mixed_bfloat16"}
 
 
 def make_batch(batch_size, seq_length, seed=0):
@@ -49,7 +67,13 @@ def time_steps(step, steps, warmup):
 
 def electra_tf_step_time(batch, steps, warmup, jit_compile, preset="small", policy=None,
                          strategy=None):
-    """Median seconds of our joint train step.
+    """Median seconds of our joint train step (see `electra_tf_step_function`)."""
+    return time_steps(electra_tf_step_function(batch, jit_compile, preset, policy, strategy),
+                      steps, warmup)
+
+
+def electra_tf_step_function(batch, jit_compile, preset="small", policy=None, strategy=None):
+    """Our joint train step, built and traced on first call: a function of no arguments.
 
     `policy`: a Keras mixed-precision policy ("mixed_float16", "mixed_bfloat16")
     set while the models are built, then put back. `strategy`: a tf.distribute
@@ -79,12 +103,19 @@ def electra_tf_step_time(batch, steps, warmup, jit_compile, preset="small", poli
     dataset = tf.data.Dataset.from_tensors(batch).unbatch().batch(len(batch["input_word_ids"])).repeat()
     iterator = iter(strategy.experimental_distribute_dataset(dataset))
     train_function = pretrainer.make_train_function()
-    return time_steps(lambda: float(train_function(iterator)["loss"]), steps, warmup)
+    return lambda: float(train_function(iterator)["loss"])
 
 
 def torch_step_time(batch, steps, warmup, masked_positions_only, preset="small", device="cpu",
                     autocast_dtype=None):
-    """Median seconds of the transformers/torch loop doing the same work.
+    """Median seconds of the transformers/torch loop (see `torch_step_function`)."""
+    return time_steps(torch_step_function(batch, masked_positions_only, preset, device,
+                                          autocast_dtype), steps, warmup)
+
+
+def torch_step_function(batch, masked_positions_only, preset="small", device="cpu",
+                        autocast_dtype=None):
+    """The transformers/torch loop doing the same work: a function of no arguments.
 
     `device`: "cpu" or "cuda". `autocast_dtype`: None (fp32), torch.float16
     (with a GradScaler, as AMP training does) or torch.bfloat16.
@@ -164,47 +195,203 @@ def torch_step_time(batch, steps, warmup, masked_positions_only, preset="small",
 
     torch.set_num_threads(os.cpu_count())
     discriminator.train(), generator.train()
-    return time_steps(step, steps, warmup)
+    return step
+
+
+def encoder_macs_per_token(config, seq_length):
+    """Multiply-adds of one encoder forward, per token (dense layers and attention)."""
+    hidden, inner = config.hidden_size, config.intermediate_size
+    projection = config.embedding_size * hidden if config.embedding_size != hidden else 0
+    per_layer = hidden * 3 * hidden + hidden * hidden + 2 * hidden * inner + 2 * seq_length * hidden
+    return projection + config.num_layers * per_layer
+
+
+def step_matmul_flops(discriminator_config, generator_config, batch_size, seq_length,
+                      num_predictions):
+    """Matmul FLOPs of one pretraining step: forward + backward = 3 × forward, 2 per multiply-add.
+
+    Discriminator: encoder + head (dense H→H, H→1) on every token. Generator:
+    encoder on every token, head (dense Hg→E, logits E→V) on the masked
+    positions only.
+
+    >>> from electra_tf import get_preset, scaled_generator_config
+    >>> small = get_preset("small", "discriminator")
+    >>> round(step_matmul_flops(small, scaled_generator_config(small, 0.25), 16, 128, 19) / 1e9)
+    144
+    """
+    tokens = batch_size * seq_length
+    discriminator = tokens * (encoder_macs_per_token(discriminator_config, seq_length)
+                              + discriminator_config.hidden_size ** 2
+                              + discriminator_config.hidden_size)
+    generator = (tokens * encoder_macs_per_token(generator_config, seq_length)
+                 + batch_size * num_predictions * (
+                     generator_config.hidden_size * generator_config.embedding_size
+                     + generator_config.embedding_size * generator_config.vocab_size))
+    return 3 * 2 * (discriminator + generator)
+
+
+def matmul_peak_gflops(framework, precision, size=2048, chain=10, repeats=5):
+    """GFLOP/s of chained size × size matmuls: the framework's practical matmul peak here."""
+    flops = chain * 2 * size ** 3
+    if framework == "tensorflow":
+        import tensorflow as tf
+
+        dtype = tf.bfloat16 if precision == "bfloat16" else tf.float32
+        a = tf.cast(tf.random.normal((size, size)), dtype)
+        b = tf.cast(tf.random.normal((size, size)) / size ** 0.5, dtype)  # keeps the chain finite
+
+        @tf.function
+        def run(a, b):
+            for _ in range(chain):  # each product feeds the next: nothing to fold away
+                a = tf.matmul(a, b)
+            return a
+
+        seconds = time_steps(lambda: run(a, b).numpy(), repeats, warmup=1)
+    else:
+        import torch
+
+        dtype = torch.bfloat16 if precision == "bfloat16" else torch.float32
+        a = torch.randn(size, size, dtype=dtype)
+        b = (torch.randn(size, size) / size ** 0.5).to(dtype)
+
+        def run():
+            c = a
+            for _ in range(chain):
+                c = c @ b
+            return float(c[0, 0])
+
+        torch.set_num_threads(os.cpu_count())
+        seconds = time_steps(run, repeats, warmup=1)
+    return flops / seconds / 1e9
+
+
+class WarningCounter(logging.Handler):
+    """Counts log records whose message contains `text` (attached to TensorFlow's logger)."""
+
+    def __init__(self, text):
+        super().__init__()
+        self.text, self.count = text, 0
+
+    def emit(self, record):
+        self.count += self.text in record.getMessage()
+
+
+def interleaved_seconds(steps, rounds, block):
+    """Per-step seconds of each step function, run in turn: `rounds` × (`block` steps of each).
+
+    Returns {name: [median seconds of that round's block, ...]}.
+    """
+    seconds = {name: [] for name in steps}
+    for _ in range(rounds):
+        for name, step in steps.items():
+            times = []
+            for _ in range(block):
+                start = time.perf_counter()
+                step()
+                times.append(time.perf_counter() - start)
+            seconds[name].append(statistics.median(times))
+    return seconds
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=5, help="ABAB rounds (the median is reported)")
+    parser.add_argument("--block", type=int, default=3, help="steps per implementation per round")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--seq-length", type=int, default=128)
+    parser.add_argument("--precisions", default="float32,bfloat16",
+                        help="comma-separated: float32 and/or bfloat16 (CPUs with bfloat16 units)")
+    parser.add_argument("--jit-compile", action="store_true",
+                        help="also time our step compiled by XLA (slower than the graph on the "
+                             "CPUs measured so far, and a minute to compile)")
     parser.add_argument("--output-dir", default=os.path.join("benchmarks", "results",
                                                              "pretrain_throughput"),
                         help="results.json (figures and the machine) goes here")
     args = parser.parse_args(argv)
+    precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
+    unknown = sorted(set(precisions) - set(PRECISIONS))
+    if unknown or not precisions:
+        raise ValueError(f"--precisions must list some of {PRECISIONS}; received {args.precisions!r}.")
+    if args.rounds < 1 or args.block < 1:
+        raise ValueError(f"--rounds and --block must be ≥ 1; received {args.rounds}, {args.block}.")
+
+    import electra_tf  # sets TF_USE_LEGACY_KERAS before TensorFlow is imported
+    import tensorflow as tf
+    import torch
+    from electra_tf import get_preset, scaled_generator_config
+
     batch = make_batch(args.batch_size, args.seq_length)
     tokens = args.batch_size * args.seq_length
+    small = get_preset("small", "discriminator")
+    flops = step_matmul_flops(small, scaled_generator_config(small, 0.25), args.batch_size,
+                              args.seq_length, int((0.15 + 0.005) * args.seq_length))  # 19 slots at 128
 
-    rows = {}
-    rows["electra_tf (tf.function)"] = electra_tf_step_time(batch, args.steps, args.warmup, False)
-    rows["electra_tf (jit_compile=True)"] = electra_tf_step_time(batch, args.steps, args.warmup, True)
-    rows["torch loop (MLM head at masked positions)"] = torch_step_time(batch, args.steps, args.warmup, True)
-    rows["torch loop (naive: logits for every token)"] = torch_step_time(batch, args.steps, args.warmup, False)
+    print("Matmul peak, chained 2048² products (GFLOP/s):")
+    peaks = {}
+    for precision in precisions:
+        for framework in ("tensorflow", "torch"):
+            peaks[f"{framework} {precision}"] = matmul_peak_gflops(framework, precision)
+            print(f"  {framework:10s} {precision:8s} {peaks[f'{framework} {precision}']:7.0f}")
+
+    counter = WarningCounter("Using a while_loop for converting")
+    logging.getLogger("tensorflow").addHandler(counter)
+    steps = {}
+    for precision in precisions:
+        policy = KERAS_POLICY[precision]
+        autocast = torch.bfloat16 if precision == "bfloat16" else None
+        steps[f"electra_tf {precision}"] = electra_tf_step_function(batch, False, policy=policy)
+        if args.jit_compile:
+            steps[f"electra_tf {precision} XLA"] = electra_tf_step_function(batch, True, policy=policy)
+        steps[f"torch {precision}"] = torch_step_function(batch, True, autocast_dtype=autocast)
+    for name, step in steps.items():  # tracing, oneDNN primitive caches, allocators
+        for _ in range(args.warmup):
+            step()
+    logging.getLogger("tensorflow").removeHandler(counter)
+    seconds = interleaved_seconds(steps, args.rounds, args.block)
 
     print(f"\nELECTRA-Small pretraining step, batch {args.batch_size} × seq {args.seq_length}, "
-          f"{os.cpu_count()} CPU cores, median of {args.steps} steps")
-    print(f"{'implementation':45s} {'ms/step':>9s} {'tokens/s':>9s}")
-    for name, seconds in rows.items():
-        print(f"{name:45s} {seconds * 1000:9.0f} {tokens / seconds:9.0f}")
-    best_tf = min(rows["electra_tf (tf.function)"], rows["electra_tf (jit_compile=True)"])
-    torch_fair = rows["torch loop (MLM head at masked positions)"]
-    torch_naive = rows["torch loop (naive: logits for every token)"]
-    print(f"\nratio electra_tf (best) / torch loop (masked positions): {torch_fair / best_tf:.2f}×")
-    print(f"ratio electra_tf (best) / torch loop (naive):            {torch_naive / best_tf:.2f}×")
-    print("target: ≥ 1.5×")
-    import electra_tf
+          f"{os.cpu_count()} CPU cores ({electra_tf.describe_machine().get('cpu_model')}), "
+          f"{args.rounds} rounds × {args.block} steps each, ABAB; matmul work "
+          f"{flops / 1e9:.0f} GFLOP/step")
+    print(f"{'implementation':28s} {'ms/step':>8s} {'tokens/s':>9s} {'GFLOP/s':>8s} "
+          f"{'of its peak':>11s}")
+    rows = {}
+    for name, values in seconds.items():
+        median = statistics.median(values)
+        precision = "bfloat16" if "bfloat16" in name else "float32"
+        framework = "torch" if name.startswith("torch") else "tensorflow"
+        achieved = flops / median / 1e9
+        share = achieved / peaks[f"{framework} {precision}"]
+        rows[name] = {"ms_per_step": 1000 * median, "tokens_per_second": tokens / median,
+                      "matmul_gflops": achieved, "share_of_matmul_peak": share,
+                      "round_seconds": values}
+        print(f"{name:28s} {1000 * median:8.0f} {tokens / median:9.0f} {achieved:8.0f} "
+              f"{share:10.0%}")
+
+    def ratio(slow, fast):  # median over rounds of the per-round ratio
+        return statistics.median(s / f for s, f in zip(seconds[slow], seconds[fast]))
+
+    ratios = {}
+    for precision in precisions:
+        ratios[f"electra_tf / torch, {precision}"] = ratio(f"torch {precision}",
+                                                          f"electra_tf {precision}")
+    if set(PRECISIONS) <= set(precisions):
+        ratios["electra_tf bfloat16 / electra_tf float32"] = ratio("electra_tf float32",
+                                                                   "electra_tf bfloat16")
+        ratios["torch bfloat16 / torch float32"] = ratio("torch float32", "torch bfloat16")
+    print("\nspeed ratios (median over rounds of the per-round ratio; targets in #19: "
+          "fp32 vs torch ≥ 1.3, bf16 vs torch ≥ 1.3, our bf16 vs our fp32 ≥ 1.7, "
+          "fp32 share of peak ≥ 75%):")
+    for name, value in ratios.items():
+        print(f"  {name:45s} {value:5.2f}×")
+    print(f"'Using a while_loop' warnings while tracing our steps: {counter.count}")
 
     path = electra_tf.write_benchmark_results(args.output_dir, {
         "benchmark": "pretrain_throughput", "args": vars(args),
-        "rows": {name: {"ms_per_step": seconds * 1000, "tokens_per_second": tokens / seconds}
-                 for name, seconds in rows.items()},
-        "ratio_vs_torch_masked_positions": torch_fair / best_tf,
-        "ratio_vs_torch_naive": torch_naive / best_tf})
+        "matmul_peak_gflops": peaks, "step_matmul_gflop": flops / 1e9, "rows": rows,
+        "ratios": ratios, "while_loop_warnings": counter.count,
+        "versions": {"tensorflow": tf.__version__, "torch": torch.__version__}})
     print(f"wrote {path}")
 
 

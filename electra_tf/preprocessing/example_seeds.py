@@ -47,6 +47,11 @@ def per_example_uniform(seeds, shape):
     Returns:
         (batch, *shape) float32; row i depends only on seeds[i].
     """
-    return tf.vectorized_map(
-        lambda row_seed: tf.random.stateless_uniform(shape, row_seed), seeds
+    # map_fn, not vectorized_map: pfor has no converter for the stateless random
+    # ops and falls back to this same loop, warning on every trace. The rows are
+    # identical either way (each is its own stateless draw).
+    return tf.map_fn(
+        lambda row_seed: tf.random.stateless_uniform(shape, row_seed),
+        seeds,
+        fn_output_signature=tf.TensorSpec(None, tf.float32),
     )

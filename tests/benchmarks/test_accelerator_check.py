@@ -1,23 +1,17 @@
 """benchmarks/accelerator_check.py: exits 0 without a GPU, and its whole code path runs (CPU smoke)."""
 
-import importlib.util
 import json
 import math
 import os
 
 import pytest
 import tensorflow as tf
-
-REPOSITORY = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchmark_scripts import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def check():
-    spec = importlib.util.spec_from_file_location(
-        "accelerator_check", os.path.join(REPOSITORY, "benchmarks", "accelerator_check.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("accelerator_check")
 
 
 @pytest.mark.skipif(bool(tf.config.list_physical_devices("GPU")), reason="this machine has a GPU")

@@ -1,21 +1,15 @@
 """benchmarks/objectives.py saves each (objective, seed) cell as it finishes and skips it on a rerun."""
 
-import importlib.util
 import json
 import os
 
 import pytest
-
-REPOSITORY = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchmark_scripts import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def benchmark():
-    spec = importlib.util.spec_from_file_location(
-        "objectives_benchmark", os.path.join(REPOSITORY, "benchmarks", "objectives.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("objectives", "objectives_benchmark")
 
 
 def test_cells_are_saved_one_by_one_and_a_rerun_continues(benchmark, tmp_path, monkeypatch):

@@ -86,3 +86,49 @@ def test_seeded_sampling_depends_only_on_each_examples_seed():
     np.testing.assert_array_equal(whole, split)
     other_step = sample_from_softmax(logits, seeds=example_seeds(ids, seed=0, step=2)).numpy()
     assert not np.array_equal(whole, other_step)
+
+
+def test_per_example_noise_is_each_rows_own_stateless_draw():
+    from electra_tf.preprocessing.example_seeds import example_seeds, per_example_uniform
+
+    seeds = example_seeds(tf.constant([[101, 7, 102], [101, 8, 102], [101, 9, 102]]), 0, 5)
+    noise = tf.function(lambda s: per_example_uniform(s, [4, 6]))(seeds)  # (3, 4, 6)
+    for row, seed in zip(noise, seeds):
+        np.testing.assert_array_equal(row, tf.random.stateless_uniform([4, 6], seed))
+
+
+def test_pretraining_step_traces_without_while_loop_fallbacks():
+    """pfor has no converter for the stateless random ops: vectorized_map over them
+    falls back to a while_loop and logs "Using a while_loop for converting ..." on
+    every trace. The step must not take that path (#19)."""
+    import logging
+
+    import tf_keras as keras
+
+    from electra_tf import ElectraDiscriminator, ElectraGenerator, ElectraPretrainer
+
+    class Collect(logging.Handler):
+        def __init__(self):
+            super().__init__()
+            self.messages = []
+
+        def emit(self, record):
+            self.messages.append(record.getMessage())
+
+    discriminator = ElectraDiscriminator.from_preset("tiny")
+    generator = ElectraGenerator.from_preset("tiny", embedding_layer=discriminator.encoder.embedding_layer)
+    pretrainer = ElectraPretrainer(generator, discriminator)
+    pretrainer.compile(optimizer=keras.optimizers.Adam(1e-3))
+    ids = tf.constant([[101, 2023, 2003, 1037, 3231, 102, 0, 0]] * 4)
+    batch = {"input_word_ids": ids, "input_mask": tf.cast(ids > 0, tf.int32),
+             "input_type_ids": tf.zeros_like(ids)}
+    handler = Collect()
+    logger = logging.getLogger("tensorflow")
+    logger.addHandler(handler)
+    try:
+        logs = pretrainer.train_on_batch(batch, return_dict=True)
+    finally:
+        logger.removeHandler(handler)
+    assert np.isfinite(logs["loss"])
+    fallbacks = [message for message in handler.messages if "while_loop" in message]
+    assert not fallbacks, fallbacks[:2]

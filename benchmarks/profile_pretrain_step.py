@@ -1,0 +1,124 @@
+"""Where the ELECTRA-Small pretraining step's time goes: TensorFlow's profiler, summed by op.
+
+    python benchmarks/profile_pretrain_step.py [--precision float32|bfloat16] [--steps 3]
+
+Builds the step `benchmarks/pretrain_throughput.py` times (batch 16 × 128,
+generator 1/4, tied embeddings, AdamW), warms it up, then traces `--steps`
+steps with `tf.profiler.experimental` and sums each op's time from the trace
+(the XSpace protobuf the profiler writes; no TensorBoard plugin needed):
+by op type (`_MklMatMul`, `Mul`, `RandomUniform`, …) and by part of the
+model (generator / discriminator, forward / backward, and the layer it sits
+in: dropout, layer_norm, qkv, …). Ops run concurrently on the 2 inter-op
+threads, so the op times add up to more than the step's wall time; the
+shares are what to read.
+
+Writes results.json (the tables, the step's wall time, the machine) and
+keeps the raw trace under --output-dir/trace (open it in TensorBoard's
+profile tab).
+"""
+
+import argparse
+import collections
+import glob
+import os
+import re
+import time
+
+import pretrain_throughput  # benchmarks/, next to this file
+
+MATMUL_OPS = ("_MklMatMul", "_MklNativeFusedMatMul", "_MklBatchMatMulV2", "_MklFusedBatchMatMulV2",
+              "_MklEinsum", "MatMul", "BatchMatMulV2", "Einsum")
+PARTS = ("dropout", "layer_norm", "qkv", "attention_output", "intermediate", "output",
+         "embeddings", "Gelu", "softmax", "MatMul", "Adam", "uniform")
+
+
+def part_of(op_name):
+    """'disc/bwd/dropout'-style label for an op's scoped name."""
+    scope = op_name.split(":")[0]
+    model = ("generator" if "generator" in scope else
+             "discriminator" if "discriminator" in scope else "step")
+    direction = "backward" if "gradient" in scope.lower() else "forward"
+    part = next((p for p in PARTS if p.lower() in scope.lower()), "other")
+    return f"{model}/{direction}/{part}"
+
+
+def op_times(trace_dir, steps):
+    """{op type: ms per step}, {part: ms per step} summed from the profiler's XSpace file."""
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    paths = sorted(glob.glob(os.path.join(trace_dir, "plugins", "profile", "*", "*.xplane.pb")))
+    if not paths:
+        raise ValueError(f"No profiler trace (*.xplane.pb) under {trace_dir}.")
+    space = xplane_pb2.XSpace()
+    with open(paths[-1], "rb") as file:
+        space.ParseFromString(file.read())
+    by_type, by_part = collections.Counter(), collections.Counter()
+    for plane in space.planes:
+        if plane.name != "/host:CPU":
+            continue
+        for line in plane.lines:
+            if not line.name.startswith("tf_Compute"):  # the executor's op events
+                continue
+            for event in line.events:
+                name = plane.event_metadata[event.metadata_id].name  # "scope/op:OpType"
+                if ":" not in name or name.startswith(("Executor", "Threadpool")):
+                    continue
+                milliseconds = event.duration_ps / 1e9 / steps
+                by_type[name.rsplit(":", 1)[-1]] += milliseconds
+                by_part[part_of(re.sub(r"_\d+", "", name))] += milliseconds
+    return by_type, by_part
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--precision", choices=pretrain_throughput.PRECISIONS, default="float32")
+    parser.add_argument("--steps", type=int, default=3, help="profiled steps")
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--output-dir", default=None,
+                        help="default: benchmarks/results/profile_pretrain_step_<precision>")
+    args = parser.parse_args(argv)
+    if args.steps < 1:
+        raise ValueError(f"--steps must be ≥ 1; received {args.steps}.")
+    output_dir = args.output_dir or os.path.join(
+        "benchmarks", "results", f"profile_pretrain_step_{args.precision}")
+
+    import electra_tf  # sets TF_USE_LEGACY_KERAS before TensorFlow is imported
+    import tensorflow as tf
+
+    batch = pretrain_throughput.make_batch(16, 128)
+    step = pretrain_throughput.electra_tf_step_function(
+        batch, False, policy=pretrain_throughput.KERAS_POLICY[args.precision])
+    for _ in range(args.warmup):
+        step()
+    start = time.perf_counter()
+    for _ in range(args.steps):
+        step()
+    wall_ms = 1000 * (time.perf_counter() - start) / args.steps
+    trace_dir = os.path.join(output_dir, "trace")
+    tf.profiler.experimental.start(trace_dir)
+    try:
+        for _ in range(args.steps):
+            step()
+    finally:
+        tf.profiler.experimental.stop()
+    by_type, by_part = op_times(trace_dir, args.steps)
+    total = sum(by_type.values())
+    matmul = sum(v for k, v in by_type.items() if k in MATMUL_OPS)
+    print(f"ELECTRA-Small pretraining step, {args.precision}, batch 16 × 128: {wall_ms:.0f} ms wall "
+          f"(unprofiled); ops {total:.0f} ms summed over threads, matmuls {matmul / total:.0%}")
+    print("\nby op type (ms per step, share of op time):")
+    for name, value in by_type.most_common(20):
+        print(f"  {name:32s} {value:8.1f} {value / total:6.1%}")
+    print("\nby part of the model:")
+    for name, value in by_part.most_common(25):
+        print(f"  {name:40s} {value:8.1f} {value / total:6.1%}")
+    path = electra_tf.write_benchmark_results(output_dir, {
+        "benchmark": "profile_pretrain_step", "args": vars(args), "wall_ms_per_step": wall_ms,
+        "op_ms_per_step_total": total, "matmul_share_of_op_time": matmul / total,
+        "op_ms_per_step_by_type": dict(by_type.most_common()),
+        "op_ms_per_step_by_part": dict(by_part.most_common())})
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
