@@ -32,7 +32,8 @@ import time
 
 import numpy as np
 
-PRECISIONS = ("float32", "bfloat16")
+from pretrain_throughput import parse_precisions  # benchmarks/, next to this file
+
 MINILM = dict(vocab_size=30522, hidden_size=384, num_layers=6, num_heads=12,
               intermediate_size=1536, max_sequence_length=512)
 
@@ -145,10 +146,7 @@ def main(argv=None):
     parser.add_argument("--output-dir", default=os.path.join("benchmarks", "results",
                                                              "finetune_throughput"))
     args = parser.parse_args(argv)
-    precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
-    if not precisions or set(precisions) - set(PRECISIONS):
-        raise ValueError(f"--precisions must list some of {PRECISIONS}; received "
-                         f"{args.precisions!r}.")
+    precisions = parse_precisions(args.precisions)
     if min(args.batch_size, args.batches, args.rounds) < 1:
         raise ValueError(f"--batch-size, --batches and --rounds must be ≥ 1; received "
                          f"{args.batch_size}, {args.batches}, {args.rounds}.")

@@ -41,6 +41,18 @@ PRECISIONS = ("float32", "bfloat16")
 KERAS_POLICY = {"float32": None, "bfloat16": "mixed_bfloat16"}
 
 
+def parse_precisions(text):
+    """`--precisions` "float32,bfloat16" → ["float32", "bfloat16"]; anything else is refused.
+
+    >>> parse_precisions("bfloat16, float32")
+    ['bfloat16', 'float32']
+    """
+    precisions = [p.strip() for p in text.split(",") if p.strip()]
+    if not precisions or set(precisions) - set(PRECISIONS):
+        raise ValueError(f"--precisions must list some of {PRECISIONS}; received {text!r}.")
+    return precisions
+
+
 def make_batch(batch_size, seq_length, seed=0):
     rng = np.random.default_rng(seed)
     ids = rng.integers(1000, 30000, (batch_size, seq_length)).astype(np.int32)
@@ -309,10 +321,7 @@ def main(argv=None):
                                                              "pretrain_throughput"),
                         help="results.json (figures and the machine) goes here")
     args = parser.parse_args(argv)
-    precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
-    unknown = sorted(set(precisions) - set(PRECISIONS))
-    if unknown or not precisions:
-        raise ValueError(f"--precisions must list some of {PRECISIONS}; received {args.precisions!r}.")
+    precisions = parse_precisions(args.precisions)
     if args.rounds < 1 or args.block < 1:
         raise ValueError(f"--rounds and --block must be ≥ 1; received {args.rounds}, {args.block}.")
 
