@@ -92,6 +92,7 @@ _LAZY = {
     "create_finetuning_optimizer": (
         "electra_tf.optimization.layerwise_decay_adamw", "create_finetuning_optimizer"),
     "create_optimizer": ("electra_tf.optimization.adamw", "create_optimizer"),
+    "FusedAdamW": ("electra_tf.optimization.fused_adamw", "FusedAdamW"),
     # compression/
     "accuracy_from_logits": ("electra_tf.compression.compression_report", "accuracy_from_logits"),
     "augmented_distillation_dataset": (

@@ -148,8 +148,11 @@ class ElectraEncoder(CheckpointConversionMixin, keras.Model):
     ):
         super().__init__(**kwargs)
         embedding_size = embedding_size or hidden_size
-        if isinstance(embedding_layer, dict):  # from get_config()
-            embedding_layer = keras.layers.deserialize(embedding_layer)
+        if isinstance(embedding_layer, dict):
+            # From get_config(): a part of this encoder, so in this encoder's dtype policy (a
+            # config whose "dtype" was changed, e.g. to "mixed_bfloat16", changes it too).
+            embedding_layer = keras.layers.deserialize({
+                **embedding_layer, "config": {**embedding_layer["config"], "dtype": self.dtype_policy}})
         if embedding_layer is not None:
             expected = (vocab_size, embedding_size, max_sequence_length, type_vocab_size)
             received = (
@@ -245,6 +248,9 @@ class ElectraEncoder(CheckpointConversionMixin, keras.Model):
         """
         word_ids, mask, type_ids = validate_inputs(inputs, self.max_sequence_length)
         x = self.embedding_layer(word_ids, type_ids, training=training)  # (B, T, E)
+        # A shared embedding layer may compute in another dtype than this encoder (a float32
+        # generator on a mixed_bfloat16 discriminator's embeddings).
+        x = tf.cast(x, self.compute_dtype)
         attention_bias = attention_bias_from_mask(mask, x.dtype)  # (B, 1, 1, T)
         if attention_direction is not None:
             if remove_padding:

@@ -25,6 +25,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from electra_tf.optimization.adamw import NO_DECAY_NAME_PARTS
+from electra_tf.optimization.fused_adamw import FusedAdamW
 from electra_tf.optimization.warmup_linear_decay import WarmupLinearDecay
 
 _EMBEDDINGS_REGEX = re.compile(r"(^|/)embeddings(_project)?/")
@@ -72,7 +73,7 @@ def layer_multiplier(variable_name, num_layers, layer_decay, original_top_layer_
 
 
 @keras.utils.register_keras_serializable(package="electra_tf")
-class LayerwiseDecayAdamW(keras.optimizers.AdamW):
+class LayerwiseDecayAdamW(FusedAdamW):
     """AdamW with a per-layer learning-rate multiplier, for fine-tuning ELECTRA/BERT.
 
     Every variable's step, weight decay included (as in the original code),
@@ -178,40 +179,13 @@ class LayerwiseDecayAdamW(keras.optimizers.AdamW):
 
     def update_step(self, gradient, variable):
         multiplier = self._multipliers[self._var_key(variable)]
-        if self._use_weight_decay(variable):
-            lr = tf.cast(self.learning_rate, variable.dtype) * multiplier
-            # Decoupled decay before the Adam step, as keras' AdamW orders them.
-            variable.assign_sub(variable * tf.cast(self.weight_decay, variable.dtype) * lr)
-        if multiplier == 1.0:
-            return super().update_step(gradient, variable)
         # Adam's step is linear in the learning rate and blind to the
         # gradient's scale, so the rate itself must be scaled, not the gradient.
-        return self._scaled_adam_step(gradient, variable, multiplier)
-
-    def _scaled_adam_step(self, gradient, variable, multiplier):
-        """keras' AdamW.update_step (dense and sparse) with `lr * multiplier`."""
         lr = tf.cast(self.learning_rate, variable.dtype) * multiplier
-        local_step = tf.cast(self.iterations + 1, variable.dtype)
-        beta_1_power = tf.pow(tf.cast(self.beta_1, variable.dtype), local_step)
-        beta_2_power = tf.pow(tf.cast(self.beta_2, variable.dtype), local_step)
-        index = self._index_dict[self._var_key(variable)]
-        m, v = self._momentums[index], self._velocities[index]
-        alpha = lr * tf.sqrt(1 - beta_2_power) / (1 - beta_1_power)
-        if isinstance(gradient, tf.IndexedSlices):
-            m.assign_add(-m * (1 - self.beta_1))
-            m.scatter_add(tf.IndexedSlices(gradient.values * (1 - self.beta_1), gradient.indices))
-            v.assign_add(-v * (1 - self.beta_2))
-            v.scatter_add(
-                tf.IndexedSlices(tf.square(gradient.values) * (1 - self.beta_2), gradient.indices)
-            )
-        else:
-            m.assign_add((gradient - m) * (1 - self.beta_1))
-            v.assign_add((tf.square(gradient) - v) * (1 - self.beta_2))
-        if self.amsgrad:
-            v_hat = self._velocity_hats[index]
-            v_hat.assign(tf.maximum(v_hat, v))
-            v = v_hat
-        variable.assign_sub((m * alpha) / (tf.sqrt(v) + self.epsilon))
+        if self._use_weight_decay(variable):
+            # Decoupled decay before the Adam step, as keras' AdamW orders them.
+            variable.assign_sub(variable * tf.cast(self.weight_decay, variable.dtype) * lr)
+        return self.adam_step(gradient, variable, lr)
 
     def get_config(self):
         config = super().get_config()

@@ -184,3 +184,52 @@ def test_training_gradient_splits_qkv_instead_of_slicing_it():
         op_types |= {node.op for node in function.definition.node_def}
     assert "StridedSliceGrad" not in op_types
     assert "Split" in op_types or "SplitV" in op_types
+
+
+def test_from_config_with_another_dtype_changes_every_layer(inputs):
+    """A config whose "dtype" is changed rebuilds the whole encoder in it, the
+    embeddings (a nested config of their own) included."""
+    config = {**ElectraEncoder(**TINY).get_config(), "dtype": "mixed_bfloat16"}
+    encoder = ElectraEncoder.from_config(config)
+    outputs = encoder(inputs)
+    assert encoder.embedding_layer.compute_dtype == "bfloat16"
+    assert all(layer.compute_dtype == "bfloat16" for layer in encoder.transformer_layers)
+    assert outputs["sequence_output"].dtype == tf.bfloat16
+    assert all(v.dtype == tf.float32 for v in encoder.weights)  # mixed: float32 variables
+
+
+def test_float32_encoder_on_a_bfloat16_encoders_shared_embeddings(inputs):
+    """A float32 generator may share a mixed_bfloat16 discriminator's embeddings: their
+    output is cast to the encoder's compute dtype."""
+    discriminator = ElectraEncoder(**TINY, dtype="mixed_bfloat16")
+    discriminator(inputs)
+    generator = ElectraEncoder(**{**TINY, "hidden_size": 4, "intermediate_size": 8},
+                               embedding_layer=discriminator.embedding_layer, dtype="float32")
+    outputs = generator(inputs)
+    assert outputs["sequence_output"].dtype == tf.float32
+    assert generator.embedding_layer is discriminator.embedding_layer
+
+
+@pytest.mark.parametrize("dtype, fusable", [("float32", 4), ("mixed_bfloat16", 1)])
+def test_bfloat16_dense_layers_keep_out_of_the_fused_inner_product(dtype, fusable):
+    """TF's oneDNN rewrite fuses a MatMul that feeds a BiasAdd directly into an inner
+    product kernel, which in bfloat16 does not use the CPU's AMX/BF16 matmul units. In
+    float32 all four dense layers keep that pattern (fused is faster); in bfloat16 only the
+    intermediate one does (its GELU fuses too), the other three put a reshape between."""
+    from electra_tf.layers.transformer_layer import TransformerLayer, attention_bias_from_mask
+
+    layer = TransformerLayer(hidden_size=8, num_heads=2, intermediate_size=16, dtype=dtype)
+    x = tf.random.normal((2, 3, 8))
+    bias = attention_bias_from_mask(tf.ones((2, 3)), layer.compute_dtype)
+    graph = tf.function(lambda x: layer(x, bias, training=False)).get_concrete_function(x).graph
+    feeding_bias_adds = [op.inputs[0].op.type for op in graph.get_operations()
+                         if op.type == "BiasAdd"]
+    assert len(feeding_bias_adds) == 4
+    assert feeding_bias_adds.count("MatMul") == fusable
+
+    reference = TransformerLayer(hidden_size=8, num_heads=2, intermediate_size=16)
+    reference(x, attention_bias_from_mask(tf.ones((2, 3)), tf.float32))
+    reference.set_weights(layer.get_weights())
+    np.testing.assert_allclose(tf.cast(layer(x, bias), tf.float32),
+                               reference(x, attention_bias_from_mask(tf.ones((2, 3)), tf.float32)),
+                               atol=0.1)
