@@ -218,18 +218,18 @@ class TransformerLayer(keras.layers.Layer, PrunableLayer):
         one kernel: ~8% faster in float32. In bfloat16 that fused kernel is
         oneDNN's inner product, which does not use the AMX/AVX512_BF16 matmul
         units (`ONEDNN_VERBOSE=1` prints `inner_product, x64:gemm:jit`), while a
-        plain MatMul does (`matmul, brg_matmul:..._amx`): (4096, 256) @ (256,
-        1024) + bias took 28.7 ms fused and 13.9 ms apart on a Sapphire Rapids
-        core. So in bfloat16 the rows go in as (rows, 1, features): Keras'
-        Dense then runs Tensordot (reshape, MatMul, reshape) and a separate
-        BiasAdd, which the rewrite leaves alone. Same weights, same values.
+        plain MatMul does (`matmul, brg_matmul:..._amx`). So in bfloat16 the
+        rows go in as (rows, 1, features): Keras' Dense then runs Tensordot
+        (reshape, MatMul, reshape) and a separate BiasAdd, which the rewrite
+        leaves alone. Same weights, same values.
 
         The intermediate layer is the exception and stays fused: there the
         fusion also takes in the GELU, which TensorFlow's CPU kernels run
-        slowly in bfloat16 on their own (A/B on the ELECTRA-Small encoder in
-        bfloat16: 1.36× faster inference and 1.12× faster training than with
-        every layer fused; 1.16× and 1.12× with none fused and the GELU in
-        float32).
+        slowly in bfloat16 on their own. The gain is small on an idle machine
+        (ELECTRA-Small encoder, bfloat16, A/B on a Sapphire Rapids-class
+        2-core VM: inference 1.07×, forward + backward 1.01×; the bfloat16
+        element-wise ops, not the matmuls, are what keep TensorFlow's bfloat16
+        behind torch's), larger when other work shares the cores.
         """
         if self.compute_dtype != "bfloat16":
             return layer(rows)

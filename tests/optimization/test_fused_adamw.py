@@ -73,7 +73,10 @@ def test_training_matches_keras_adamw(policy):
 def test_training_matches_keras_adamw_under_mirrored_strategy():
     """Inside `strategy.extended.update` each replica's step writes its own copies of the
     variable and its slots."""
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    # As electra_tf.utils.strategies builds it on logical CPUs: collective all-reduces here
+    # would leave instance keys behind that clash with a later MirroredStrategy in this process.
+    strategy = tf.distribute.MirroredStrategy(
+        ["/cpu:0", "/cpu:1"], cross_device_ops=tf.distribute.ReductionToOneDevice())
     _, reference = train(keras_adamw, strategy=strategy)
     model, ours = train(fused_adamw, strategy=strategy)
     for variable in model.trainable_variables:  # the replicas agree
