@@ -219,9 +219,8 @@ def main():
     if "bfloat16" in precisions:
         # The same weights under Keras' mixed_bfloat16 policy (float32 variables,
         # bfloat16 compute), against torch's CPU autocast to bfloat16.
-        # The sizes without the embedding layer's own config, which would keep it float32.
-        sizes = {k: v for k, v in encoder.get_config().items() if k != "embedding_layer"}
-        encoder_bf16 = electra_tf.ElectraEncoder.from_config({**sizes, "dtype": "mixed_bfloat16"})
+        encoder_bf16 = electra_tf.ElectraEncoder.from_config(
+            {**encoder.get_config(), "dtype": "mixed_bfloat16"})
         encoder_bf16(tf_batches[0], training=False)
         encoder_bf16.set_weights(encoder.get_weights())
         variants["electra_tf bfloat16"] = tf_forward(encoder_bf16, jit_compile=False)

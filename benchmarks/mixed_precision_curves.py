@@ -166,7 +166,6 @@ def main(argv=None):
           f"{'within' if gap <= noise else 'OUTSIDE'} float32's run-to-run noise")
     for name, value in final.items():
         print(f"  final {args.window}-step mean loss, {name}: {value:.3f}")
-    os.makedirs(args.output_dir, exist_ok=True)
     plot(curves, os.path.join(args.output_dir, "loss_curves.png"), warmup)
     import electra_tf
 

@@ -66,9 +66,8 @@ def in_global_dtype_policy(encoder):
     policy = keras.mixed_precision.global_policy().name
     if encoder.dtype_policy.name == policy:
         return encoder
-    # embedding_layer None: built anew in `policy` (its saved config names the old one).
-    rebuilt = ElectraEncoder.from_config(
-        {**encoder.get_config(), "dtype": policy, "embedding_layer": None})
+    # from_config gives the nested embedding layer the encoder's (new) dtype too.
+    rebuilt = ElectraEncoder.from_config({**encoder.get_config(), "dtype": policy})
     rebuilt.set_weights(encoder.get_weights())
     return rebuilt
 
