@@ -10,6 +10,14 @@ it (--validation-examples, the same rows for every cell), pick the epoch with
 the best validation accuracy, and report that epoch's dev accuracy.
 "random_init" fine-tunes an unpretrained encoder of the same shape: the floor.
 
+Fine-tuning is ELECTRA's recipe (`create_finetuning_optimizer`: AdamW, layer-wise
+decay 0.8, 10% warmup, linear decay) at one learning rate for every cell. Unless
+--finetune-learning-rate is given, that rate is chosen once, before any cell, on
+the validation split only: seed 0's random_init encoder and seed 0's ELECTRA
+encoder are each fine-tuned at every --recipe-learning-rates value, and the rate
+with the best mean validation accuracy wins (recipe.json keeps every figure).
+The dev split is never looked at to choose anything.
+
 Equal wall-clock is measured once, on the idle machine, before any cell runs:
 a 20-step probe of each objective gives its median step time (probes.json,
 with the machine it ran on), and each objective then gets the steps that fit
@@ -29,6 +37,7 @@ table (objectives.md, median and spread over seeds) and the plot
 
 import argparse
 import json
+import math
 import os
 import shutil
 import sys
@@ -45,6 +54,7 @@ from electra_tf import (
     ElectraTokenizer,
     PretrainingConfig,
     TimeLimit,
+    create_finetuning_optimizer,
     describe_machine,
     make_classification_dataset,
     packaged_sentiment,
@@ -66,8 +76,11 @@ def parse_args(argv=None):
     parser.add_argument("--objectives", nargs="+", default=list(ORDER), choices=list(ORDER))
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seq-length", type=int, default=128)
-    parser.add_argument("--epochs", type=int, default=3, help="fine-tuning epochs (best on validation kept)")
-    parser.add_argument("--finetune-learning-rate", type=float, default=1e-4)
+    parser.add_argument("--epochs", type=int, default=4, help="fine-tuning epochs (best on validation kept)")
+    parser.add_argument("--finetune-learning-rate", type=float, default=None,
+                        help="fixed fine-tuning rate; default: chosen on validation (recipe.json)")
+    parser.add_argument("--recipe-learning-rates", type=float, nargs="+", default=[1e-4, 3e-4, 1e-3],
+                        help="the rates tried when the fine-tuning rate is chosen on validation")
     parser.add_argument("--finetune-seq-length", type=int, default=64)
     parser.add_argument("--train-examples", type=int, default=8000,
                         help="rows of movie_train.tsv used, validation split included")
@@ -154,12 +167,13 @@ def sentiment_splits(args):
             {"train": len(train["text"]), "validation": len(validation["text"]), "dev": len(dev_rows["text"])})
 
 
-def fine_tune(encoder, splits, seed, args):
+def fine_tune(encoder, splits, seed, learning_rate, args):
     """Dev accuracy at the epoch of best validation accuracy, and the per-epoch curves."""
-    train, validation, dev, _ = splits
+    train, validation, dev, sizes = splits
     keras.utils.set_random_seed(seed)
     classifier = ElectraClassifier(encoder, num_classes=2)
-    classifier.compile(optimizer=keras.optimizers.Adam(args.finetune_learning_rate))
+    steps = args.epochs * math.ceil(sizes["train"] / 32)  # batch 32, see sentiment_splits
+    classifier.compile(optimizer=create_finetuning_optimizer(learning_rate, steps, num_layers=MODEL["num_layers"]))
     curves = []
     for _ in range(args.epochs):
         classifier.fit(train, epochs=1, verbose=0)
@@ -169,34 +183,71 @@ def fine_tune(encoder, splits, seed, args):
     return curves[best]["dev_accuracy"], best + 1, curves
 
 
-def run_cell(objective, seed, args, splits, scratch, probes):
+def make_encoder(objective, seed, args, scratch, probes):
+    """The encoder a cell fine-tunes, and what its pretraining recorded (empty for random_init)."""
     keras.backend.clear_session()  # the previous cell's graphs and models: free them
-    start = time.perf_counter()
-    record = {"objective": objective, "seed": seed, "minutes_budget": args.minutes}
     if objective == RANDOM_INIT:
         keras.utils.set_random_seed(seed)
-        encoder = ElectraEncoder.from_preset("small", **MODEL, max_sequence_length=512)
-        record.update(steps=0, pretraining_minutes=0.0)
-    else:
-        steps = budget_steps(objective, args, probes)
-        out = os.path.join(scratch, f"{objective}-seed{seed}")
-        shutil.rmtree(out, ignore_errors=True)  # a cell interrupted earlier starts over
-        # The schedule spans `steps`; with --enforce-time-limit the clock may stop it sooner.
-        limit = TimeLimit(args.minutes * 60 if args.enforce_time_limit else None)
-        pretraining_start = time.perf_counter()
-        history = run_pretraining(pretraining_config(objective, out, steps, seed, args), callbacks=[limit])
-        encoder = history.model.encoder
-        record.update(steps=len(limit.step_times), scheduled_steps=steps,
-                      pretraining_minutes=round((time.perf_counter() - pretraining_start) / 60, 2),
-                      final_metrics={k: round(float(v[-1]), 4) for k, v in history.history.items()})
-    accuracy, epoch, curves = fine_tune(encoder, splits, seed, args)
-    if objective != RANDOM_INIT:
-        shutil.rmtree(os.path.join(scratch, f"{objective}-seed{seed}"), ignore_errors=True)
-    record.update(dev_accuracy=accuracy, best_epoch=epoch, curves=curves,
-                  cell_minutes=round((time.perf_counter() - start) / 60, 2),
-                  settings={k: v for k, v in vars(args).items() if k not in ("output_dir", "scratch", "report_only")},
-                  machine=describe_machine())
-    return record
+        return ElectraEncoder.from_preset("small", **MODEL, max_sequence_length=512), {
+            "steps": 0, "pretraining_minutes": 0.0}
+    steps = budget_steps(objective, args, probes)
+    out = os.path.join(scratch, f"{objective}-seed{seed}")
+    shutil.rmtree(out, ignore_errors=True)  # a cell interrupted earlier starts over
+    # The schedule spans `steps`; with --enforce-time-limit the clock may stop it sooner.
+    limit = TimeLimit(args.minutes * 60 if args.enforce_time_limit else None)
+    start = time.perf_counter()
+    history = run_pretraining(pretraining_config(objective, out, steps, seed, args), callbacks=[limit])
+    shutil.rmtree(out, ignore_errors=True)
+    return history.model.encoder, {
+        "steps": len(limit.step_times), "scheduled_steps": steps,
+        "pretraining_minutes": round((time.perf_counter() - start) / 60, 2),
+        "final_metrics": {k: round(float(v[-1]), 4) for k, v in history.history.items()}}
+
+
+def choose_recipe(args, splits, scratch, probes, recipe_path):
+    """The fine-tuning rate with the best mean validation accuracy over seed 0's random_init and
+    ELECTRA encoders (cached in recipe.json; only the validation split is read)."""
+    if args.finetune_learning_rate is not None:
+        return args.finetune_learning_rate
+    key = {"learning_rates": args.recipe_learning_rates, "epochs": args.epochs, "minutes": args.minutes,
+           "batch_size": args.batch_size, "seq_length": args.seq_length,
+           "finetune_seq_length": args.finetune_seq_length, "train_examples": args.train_examples,
+           "validation_examples": args.validation_examples}
+    if os.path.exists(recipe_path):
+        with open(recipe_path) as f:
+            recipe = json.load(f)
+        if recipe["settings"] != key:
+            raise ValueError(f"{recipe_path} was chosen with settings {recipe['settings']}, not {key}: "
+                             "delete it (and cells/) to choose again, or pass --finetune-learning-rate.")
+        return recipe["learning_rate"]
+    validation = {}
+    for objective in (RANDOM_INIT, "electra"):
+        encoder, _ = make_encoder(objective, 0, args, scratch, probes)
+        weights = encoder.get_weights()
+        for rate in args.recipe_learning_rates:
+            encoder.set_weights(weights)  # every rate starts from the same encoder
+            _, epoch, curves = fine_tune(encoder, splits, 0, rate, args)
+            validation[f"{objective} {rate:g}"] = curves[epoch - 1]["validation_accuracy"]
+            print(f"recipe {objective:12s} lr {rate:g}: validation accuracy "
+                  f"{validation[f'{objective} {rate:g}']:.4f}", flush=True)
+    means = {rate: float(np.mean([validation[f"{o} {rate:g}"] for o in (RANDOM_INIT, "electra")]))
+             for rate in args.recipe_learning_rates}
+    rate = max(means, key=means.get)
+    write_json(recipe_path, {"learning_rate": rate, "mean_validation_accuracy": {f"{r:g}": v for r, v in means.items()},
+                             "validation_accuracy": validation, "settings": key, "machine": describe_machine()})
+    print(f"fine-tuning learning rate chosen on validation: {rate:g}", flush=True)
+    return rate
+
+
+def run_cell(objective, seed, args, splits, scratch, probes, learning_rate):
+    start = time.perf_counter()
+    encoder, pretraining = make_encoder(objective, seed, args, scratch, probes)
+    accuracy, epoch, curves = fine_tune(encoder, splits, seed, learning_rate, args)
+    settings = {k: v for k, v in vars(args).items() if k not in ("output_dir", "scratch", "report_only")}
+    return {"objective": objective, "seed": seed, "minutes_budget": args.minutes, **pretraining,
+            "dev_accuracy": accuracy, "best_epoch": epoch, "curves": curves,
+            "cell_minutes": round((time.perf_counter() - start) / 60, 2),
+            "settings": dict(settings, finetune_learning_rate=learning_rate), "machine": describe_machine()}
 
 
 def write_json(path, value):
@@ -223,7 +274,11 @@ def summarize(cells):
         runs = [cell for cell in cells if cell["objective"] == objective]
         if runs:
             accuracies = np.array([run["dev_accuracy"] for run in runs])
+            pretraining = {name: [run["final_metrics"][name] for run in runs
+                                  if name in run.get("final_metrics", {})] for name in ("mlm_accuracy", "rtd_auc")}
             rows.append({"objective": objective, "seeds": len(runs), "median": float(np.median(accuracies)),
+                         **{name: float(np.median(values)) if values else None
+                            for name, values in pretraining.items()},
                          "min": float(accuracies.min()), "max": float(accuracies.max()),
                          "steps": int(np.median([run["steps"] for run in runs])),
                          "minutes": runs[0]["minutes_budget"], "accuracies": accuracies.tolist()})
@@ -233,13 +288,21 @@ def summarize(cells):
 def report(output):
     cells = load_cells(os.path.join(output, "cells"))
     rows = summarize(cells)
-    lines = ["| objective | seeds | pretraining steps (median) | dev accuracy, median | min – max |",
-             "|---|---:|---:|---:|---|"]
+    lines = ["| objective | seeds | pretraining steps (median) | dev accuracy, median | min – max "
+             "| end of pretraining, median: masked-token accuracy | replaced-token AUC |",
+             "|---|---:|---:|---:|---|---:|---:|"]
+
+    def figure(value):
+        return "–" if value is None else f"{value:.3f}"
+
     for row in rows:
         lines.append(f"| {row['objective']} | {row['seeds']} | {row['steps']:,} | {row['median']:.4f} | "
-                     f"{row['min']:.4f} – {row['max']:.4f} |")
+                     f"{row['min']:.4f} – {row['max']:.4f} | {figure(row['mlm_accuracy'])} | "
+                     f"{figure(row['rtd_auc'])} |")
     budgets = sorted({cell["minutes_budget"] for cell in cells if cell["objective"] != RANDOM_INIT})
+    rates = sorted({cell.get("settings", {}).get("finetune_learning_rate") or 0.0 for cell in cells})
     text = (f"Pretraining budget per cell: {', '.join(f'{b:g}' for b in budgets) or '-'} min; "
+            f"fine-tuning learning rate: {', '.join(f'{r:g}' for r in rates) or '-'}; "
             f"{len(cells)} cells.\n\n" + "\n".join(lines) + "\n")
     with open(os.path.join(output, "objectives.md"), "w") as f:
         f.write(text)
@@ -280,15 +343,17 @@ def main(argv=None):
         return
     scratch = args.scratch or os.path.join(args.output_dir, "scratch")
     os.makedirs(scratch, exist_ok=True)
-    probes = probe_all(args.objectives, args, scratch, os.path.join(args.output_dir, "probes.json"))
+    probed = list(args.objectives) + ([] if "electra" in args.objectives else ["electra"])  # the recipe's
+    probes = probe_all(probed, args, scratch, os.path.join(args.output_dir, "probes.json"))
     splits = sentiment_splits(args)
     print(f"sentiment rows: {splits[3]}", flush=True)
+    learning_rate = choose_recipe(args, splits, scratch, probes, os.path.join(args.output_dir, "recipe.json"))
     for seed in range(args.seeds):
         for objective in args.objectives:
             path = os.path.join(cells_dir, f"{objective}-seed{seed}.json")
             if os.path.exists(path):
                 continue  # finished in an earlier sitting
-            record = run_cell(objective, seed, args, splits, scratch, probes)
+            record = run_cell(objective, seed, args, splits, scratch, probes, learning_rate)
             write_json(path, record)
             print(f"seed {seed} {objective:15s} {record['steps']:6d} steps → dev accuracy "
                   f"{record['dev_accuracy']:.4f} (epoch {record['best_epoch']}, {record['cell_minutes']} min)",

@@ -1,6 +1,7 @@
 """`electra-tf score`: argument parsing only; the work is `electra_tf.pretraining.electric_scoring`."""
 
 import argparse
+import os
 import sys
 
 
@@ -39,8 +40,10 @@ def run_score(args):
                     max_seq_length=args.max_seq_length, batch_size=args.batch_size)
     lines = [f"{group}\t{rank}\t{score:.4f}\t{text}\n" for group, items in ranked.items()
              for rank, (text, score) in enumerate(items, 1)]
-    if args.output:
-        with open(args.output, "w", encoding="utf-8") as f:
+    if args.output:  # written whole or not at all: an earlier ranking is never left half-overwritten
+        temporary = f"{args.output}.tmp"
+        with open(temporary, "w", encoding="utf-8") as f:
             f.writelines(lines)
+        os.replace(temporary, args.output)
     else:
         sys.stdout.writelines(lines)

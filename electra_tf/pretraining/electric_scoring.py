@@ -59,6 +59,12 @@ def score_texts(energy_model, texts, tokenizer=None, max_seq_length=128, batch_s
     Returns:
         float64 array (len(texts),): higher is more likely.
 
+    Raises:
+        ValueError: for a text that is not a string, has no word pieces (empty
+        or blank: nothing to score), or needs more than `max_seq_length` tokens
+        with [CLS] and [SEP] (a cut text's score would rank it wrongly), naming
+        the text's index; and for a `max_seq_length` beyond the model's positions.
+
     Example:
     >>> from electra_tf.models.electra_discriminator import ElectraDiscriminator
     >>> score_texts(ElectraDiscriminator.from_preset("tiny"), ["A text.", "Another one."]).shape
@@ -71,32 +77,61 @@ def score_texts(energy_model, texts, tokenizer=None, max_seq_length=128, batch_s
                          f"{batch_size} and {max_seq_length}.")
     if isinstance(texts, str):
         raise ValueError("`texts` must be a list of strings; received one string. Pass [text].")
+    texts = list(texts)
+    for index, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise ValueError(f"`texts[{index}]` must be a string; received {type(text).__name__} {text!r}.")
+    positions = _max_positions(energy_model)
+    if positions is not None and max_seq_length > positions:
+        raise ValueError(f"`max_seq_length` is {max_seq_length}, but the model has {positions} positions; "
+                         f"pass at most {positions}.")
     tokenizer = tokenizer or ElectraTokenizer()
     special = (tokenizer.pad_token_id, tokenizer.cls_token_id, tokenizer.sep_token_id)
+    lengths = tokenizer(tf.constant(texts, tf.string, shape=(len(texts),))).row_lengths().numpy()  # pieces a text
+    for index, length in enumerate(lengths):
+        if length == 0:
+            raise ValueError(f"`texts[{index}]` ({texts[index]!r}) has no word pieces to score; "
+                             "expected a non-empty text.")
+        if length + 2 > max_seq_length:
+            raise ValueError(f"`texts[{index}]` has {length} word pieces, {length + 2} tokens with [CLS] and "
+                             f"[SEP], over `max_seq_length` {max_seq_length}: a cut text would be scored "
+                             f"on part of it. Raise `max_seq_length` (--max-seq-length) to at least "
+                             f"{length + 2}, or shorten the text.")
     scores = []
     for start in range(0, len(texts), batch_size):
-        chunk = list(texts[start:start + batch_size])
+        chunk = texts[start:start + batch_size]
         inputs = tokenizer.pack(tokenizer(tf.constant(chunk)), max_seq_length)  # each (b, max_seq_length)
         scores.append(tf.reduce_sum(token_scores(energy_model, inputs, special), axis=-1).numpy())
     return np.concatenate(scores).astype(np.float64) if scores else np.zeros((0,))
 
 
+def _max_positions(energy_model):
+    encoder = getattr(energy_model, "encoder", None)
+    return getattr(encoder, "max_sequence_length", None)
+
+
 def read_candidates(path):
     """(group id, text) pairs from a file of `id<TAB>candidate` lines (blank lines skipped).
 
-    Raises a ValueError naming the line for a line without a tab.
+    Raises a ValueError naming the line for a line without a tab, an empty id
+    or an empty candidate, and for a file with no candidates.
     """
     pairs = []
     with open(path, encoding="utf-8") as f:
         for number, line in enumerate(f, 1):
-            line = line.rstrip("\n")
+            line = line.rstrip("\r\n")
             if not line.strip():
                 continue
             if "\t" not in line:
                 raise ValueError(f"{path}, line {number}: expected 'id<TAB>candidate text'; "
                                  f"received {line[:60]!r}.")
             group, text = line.split("\t", 1)
+            if not group.strip() or not text.strip():
+                raise ValueError(f"{path}, line {number}: expected a non-empty id and a non-empty candidate "
+                                 f"text separated by a tab; received {line[:60]!r}.")
             pairs.append((group, text))
+    if not pairs:
+        raise ValueError(f"{path} has no candidates; expected 'id<TAB>candidate text' lines.")
     return pairs
 
 

@@ -90,3 +90,43 @@ def test_score_cli_ranks_a_candidate_file(energy_model, vocab, tmp_path, capsys)
         read_candidates(str(bad))
     assert main(["score", "--model", str(model_dir), "--input", str(bad), "--vocab", vocab]) == 2
     assert "electra-tf score: error:" in capsys.readouterr().err
+
+
+def test_texts_that_cannot_be_scored_whole_are_refused_by_index(energy_model, vocab):
+    tokenizer = ElectraTokenizer(vocab_path=vocab)
+    with pytest.raises(ValueError, match=r"`texts\[1\]` \(' '\) has no word pieces"):
+        score_texts(energy_model, ["the cat sat", " "], tokenizer, max_seq_length=16)
+    # 6 pieces + [CLS] + [SEP] = 8 tokens: scored whole at 8, refused at 7 rather than cut
+    assert score_texts(energy_model, ["a dog ran to the park"], tokenizer, max_seq_length=8).shape == (1,)
+    with pytest.raises(ValueError, match=r"`texts\[0\]` has 6 word pieces, 8 tokens .* at least 8"):
+        score_texts(energy_model, ["a dog ran to the park"], tokenizer, max_seq_length=7)
+    with pytest.raises(ValueError, match=r"`texts\[0\]` must be a string; received NoneType"):
+        score_texts(energy_model, [None], tokenizer)
+    positions = energy_model.encoder.max_sequence_length
+    with pytest.raises(ValueError, match=f"the model has {positions} positions"):
+        score_texts(energy_model, ["the cat"], tokenizer, max_seq_length=positions + 1)
+
+
+@pytest.mark.parametrize("content, expected", [
+    ("u1\t\n", r"line 1: expected a non-empty id and a non-empty candidate"),
+    ("u1\tthe cat\n\t a dog\n", r"line 2: expected a non-empty id"),
+    ("\n\n", r"has no candidates"),
+])
+def test_candidate_files_without_candidates_are_refused_by_line(tmp_path, content, expected):
+    path = tmp_path / "nbest.tsv"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(ValueError, match=expected):
+        read_candidates(str(path))
+
+
+def test_a_failed_score_run_leaves_an_earlier_ranking_whole(energy_model, vocab, tmp_path):
+    model_dir = tmp_path / "discriminator"
+    energy_model.save_pretrained(str(model_dir))
+    output = tmp_path / "ranked.tsv"
+    output.write_text("earlier ranking\n", encoding="utf-8")
+    candidates = tmp_path / "nbest.tsv"
+    candidates.write_text("u1\tthe cat sat on the mat\n", encoding="utf-8")
+    assert main(["score", "--model", str(model_dir), "--input", str(candidates), "--output", str(output),
+                 "--vocab", vocab, "--max-seq-length", "4"]) == 2  # too long: refused
+    assert output.read_text(encoding="utf-8") == "earlier ranking\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["discriminator", "nbest.tsv", "ranked.tsv"]
