@@ -300,7 +300,8 @@ def report(output):
                      f"{row['min']:.4f} – {row['max']:.4f} | {figure(row['mlm_accuracy'])} | "
                      f"{figure(row['rtd_auc'])} |")
     budgets = sorted({cell["minutes_budget"] for cell in cells if cell["objective"] != RANDOM_INIT})
-    rates = sorted({cell.get("settings", {}).get("finetune_learning_rate") or 0.0 for cell in cells})
+    rates = sorted({rate for cell in cells
+                    if (rate := cell.get("settings", {}).get("finetune_learning_rate")) is not None})
     text = (f"Pretraining budget per cell: {', '.join(f'{b:g}' for b in budgets) or '-'} min; "
             f"fine-tuning learning rate: {', '.join(f'{r:g}' for r in rates) or '-'}; "
             f"{len(cells)} cells.\n\n" + "\n".join(lines) + "\n")

@@ -1,7 +1,6 @@
 """`electra-tf score`: argument parsing only; the work is `electra_tf.pretraining.electric_scoring`."""
 
 import argparse
-import os
 import sys
 
 
@@ -33,6 +32,7 @@ def add_subcommands(subparsers):
 def run_score(args):
     from electra_tf.preprocessing.electra_tokenizer import ElectraTokenizer
     from electra_tf.pretraining.electric_scoring import load_energy_model, read_candidates, rerank
+    from electra_tf.utils.json_files import atomic_text_file
 
     candidates = read_candidates(args.input)
     ranked = rerank(load_energy_model(args.model), candidates,
@@ -41,9 +41,7 @@ def run_score(args):
     lines = [f"{group}\t{rank}\t{score:.4f}\t{text}\n" for group, items in ranked.items()
              for rank, (text, score) in enumerate(items, 1)]
     if args.output:  # written whole or not at all: an earlier ranking is never left half-overwritten
-        temporary = f"{args.output}.tmp"
-        with open(temporary, "w", encoding="utf-8") as f:
+        with atomic_text_file(args.output) as f:
             f.writelines(lines)
-        os.replace(temporary, args.output)
     else:
         sys.stdout.writelines(lines)

@@ -87,8 +87,8 @@ def score_texts(energy_model, texts, tokenizer=None, max_seq_length=128, batch_s
                          f"pass at most {positions}.")
     tokenizer = tokenizer or ElectraTokenizer()
     special = (tokenizer.pad_token_id, tokenizer.cls_token_id, tokenizer.sep_token_id)
-    lengths = tokenizer(tf.constant(texts, tf.string, shape=(len(texts),))).row_lengths().numpy()  # pieces a text
-    for index, length in enumerate(lengths):
+    ids = tokenizer(tf.constant(texts, tf.string, shape=(len(texts),)))  # (n, (pieces))
+    for index, length in enumerate(ids.row_lengths().numpy()):
         if length == 0:
             raise ValueError(f"`texts[{index}]` ({texts[index]!r}) has no word pieces to score; "
                              "expected a non-empty text.")
@@ -99,8 +99,7 @@ def score_texts(energy_model, texts, tokenizer=None, max_seq_length=128, batch_s
                              f"{length + 2}, or shorten the text.")
     scores = []
     for start in range(0, len(texts), batch_size):
-        chunk = texts[start:start + batch_size]
-        inputs = tokenizer.pack(tokenizer(tf.constant(chunk)), max_seq_length)  # each (b, max_seq_length)
+        inputs = tokenizer.pack(ids[start:start + batch_size], max_seq_length)  # each (b, max_seq_length)
         scores.append(tf.reduce_sum(token_scores(energy_model, inputs, special), axis=-1).numpy())
     return np.concatenate(scores).astype(np.float64) if scores else np.zeros((0,))
 

@@ -42,7 +42,7 @@ from electra_tf.tasks.finetuning_options import FinetuningOptions
 from electra_tf.tasks.run_finetuning import FinetuningConfig, run_finetuning
 from electra_tf.tasks.task_model_io import load_task_model
 from electra_tf.utils.config_fields import option
-from electra_tf.utils.json_files import write_json
+from electra_tf.utils.json_files import atomic_text_file, write_json
 
 logger = logging.getLogger(__name__)
 
@@ -192,13 +192,10 @@ def write_submission_file(path, indices, predictions):
     3	not_entailment
     7	entailment
     """
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    temporary = f"{path}.tmp"
-    with open(temporary, "w", encoding="utf-8") as f:
+    with atomic_text_file(path) as f:
         f.write("index\tprediction\n")
         for index, prediction in sorted(zip(indices, predictions)):
             f.write(f"{index}\t{prediction}\n")
-    os.replace(temporary, path)
 
 
 def _predict(classifier, tokenizer, example_sets, max_seq_length, batch_size, task):

@@ -1,5 +1,7 @@
 """The one way electra_tf writes JSON files: atomically, `write_json(path, value)`.
 
+Other text files written whole or not at all go through `atomic_text_file(path)`.
+
 Every job (fine-tuning, GLUE, pruning, distillation, evaluation reports) writes
 its results.json, predictions and reports through these, so a crash never
 leaves half a file behind and every call reads the same way: path first, as in
@@ -25,19 +27,19 @@ def write_json(path, value, indent=2):
 
     The folder is created when missing.
     """
-    with _atomic_text_file(path) as f:
+    with atomic_text_file(path) as f:
         json.dump(value, f, indent=indent, ensure_ascii=False)
 
 
 def write_json_lines(path, rows):
     """Writes one JSON object per line to `path` via a temporary file renamed into place."""
-    with _atomic_text_file(path) as f:
+    with atomic_text_file(path) as f:
         for row in rows:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
 @contextlib.contextmanager
-def _atomic_text_file(path):
+def atomic_text_file(path):
     """`open(path + ".tmp", "w")`, renamed to `path` when the block succeeds, removed if not."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     temporary = f"{path}.tmp"
