@@ -24,6 +24,14 @@ Repeat with other --seed values, then
     python benchmarks/structured_pruning.py --median-of RUN_DIR RUN_DIR RUN_DIR --output-dir DIR
 
 writes the median of each figure (and each run's) to DIR/results.json.
+
+    python benchmarks/structured_pruning.py --retime RUN_DIR RUN_DIR RUN_DIR --output-dir DIR
+
+measures speed again, nothing else: the --classifier and each run's
+pruned_model/, exported by the code checked out now (SavedModel and TFLite,
+batch 1 and 32, as above), and writes each run's and the median speed-ups to
+DIR/results.json with the commit timed: a speed change in the library, or a
+quieter machine, measured on the same models.
 """
 
 import argparse
@@ -83,6 +91,9 @@ def parse_args():
                         help="score the first N dev reviews only (quick trials)")
     parser.add_argument("--median-of", nargs="+", metavar="RUN_DIR", default=None,
                         help="measure nothing: write the median of these runs' figures")
+    parser.add_argument("--retime", nargs="+", metavar="RUN_DIR", default=None,
+                        help="measure nothing but the speed of --classifier and these runs' "
+                             "pruned_model/, with the code checked out now")
     return parser.parse_args()
 
 
@@ -229,9 +240,43 @@ def median_of_runs(run_dirs, output_dir):
         "figures": figures, "per_run": per_run})
 
 
+def retime(args):
+    """The speed of --classifier and each run's pruned_model/, with the code checked out now."""
+    import subprocess
+
+    from electra_tf import ElectraClassifier
+
+    teacher = ensure_classifier(args.classifier, args.data_dir)
+    tokenizer = ElectraTokenizer()
+    dev, _ = read_classification_file(os.path.join(args.data_dir, "movie_dev.tsv"), num_classes=2)
+    runs = {}
+    for run_dir in args.retime:
+        student = ElectraClassifier.from_pretrained(os.path.join(run_dir, "pruned_model"))
+        out = lambda name: os.path.join(args.output_dir, name)  # noqa: E731
+        os.makedirs(args.output_dir, exist_ok=True)
+        speed = measure_speed({"unpruned": teacher, "pruned": student}, tokenizer, dev["text"],
+                              args, out)
+        runs[run_dir] = {f"{fmt}_{batch}": {**ms, "speedup": ms["unpruned"] / ms["pruned"]}
+                         for fmt, batches in speed.items() for batch, ms in batches.items()}
+        for key, ms in runs[run_dir].items():
+            print(f"{run_dir} {key}: {ms['unpruned']:.1f} ms -> {ms['pruned']:.1f} ms = "
+                  f"{ms['speedup']:.2f}x", flush=True)
+    figures = {f"{key}_speedup": float(np.median([run[key]["speedup"] for run in runs.values()]))
+               for key in next(iter(runs.values()))}
+    for key, value in figures.items():
+        print(f"{key}: median {value:.2f}x (target >= 1.6)")
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                            cwd=os.path.dirname(electra_tf.__file__)).stdout.strip()  # the library timed
+    electra_tf.write_benchmark_results(args.output_dir, {
+        "benchmark": "structured_pruning", "retime_of": list(args.retime), "commit": commit,
+        "latency_rounds": args.latency_rounds, "figures": figures, "runs": runs})
+
+
 if __name__ == "__main__":
     arguments = parse_args()
-    if arguments.median_of:
+    if arguments.retime:
+        retime(arguments)
+    elif arguments.median_of:
         median_of_runs(arguments.median_of, arguments.output_dir)
     else:
         main(arguments)

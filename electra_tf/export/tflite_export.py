@@ -23,6 +23,7 @@ import warnings
 import numpy as np
 import tensorflow as tf
 
+from electra_tf.layers.transformer_layer import plain_transposes
 from electra_tf.utils.renamed_arguments import renamed_arguments
 
 INPUT_KEYS = ("input_word_ids", "input_mask", "input_type_ids")
@@ -275,7 +276,10 @@ def _serving_function(model, max_seq_length, batch_size):
         return {name: tf.cast(value, tf.float32) for name, value in outputs.items()
                 if not isinstance(value, (list, tuple))}
 
-    return serve.get_concrete_function()
+    # TFLite's int8 quantizer cannot follow a tensor through a float-to-integer
+    # bitcast, so the attention's transposes stay plain here (see `plain_transposes`).
+    with plain_transposes():
+        return serve.get_concrete_function()
 
 
 @renamed_arguments(seq_length="max_seq_length")

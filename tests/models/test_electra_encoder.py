@@ -233,3 +233,53 @@ def test_bfloat16_dense_layers_keep_out_of_the_fused_inner_product(dtype, fusabl
     np.testing.assert_allclose(tf.cast(layer(x, bias), tf.float32),
                                reference(x, attention_bias_from_mask(tf.ones((2, 3)), tf.float32)),
                                atol=0.1)
+
+
+@pytest.mark.parametrize("dtype", [tf.float32, tf.bfloat16, tf.float16])
+def test_swapping_heads_and_positions_is_a_transpose_in_values_and_gradients(dtype):
+    """The attention's (B, T, nh, hs) <-> (B, nh, T, hs) swap moves float32 and bfloat16
+    tensors as same-width integers on CPU (oneDNN's float transpose costs ~10x Eigen's
+    integer one on small tensors, #19): the same values and the same gradients as
+    tf.transpose, in eager mode and in a traced function."""
+    from electra_tf.layers.transformer_layer import swap_heads_and_positions
+
+    x = tf.cast(tf.random.normal((2, 5, 3, 4)), dtype)
+    weights = tf.reshape(tf.range(120, dtype=tf.float32), (2, 3, 5, 4))
+
+    def value_and_gradient(swap):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = swap(x)
+            loss = tf.reduce_sum(tf.cast(y, tf.float32) * weights)
+        return y, tape.gradient(loss, x)
+
+    expected = value_and_gradient(lambda t: tf.transpose(t, [0, 2, 1, 3]))
+    for got in (value_and_gradient(swap_heads_and_positions),
+                tf.function(lambda: value_and_gradient(swap_heads_and_positions))()):
+        for a, b in zip(got, expected):
+            assert a.dtype == b.dtype and a.shape == b.shape
+            np.testing.assert_array_equal(tf.cast(a, tf.float32), tf.cast(b, tf.float32))
+
+
+def test_attention_transposes_integers_on_cpu_and_floats_for_tflite():
+    """On a CPU-only host the encoder's graph transposes bitcast integers, not floats;
+    inside `plain_transposes()` (what the TFLite converter traces in) plain float
+    transposes, which TFLite's int8 quantizer can follow."""
+    from electra_tf.export.tflite_export import _serving_function
+    from electra_tf.layers.transformer_layer import plain_transposes
+
+    encoder = ElectraEncoder(**TINY)
+    spec = {key: tf.TensorSpec([1, 4], tf.int32) for key in
+            ("input_word_ids", "input_mask", "input_type_ids")}
+
+    def transposed_dtypes(graph):
+        return {op.inputs[0].dtype.name for op in graph.get_operations() if op.type == "Transpose"}
+
+    graph = tf.function(lambda x: encoder(x)).get_concrete_function(spec).graph
+    assert transposed_dtypes(graph) == {"int32"}
+    with plain_transposes():
+        graph = tf.function(lambda x: encoder(x)).get_concrete_function(spec).graph
+    assert transposed_dtypes(graph) == {"float32"}
+    tflite_graph = _serving_function(encoder, max_seq_length=4, batch_size=1).graph
+    assert transposed_dtypes(tflite_graph) == {"float32"}
+    assert "Bitcast" not in {op.type for op in tflite_graph.get_operations()}

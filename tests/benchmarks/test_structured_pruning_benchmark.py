@@ -1,0 +1,74 @@
+"""benchmarks/structured_pruning.py: `--retime` measures the saved runs' speed again,
+and `--median-of` refuses runs that differ in more than their seed."""
+
+import json
+import os
+import re
+import shutil
+import sys
+
+import pytest
+from benchmark_scripts import load_benchmark as load
+from conftest import TINY, make_inputs
+
+from electra_tf import ElectraClassifier, ElectraEncoder
+
+
+@pytest.fixture(scope="module")
+def benchmark():
+    return load("structured_pruning")
+
+
+def _classifier(path, num_heads, intermediate_size):
+    encoder = ElectraEncoder(**dict(TINY, vocab_size=30522, num_heads=num_heads, head_size=4,
+                                    intermediate_size=intermediate_size))
+    classifier = ElectraClassifier(encoder, num_classes=2)
+    classifier(make_inputs())
+    classifier.save_pretrained(path)
+    return path
+
+
+def test_retime_times_both_models_of_each_run_in_both_formats(benchmark, tmp_path, monkeypatch):
+    teacher = _classifier(str(tmp_path / "teacher"), num_heads=2, intermediate_size=16)
+    runs = []
+    for seed in (0, 1):  # the second run's pruned model is the first's, copied
+        run = tmp_path / f"run{seed}"
+        if seed == 0:
+            _classifier(str(run / "pruned_model"), num_heads=1, intermediate_size=8)
+        else:
+            shutil.copytree(tmp_path / "run0", run)
+        runs.append(str(run))
+    out = tmp_path / "retime"
+    monkeypatch.setattr(sys, "argv", ["structured_pruning.py", "--classifier", teacher,
+                                      "--retime", *runs, "--output-dir", str(out),
+                                      "--latency-rounds", "1", "--seq-length", "16"])
+    benchmark.retime(benchmark.parse_args())
+    with open(out / "results.json") as f:
+        record = json.load(f)
+    assert record["retime_of"] == runs and re.fullmatch(r"[0-9a-f]{40}", record["commit"])
+    keys = [f"{fmt}_batch_{batch}" for fmt in ("saved_model", "tflite") for batch in (1, 32)]
+    for run in runs:
+        assert sorted(record["runs"][run]) == sorted(keys)
+        for key in keys:
+            ms = record["runs"][run][key]
+            assert ms["unpruned"] > 0 and ms["pruned"] > 0
+            assert ms["speedup"] == pytest.approx(ms["unpruned"] / ms["pruned"])
+    for key in keys:
+        speedups = [record["runs"][run][key]["speedup"] for run in runs]
+        assert record["figures"][f"{key}_speedup"] == pytest.approx(sum(speedups) / 2)
+    assert "cpu_model" in record["machine"]
+    assert os.path.isdir(out / "pruned_saved_model")
+
+
+def test_median_of_refuses_runs_with_other_settings(benchmark, tmp_path):
+    runs = []
+    for seed, steps in ((0, 250), (1, 100)):
+        run = tmp_path / f"run{seed}"
+        run.mkdir()
+        (run / "results.json").write_text(json.dumps({
+            "args": {"seed": seed, "output_dir": str(run), "median_of": None,
+                     "distill_steps": steps},
+            "figures": {"pruned_dev_accuracy": 0.8}}))
+        runs.append(str(run))
+    with pytest.raises(SystemExit, match="differ in more than their seed"):
+        benchmark.median_of_runs(runs, str(tmp_path / "median"))
