@@ -30,7 +30,11 @@ padded to its own longest review. That dynamic padding is torch's best; ours
 adds the `remove_padding=True` variant (the dense layers run on real tokens
 only, what exported task models run). A forward is then one pass over the N
 batches, tokens/s counts real tokens, XLA is left out (every batch has its
-own shape), and "vs torch" compares each side's best variant:
+own shape), and "vs torch" compares each side's best variant. One more
+variant, "float transposes", is the same float32 forward traced inside
+`electra_tf.plain_transposes()`: the attention's transposes as oneDNN's
+float kernel, as before commit 872cd90, an A/B of that change in every run
+(printed as "integer transposes vs float transposes"):
 
     python benchmarks/encoder_inference.py --reviews 8 --batch-size 32
     python benchmarks/encoder_inference.py --reviews 64 --batch-size 1
@@ -148,15 +152,18 @@ def build_torch_model(encoder):
 def best_vs_torch(rows):
     """{precision: (our fastest variant, its ratio to torch)} from the result rows.
 
+    The "float transposes" A/B variant is what we ran before, not a variant of ours now:
+
     >>> best_vs_torch({"electra_tf a": {"vs_torch_same_precision": 1.1},
     ...                "electra_tf b": {"vs_torch_same_precision": 1.4},
+    ...                "electra_tf float transposes": {"vs_torch_same_precision": 1.5},
     ...                "electra_tf bfloat16": {"vs_torch_same_precision": 0.5},
     ...                "torch ElectraModel": {"vs_torch_same_precision": 1.0}})
     {'float32': ('electra_tf b', 1.4), 'bfloat16': ('electra_tf bfloat16', 0.5)}
     """
     best = {}
     for name, row in rows.items():
-        if not name.startswith("electra_tf"):
+        if not name.startswith("electra_tf") or "float transposes" in name:  # an A/B, not ours now
             continue
         precision = "bfloat16" if "bfloat16" in name else "float32"
         ratio = row["vs_torch_same_precision"]
@@ -189,7 +196,7 @@ def main():
     # Real rows only: remove_padding leaves padded positions 0, torch does not.
     masks = [inputs["input_mask"][..., None] for inputs in batches]
 
-    def tf_forward(model, jit_compile, remove_padding=False):
+    def tf_forward(model, jit_compile, remove_padding=False, plain_transposes=False):
         # One trace for every batch shape: (batch, any length).
         signature = [{key: tf.TensorSpec([None, None], tf.int32) for key in tf_batches[0]}]
         run = tf.function(
@@ -197,6 +204,9 @@ def main():
                 "sequence_output"], tf.float32),
             jit_compile=jit_compile, input_signature=None if jit_compile else signature,
         )
+        if plain_transposes:  # traced now, with the float transposes of before 872cd90
+            with electra_tf.plain_transposes():
+                run.get_concrete_function()
         # .numpy() waits for the result.
         return lambda: [run(x).numpy() * m for x, m in zip(tf_batches, masks)]
 
@@ -213,6 +223,9 @@ def main():
         variants["electra_tf tf.function"] = tf_forward(encoder, jit_compile=False)
         if args.reviews:
             variants["electra_tf remove_padding"] = tf_forward(encoder, False, remove_padding=True)
+            # The attention's transposes as oneDNN float transposes (A/B of the integer ones).
+            variants["electra_tf float transposes"] = tf_forward(
+                encoder, False, remove_padding=args.batch_size > 1, plain_transposes=True)
         else:
             variants["electra_tf tf.function(jit_compile=True)"] = tf_forward(encoder, True)
         variants["torch ElectraModel"] = torch_forward()
@@ -285,9 +298,16 @@ def main():
     best = best_vs_torch(rows)
     for precision, (name, ratio) in best.items():
         print(f"best electra_tf {precision}: {name}, {ratio:.2f}x torch")
+    transposes = None
+    if "electra_tf float transposes" in seconds:  # the same forward, float32, A/B
+        same = "electra_tf remove_padding" if args.batch_size > 1 else "electra_tf tf.function"
+        transposes = (statistics.median(seconds["electra_tf float transposes"])
+                      / statistics.median(seconds[same]))
+        print(f"integer transposes vs float transposes ({same}): {transposes:.2f}x as fast")
     path = electra_tf.write_benchmark_results(args.output_dir, {
         "benchmark": "encoder_inference", "args": vars(args), "rows": rows,
         "real_tokens_per_pass": tokens, "best_vs_torch": best,
+        "integer_vs_float_transposes": transposes,
         "max_abs_difference_vs": {"reference": reference_name, **differences}})
     print(f"wrote {path}")
 

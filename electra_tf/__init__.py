@@ -145,6 +145,8 @@ _LAZY = {
     "describe_machine": ("electra_tf.utils.machine", "describe_machine"),
     "write_benchmark_results": ("electra_tf.utils.machine", "write_benchmark_results"),
     "plot_learning_curves": ("electra_tf.utils.plots", "plot_learning_curves"),
+    # layers/: trace plain float transposes (for converters other than TFLite's, which does)
+    "plain_transposes": ("electra_tf.layers.transformer_layer", "plain_transposes"),
 }
 
 __all__ = [
