@@ -17,7 +17,7 @@ _os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 from electra_tf.compression.electra_distiller import ElectraDistiller  # noqa: E402
 from electra_tf.layers.electra_embeddings import ElectraEmbeddings  # noqa: E402
-from electra_tf.layers.transformer_layer import TransformerLayer  # noqa: E402
+from electra_tf.layers.transformer_layer import TransformerLayer, plain_transposes  # noqa: E402
 from electra_tf.models.electra_discriminator import ElectraDiscriminator  # noqa: E402
 from electra_tf.models.electra_encoder import ElectraEncoder  # noqa: E402
 from electra_tf.models.electra_generator import ElectraGenerator  # noqa: E402
@@ -145,8 +145,6 @@ _LAZY = {
     "describe_machine": ("electra_tf.utils.machine", "describe_machine"),
     "write_benchmark_results": ("electra_tf.utils.machine", "write_benchmark_results"),
     "plot_learning_curves": ("electra_tf.utils.plots", "plot_learning_curves"),
-    # layers/: trace plain float transposes (for converters other than TFLite's, which does)
-    "plain_transposes": ("electra_tf.layers.transformer_layer", "plain_transposes"),
 }
 
 __all__ = [
@@ -162,6 +160,7 @@ __all__ = [
     "ElectraTokenClassifier",
     "TrainingOptions",
     "TransformerLayer",
+    "plain_transposes",
 ]
 __all__ += sorted(_LAZY)
 
