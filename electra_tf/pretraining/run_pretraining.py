@@ -304,18 +304,11 @@ def _run_pretraining(config, callbacks):
 
     if config.batch_log:
         log_batch_fingerprints(pretrainer, config.batch_log)
-    job_callbacks = [
-        # Counts the examples trained on; before BackupAndRestore, so each checkpoint has its step's.
-        DataPosition(config.batch_size, start=trained_examples),
-        # Saves model, optimizer and step every `checkpoint_every` steps and
-        # restores them when the same command runs again.
-        keras.callbacks.BackupAndRestore(
-            os.path.join(config.output_dir, "checkpoints"),
-            save_freq=config.checkpoint_every,
-            delete_checkpoint=False,
-        ),
-    ]
+    # Counts the examples trained on; before BackupAndRestore, so each checkpoint has its step's.
+    job_callbacks = [DataPosition(config.batch_size, start=trained_examples)]
     if is_chief(strategy):  # one process logs; every worker checkpoints
+        # Before BackupAndRestore too: a step's row is written before its checkpoint, so a
+        # kill between the two costs a row that the resumed run writes again, never a gap.
         job_callbacks.append(
             TrainingLogger(
                 os.path.join(config.output_dir, "logs"),
@@ -323,6 +316,14 @@ def _run_pretraining(config, callbacks):
                 log_every=config.log_every,
             )
         )
+    # Saves model, optimizer and step every `checkpoint_every` steps and
+    # restores them when the same command runs again.
+    job_callbacks.append(keras.callbacks.BackupAndRestore(
+        os.path.join(config.output_dir, "checkpoints"),
+        save_freq=config.checkpoint_every,
+        delete_checkpoint=False,
+    ))
+    if is_chief(strategy):
         if config.progress:
             job_callbacks.append(ProgressBar(config.steps, log_every=config.log_every))
     history = pretrainer.fit(

@@ -105,10 +105,17 @@ class TrainingLogger(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self.writer = tf.summary.create_file_writer(os.path.join(self.log_dir, "train"))
+        self._resumed_rows_dropped = False
+
+    def on_train_batch_begin(self, batch, logs=None):
         # After a resume the optimizer is back at the last checkpoint, and the
         # steps logged between that checkpoint and the crash are run again:
-        # drop their rows so history.csv has each step once.
-        truncate_csv_after_step(self.csv_path, int(self.model.optimizer.iterations.numpy()))
+        # drop their rows so history.csv has each step once. Done at the first
+        # batch, not in on_train_begin, so that a BackupAndRestore listed after
+        # this logger has restored the step by then (see run_pretraining).
+        if not self._resumed_rows_dropped:
+            truncate_csv_after_step(self.csv_path, int(self.model.optimizer.iterations.numpy()))
+            self._resumed_rows_dropped = True
 
     def on_train_batch_end(self, batch, logs=None):
         step = int(self.model.optimizer.iterations.numpy())

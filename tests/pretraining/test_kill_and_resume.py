@@ -88,10 +88,13 @@ def test_sigkill_then_same_command_resumes(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     rows = logged_steps(output)
     steps = [int(r["step"]) for r in rows]
-    # Checkpoints every 5 steps: it restarts from the last multiple of 5 before the kill,
-    # and the rows logged after that checkpoint are replaced, not repeated.
-    restart = (killed_at // 5) * 5
-    assert restart >= 5
+    # Checkpoints every 5 steps: it restarts from the last checkpoint written before the kill,
+    # and the rows logged after that checkpoint are replaced, not repeated. A step's row is
+    # written before its checkpoint, so that checkpoint is at most the last logged step (a
+    # kill between the two restarts 5 steps earlier), and history.csv never has a gap.
+    restart = batch_log(log)[before_restart][0] - 1  # the resumed run trains restart+1 first
+    assert restart % 5 == 0 and restart >= 5
+    assert killed_at - 5 <= restart <= killed_at, (killed_at, restart)
     assert steps == list(range(1, 31)), steps
     resumed = steps[restart:]
     assert resumed[0] == restart + 1 and resumed[-1] == 30

@@ -168,7 +168,7 @@ PRETRAIN_SCRIPT = """
 import json, os, sys
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 import numpy as np
-from electra_tf.utils.callbacks import TrainingLogger
+import tf_keras
 from electra_tf.pretraining.run_pretraining import PretrainingConfig, run_pretraining
 
 settings, probe_dir = json.loads(sys.argv[1]), sys.argv[2]
@@ -179,7 +179,9 @@ def dump(model, name):
     np.savez(tmp, *arrays)
     os.replace(tmp, os.path.join(probe_dir, name + ".npz"))
 
-begin, batch_end = TrainingLogger.on_train_begin, TrainingLogger.on_train_batch_end
+# Probes on BackupAndRestore itself: after it restores (train begin) and after it saves.
+Backup = tf_keras.callbacks.BackupAndRestore
+begin, batch_end = Backup.on_train_begin, Backup.on_train_batch_end
 
 def on_train_begin(self, logs=None):
     begin(self, logs)
@@ -191,7 +193,7 @@ def on_train_batch_end(self, batch, logs=None):
     if step % settings["checkpoint_every"] == 0:
         dump(self.model, "step_%d" % step)
 
-TrainingLogger.on_train_begin, TrainingLogger.on_train_batch_end = on_train_begin, on_train_batch_end
+Backup.on_train_begin, Backup.on_train_batch_end = on_train_begin, on_train_batch_end
 run_pretraining(PretrainingConfig(**settings))
 """
 
