@@ -249,11 +249,11 @@ def retime(args):
     teacher = ensure_classifier(args.classifier, args.data_dir)
     tokenizer = ElectraTokenizer()
     dev, _ = read_classification_file(os.path.join(args.data_dir, "movie_dev.tsv"), num_classes=2)
+    os.makedirs(args.output_dir, exist_ok=True)
+    out = lambda name: os.path.join(args.output_dir, name)  # noqa: E731
     runs = {}
     for run_dir in args.retime:
         student = ElectraClassifier.from_pretrained(os.path.join(run_dir, "pruned_model"))
-        out = lambda name: os.path.join(args.output_dir, name)  # noqa: E731
-        os.makedirs(args.output_dir, exist_ok=True)
         speed = measure_speed({"unpruned": teacher, "pruned": student}, tokenizer, dev["text"],
                               args, out)
         runs[run_dir] = {f"{fmt}_{batch}": {**ms, "speedup": ms["unpruned"] / ms["pruned"]}

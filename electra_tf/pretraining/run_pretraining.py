@@ -324,6 +324,7 @@ def _run_pretraining(config, callbacks):
         delete_checkpoint=False,
     ))
     if is_chief(strategy):
+        # After BackupAndRestore: the bar starts at the step it restored.
         if config.progress:
             job_callbacks.append(ProgressBar(config.steps, log_every=config.log_every))
     history = pretrainer.fit(
