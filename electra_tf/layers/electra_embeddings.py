@@ -9,6 +9,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from electra_tf.layers.build_utils import build_in_scope
+from electra_tf.layers.dropout import Dropout
 
 
 @keras.utils.register_keras_serializable(package="electra_tf")
@@ -65,7 +66,7 @@ class ElectraEmbeddings(keras.layers.Layer):
         self.layer_norm = keras.layers.LayerNormalization(
             epsilon=layer_norm_epsilon, name="layer_norm", dtype=self.dtype_policy
         )
-        self.dropout = keras.layers.Dropout(dropout_rate, name="dropout", dtype=self.dtype_policy)
+        self.dropout = Dropout(dropout_rate, name="dropout", dtype=self.dtype_policy)
 
     def build(self, input_shape=None):
         def initializer():  # a fresh instance per weight: reused ones repeat values

@@ -6,12 +6,23 @@ from electra_tf.pretraining.losses import global_mean, masked_lm_loss, replaced_
 from electra_tf.pretraining.sampling import replaced_token_labels, sample_from_softmax
 
 
-def test_gumbel_max_samples_follow_the_softmax():
+@pytest.mark.parametrize("seeded", [False, True])
+def test_samples_follow_the_softmax(seeded):
     probabilities = np.array([0.5, 0.3, 0.15, 0.05], np.float32)
-    logits = tf.constant(np.log(probabilities))[None, None].numpy().repeat(20000, axis=1)
-    samples = sample_from_softmax(tf.constant(logits)).numpy().ravel()
+    logits = np.log(probabilities)[None, None].repeat(40, axis=0).repeat(500, axis=1)  # (40, 500, 4)
+    seeds = tf.constant([[7, i] for i in range(40)], tf.int64) if seeded else None
+    samples = sample_from_softmax(tf.constant(logits), seeds=seeds).numpy().ravel()
     frequencies = np.bincount(samples, minlength=4) / samples.size
     np.testing.assert_allclose(frequencies, probabilities, atol=0.015)
+
+
+def test_seeded_disallowed_ids_get_no_mass_and_the_rest_keep_their_ratios():
+    logits = tf.constant(np.log([[[0.4, 0.4, 0.2]] * 2000] * 8), tf.float32)  # (8, 2000, 3)
+    seeds = tf.constant([[3, i] for i in range(8)], tf.int64)
+    samples = sample_from_softmax(logits, disallow_ids=tf.zeros((8, 2000), tf.int32),
+                                  seeds=seeds).numpy().ravel()
+    frequencies = np.bincount(samples, minlength=3) / samples.size
+    np.testing.assert_allclose(frequencies, [0.0, 2 / 3, 1 / 3], atol=0.015)
 
 
 def test_temperature_sharpens_and_flattens():
