@@ -32,6 +32,37 @@ def gelu(x):
     return tf.nn.gelu(x, approximate=False)
 
 
+@tf.custom_gradient
+def training_gelu(x):
+    """`gelu` for training graphs: x·Φ(x) in float32, with its gradient written out.
+
+    The same function as `gelu`, in the form BERT's and ELECTRA's own code
+    write it, 0.5·x·(1 + erf(x/√2)), computed in float32 whatever `x`'s
+    dtype, and back-propagated as dy·(Φ(x) + x·φ(x)). TensorFlow's CPU
+    `Erfc` (which `tf.nn.gelu` uses) is 1.4× as slow as `Erf` in float32 and
+    5× in bfloat16, and autodiff through `tf.nn.gelu` runs its element-wise
+    ops in the input's dtype: forward and backward over a (2048, 1024)
+    bfloat16 activation took 31-38 ms against 58-76 ms (float32 27-31
+    against 36-38 ms), on 2 busy cores. The values agree with `gelu` to
+    within float32 rounding (1e-6 at |x| ≈ 15, where 1 + erf cancels).
+
+    Inference keeps `gelu`, which TensorFlow fuses into the preceding
+    MatMul + BiasAdd on CPU and the TFLite converter turns into its GELU op.
+
+    >>> x = tf.constant([-3.0, -0.5, 0.0, 0.5, 3.0])
+    >>> bool(tf.reduce_all(tf.abs(training_gelu(x) - gelu(x)) < 1e-6))
+    True
+    """
+    x32 = tf.cast(x, tf.float32)
+    cdf = 0.5 + 0.5 * tf.math.erf(x32 * 0.7071067811865476)  # Φ(x)
+
+    def gradient(dy):
+        pdf = 0.3989422804014327 * tf.exp(-0.5 * tf.square(x32))  # φ(x) = exp(-x²/2) / √(2π)
+        return dy * tf.cast(cdf + x32 * pdf, dy.dtype)
+
+    return tf.cast(x32 * cdf, x.dtype), gradient
+
+
 def attention_bias_from_mask(input_mask, dtype):
     """Turns a padding mask into an additive attention bias.
 
@@ -279,8 +310,11 @@ class TransformerLayer(keras.layers.Layer, PrunableLayer):
         attention = self.dropout(attention, training=training)
         x = self.attention_layer_norm(x + attention)  # (B, T, H) or (1, N, H)
 
-        # Fused MatMul + BiasAdd + GELU in every dtype (see `_dense`).
-        hidden = gelu(self.intermediate_dense(tf.reshape(x, [-1, self.hidden_size])))  # (rows, I)
+        # Fused MatMul + BiasAdd + GELU in every dtype at inference (see `_dense`); training
+        # keeps the pre-activation for the gradient anyway, and `training_gelu` is faster there.
+        activation = training_gelu if training is True else gelu
+        rows = tf.reshape(x, [-1, self.hidden_size])  # (rows, H)
+        hidden = activation(self.intermediate_dense(rows))  # (rows, I)
         output = tf.reshape(self._dense(self.output_dense, hidden), tf.shape(x))
         output = self.dropout(output, training=training)
         return self.output_layer_norm(x + output)

@@ -143,3 +143,18 @@ def test_pretraining_step_traces_without_while_loop_fallbacks():
     assert np.isfinite(logs["loss"])
     fallbacks = [message for message in handler.messages if "while_loop" in message]
     assert not fallbacks, fallbacks[:2]
+
+
+@pytest.mark.parametrize("seeded", [False, True])
+def test_xla_compiled_sampling_follows_the_softmax_and_disallows(seeded):
+    # XLA has no multinomial kernel: compiled graphs draw by Gumbel-max instead.
+    probabilities = np.array([0.5, 0.3, 0.15, 0.05], np.float32)
+    logits = tf.constant(np.log(probabilities)[None, None].repeat(40, axis=0).repeat(500, axis=1))
+    seeds = tf.constant([[9, i] for i in range(40)], tf.int64) if seeded else None
+    draw = tf.function(lambda logits, disallow: sample_from_softmax(
+        logits, disallow_ids=disallow, seeds=seeds), jit_compile=True)
+    samples = draw(logits, None).numpy().ravel()
+    np.testing.assert_allclose(np.bincount(samples, minlength=4) / samples.size, probabilities,
+                               atol=0.015)
+    disallow = tf.zeros((40, 500), tf.int32)
+    assert not np.any(draw(logits, disallow).numpy() == 0)
