@@ -1,7 +1,7 @@
 """ElectraPretrainer: replaced token detection, trained with `model.fit`.
 
     mask 15% → generator MLM logits at the masked positions → sample replacements
-    (Gumbel-max, no gradient) → RTD labels → discriminator → mlm_loss + 50·rtd_loss
+    (a draw from the softmax, no gradient) → RTD labels → discriminator → mlm_loss + 50·rtd_loss
 """
 
 import tensorflow as tf
