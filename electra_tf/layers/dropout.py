@@ -65,6 +65,7 @@ def dropout(x, rate, seed):
     >>> sorted(set(y.numpy().ravel().tolist()))
     [0.0, 2.0]
     """
+    _check_rate(rate)  # before the scale: rate 1 would divide by zero
     dropped = _dropped_levels(rate)
     scale = _LEVELS / (_LEVELS - dropped)  # 1 / P(keep), after rounding the rate
     mask = tf.cast(keep_mask(tf.shape(x), rate, seed), x.dtype) * tf.cast(scale, x.dtype)

@@ -82,6 +82,8 @@ def test_keras_dropout_is_used_where_ours_cannot_follow():
     assert all(len(set(row.tolist())) == 1 for row in y)  # one decision per row, Keras' way
     with pytest.raises(ValueError, match="rate"):
         keep_mask([3], 1.0, seed=[0, 0])
+    with pytest.raises(ValueError, match=r"\[0, 1\); received 1.0"):
+        dropout(tf.ones([3]), 1.0, seed=[0, 0])
 
 
 def test_layer_round_trips_through_its_config():
