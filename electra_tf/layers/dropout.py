@@ -65,11 +65,19 @@ def dropout(x, rate, seed):
     >>> sorted(set(y.numpy().ravel().tolist()))
     [0.0, 2.0]
     """
-    _check_rate(rate)  # before the scale: rate 1 would divide by zero
-    dropped = _dropped_levels(rate)
-    scale = _LEVELS / (_LEVELS - dropped)  # 1 / P(keep), after rounding the rate
+    scale = keep_scale(rate)
     mask = tf.cast(keep_mask(tf.shape(x), rate, seed), x.dtype) * tf.cast(scale, x.dtype)
     return x * mask
+
+
+def keep_scale(rate):
+    """What dropout multiplies the kept units by: 1 / P(keep), for the rate rounded to 1/65536.
+
+    >>> keep_scale(0.5)
+    2.0
+    """
+    _check_rate(rate)  # before dividing: rate 1 would divide by zero
+    return _LEVELS / (_LEVELS - _dropped_levels(rate))
 
 
 def _dropped_levels(rate):
@@ -100,9 +108,7 @@ class Dropout(keras.layers.Dropout):
     """
 
     def call(self, inputs, training=None):
-        generator = self._random_generator
-        if (self.noise_shape is not None or not isinstance(self.rate, (int, float))
-                or generator._rng_type != generator.RNG_LEGACY_STATEFUL):
+        if self._falls_back():
             return super().call(inputs, training=training)
         if self.rate == 0:
             return tf.identity(inputs)
@@ -110,10 +116,36 @@ class Dropout(keras.layers.Dropout):
             training = keras.backend.learning_phase()
 
         def dropped_inputs():
-            # A stateful draw (seeded like Keras' own dropout op) picks the stateless seed.
-            seed = tf.random.uniform([2], minval=-2**31, maxval=2**31 - 1, dtype=tf.int32,
-                                     seed=generator.make_legacy_seed())
-            return dropout(inputs, self.rate, seed)
+            return dropout(inputs, self.rate, self._call_seed())
 
         return tf.__internal__.smart_cond.smart_cond(
             training, dropped_inputs, lambda: tf.identity(inputs))
+
+    def training_keep_mask(self, inputs):
+        """`(keep, scale)` of a training call on `inputs`, for kernels that apply dropout.
+
+        `inputs * keep * scale` is what `self(inputs, training=True)` returns,
+        with a mask drawn as this layer draws it: `keep` is a bool tensor of
+        `inputs`' shape (a scalar True at rate 0), `scale` a Python float.
+        None where the layer falls back to Keras' dropout (see the class).
+
+        >>> keep, scale = Dropout(0.25, seed=0).training_keep_mask(tf.ones([4, 1000]))
+        >>> round(float(tf.reduce_mean(tf.cast(keep, tf.float32))), 1), round(scale, 3)
+        (0.8, 1.333)
+        """
+        if self._falls_back():
+            return None
+        if self.rate == 0:
+            return tf.constant(True), 1.0
+        return keep_mask(tf.shape(inputs), self.rate, self._call_seed()), keep_scale(self.rate)
+
+    def _falls_back(self):
+        """Whether this layer leaves the call to Keras' own dropout."""
+        generator = self._random_generator
+        return (self.noise_shape is not None or not isinstance(self.rate, (int, float))
+                or generator._rng_type != generator.RNG_LEGACY_STATEFUL)
+
+    def _call_seed(self):
+        """A stateful draw (seeded like Keras' own dropout op) picks each call's stateless seed."""
+        return tf.random.uniform([2], minval=-2**31, maxval=2**31 - 1, dtype=tf.int32,
+                                 seed=self._random_generator.make_legacy_seed())

@@ -9,7 +9,6 @@ split/concatenate it to and from the published separate q/k/v kernels.
 """
 
 import contextlib
-import functools
 import math
 import threading
 
@@ -21,6 +20,8 @@ from tensorflow_model_optimization.sparsity.keras import PrunableLayer
 
 from electra_tf.layers.build_utils import build_in_scope
 from electra_tf.layers.dropout import Dropout
+from electra_tf.layers.fused_kernels import (
+    bias_gelu, dropout_add_layer_norm, fuses_kernels, has_accelerator)
 
 
 def gelu(x):
@@ -139,15 +140,9 @@ def swap_heads_and_positions(x):
     True
     """
     if (x.dtype not in _SAME_WIDTH_INTEGER or getattr(_transpose_state, "plain", False)
-            or _has_accelerator()):
+            or has_accelerator()):
         return tf.transpose(x, [0, 2, 1, 3])
     return _transpose_as_integers(x)
-
-
-@functools.lru_cache(maxsize=None)
-def _has_accelerator():
-    """Whether TensorFlow sees a GPU or TPU (fixed once its runtime has started)."""
-    return bool(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"))
 
 
 # Where quantization-aware training fake-quantizes inside the attention (see `_fake_quant`).
@@ -306,18 +301,59 @@ class TransformerLayer(keras.layers.Layer, PrunableLayer):
         if token_index is not None:
             context = tf.gather(context, token_index)  # (N, A)
 
-        attention = tf.reshape(self._dense(self.attention_output_dense, context), tf.shape(x))
-        attention = self.dropout(attention, training=training)
-        x = self.attention_layer_norm(x + attention)  # (B, T, H) or (1, N, H)
+        x = self._dropout_add_and_norm(  # (B, T, H) or (1, N, H)
+            self.attention_output_dense, context, x, self.attention_layer_norm, training)
 
-        # Fused MatMul + BiasAdd + GELU in every dtype at inference (see `_dense`); training
-        # keeps the pre-activation for the gradient anyway, and `training_gelu` is faster there.
-        activation = training_gelu if training is True else gelu
         rows = tf.reshape(x, [-1, self.hidden_size])  # (rows, H)
-        hidden = activation(self.intermediate_dense(rows))  # (rows, I)
-        output = tf.reshape(self._dense(self.output_dense, hidden), tf.shape(x))
-        output = self.dropout(output, training=training)
-        return self.output_layer_norm(x + output)
+        hidden = self._intermediate(rows, training)  # (rows, I)
+        return self._dropout_add_and_norm(
+            self.output_dense, hidden, x, self.output_layer_norm, training)
+
+    def _dropout_add_and_norm(self, dense, rows, x, layer_norm, training):
+        """`layer_norm(x + dropout(dense(rows)))`, a residual branch: (rows, in) -> `x`'s shape.
+
+        Training on a CPU host: a plain MatMul (in bfloat16 the AMX one, see
+        `_dense`), then bias, dropout, add and LayerNorm as one XLA kernel
+        each way (`fused_kernels.dropout_add_layer_norm`), with this block's
+        own layers' variables and dropout mask. A dense layer that
+        quantization-aware training wrapped, or Keras' own dropout, runs as
+        itself, and the kernel only adds and normalises.
+        """
+        fused = (training is True and fuses_kernels()
+                 and type(layer_norm) is keras.layers.LayerNormalization)
+        if not fused:
+            branch = tf.reshape(self._dense(dense, rows), tf.shape(x))
+            return layer_norm(x + self.dropout(branch, training=training))
+        keep_and_scale = (self.dropout.training_keep_mask(x)
+                          if type(dense) is keras.layers.Dense else None)
+        if keep_and_scale is not None:
+            branch, bias = tf.matmul(rows, tf.cast(dense.kernel, rows.dtype)), dense.bias
+            keep, scale = keep_and_scale
+        else:
+            branch = self.dropout(self._dense(dense, rows), training=True)
+            bias, keep, scale = tf.zeros([]), True, 1.0
+        return dropout_add_layer_norm(
+            x, tf.reshape(branch, tf.shape(x)), bias, keep, scale,
+            layer_norm.gamma, layer_norm.beta, layer_norm.epsilon)
+
+    def _intermediate(self, rows, training):
+        """GELU(rows · W + b) for the intermediate dense layer: (rows, H) -> (rows, I).
+
+        Inference: the layer itself and `gelu`, which TensorFlow fuses into
+        one MatMul + BiasAdd + GELU kernel in every dtype and TFLite converts
+        to its GELU op. Training on a CPU host: a plain MatMul (in bfloat16
+        the AMX one, see `_dense`) and `fused_kernels.bias_gelu`, whose
+        backward also gives the bias gradient. Otherwise (accelerators, or a
+        layer that quantization-aware training has wrapped): the layer and
+        `training_gelu`.
+        """
+        layer = self.intermediate_dense
+        if training is not True:
+            return gelu(layer(rows))
+        if fuses_kernels() and type(layer) is keras.layers.Dense:
+            kernel = tf.cast(layer.kernel, rows.dtype)  # (H, I)
+            return bias_gelu(tf.matmul(rows, kernel), layer.bias)
+        return training_gelu(layer(rows))
 
     def _dense(self, layer, rows):
         """`layer` on a (rows, features) matrix: (rows, units).
