@@ -17,6 +17,7 @@ _os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 from electra_tf.compression.electra_distiller import ElectraDistiller  # noqa: E402
 from electra_tf.layers.electra_embeddings import ElectraEmbeddings  # noqa: E402
+from electra_tf.layers.fused_kernels import unfused_kernels  # noqa: E402
 from electra_tf.layers.transformer_layer import TransformerLayer, plain_transposes  # noqa: E402
 from electra_tf.models.electra_discriminator import ElectraDiscriminator  # noqa: E402
 from electra_tf.models.electra_encoder import ElectraEncoder  # noqa: E402
@@ -161,6 +162,7 @@ __all__ = [
     "TrainingOptions",
     "TransformerLayer",
     "plain_transposes",
+    "unfused_kernels",
 ]
 __all__ += sorted(_LAZY)
 

@@ -24,15 +24,15 @@ shape, about 0.15 s: a handful of times in a run with fixed shapes, once per
 distinct length with dynamic padding. `unfused_kernels()` turns them off.
 """
 
-import contextlib
 import functools
-import threading
 
 import tensorflow as tf
 
+from electra_tf.utils.thread_flag import ThreadFlag
+
 _SQRT_HALF = 0.7071067811865476  # 1/√2: Φ(x) = (1 + erf(x/√2)) / 2
 _INV_SQRT_2PI = 0.3989422804014327  # φ(x) = exp(-x²/2) / √(2π)
-_state = threading.local()
+_unfused = ThreadFlag()
 
 
 @functools.lru_cache(maxsize=None)
@@ -41,7 +41,6 @@ def has_accelerator():
     return bool(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"))
 
 
-@contextlib.contextmanager
 def unfused_kernels():
     """Within this block, training graphs trace plain TensorFlow ops instead of the XLA kernels.
 
@@ -51,17 +50,12 @@ def unfused_kernels():
     ...     fuses_kernels()
     False
     """
-    previous = getattr(_state, "unfused", False)
-    _state.unfused = True
-    try:
-        yield
-    finally:
-        _state.unfused = previous
+    return _unfused.on()
 
 
 def fuses_kernels():
     """Whether `bias_gelu` and `dropout_add_layer_norm` trace XLA kernels here and now."""
-    return not getattr(_state, "unfused", False) and not has_accelerator()
+    return not _unfused and not has_accelerator()
 
 
 # === GELU(x + bias) ===

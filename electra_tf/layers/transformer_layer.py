@@ -8,9 +8,7 @@ instead of three is measurably faster on CPU, and the checkpoint converters
 split/concatenate it to and from the published separate q/k/v kernels.
 """
 
-import contextlib
 import math
-import threading
 
 import tensorflow as tf
 import tf_keras as keras
@@ -22,6 +20,7 @@ from electra_tf.layers.build_utils import build_in_scope
 from electra_tf.layers.dropout import Dropout
 from electra_tf.layers.fused_kernels import (
     bias_gelu, dropout_add_layer_norm, fuses_kernels, has_accelerator)
+from electra_tf.utils.thread_flag import ThreadFlag
 
 
 def gelu(x):
@@ -49,6 +48,10 @@ def training_gelu(x):
 
     Inference keeps `gelu`, which TensorFlow fuses into the preceding
     MatMul + BiasAdd on CPU and the TFLite converter turns into its GELU op.
+    On a CPU-only host, training graphs use `fused_kernels.bias_gelu`
+    instead (the same math with the bias added, one XLA kernel each way);
+    this is their GELU on GPUs and TPUs and behind a layer that
+    quantization-aware training wrapped.
 
     >>> x = tf.constant([-3.0, -0.5, 0.0, 0.5, 3.0])
     >>> bool(tf.reduce_all(tf.abs(training_gelu(x) - gelu(x)) < 1e-6))
@@ -83,10 +86,9 @@ def attention_bias_from_mask(input_mask, dtype):
 
 # Integer types of the same width: a transpose moves bits, not values.
 _SAME_WIDTH_INTEGER = {tf.float32: tf.int32, tf.bfloat16: tf.int16}
-_transpose_state = threading.local()
+_plain_transposes = ThreadFlag()
 
 
-@contextlib.contextmanager
 def plain_transposes():
     """Within this block, `swap_heads_and_positions` traces a plain `tf.transpose`.
 
@@ -100,12 +102,7 @@ def plain_transposes():
     >>> sorted({op.type for op in ops} & {"Bitcast", "Transpose"})
     ['Transpose']
     """
-    previous = getattr(_transpose_state, "plain", False)
-    _transpose_state.plain = True
-    try:
-        yield
-    finally:
-        _transpose_state.plain = previous
+    return _plain_transposes.on()
 
 
 @tf.custom_gradient
@@ -139,7 +136,7 @@ def swap_heads_and_positions(x):
     >>> bool(tf.reduce_all(swap_heads_and_positions(x) == tf.transpose(x, [0, 2, 1, 3])))
     True
     """
-    if (x.dtype not in _SAME_WIDTH_INTEGER or getattr(_transpose_state, "plain", False)
+    if (x.dtype not in _SAME_WIDTH_INTEGER or _plain_transposes
             or has_accelerator()):
         return tf.transpose(x, [0, 2, 1, 3])
     return _transpose_as_integers(x)
@@ -367,13 +364,14 @@ class TransformerLayer(keras.layers.Layer, PrunableLayer):
         (reshape, MatMul, reshape) and a separate BiasAdd, which the rewrite
         leaves alone. Same weights, same values.
 
-        The intermediate layer is the exception and stays fused: there the
-        fusion also takes in the GELU, which TensorFlow's CPU kernels run
-        slowly in bfloat16 on their own. The gain is small on an idle machine
-        (ELECTRA-Small encoder, bfloat16, A/B on a Sapphire Rapids-class
-        2-core VM: inference 1.07×, forward + backward 1.01×; the bfloat16
-        element-wise ops, not the matmuls, are what keep TensorFlow's bfloat16
-        behind torch's), larger when other work shares the cores.
+        At inference the intermediate layer is the exception and stays fused:
+        there the fusion also takes in the GELU, which TensorFlow's CPU kernels
+        run slowly in bfloat16 on their own. The gain is small on an idle
+        machine (ELECTRA-Small encoder, bfloat16, A/B on a Sapphire
+        Rapids-class 2-core VM: inference 1.07×, forward + backward 1.01×).
+        Training graphs on a CPU host do not come here for the intermediate
+        layer or the two residual branches: they run a plain MatMul and leave
+        bias, GELU, dropout, add and LayerNorm to `fused_kernels`.
         """
         if self.compute_dtype != "bfloat16":
             return layer(rows)
