@@ -1,10 +1,13 @@
 """ElectraEncoder: the BERT-shaped transformer that ELECTRA's generator and discriminator share in shape."""
 
+import math
+
 import tensorflow as tf
 import tf_keras as keras
 
 from electra_tf.layers.build_utils import build_in_scope
 from electra_tf.layers.electra_embeddings import ElectraEmbeddings
+from electra_tf.layers.fused_kernels import fuses_kernels
 from electra_tf.models.checkpoint_conversion_mixin import CheckpointConversionMixin
 from electra_tf.layers.transformer_layer import TransformerLayer, attention_bias_from_mask
 from electra_tf.utils.renamed_arguments import renamed_arguments
@@ -58,6 +61,28 @@ ATTENTION_DIRECTIONS = ("left_to_right", "right_to_left")
 
 
 @renamed_arguments(seq_length="sequence_length")
+def padding_free_rows(num_real, bucketed):
+    """How many rows the dense layers run on in padding-free mode: `num_real`, or a bucket above it.
+
+    `bucketed=True` rounds up to one of eight sizes per octave (…, 64, 72,
+    80, …, 120, 128, 144, …; at most 1/8 more rows): the XLA kernels of a
+    training step (`fused_kernels`) compile once per shape, and the number
+    of real tokens changes with nearly every batch.
+
+    >>> [int(padding_free_rows(n, bucketed=True)) for n in (0, 7, 9, 65, 100, 1000)]
+    [0, 7, 9, 72, 104, 1024]
+    >>> int(padding_free_rows(100, bucketed=False))
+    100
+    """
+    num_real = tf.cast(num_real, tf.int32)
+    if not bucketed:
+        return num_real
+    octave = tf.floor(tf.math.log(tf.cast(tf.maximum(num_real, 1), tf.float32))
+                      / math.log(2.0))  # ⌊log2 n⌋
+    step = tf.cast(tf.maximum(tf.pow(2.0, octave - 3.0), 1.0), tf.int32)
+    return (num_real + step - 1) // step * step
+
+
 def directional_attention_bias(sequence_length, direction, dtype):
     """An additive (1, 1, T, T) bias that hides the future ("left_to_right") or the past.
 
@@ -243,8 +268,11 @@ class ElectraEncoder(CheckpointConversionMixin, keras.Model):
         them back onto the padded grid, so the real positions get the same
         values, and a batch of uneven lengths costs its number of real tokens
         rather than batch × longest. Padded positions of `sequence_output` and
-        `encoder_outputs` are then 0. The batch needs at least one real token,
-        and the dynamic shapes keep it from XLA.
+        `encoder_outputs` are then 0. A row with no real token at all is
+        run on its first position alone (its outputs are its own, but not
+        those of the padded grid). The dynamic shapes keep it from XLA.
+        In a training step on a CPU host the rows are padded up to one of a
+        few sizes (`padding_free_rows`) for the XLA kernels' sake.
         """
         word_ids, mask, type_ids = validate_inputs(inputs, self.max_sequence_length)
         x = self.embedding_layer(word_ids, type_ids, training=training)  # (B, T, E)
@@ -258,21 +286,32 @@ class ElectraEncoder(CheckpointConversionMixin, keras.Model):
                                  "received both. Pass one of them.")
             attention_bias += directional_attention_bias(tf.shape(word_ids)[1], attention_direction,
                                                          x.dtype)  # (B, 1, T, T)
-        token_index = grid_index = None
+        row_index = grid_index = None
         if remove_padding:
             grid_shape = tf.shape(x)  # (B, T, E)
-            real = tf.reshape(mask, [-1]) > 0  # (B·T,)
+            real = mask > 0  # (B, T)
+            # A row without any real token keeps its first position, so that its
+            # outputs come from its own tokens, as in the padded grid, and not
+            # from another row's.
+            empty_row = tf.logical_not(tf.reduce_any(real, axis=1, keepdims=True))  # (B, 1)
+            real = tf.reshape(real | (empty_row & (tf.range(grid_shape[1]) == 0)), [-1])  # (B·T,)
             token_index = tf.cast(tf.where(real)[:, 0], tf.int32)  # (N,) real tokens
+            num_real = tf.size(token_index)
+            # The rows the dense layers run on: the N real tokens, then copies of
+            # the grid's first position up to R (see `padding_free_rows`), which
+            # no grid position reads and no output keeps.
+            num_rows = padding_free_rows(num_real, bucketed=training is True and fuses_kernels())
+            row_index = tf.pad(token_index, [[0, num_rows - num_real]])  # (R,)
             # Each grid position's row among the N real tokens (padding: the
             # previous real token, masked out in attention).
             grid_index = tf.maximum(tf.cumsum(tf.cast(real, tf.int32)) - 1, 0)  # (B·T,)
-            x = tf.gather(tf.reshape(x, [-1, x.shape[-1]]), token_index)[tf.newaxis]  # (1, N, E)
+            x = tf.gather(tf.reshape(x, [-1, x.shape[-1]]), row_index)[tf.newaxis]  # (1, R, E)
         if self.embedding_projection is not None:
-            x = self.embedding_projection(x)  # (B, T, H) or (1, N, H)
+            x = self.embedding_projection(x)  # (B, T, H) or (1, R, H)
         encoder_outputs = []
         for layer in self.transformer_layers:
             x = layer(x, attention_bias, training=training,
-                      token_index=token_index, grid_index=grid_index)
+                      token_index=row_index, grid_index=grid_index)
             encoder_outputs.append(x)
         if not remove_padding:
             return {
@@ -282,7 +321,7 @@ class ElectraEncoder(CheckpointConversionMixin, keras.Model):
             }
         padded = [
             tf.reshape(
-                tf.scatter_nd(token_index[:, None], output[0],
+                tf.scatter_nd(token_index[:, None], output[0, :num_real],
                               [grid_shape[0] * grid_shape[1], self.hidden_size]),
                 [grid_shape[0], grid_shape[1], self.hidden_size],
             )  # (B, T, H), 0 at padding

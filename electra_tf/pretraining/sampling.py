@@ -8,6 +8,7 @@ through (ELECTRA is not a GAN): callers wrap the generator logits in
 import tensorflow as tf
 
 from electra_tf.preprocessing.example_seeds import per_example_uniform
+from electra_tf.utils.xla import compiled_by_xla
 
 
 def sample_from_softmax(logits, temperature=1.0, disallow_ids=None, seeds=None):
@@ -52,7 +53,7 @@ def sample_from_softmax(logits, temperature=1.0, disallow_ids=None, seeds=None):
         # -1000 rather than -inf: an all-disallowed row still yields a valid id.
         # exp(-1000) is 0 in float64, so a disallowed id is never drawn otherwise.
         logits += tf.one_hot(disallow_ids, vocab_size, on_value=-1000.0, off_value=0.0)
-    if _compiled_by_xla():
+    if compiled_by_xla():
         if seeds is None:
             uniform = tf.random.uniform(tf.shape(logits))  # (B, P, V)
         else:
@@ -69,13 +70,6 @@ def sample_from_softmax(logits, temperature=1.0, disallow_ids=None, seeds=None):
         (logits, seeds),
         fn_output_signature=tf.TensorSpec([None], tf.int32),
     )
-
-
-def _compiled_by_xla():
-    """Whether the ops being built will be compiled by XLA (`jit_compile=True`, TPUs)."""
-    from tensorflow.python.ops import control_flow_util  # no public API tells this
-
-    return control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
 
 
 def replaced_token_labels(original_ids, corrupted_ids, input_mask):

@@ -1,3 +1,4 @@
+import contextlib
 import inspect
 
 import numpy as np
@@ -7,7 +8,7 @@ import tf_keras as keras
 
 import electra_tf
 from conftest import TINY, make_inputs
-from electra_tf import ElectraEncoder
+from electra_tf import ElectraEncoder, unfused_kernels
 
 
 def test_outputs_and_shapes(inputs):
@@ -67,6 +68,77 @@ def test_remove_padding_gives_the_same_real_tokens_and_zero_padding(embedding_si
             np.testing.assert_allclose(np.where(real, got, 0), np.where(real, want, 0), atol=1e-5)
             np.testing.assert_array_equal(np.where(real, 0, got), 0)
         np.testing.assert_allclose(packed["pooled_output"], padded["pooled_output"], atol=1e-5)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_remove_padding_in_training_matches_padded_values_and_gradients(fused):
+    # Training steps on a CPU host pad the real rows up to a bucket for the XLA kernels;
+    # the extra rows must change nothing. Dropout 0 (TINY), so both sides compute the same.
+    encoder = ElectraEncoder(**TINY)
+    x = make_inputs(batch_size=4, seq_length=9)  # 24 real tokens: 24 rows, bucketed or not
+    x = {**x, "input_mask": x["input_mask"].copy()}
+    x["input_mask"][3, 2] = 0  # 23 real tokens: bucketed to 24 rows
+    real = x["input_mask"][..., None].astype(bool)
+    # Random read-outs: a sum of squares of LayerNorm outputs would not depend on its input.
+    rng = np.random.default_rng(0)
+    read_sequence = np.where(real, rng.normal(size=(4, 9, TINY["hidden_size"])), 0.0)
+    read_pooled = rng.normal(size=(4, TINY["hidden_size"]))
+
+    def loss_and_gradients(remove_padding):
+        with tf.GradientTape() as tape:
+            outputs = encoder(x, training=True, remove_padding=remove_padding)
+            loss = (tf.reduce_sum(read_sequence * tf.cast(outputs["sequence_output"], tf.float64))
+                    + tf.reduce_sum(read_pooled * tf.cast(outputs["pooled_output"], tf.float64)))
+        return loss, tape.gradient(loss, encoder.trainable_weights)
+
+    context = contextlib.nullcontext() if fused else unfused_kernels()
+    with context:
+        padded, packed = loss_and_gradients(False), loss_and_gradients(True)
+    np.testing.assert_allclose(packed[0], padded[0], rtol=1e-5)
+    for got, want, weight in zip(packed[1], padded[1], encoder.trainable_weights):
+        want = tf.convert_to_tensor(want).numpy()
+        np.testing.assert_allclose(tf.convert_to_tensor(got), want, rtol=1e-5,
+                                   atol=1e-6 * np.abs(want).max(), err_msg=weight.name)
+
+
+def test_padding_free_rows_are_bucketed_only_for_training_kernels():
+    encoder = ElectraEncoder(**TINY)
+    x = make_inputs(batch_size=4, seq_length=9)
+    x = {**x, "input_mask": x["input_mask"].copy()}
+    x["input_mask"][3, 2] = 0  # 23 real tokens
+    rows = []
+    dense = encoder.transformer_layers[0].qkv_dense
+    original_call = dense.call
+    dense.call = lambda inputs: rows.append(int(inputs.shape[0])) or original_call(inputs)
+    try:
+        encoder(x, remove_padding=True)
+        encoder(x, training=True, remove_padding=True)
+        with unfused_kernels():
+            encoder(x, training=True, remove_padding=True)
+    finally:
+        dense.call = original_call
+    assert rows == [23, 24, 23]
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_remove_padding_keeps_rows_without_real_tokens_to_themselves(training):
+    # A row whose mask is all 0 runs on its own first position: its outputs do not
+    # depend on the other rows (a gradient-accumulation micro-batch gives the same).
+    encoder = ElectraEncoder(**TINY)
+    x = {key: value.copy() for key, value in make_inputs(batch_size=4, seq_length=5).items()}
+    x["input_mask"][3] = 0  # rows of 5, 3, 1 and 0 real tokens
+    assert x["input_mask"].sum(axis=1).tolist() == [5, 3, 1, 0]
+    together = encoder(x, training=training, remove_padding=True)
+    alone = encoder({key: value[3:] for key, value in x.items()}, training=training,
+                    remove_padding=True)
+    np.testing.assert_allclose(together["pooled_output"][3], alone["pooled_output"][0], atol=1e-5)
+    np.testing.assert_array_equal(together["sequence_output"][3, 1:], 0)
+    padded = encoder(x, training=training)  # rows with real tokens: as on the padded grid
+    np.testing.assert_allclose(together["pooled_output"][:3], padded["pooled_output"][:3],
+                               atol=1e-5)
+    nothing = encoder({key: value[:0] for key, value in x.items()}, training=training,
+                      remove_padding=True)  # an empty batch
+    assert nothing["pooled_output"].shape == (0, TINY["hidden_size"])
 
 
 def test_remove_padding_runs_the_dense_layers_on_real_tokens_only():

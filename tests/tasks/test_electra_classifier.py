@@ -82,9 +82,10 @@ def test_sentence_pairs_from_the_tokenizer():
 def test_get_config_mirrors_init_and_round_trips(inputs):
     classifier = ElectraClassifier(
         ElectraEncoder(**TINY), 4, head="huggingface", problem_type="multi_label",
-        dropout_rate=0.2,
+        dropout_rate=0.2, remove_padding_in_training=False,
     )
     config = classifier.get_config()
+    assert config["remove_padding_in_training"] is False
     init_args = set(inspect.signature(ElectraClassifier.__init__).parameters) - {"self", "kwargs"}
     assert set(config) - init_args == {"name", "trainable", "dtype"}
     assert init_args <= set(config)
@@ -120,6 +121,47 @@ def test_compile_auto_and_fit_on_tf_data(problem_type, num_classes):
     assert classifier.predict(data, verbose=0).shape == (8, num_classes)
 
 
+def _dense_rows(classifier, run):
+    """Rows the first block's QKV layer sees in each call `run` makes."""
+    rows, dense = [], classifier.encoder.transformer_layers[0].qkv_dense
+    original_call = dense.call
+    dense.call = lambda x: rows.append(x.shape[0]) or original_call(x)
+    try:
+        run()
+    finally:
+        dense.call = original_call
+    return rows
+
+
+def test_training_steps_run_on_real_tokens_and_give_the_padded_step():
+    x = make_inputs(batch_size=3, seq_length=6, vocab_size=TINY["vocab_size"])  # 12 of 18 real
+    y = np.array([0, 1, 0])
+    models = {}
+    for remove_padding in (True, False):
+        keras.utils.set_random_seed(0)
+        models[remove_padding] = ElectraClassifier(  # TINY has dropout 0: the same step
+            ElectraEncoder(**TINY), 2, dropout_rate=0.0, remove_padding_in_training=remove_padding)
+        models[remove_padding].compile(optimizer=keras.optimizers.Adam(1e-2),
+                                       run_eagerly=True)  # the rows' count, not a traced None
+    models[False].set_weights(models[True].get_weights())
+    rows = {key: _dense_rows(model, lambda: model.train_on_batch(x, y))
+            for key, model in models.items()}
+    assert rows == {True: [12], False: [18]}
+    for got, want in zip(models[True].get_weights(), models[False].get_weights()):
+        np.testing.assert_allclose(got, want, atol=1e-5)
+    # Inference keeps the padding unless asked, as before.
+    assert _dense_rows(models[True], lambda: models[True](x)) == [18]
+    assert _dense_rows(models[True], lambda: models[True](x, remove_padding=True)) == [12]
+
+
+def test_xla_training_steps_keep_the_padding():
+    classifier = ElectraClassifier(ElectraEncoder(**TINY), 2)
+    classifier.compile(optimizer=keras.optimizers.Adam(1e-2), jit_compile=True)
+    x = make_inputs(batch_size=4, seq_length=6, vocab_size=TINY["vocab_size"])
+    rows = _dense_rows(classifier, lambda: classifier.train_on_batch(x, np.array([0, 1, 0, 1])))
+    assert set(rows) == {24}  # traced with the static padded shape (XLA compiles no other)
+
+
 def test_compile_auto_optimizer_is_layerwise_decay_adamw():
     classifier = ElectraClassifier(ElectraEncoder(**TINY), 2)
     classifier.compile()
@@ -152,6 +194,7 @@ def test_mixed_precision_fit_keeps_float32_logits():
         (dict(num_classes=2, head="bert"), "head=.bert."),
         (dict(num_classes=2, problem_type="binary"), "problem_type='binary'"),
         (dict(num_classes=2, dropout_rate=1.0), r"\[0, 1\)"),
+        (dict(num_classes=2, remove_padding_in_training="no"), "True or False; received 'no'"),
     ],
 )
 def test_bad_arguments_say_what_was_received(kwargs, message):
