@@ -60,7 +60,6 @@ def validate_inputs(inputs, max_sequence_length):
 ATTENTION_DIRECTIONS = ("left_to_right", "right_to_left")
 
 
-@renamed_arguments(seq_length="sequence_length")
 def padding_free_rows(num_real, bucketed):
     """How many rows the dense layers run on in padding-free mode: `num_real`, or a bucket above it.
 
@@ -83,6 +82,7 @@ def padding_free_rows(num_real, bucketed):
     return (num_real + step - 1) // step * step
 
 
+@renamed_arguments(seq_length="sequence_length")
 def directional_attention_bias(sequence_length, direction, dtype):
     """An additive (1, 1, T, T) bias that hides the future ("left_to_right") or the past.
 

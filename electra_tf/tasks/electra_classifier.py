@@ -93,7 +93,7 @@ class ElectraClassifier(GradientAccumulationMixin, PretrainedModelMixin, keras.M
         remove_padding_in_training: training steps run the encoder's dense
             layers on the batch's real tokens only (`ElectraEncoder.call`'s
             `remove_padding`), which gives the same logits and gradients for
-            less work: 1.3-1.5× faster fine-tuning steps on movie reviews
+            less work: 1.2-1.4× faster fine-tuning steps on movie reviews
             padded per batch (`benchmarks/finetune_throughput.py`). Steps under
             XLA (`jit_compile=True`, TPUs) keep the padding, whose static shapes
             it needs. False pads as transformers does.
