@@ -63,6 +63,22 @@ def inputs():
     return make_inputs()
 
 
+def dense_rows(dense, run):
+    """The rows the Dense layer `dense` sees in each call that `run()` makes.
+
+    The transformer layers call their dense layers on (rows, hidden) inputs: batch × length
+    rows when padded, the real tokens' rows when not. A traced call records its static
+    count (None where it is dynamic).
+    """
+    rows, original_call = [], dense.call
+    dense.call = lambda x: rows.append(x.shape[0]) or original_call(x)
+    try:
+        run()
+    finally:
+        dense.call = original_call
+    return [None if row is None else int(row) for row in rows]
+
+
 def pytest_sessionfinish(session, exitstatus):
     """Under CI=true a skipped test fails the run: CI installs everything the tests need.
 

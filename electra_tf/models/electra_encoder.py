@@ -300,8 +300,10 @@ class ElectraEncoder(CheckpointConversionMixin, keras.Model):
             # The rows the dense layers run on: the N real tokens, then copies of
             # the grid's first position up to R (see `padding_free_rows`), which
             # no grid position reads and no output keeps.
-            num_rows = padding_free_rows(num_real, bucketed=training is True and fuses_kernels())
-            row_index = tf.pad(token_index, [[0, num_rows - num_real]])  # (R,)
+            row_index = token_index  # (R,), R = N at inference
+            if training is True and fuses_kernels():
+                num_rows = padding_free_rows(num_real, bucketed=True)
+                row_index = tf.pad(token_index, [[0, num_rows - num_real]])  # (R,)
             # Each grid position's row among the N real tokens (padding: the
             # previous real token, masked out in attention).
             grid_index = tf.maximum(tf.cumsum(tf.cast(real, tf.int32)) - 1, 0)  # (B·T,)

@@ -261,3 +261,30 @@ def test_bad_arguments(classifier, tmp_path):
     with pytest.raises(ValueError, match="is a directory"):
         export_tflite(classifier, tmp_path, max_seq_length=SEQ)
     assert os.listdir(tmp_path) == []
+
+
+
+@pytest.mark.parametrize("quantize", [None, "int8"])
+def test_conversion_traces_only_the_inference_call(classifier, tmp_path, quantize, monkeypatch):
+    # The converter saves what it is handed as a SavedModel first; handed the Keras model,
+    # that save traced every layer's training call too (the fused XLA kernels, padding
+    # removal), which made each export several times slower for the same file. Only a
+    # training call of the classifier removes the padding: count those traces.
+    from electra_tf.models import electra_encoder
+
+    training_traces = []
+    real_rows = electra_encoder.padding_free_rows
+
+    def recording_rows(num_real, bucketed):
+        training_traces.append(bucketed)
+        return real_rows(num_real, bucketed)
+
+    monkeypatch.setattr(electra_encoder, "padding_free_rows", recording_rows)
+    classifier(make_inputs(batch_size=2, seq_length=SEQ, vocab_size=SMALL["vocab_size"]),
+               training=True)  # the spy sees a training call
+    assert len(training_traces) == 1
+    path = export_tflite(classifier, tmp_path / "model.tflite", quantize=quantize,
+                         max_seq_length=SEQ, overwrite=True,
+                         representative_dataset=calibration(4) if quantize else None)
+    assert os.path.getsize(path) > 0
+    assert len(training_traces) == 1, "the export traced the model's training call"

@@ -7,7 +7,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 import electra_tf
-from conftest import TINY, make_inputs
+from conftest import TINY, dense_rows, make_inputs
 from electra_tf import ElectraEncoder, unfused_kernels
 
 
@@ -106,18 +106,14 @@ def test_padding_free_rows_are_bucketed_only_for_training_kernels():
     x = make_inputs(batch_size=4, seq_length=9)
     x = {**x, "input_mask": x["input_mask"].copy()}
     x["input_mask"][3, 2] = 0  # 23 real tokens
-    rows = []
-    dense = encoder.transformer_layers[0].qkv_dense
-    original_call = dense.call
-    dense.call = lambda inputs: rows.append(int(inputs.shape[0])) or original_call(inputs)
-    try:
+
+    def run():
         encoder(x, remove_padding=True)
         encoder(x, training=True, remove_padding=True)
         with unfused_kernels():
             encoder(x, training=True, remove_padding=True)
-    finally:
-        dense.call = original_call
-    assert rows == [23, 24, 23]
+
+    assert dense_rows(encoder.transformer_layers[0].qkv_dense, run) == [23, 24, 23]
 
 
 @pytest.mark.parametrize("training", [False, True])
@@ -144,15 +140,8 @@ def test_remove_padding_keeps_rows_without_real_tokens_to_themselves(training):
 def test_remove_padding_runs_the_dense_layers_on_real_tokens_only():
     encoder = ElectraEncoder(**TINY)
     x = make_inputs(batch_size=4, seq_length=9)  # 24 real tokens of 36
-    rows = []
-    dense = encoder.transformer_layers[0].intermediate_dense
-    original_call = dense.call
-    dense.call = lambda inputs: rows.append(int(inputs.shape[0])) or original_call(inputs)
-    try:
-        encoder(x)
-        encoder(x, remove_padding=True)
-    finally:
-        dense.call = original_call
+    rows = dense_rows(encoder.transformer_layers[0].intermediate_dense,
+                      lambda: (encoder(x), encoder(x, remove_padding=True)))
     assert rows == [36, int(x["input_mask"].sum())] and rows[1] == 24
 
 

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
-from conftest import TINY, make_inputs
+from conftest import TINY, dense_rows, make_inputs
 from electra_tf import ElectraEncoder
 from electra_tf.optimization.layerwise_decay_adamw import LayerwiseDecayAdamW
 from electra_tf.preprocessing.electra_tokenizer import ElectraTokenizer
@@ -123,14 +123,7 @@ def test_compile_auto_and_fit_on_tf_data(problem_type, num_classes):
 
 def _dense_rows(classifier, run):
     """Rows the first block's QKV layer sees in each call `run` makes."""
-    rows, dense = [], classifier.encoder.transformer_layers[0].qkv_dense
-    original_call = dense.call
-    dense.call = lambda x: rows.append(x.shape[0]) or original_call(x)
-    try:
-        run()
-    finally:
-        dense.call = original_call
-    return rows
+    return dense_rows(classifier.encoder.transformer_layers[0].qkv_dense, run)
 
 
 def test_training_steps_run_on_real_tokens_and_give_the_padded_step():
