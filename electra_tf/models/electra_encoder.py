@@ -60,22 +60,19 @@ def validate_inputs(inputs, max_sequence_length):
 ATTENTION_DIRECTIONS = ("left_to_right", "right_to_left")
 
 
-def padding_free_rows(num_real, bucketed):
-    """How many rows the dense layers run on in padding-free mode: `num_real`, or a bucket above it.
+def padding_free_rows(num_real):
+    """How many rows the dense layers of a training step run on in padding-free mode.
 
-    `bucketed=True` rounds up to one of eight sizes per octave (…, 64, 72,
-    80, …, 120, 128, 144, …; at most 1/8 more rows): the XLA kernels of a
+    `num_real` rounded up to one of eight sizes per octave (…, 64, 72, 80,
+    …, 120, 128, 144, …; at most 1/8 more rows): the XLA kernels of a
     training step (`fused_kernels`) compile once per shape, and the number
-    of real tokens changes with nearly every batch.
+    of real tokens changes with nearly every batch. Inference runs on the
+    `num_real` rows themselves.
 
-    >>> [int(padding_free_rows(n, bucketed=True)) for n in (0, 7, 9, 65, 100, 1000)]
+    >>> [int(padding_free_rows(n)) for n in (0, 7, 9, 65, 100, 1000)]
     [0, 7, 9, 72, 104, 1024]
-    >>> int(padding_free_rows(100, bucketed=False))
-    100
     """
     num_real = tf.cast(num_real, tf.int32)
-    if not bucketed:
-        return num_real
     octave = tf.floor(tf.math.log(tf.cast(tf.maximum(num_real, 1), tf.float32))
                       / math.log(2.0))  # ⌊log2 n⌋
     step = tf.cast(tf.maximum(tf.pow(2.0, octave - 3.0), 1.0), tf.int32)
@@ -302,7 +299,7 @@ class ElectraEncoder(CheckpointConversionMixin, keras.Model):
             # no grid position reads and no output keeps.
             row_index = token_index  # (R,), R = N at inference
             if training is True and fuses_kernels():
-                num_rows = padding_free_rows(num_real, bucketed=True)
+                num_rows = padding_free_rows(num_real)
                 row_index = tf.pad(token_index, [[0, num_rows - num_real]])  # (R,)
             # Each grid position's row among the N real tokens (padding: the
             # previous real token, masked out in attention).
