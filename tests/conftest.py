@@ -79,6 +79,16 @@ def dense_rows(dense, run):
     return [None if row is None else int(row) for row in rows]
 
 
+def printed_text(notebook):
+    """What a notebook's code cells printed, cell after cell, as a reader sees it.
+
+    A kernel may send one `print` as several stream outputs (it flushes on a
+    timer), so a cell's outputs are joined as they are, with nothing between them.
+    """
+    return "\n".join("".join(output.get("text", "") for output in cell.get("outputs", []))
+                     for cell in notebook.cells if cell.cell_type == "code")
+
+
 def pytest_sessionfinish(session, exitstatus):
     """Under CI=true a skipped test fails the run: CI installs everything the tests need.
 

@@ -5,6 +5,7 @@ import os
 import sys
 
 import pytest
+from conftest import printed_text
 
 nbformat = pytest.importorskip("nbformat")
 
@@ -30,7 +31,7 @@ def test_notebook_is_saved_with_the_outputs_of_a_complete_run(name):
     assert counts == list(range(1, len(code) + 1)), f"{name}: not one run top to bottom: {counts}"
     outputs = [output for cell in code for output in cell.get("outputs", [])]
     assert not [output for output in outputs if output.get("output_type") == "error"]
-    text = "\n".join(output.get("text", "") for output in outputs)
+    text = printed_text(notebook)
     result, picture = EXPECTED[name]
     assert result in text
     if picture:

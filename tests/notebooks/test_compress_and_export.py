@@ -3,6 +3,7 @@
 import os
 
 import pytest
+from conftest import printed_text
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
@@ -29,8 +30,7 @@ def test_compress_and_export_notebook_runs(tmp_path, monkeypatch):
     )
     client.execute()
 
-    text = "\n".join(output.get("text", "") for cell in notebook.cells
-                     for output in cell.get("outputs", []))
+    text = printed_text(notebook)
     assert "200 training and 16 held-out dev sentences (packaged)" in text
     assert "all pruned kernels" in text and "50.0%" in text  # the sparsity table
     for row in ("TFLite fp32", "TFLite full int8", "50% pruned", "1-layer student"):

@@ -4,6 +4,7 @@ import json
 import os
 
 import pytest
+from conftest import printed_text
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
@@ -34,8 +35,7 @@ def test_finetune_sentiment_notebook_runs(tmp_path, monkeypatch):
     )
     client.execute()
 
-    text = "\n".join("".join(output.get("text", "") for output in cell.get("outputs", []))
-                     for cell in notebook.cells if cell.cell_type == "code")
+    text = printed_text(notebook)
     assert "rated movie-review sentences packaged with electra_tf" in text
     assert "train: 64 sentences, dev: 32 (held out)" in text
     assert "dev accuracy" in text

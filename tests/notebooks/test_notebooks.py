@@ -3,6 +3,7 @@
 import os
 
 import pytest
+from conftest import printed_text
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
@@ -28,9 +29,7 @@ def test_pretraining_notebook_runs(tmp_path, monkeypatch):
     )
     client.execute()
 
-    outputs = {index: "".join(output.get("text", "") for output in cell.get("outputs", []))
-               for index, cell in enumerate(notebook.cells) if cell.cell_type == "code"}
-    text = "\n".join(outputs.values())
+    text = printed_text(notebook)
     assert "to step 4" in text  # the pretraining summary
     assert any(output.get("data", {}).get("image/png")
                for cell in notebook.cells for output in cell.get("outputs", []))

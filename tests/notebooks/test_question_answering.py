@@ -3,6 +3,7 @@
 import os
 
 import pytest
+from conftest import printed_text
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
@@ -23,8 +24,7 @@ def test_question_answering_notebook_runs(tmp_path, monkeypatch):
                                      resources={"metadata": {"path": str(tmp_path)}})
     client.execute()
 
-    text = "\n".join(output.get("text", "") for cell in notebook.cells
-                     for output in cell.get("outputs", []))
+    text = printed_text(notebook)
     assert "5 training questions from" in text and "(skipped: {})" in text
     assert "as characters of the context: 'Saint Bernadette Soubirous'" in text
     assert "exact match 100.0  F1 100.0  (5 questions)" in text  # training EM: it learned
