@@ -8,6 +8,7 @@ AVX-512 with VNNI and BF16 changes them), so every benchmark records this:
 import importlib.metadata
 import os
 import platform
+import subprocess
 
 # The SIMD flags that decide TensorFlow's and torch's CPU kernels.
 SIMD_FLAGS = ("sse4_1", "sse4_2", "sse4a", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl",
@@ -46,11 +47,42 @@ def describe_machine():
     return info
 
 
+def code_version():
+    """{"commit", "modified"}: the git commit of the electra_tf checkout that runs, or None.
+
+    "modified" is True when the library or the benchmark scripts differ from
+    that commit (results under benchmarks/results/ do not count: a benchmark
+    writes them). None outside a git checkout, e.g. a pip-installed package.
+
+    >>> version = code_version()
+    >>> version is None or sorted(version)
+    ['commit', 'modified']
+    """
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,
+                              timeout=30)
+
+    try:
+        head = git("rev-parse", "--show-toplevel", "HEAD")
+    except (OSError, subprocess.SubprocessError):
+        return None
+    lines = head.stdout.split()
+    if head.returncode != 0 or len(lines) != 2 or os.path.realpath(lines[0]) != os.path.realpath(root):
+        return None  # not the checkout this package lives in
+    changes = git("status", "--porcelain", "--untracked-files=no", "--", "electra_tf",
+                  "benchmarks", ":(exclude)benchmarks/results")
+    return {"commit": lines[1], "modified": bool(changes.stdout.strip())}
+
+
 def write_benchmark_results(output_dir, results):
-    """Writes `results` and `describe_machine()` to `output_dir`/results.json, atomically.
+    """Writes `results`, `describe_machine()` and `code_version()` to `output_dir`/results.json.
 
     Every script under benchmarks/ ends with this, so a figure quoted in the
-    README comes from a committed file that names the machine it ran on.
+    README comes from a committed file that names the machine it ran on and
+    the commit it measured ("code"; None outside a git checkout). The file
+    is written atomically.
     `results` is a JSON-able dict; its own "machine" entry, if any, is kept
     (a benchmark may add devices it found) and completed.
 
@@ -69,6 +101,7 @@ def write_benchmark_results(output_dir, results):
         raise ValueError(f"`results` must be a dict; received {type(results).__name__}.")
     record = dict(results)
     record["machine"] = {**describe_machine(), **dict(results.get("machine") or {})}
+    record.setdefault("code", code_version())
     path = os.path.join(output_dir, "results.json")
     write_json(path, record)
     return path

@@ -1,4 +1,4 @@
-"""Every benchmark leaves a record: results.json with the machine it ran on.
+"""Every benchmark leaves a record: results.json with the machine it ran on and the commit.
 
 Speed ratios depend on the CPU (AVX2 vs AVX-512 with VNNI/BF16), so a figure
 without its machine cannot be checked. Each measuring script under
@@ -8,8 +8,12 @@ test reads the scripts' code, as running them takes minutes to hours.
 """
 
 import ast
+import importlib.util
 import json
 import os
+import re
+import shutil
+import subprocess
 
 import pytest
 
@@ -55,7 +59,48 @@ def test_write_benchmark_results_adds_the_machine_and_writes_atomically(tmp_path
     assert record["rows"] == {"a": 1.0}
     assert record["machine"]["gpus"] == ["H200"]  # the benchmark's own entries are kept
     assert {"cpu_model", "cpu_flags_simd", "cores", "tensorflow"} <= set(record["machine"])
+    assert re.fullmatch(r"[0-9a-f]{40}", record["code"]["commit"])  # CI runs a git clone
+    assert isinstance(record["code"]["modified"], bool)
     assert os.listdir(tmp_path / "bench") == ["results.json"]  # no temporary file left
     with pytest.raises(ValueError, match="received list"):
         electra_tf.write_benchmark_results(str(tmp_path / "bad"), [1, 2])
     assert not os.path.exists(tmp_path / "bad" / "results.json")
+
+
+def _load_machine_module(root):
+    """electra_tf/utils/machine.py copied under `root`, imported from there."""
+    source = os.path.join(os.path.dirname(electra_tf.__file__), "utils", "machine.py")
+    target = root / "electra_tf" / "utils" / "machine.py"
+    target.parent.mkdir(parents=True)
+    shutil.copy(source, target)
+    spec = importlib.util.spec_from_file_location(f"machine_copy_{root.name}", target)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_code_version_names_the_commit_and_whether_the_code_differs(tmp_path):
+    outside = _load_machine_module(tmp_path / "no_git")
+    assert outside.code_version() is None  # a copy outside any checkout: no commit to name
+
+    root = tmp_path / "checkout"
+    module = _load_machine_module(root)
+    (root / "benchmarks" / "results" / "run").mkdir(parents=True)
+    (root / "benchmarks" / "bench.py").write_text("print(1)\n")
+    (root / "benchmarks" / "results" / "run" / "results.json").write_text("{}\n")
+    git = lambda *args: subprocess.run(  # noqa: E731
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=root, check=True,
+        capture_output=True, text=True).stdout.strip()
+    git("init", "-q")
+    git("add", "-A")
+    git("commit", "-qm", "start")
+    head = git("rev-parse", "HEAD")
+    assert module.code_version() == {"commit": head, "modified": False}
+    (root / "benchmarks" / "results" / "run" / "results.json").write_text('{"a": 1}\n')
+    assert module.code_version() == {"commit": head, "modified": False}  # results don't count
+    (root / "benchmarks" / "bench.py").write_text("print(2)\n")
+    assert module.code_version() == {"commit": head, "modified": True}
+    git("checkout", "-q", "--", "benchmarks/bench.py")
+    with open(root / "electra_tf" / "utils" / "machine.py", "a") as f:
+        f.write("# edited\n")
+    assert module.code_version() == {"commit": head, "modified": True}

@@ -45,7 +45,7 @@ def test_retime_times_both_models_of_each_run_in_both_formats(benchmark, tmp_pat
     benchmark.retime(benchmark.parse_args())
     with open(out / "results.json") as f:
         record = json.load(f)
-    assert record["retime_of"] == runs and re.fullmatch(r"[0-9a-f]{40}", record["commit"])
+    assert record["retime_of"] == runs and re.fullmatch(r"[0-9a-f]{40}", record["code"]["commit"])
     keys = [f"{fmt}_batch_{batch}" for fmt in ("saved_model", "tflite") for batch in (1, 32)]
     for run in runs:
         assert sorted(record["runs"][run]) == sorted(keys)
