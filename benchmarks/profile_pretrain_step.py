@@ -10,7 +10,13 @@ by op type (`_MklMatMul`, `Mul`, `RandomUniform`, …) and by part of the
 model (generator / discriminator, forward / backward, and the layer it sits
 in: dropout, layer_norm, qkv, …). Ops run concurrently on the 2 inter-op
 threads, so the op times add up to more than the step's wall time; the
-shares are what to read.
+shares are what to read. With `--inter-op-threads 1` the ops run one at a
+time (each still on all intra-op threads), op times add up to about the wall
+time, and the matmuls' op time gives the rate they actually run at inside
+the step: the step's matmul FLOPs (as `pretrain_throughput.py` counts them)
+over that time, printed as GFLOP/s against the 2048² peak.
+
+    python benchmarks/profile_pretrain_step.py --inter-op-threads 1
 
 Writes results.json (the tables, the step's wall time, the machine) and
 keeps the raw trace under --output-dir/trace (open it in TensorBoard's
@@ -74,17 +80,24 @@ def main(argv=None):
     parser.add_argument("--precision", choices=pretrain_throughput.PRECISIONS, default="float32")
     parser.add_argument("--steps", type=int, default=3, help="profiled steps")
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--inter-op-threads", type=int, default=None,
+                        help="TensorFlow's inter-op threads (default: its own choice); 1: serial ops")
     parser.add_argument("--output-dir", default=None,
                         help="default: benchmarks/results/profile_pretrain_step_<precision>")
     args = parser.parse_args(argv)
     if args.steps < 1:
         raise ValueError(f"--steps must be ≥ 1; received {args.steps}.")
+    if args.inter_op_threads is not None and args.inter_op_threads < 1:
+        raise ValueError(f"--inter-op-threads must be ≥ 1; received {args.inter_op_threads}.")
     output_dir = args.output_dir or os.path.join(
         "benchmarks", "results", f"profile_pretrain_step_{args.precision}")
 
     import electra_tf  # sets TF_USE_LEGACY_KERAS before TensorFlow is imported
     import tensorflow as tf
+    from electra_tf import get_preset, scaled_generator_config
 
+    if args.inter_op_threads:  # before the runtime starts, so before any op runs
+        tf.config.threading.set_inter_op_parallelism_threads(args.inter_op_threads)
     batch = pretrain_throughput.make_batch(16, 128)
     step = pretrain_throughput.electra_tf_step_function(
         batch, False, policy=pretrain_throughput.KERAS_POLICY[args.precision])
@@ -104,8 +117,19 @@ def main(argv=None):
     by_type, by_part = op_times(trace_dir, args.steps)
     total = sum(by_type.values())
     matmul = sum(v for k, v in by_type.items() if k in MATMUL_OPS)
-    print(f"ELECTRA-Small pretraining step, {args.precision}, batch 16 × 128: {wall_ms:.0f} ms wall "
-          f"(unprofiled); ops {total:.0f} ms summed over threads, matmuls {matmul / total:.0%}")
+    small = get_preset("small", "discriminator")
+    matmul_gflop = pretrain_throughput.step_matmul_flops(
+        small, scaled_generator_config(small, 0.25), 16, 128, int((0.15 + 0.005) * 128)) / 1e9
+    matmul_gflops = matmul_gflop / (matmul / 1000)  # per second of matmul op time
+    peak = pretrain_throughput.matmul_peak_gflops("tensorflow", args.precision)
+    threads = args.inter_op_threads or "TensorFlow's default"
+    print(f"ELECTRA-Small pretraining step, {args.precision}, batch 16 × 128, inter-op threads: "
+          f"{threads}: {wall_ms:.0f} ms wall (unprofiled); ops {total:.0f} ms summed over threads, "
+          f"matmuls {matmul / total:.0%} ({matmul:.0f} ms)")
+    print(f"the step's {matmul_gflop:.0f} GFLOP of matmuls over their op time: {matmul_gflops:.0f} "
+          f"GFLOP/s, {matmul_gflops / peak:.0%} of TF's {peak:.0f} GFLOP/s 2048² peak"
+          + ("" if args.inter_op_threads == 1 else
+             " (ops overlap: read this with --inter-op-threads 1)"))
     print("\nby op type (ms per step, share of op time):")
     for name, value in by_type.most_common(20):
         print(f"  {name:32s} {value:8.1f} {value / total:6.1%}")
@@ -115,6 +139,9 @@ def main(argv=None):
     path = electra_tf.write_benchmark_results(output_dir, {
         "benchmark": "profile_pretrain_step", "args": vars(args), "wall_ms_per_step": wall_ms,
         "op_ms_per_step_total": total, "matmul_share_of_op_time": matmul / total,
+        "matmul_op_ms_per_step": matmul, "step_matmul_gflop": matmul_gflop,
+        "matmul_gflops_over_op_time": matmul_gflops, "matmul_peak_gflops": peak,
+        "matmul_share_of_peak_over_op_time": matmul_gflops / peak,
         "op_ms_per_step_by_type": dict(by_type.most_common()),
         "op_ms_per_step_by_part": dict(by_part.most_common())})
     print(f"wrote {path}")

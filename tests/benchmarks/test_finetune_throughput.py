@@ -53,6 +53,13 @@ def test_profile_labels_ops_by_model_direction_and_part():
     assert profile.part_of("AdamW/mul:Mul") == "step/forward/Adam"
 
 
+def test_profile_bad_thread_count_is_refused_before_anything_is_written(tmp_path):
+    profile = load("profile_pretrain_step")
+    with pytest.raises(ValueError, match="--inter-op-threads must be ≥ 1; received 0"):
+        profile.main(["--inter-op-threads", "0", "--output-dir", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()
+
+
 def test_profile_without_a_trace_says_so(tmp_path):
     profile = load("profile_pretrain_step")
     with pytest.raises(ValueError, match="No profiler trace"):
