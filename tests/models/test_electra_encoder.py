@@ -322,6 +322,66 @@ def test_swapping_heads_and_positions_is_a_transpose_in_values_and_gradients(dty
             np.testing.assert_array_equal(tf.cast(a, tf.float32), tf.cast(b, tf.float32))
 
 
+@pytest.mark.parametrize("dtype", [tf.float32, tf.bfloat16, tf.float16])
+def test_split_heads_gives_the_plain_split_and_transposes_values_and_gradients(dtype):
+    """`split_heads` turns the fused projection's (B·T, 3A) rows into query, key and value
+    with one integer transpose and a copy-free split on a CPU-only host (#19): bit for bit
+    what splitting the columns and transposing each part gives, forward and backward, in
+    eager mode and traced."""
+    from electra_tf.layers.transformer_layer import split_heads
+
+    batch, length, heads, size = 2, 5, 3, 4
+    qkv = tf.cast(tf.random.normal((batch * length, 3 * heads * size)), dtype)
+    weights = [tf.random.normal((batch, heads, length, size)) for _ in range(3)]
+
+    def plain(rows):
+        return tuple(tf.transpose(tf.reshape(part, [batch, length, heads, size]), [0, 2, 1, 3])
+                     for part in tf.split(rows, 3, axis=-1))
+
+    def value_and_gradient(split):
+        with tf.GradientTape() as tape:
+            tape.watch(qkv)
+            parts = split(qkv)
+            loss = tf.add_n([tf.reduce_sum(tf.cast(p, tf.float32) * w)
+                             for p, w in zip(parts, weights)])
+        return (*parts, tape.gradient(loss, qkv))
+
+    expected = value_and_gradient(plain)
+    split = lambda rows: split_heads(rows, batch, length, heads, size)  # noqa: E731
+    for got in (value_and_gradient(split), tf.function(lambda: value_and_gradient(split))()):
+        for a, b in zip(got, expected):
+            assert a.dtype == b.dtype and a.shape == b.shape
+            np.testing.assert_array_equal(tf.cast(a, tf.float32), tf.cast(b, tf.float32))
+
+
+def test_attention_takes_query_key_and_value_apart_with_one_transpose_on_cpu():
+    """Per layer, the CPU graph transposes twice (q, k and v together; the context) and
+    splits q, k and v along the first axis, where TensorFlow's split copies nothing;
+    inside `plain_transposes()` (TFLite) it splits the columns and transposes four times,
+    and both give the same outputs bit for bit."""
+    from electra_tf.layers.transformer_layer import plain_transposes
+
+    encoder = ElectraEncoder(**TINY)
+    inputs = make_inputs(batch_size=2, seq_length=6, vocab_size=TINY["vocab_size"])
+
+    def traced():
+        function = tf.function(lambda x: encoder(x, training=False)["sequence_output"])
+        return function, function.get_concrete_function(inputs).graph.get_operations()
+
+    def count(ops, kind):
+        return sum(op.type == kind for op in ops)
+
+    layers = TINY["num_layers"]
+    cpu, cpu_ops = traced()
+    with plain_transposes():
+        plain, plain_ops = traced()
+    assert count(cpu_ops, "Transpose") == 2 * layers
+    assert count(plain_ops, "Transpose") == 4 * layers
+    split_axes = {int(tf.get_static_value(op.inputs[0])) for op in cpu_ops if op.type == "Split"}
+    assert split_axes == {0}
+    np.testing.assert_array_equal(cpu(inputs), plain(inputs))
+
+
 def test_attention_transposes_integers_on_cpu_and_floats_for_tflite():
     """On a CPU-only host the encoder's graph transposes bitcast integers, not floats;
     inside `plain_transposes()` (what the TFLite converter traces in) plain float
