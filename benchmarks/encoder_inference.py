@@ -33,8 +33,9 @@ batches, tokens/s counts real tokens, XLA is left out (every batch has its
 own shape), and "vs torch" compares each side's best variant. One more
 variant, "float transposes", is the same float32 forward traced inside
 `electra_tf.plain_transposes()`: the attention's transposes as oneDNN's
-float kernel, as before commit 872cd90, an A/B of that change in every run
-(printed as "integer transposes vs float transposes"):
+float kernel, as before commit 872cd90, and q, k, v split from the columns
+before their transposes, as before 3282cd4 (`split_heads`): an A/B of both
+changes in every run (printed as "integer transposes vs float transposes"):
 
     python benchmarks/encoder_inference.py --reviews 8 --batch-size 32
     python benchmarks/encoder_inference.py --reviews 64 --batch-size 1
