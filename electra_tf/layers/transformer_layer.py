@@ -158,8 +158,10 @@ def _qkv_to_heads_as_integers(qkv):
     return y, gradient
 
 
-def split_heads(qkv, batch_size, seq_length, num_heads, head_size):
+def split_heads(qkv, grid_shape, num_heads, head_size):
     """The fused projection's (B·T, 3A) rows -> query, key, value, each (B, nh, T, hs).
+
+    `grid_shape` is (B, T), the padded grid the rows fill (ints or scalar tensors).
 
     On a CPU-only host (float32, bfloat16): one integer transpose of the
     whole (B, T, 3, nh, hs) tensor to (3, B, nh, T, hs), then a split along
@@ -171,18 +173,19 @@ def split_heads(qkv, batch_size, seq_length, num_heads, head_size):
     the `Split` ops took 17 of 550 ms of op time in tf.profiler).
 
     >>> qkv = tf.reshape(tf.range(2 * 3 * 3 * 4, dtype=tf.float32), [2 * 3, 3 * 4])
-    >>> query, key, value = split_heads(qkv, 2, 3, num_heads=2, head_size=2)
+    >>> query, key, value = split_heads(qkv, (2, 3), num_heads=2, head_size=2)
     >>> expected = tf.transpose(tf.reshape(qkv[:, 4:8], [2, 3, 2, 2]), [0, 2, 1, 3])
     >>> key.shape, bool(tf.reduce_all(key == expected))
     (TensorShape([2, 2, 3, 2]), True)
     """
+    batch_size, length = grid_shape
     if not _transposes_as_integers(qkv.dtype):
         def heads(columns):  # (B·T, A) -> (B, nh, T, hs)
             return swap_heads_and_positions(
-                tf.reshape(columns, [batch_size, seq_length, num_heads, head_size]))
+                tf.reshape(columns, [batch_size, length, num_heads, head_size]))
 
         return tuple(heads(columns) for columns in tf.split(qkv, 3, axis=-1))
-    qkv = tf.reshape(qkv, [batch_size, seq_length, 3, num_heads, head_size])
+    qkv = tf.reshape(qkv, [batch_size, length, 3, num_heads, head_size])
     parts = tf.split(_qkv_to_heads_as_integers(qkv), 3, axis=0)  # each (1, B, nh, T, hs)
     return tuple(tf.squeeze(part, axis=0) for part in parts)
 
@@ -322,7 +325,7 @@ class TransformerLayer(keras.layers.Layer, PrunableLayer):
         # tensor of that full size plus a sum of the three (~15% of a CPU
         # training step's op time, measured with tf.profiler).
         query, key, value = split_heads(  # each (B, nh, T, hs)
-            qkv, batch_size, seq_length, self.num_heads, self.head_size)
+            qkv, (batch_size, seq_length), self.num_heads, self.head_size)
 
         # Scale the query rather than the (T, T) scores: fewer multiplies.
         query = query * tf.cast(1.0 / math.sqrt(self.head_size), query.dtype)

@@ -347,7 +347,7 @@ def test_split_heads_gives_the_plain_split_and_transposes_values_and_gradients(d
         return (*parts, tape.gradient(loss, qkv))
 
     expected = value_and_gradient(plain)
-    split = lambda rows: split_heads(rows, batch, length, heads, size)  # noqa: E731
+    split = lambda rows: split_heads(rows, (batch, length), heads, size)  # noqa: E731
     for got in (value_and_gradient(split), tf.function(lambda: value_and_gradient(split))()):
         for a, b in zip(got, expected):
             assert a.dtype == b.dtype and a.shape == b.shape
