@@ -94,7 +94,6 @@ def main(argv=None):
 
     import electra_tf  # sets TF_USE_LEGACY_KERAS before TensorFlow is imported
     import tensorflow as tf
-    from electra_tf import get_preset, scaled_generator_config
 
     if args.inter_op_threads:  # before the runtime starts, so before any op runs
         tf.config.threading.set_inter_op_parallelism_threads(args.inter_op_threads)
@@ -117,9 +116,7 @@ def main(argv=None):
     by_type, by_part = op_times(trace_dir, args.steps)
     total = sum(by_type.values())
     matmul = sum(v for k, v in by_type.items() if k in MATMUL_OPS)
-    small = get_preset("small", "discriminator")
-    matmul_gflop = pretrain_throughput.step_matmul_flops(
-        small, scaled_generator_config(small, 0.25), 16, 128, int((0.15 + 0.005) * 128)) / 1e9
+    matmul_gflop = pretrain_throughput.small_step_matmul_flops(16, 128) / 1e9
     matmul_gflops = matmul_gflop / (matmul / 1000)  # per second of matmul op time
     peak = pretrain_throughput.matmul_peak_gflops("tensorflow", args.precision)
     threads = args.inter_op_threads or "TensorFlow's default"

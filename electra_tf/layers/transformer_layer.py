@@ -105,16 +105,19 @@ def plain_transposes():
     return _plain_transposes.on()
 
 
-@tf.custom_gradient
-def _transpose_as_integers(x):
-    """tf.transpose(x, [0, 2, 1, 3]) on x's bits; the permutation is its own inverse."""
+def _transpose_as_integers(x, perm):
+    """tf.transpose(x, perm) on x's bits; its gradient is the inverse permutation, the same way."""
     bits = _SAME_WIDTH_INTEGER[x.dtype]
-    y = tf.bitcast(tf.transpose(tf.bitcast(x, bits), [0, 2, 1, 3]), x.dtype)
+    inverse = [perm.index(axis) for axis in range(len(perm))]
 
-    def gradient(dy):
-        return _transpose_as_integers(dy)  # the gradient of a swap is the same swap
+    @tf.custom_gradient
+    def transpose(x):
+        def gradient(dy):
+            return _transpose_as_integers(dy, inverse)
 
-    return y, gradient
+        return tf.bitcast(tf.transpose(tf.bitcast(x, bits), perm), x.dtype), gradient
+
+    return transpose(x)
 
 
 def swap_heads_and_positions(x):
@@ -138,24 +141,12 @@ def swap_heads_and_positions(x):
     """
     if not _transposes_as_integers(x.dtype):
         return tf.transpose(x, [0, 2, 1, 3])
-    return _transpose_as_integers(x)
+    return _transpose_as_integers(x, [0, 2, 1, 3])
 
 
 def _transposes_as_integers(dtype):
     """Whether the attention's transposes move `dtype` tensors as integers here (see below)."""
     return dtype in _SAME_WIDTH_INTEGER and not _plain_transposes and not has_accelerator()
-
-
-@tf.custom_gradient
-def _qkv_to_heads_as_integers(qkv):
-    """(B, T, 3, nh, hs) -> (3, B, nh, T, hs) on qkv's bits; the gradient transposes back."""
-    bits = _SAME_WIDTH_INTEGER[qkv.dtype]
-    y = tf.bitcast(tf.transpose(tf.bitcast(qkv, bits), [2, 0, 3, 1, 4]), qkv.dtype)
-
-    def gradient(dy):  # (3, B, nh, T, hs) -> (B, T, 3, nh, hs)
-        return tf.bitcast(tf.transpose(tf.bitcast(dy, bits), [1, 3, 0, 2, 4]), dy.dtype)
-
-    return y, gradient
 
 
 def split_heads(qkv, grid_shape, num_heads, head_size):
@@ -186,7 +177,8 @@ def split_heads(qkv, grid_shape, num_heads, head_size):
 
         return tuple(heads(columns) for columns in tf.split(qkv, 3, axis=-1))
     qkv = tf.reshape(qkv, [batch_size, length, 3, num_heads, head_size])
-    parts = tf.split(_qkv_to_heads_as_integers(qkv), 3, axis=0)  # each (1, B, nh, T, hs)
+    qkv = _transpose_as_integers(qkv, [2, 0, 3, 1, 4])  # (3, B, nh, T, hs)
+    parts = tf.split(qkv, 3, axis=0)  # each (1, B, nh, T, hs)
     return tuple(tf.squeeze(part, axis=0) for part in parts)
 
 
