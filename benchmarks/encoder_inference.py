@@ -35,7 +35,12 @@ variant, "float transposes", is the same float32 forward traced inside
 `electra_tf.plain_transposes()`: the attention's transposes as oneDNN's
 float kernel, as before commit 872cd90, and q, k, v split from the columns
 before their transposes, as before 3282cd4 (`split_heads`): an A/B of both
-changes in every run (printed as "integer transposes vs float transposes"):
+changes in every run (printed as "integer transposes vs float transposes").
+The "Keras LayerNorms" variants (float32 and bfloat16) run each precision's
+best forward traced inside `electra_tf.plain_layer_norms()`: Keras' own
+LayerNorm ops instead of the one oneDNN kernel of
+`electra_tf/layers/layer_norm.py` (printed as "one-kernel LayerNorms vs
+Keras' LayerNorms"):
 
     python benchmarks/encoder_inference.py --reviews 8 --batch-size 32
     python benchmarks/encoder_inference.py --reviews 64 --batch-size 1
@@ -150,21 +155,27 @@ def build_torch_model(encoder):
     return model
 
 
+# Variants that time what the encoder ran before a change, as an A/B in every run.
+A_B_VARIANTS = ("float transposes", "Keras LayerNorms")
+
+
 def best_vs_torch(rows):
     """{precision: (our fastest variant, its ratio to torch)} from the result rows.
 
-    The "float transposes" A/B variant is what we ran before, not a variant of ours now:
+    The "float transposes" and "Keras LayerNorms" A/B variants are what we ran
+    before, not variants of ours now:
 
     >>> best_vs_torch({"electra_tf a": {"vs_torch_same_precision": 1.1},
     ...                "electra_tf b": {"vs_torch_same_precision": 1.4},
     ...                "electra_tf float transposes": {"vs_torch_same_precision": 1.5},
+    ...                "electra_tf Keras LayerNorms": {"vs_torch_same_precision": 1.6},
     ...                "electra_tf bfloat16": {"vs_torch_same_precision": 0.5},
     ...                "torch ElectraModel": {"vs_torch_same_precision": 1.0}})
     {'float32': ('electra_tf b', 1.4), 'bfloat16': ('electra_tf bfloat16', 0.5)}
     """
     best = {}
     for name, row in rows.items():
-        if not name.startswith("electra_tf") or "float transposes" in name:  # an A/B, not ours now
+        if not name.startswith("electra_tf") or name.endswith(A_B_VARIANTS):  # not ours now
             continue
         precision = "bfloat16" if "bfloat16" in name else "float32"
         ratio = row["vs_torch_same_precision"]
@@ -197,7 +208,8 @@ def main():
     # Real rows only: remove_padding leaves padded positions 0, torch does not.
     masks = [inputs["input_mask"][..., None] for inputs in batches]
 
-    def tf_forward(model, jit_compile, remove_padding=False, plain_transposes=False):
+    def tf_forward(model, jit_compile, remove_padding=False, plain_transposes=False,
+                   keras_layer_norms=False):
         # One trace for every batch shape: (batch, any length).
         signature = [{key: tf.TensorSpec([None, None], tf.int32) for key in tf_batches[0]}]
         run = tf.function(
@@ -207,6 +219,9 @@ def main():
         )
         if plain_transposes:  # traced now, with the float transposes of before 872cd90
             with electra_tf.plain_transposes():
+                run.get_concrete_function()
+        if keras_layer_norms:  # traced now, with Keras' LayerNorm ops (before layer_norm.py)
+            with electra_tf.plain_layer_norms():
                 run.get_concrete_function()
         # .numpy() waits for the result.
         return lambda: [run(x).numpy() * m for x, m in zip(tf_batches, masks)]
@@ -229,6 +244,10 @@ def main():
                 encoder, False, remove_padding=args.batch_size > 1, plain_transposes=True)
         else:
             variants["electra_tf tf.function(jit_compile=True)"] = tf_forward(encoder, True)
+        # The best variant again with Keras' LayerNorm ops (A/B of layer_norm.py's kernel).
+        variants["electra_tf Keras LayerNorms"] = tf_forward(
+            encoder, False, remove_padding=bool(args.reviews) and args.batch_size > 1,
+            keras_layer_norms=True)
         variants["torch ElectraModel"] = torch_forward()
     if "bfloat16" in precisions:
         # The same weights under Keras' mixed_bfloat16 policy (float32 variables,
@@ -241,6 +260,9 @@ def main():
         if args.reviews:
             variants["electra_tf bfloat16 remove_padding"] = tf_forward(
                 encoder_bf16, False, remove_padding=True)
+        variants["electra_tf bfloat16 Keras LayerNorms"] = tf_forward(
+            encoder_bf16, False, remove_padding=bool(args.reviews) and args.batch_size > 1,
+            keras_layer_norms=True)
         variants["torch bfloat16 (autocast)"] = torch_forward(torch.bfloat16)
 
     outputs = {}
@@ -305,10 +327,21 @@ def main():
         transposes = (statistics.median(seconds["electra_tf float transposes"])
                       / statistics.median(seconds[same]))
         print(f"integer transposes vs float transposes ({same}): {transposes:.2f}x as fast")
+    layer_norms = {}
+    for precision, prefix in (("float32", "electra_tf"), ("bfloat16", "electra_tf bfloat16")):
+        keras_name = f"{prefix} Keras LayerNorms"
+        if keras_name in seconds:  # the same forward, A/B of the LayerNorms alone
+            same = (f"{prefix} remove_padding" if args.reviews and args.batch_size > 1
+                    else "electra_tf tf.function" if precision == "float32" else prefix)
+            layer_norms[precision] = (statistics.median(seconds[keras_name])
+                                      / statistics.median(seconds[same]))
+            print(f"one-kernel LayerNorms vs Keras' LayerNorms ({same}): "
+                  f"{layer_norms[precision]:.2f}x as fast")
     path = electra_tf.write_benchmark_results(args.output_dir, {
         "benchmark": "encoder_inference", "args": vars(args), "rows": rows,
         "real_tokens_per_pass": tokens, "best_vs_torch": best,
         "integer_vs_float_transposes": transposes,
+        "one_kernel_vs_keras_layer_norms": layer_norms,
         "max_abs_difference_vs": {"reference": reference_name, **differences}})
     print(f"wrote {path}")
 

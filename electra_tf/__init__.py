@@ -18,6 +18,7 @@ _os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 from electra_tf.compression.electra_distiller import ElectraDistiller  # noqa: E402
 from electra_tf.layers.electra_embeddings import ElectraEmbeddings  # noqa: E402
 from electra_tf.layers.fused_kernels import unfused_kernels  # noqa: E402
+from electra_tf.layers.layer_norm import plain_layer_norms  # noqa: E402
 from electra_tf.layers.transformer_layer import TransformerLayer, plain_transposes  # noqa: E402
 from electra_tf.models.electra_discriminator import ElectraDiscriminator  # noqa: E402
 from electra_tf.models.electra_encoder import ElectraEncoder  # noqa: E402
@@ -161,6 +162,7 @@ __all__ = [
     "ElectraTokenClassifier",
     "TrainingOptions",
     "TransformerLayer",
+    "plain_layer_norms",
     "plain_transposes",
     "unfused_kernels",
 ]

@@ -23,6 +23,7 @@ import warnings
 import numpy as np
 import tensorflow as tf
 
+from electra_tf.layers.layer_norm import plain_layer_norms
 from electra_tf.layers.transformer_layer import plain_transposes
 from electra_tf.utils.renamed_arguments import renamed_arguments
 
@@ -277,8 +278,9 @@ def _serving_function(model, max_seq_length, batch_size):
                 if not isinstance(value, (list, tuple))}
 
     # TFLite's int8 quantizer cannot follow a tensor through a float-to-integer
-    # bitcast, so the attention's transposes stay plain here (see `plain_transposes`).
-    with plain_transposes():
+    # bitcast, so the attention's transposes stay plain here (see `plain_transposes`),
+    # and TFLite has no training-mode batch norm, so the LayerNorms stay Keras' own.
+    with plain_transposes(), plain_layer_norms():
         return serve.get_concrete_function()
 
 

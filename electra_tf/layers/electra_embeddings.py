@@ -10,6 +10,7 @@ import tf_keras as keras
 
 from electra_tf.layers.build_utils import build_in_scope
 from electra_tf.layers.dropout import Dropout
+from electra_tf.layers.layer_norm import apply_layer_norm
 
 
 @keras.utils.register_keras_serializable(package="electra_tf")
@@ -98,7 +99,7 @@ class ElectraEmbeddings(keras.layers.Layer):
         token_type = tf.gather(self.token_type_embeddings, input_type_ids)  # (B, T, E)
         position = self.position_embeddings[:seq_length]  # (T, E), broadcast over B
         embeddings = word + token_type + tf.cast(position, word.dtype)[None]
-        embeddings = self.layer_norm(embeddings)
+        embeddings = apply_layer_norm(self.layer_norm, embeddings, training)  # see layer_norm.py
         return self.dropout(embeddings, training=training)
 
     def get_config(self):

@@ -18,6 +18,7 @@ from tensorflow_model_optimization.sparsity.keras import PrunableLayer
 
 from electra_tf.layers.build_utils import build_in_scope
 from electra_tf.layers.dropout import Dropout
+from electra_tf.layers.layer_norm import apply_layer_norm
 from electra_tf.layers.fused_kernels import (
     bias_gelu, dropout_add_layer_norm, fuses_kernels, has_accelerator)
 from electra_tf.utils.thread_flag import ThreadFlag
@@ -351,13 +352,15 @@ class TransformerLayer(keras.layers.Layer, PrunableLayer):
         each way (`fused_kernels.dropout_add_layer_norm`), with this block's
         own layers' variables and dropout mask. A dense layer that
         quantization-aware training wrapped, or Keras' own dropout, runs as
-        itself, and the kernel only adds and normalises.
+        itself, and the kernel only adds and normalises. At inference on a CPU
+        host the LayerNorm is one oneDNN kernel (`layer_norm.apply_layer_norm`).
         """
         fused = (training is True and fuses_kernels()
                  and type(layer_norm) is keras.layers.LayerNormalization)
         if not fused:
             branch = tf.reshape(self._dense(dense, rows), tf.shape(x))
-            return layer_norm(x + self.dropout(branch, training=training))
+            return apply_layer_norm(layer_norm, x + self.dropout(branch, training=training),
+                                    training)
         keep_and_scale = (self.dropout.training_keep_mask(x)
                           if type(dense) is keras.layers.Dense else None)
         if keep_and_scale is not None:

@@ -1,0 +1,193 @@
+"""LayerNorm at inference on a CPU host: Keras' function, one oneDNN kernel (electra_tf/layers/layer_norm.py)."""
+
+import glob
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras as keras
+
+from conftest import TINY, make_inputs
+from electra_tf import ElectraEncoder
+from electra_tf.layers.layer_norm import (
+    _onednn_enabled, apply_layer_norm, layer_norm, normalizes_in_one_kernel, plain_layer_norms)
+
+
+def keras_layer_norm(epsilon, width, dtype=None):
+    norm = keras.layers.LayerNormalization(epsilon=epsilon, dtype=dtype)
+    norm.build((None, None, width))
+    norm.gamma.assign(tf.random.stateless_normal([width], seed=[1, 2]) + 1.0)
+    norm.beta.assign(tf.random.stateless_normal([width], seed=[3, 4]))
+    return norm
+
+
+@pytest.mark.parametrize("epsilon,spread", [(1e-12, 3.0), (1e-3, 0.01)])
+def test_layer_norm_is_keras_layer_norm_in_values_and_gradients(epsilon, spread):
+    """Values and gradients (x, gamma, beta) of Keras' layer, also where epsilon
+    matters (rows with variance 1e-4 against epsilon 1e-3): it is passed through,
+    not raised to fused_batch_norm's 1.001e-5 floor."""
+    norm = keras_layer_norm(epsilon, 16)
+    x = tf.random.stateless_normal([3, 5, 16], seed=[5, 6]) * spread + 2.0
+    upstream = tf.random.stateless_normal([3, 5, 16], seed=[7, 8])
+
+    def value_and_gradients(function):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = function(x)
+            loss = tf.reduce_sum(y * upstream)
+        return [y] + tape.gradient(loss, [x, norm.gamma, norm.beta])
+
+    ours = value_and_gradients(lambda x: layer_norm(x, norm.gamma, norm.beta, norm.epsilon))
+    theirs = value_and_gradients(norm)
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-4)
+    if epsilon == 1e-3:  # the same rows normalised with epsilon 1e-12 differ plainly
+        tight = layer_norm(x, norm.gamma, norm.beta, 1e-12)
+        assert float(tf.reduce_max(tf.abs(tight - ours[0]))) > 0.1
+
+
+def test_layer_norm_in_bfloat16_is_keras_mixed_precision_layer_norm():
+    """Under mixed_bfloat16: bfloat16 in and out, as close to the float32 function as
+    Keras' own mixed-precision layer (which normalises in float32) is."""
+    norm = keras_layer_norm(1e-12, 64, dtype="mixed_bfloat16")
+    x32 = tf.random.stateless_normal([4, 8, 64], seed=[9, 10]) * 3.0 + 1.0
+    x = tf.cast(x32, tf.bfloat16)
+    exact = layer_norm(tf.cast(x, tf.float32), norm.gamma, norm.beta, 1e-12)
+    ours = layer_norm(x, norm.gamma, norm.beta, 1e-12)
+    theirs = norm(x)
+    assert ours.dtype == theirs.dtype == tf.bfloat16
+    ours_error = float(tf.reduce_max(tf.abs(tf.cast(ours, tf.float32) - exact)))
+    theirs_error = float(tf.reduce_max(tf.abs(tf.cast(theirs, tf.float32) - exact)))
+    assert ours_error <= 2 * theirs_error + 1e-2
+
+
+def test_one_kernel_form_only_for_inference_with_unknown_rows_outside_plain_layer_norms():
+    norm = keras_layer_norm(1e-12, 8)
+    dynamic = tf.TensorSpec([None, None, 8])
+    assert normalizes_in_one_kernel(norm, dynamic, training=False) is _onednn_enabled()
+    assert normalizes_in_one_kernel(norm, dynamic, training=None) is _onednn_enabled()
+    assert not normalizes_in_one_kernel(norm, dynamic, training=True)
+    assert not normalizes_in_one_kernel(norm, tf.TensorSpec([2, 3, 8]), training=False)
+    with plain_layer_norms():
+        assert not normalizes_in_one_kernel(norm, dynamic, training=False)
+    # A layer that is not Keras' own (here a subclass, as a wrapper would be) runs itself.
+    subclass = type("Norm", (keras.layers.LayerNormalization,), {})(epsilon=1e-12)
+    subclass.build((None, None, 8))
+    assert not normalizes_in_one_kernel(subclass, dynamic, training=False)
+    # Normalising over another axis is not this function.
+    other_axis = keras.layers.LayerNormalization(axis=1)
+    other_axis.build((None, 4, 8))
+    assert not normalizes_in_one_kernel(other_axis, tf.TensorSpec([None, 4, 8]), training=False)
+
+
+def batch_norm_count(encoder, spec):
+    function = tf.function(lambda x: encoder(x, training=False)["sequence_output"])
+    ops = function.get_concrete_function(spec).graph.get_operations()
+    return function, sum(op.type == "FusedBatchNormV3" for op in ops)
+
+
+def input_spec(batch_size=None, seq_length=None):
+    return {key: tf.TensorSpec([batch_size, seq_length], tf.int32)
+            for key in ("input_word_ids", "input_mask", "input_type_ids")}
+
+
+@pytest.mark.skipif(not _onednn_enabled(), reason="TensorFlow's oneDNN rewrites are off")
+def test_encoder_normalizes_in_one_kernel_at_inference_with_the_same_outputs():
+    """Every LayerNorm of the encoder (embeddings + 2 per layer) takes the one-kernel
+    form in a graph with a batch axis of None, none inside `plain_layer_norms()` or with
+    fixed shapes (and so none in what the TFLite converter traces), and the outputs
+    agree with Keras' layers, padded and padding-free."""
+    from electra_tf.export.tflite_export import _serving_function
+
+    encoder = ElectraEncoder(**TINY)
+    inputs = make_inputs(batch_size=3, seq_length=7, vocab_size=TINY["vocab_size"])
+    inputs["input_mask"][1, 4:] = 0
+    fast, count = batch_norm_count(encoder, input_spec())
+    assert count == 2 * TINY["num_layers"] + 1
+    with plain_layer_norms():
+        plain, plain_count = batch_norm_count(encoder, input_spec())
+    assert plain_count == 0
+    assert batch_norm_count(encoder, input_spec(3, 7))[1] == 0
+    np.testing.assert_allclose(fast(inputs).numpy(), plain(inputs).numpy(), atol=2e-5)
+    padding_free = tf.function(lambda x: encoder(x, training=False, remove_padding=True)[
+        "sequence_output"], input_signature=[input_spec()])
+    mask = inputs["input_mask"][..., None]
+    np.testing.assert_allclose(padding_free(inputs).numpy() * mask, plain(inputs).numpy() * mask,
+                               atol=2e-5)
+    tflite_ops = _serving_function(encoder, 7, None).graph.get_operations()
+    assert not any(op.type == "FusedBatchNormV3" for op in tflite_ops)
+
+
+def executed_op_types(function, inputs, log_dir):
+    """The op types TensorFlow's executor ran for `function(inputs)` (after grappler)."""
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    function(inputs)  # traced and optimised before the profiler starts
+    tf.profiler.experimental.start(log_dir)
+    try:
+        function(inputs)
+    finally:
+        tf.profiler.experimental.stop()
+    space = xplane_pb2.XSpace()
+    path = sorted(glob.glob(os.path.join(log_dir, "plugins", "profile", "*", "*.xplane.pb")))[-1]
+    with open(path, "rb") as file:
+        space.ParseFromString(file.read())
+    return {plane.event_metadata[event.metadata_id].name.rsplit(":", 1)[-1]
+            for plane in space.planes for line in plane.lines for event in line.events}
+
+
+@pytest.mark.skipif(not _onednn_enabled(), reason="TensorFlow's oneDNN rewrites are off")
+@pytest.mark.parametrize("dtype", ["float32", "mixed_bfloat16"])
+def test_tensorflow_runs_the_encoders_layer_norms_as_onednn_kernels(tmp_path, dtype):
+    """What the speed comes from: grappler's remapper replaces the graph with
+    `_MklLayerNorm`, and no mean or squared difference runs (Keras' ops would)."""
+    encoder = ElectraEncoder(**{**TINY, "dtype": dtype})
+    inputs = make_inputs(batch_size=2, seq_length=5, vocab_size=TINY["vocab_size"])
+    function = tf.function(lambda x: encoder(x, training=False)["sequence_output"],
+                           input_signature=[input_spec()])
+    ran = executed_op_types(function, inputs, str(tmp_path / "fast"))
+    assert "_MklLayerNorm" in ran
+    assert not ran & {"SquaredDifference", "FusedBatchNormV3", "_MklNativeFusedBatchNormV3"}
+    with plain_layer_norms():
+        plain = tf.function(lambda x: encoder(x, training=False)["sequence_output"],
+                            input_signature=[input_spec()])
+        plain_ran = executed_op_types(plain, inputs, str(tmp_path / "plain"))
+    assert "_MklLayerNorm" not in plain_ran and "SquaredDifference" in plain_ran
+
+
+def test_gradients_through_an_inference_forward_are_keras_layer_norms():
+    """Differentiating a `training=False` forward (saliency, dropout-free fine-tuning)
+    gives Keras' gradients."""
+    encoder = ElectraEncoder(**TINY)
+    inputs = make_inputs(batch_size=2, seq_length=6, vocab_size=TINY["vocab_size"])
+
+    def gradients(plain):
+        @tf.function(input_signature=[input_spec()])
+        def run(x):
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_sum(tf.sin(encoder(x, training=False)["sequence_output"]))
+            return tape.gradient(loss, encoder.trainable_variables)
+
+        if plain:
+            with plain_layer_norms():
+                run.get_concrete_function()
+        return run(inputs)
+
+    for ours, theirs in zip(gradients(False), gradients(True)):
+        ours, theirs = (tf.convert_to_tensor(g).numpy() for g in (ours, theirs))
+        np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5)
+
+
+def test_apply_layer_norm_leaves_an_unbuilt_layer_to_keras_then_uses_its_weights():
+    norm = keras.layers.LayerNormalization(epsilon=1e-12)
+    x = tf.random.stateless_normal([2, 4, 6], seed=[1, 1])
+    first = apply_layer_norm(norm, x, training=False)  # Keras builds it
+    assert norm.built and len(norm.weights) == 2
+    norm.gamma.assign(tf.fill([6], 2.0))
+    function = tf.function(lambda x: apply_layer_norm(norm, x, training=False),
+                           input_signature=[tf.TensorSpec([None, 4, 6])])
+    np.testing.assert_allclose(function(x).numpy(), 2 * first.numpy(), atol=1e-5)
+    np.testing.assert_allclose(function(x).numpy(), norm(x).numpy(), atol=1e-5)
+    if _onednn_enabled():
+        assert normalizes_in_one_kernel(norm, tf.TensorSpec([None, 4, 6]), training=False)
