@@ -7,7 +7,13 @@ multiplies and adds. On a CPU, five of them read and write the whole
 activation, and under `mixed_bfloat16` two casts to and from float32 come on
 top. `layer_norm` writes the same function in the form TensorFlow's grappler
 remapper recognises and replaces with `_MklLayerNorm`, one pass over the
-activation in any float dtype.
+activation in any float dtype. That kernel has a fixed cost per call, so
+`apply_layer_norm` uses it on large activations only, choosing at run time.
+
+ELECTRA-Small encoder on a 2-core AVX-512 EPYC, A/B in
+`benchmarks/encoder_inference.py`: batch 32 × 128 up to 1.17× (bfloat16) as
+fast, batch 32 reviews up to 1.25×; one review at a time it was 0.75-0.88×
+as fast before the run-time choice.
 """
 
 import tensorflow as tf
@@ -85,8 +91,8 @@ def layer_norm(x, gamma, beta, epsilon):
     norm's training-mode gradient is the LayerNorm's.
 
     ELECTRA-Small encoder, batch 32 × 128, on a 2-core AVX-512 EPYC: 25 of
-    these took 0.7 ms each against 3.5 ms for Keras' ops; the whole forward
-    went from 577 to 512 ms in float32 and from 404 to 314 ms in bfloat16.
+    these took 0.7 ms each against 3.5 ms for Keras' ops. On a few rows
+    Keras' ops are faster (see `ONE_KERNEL_MIN_ROWS`).
 
     >>> x = tf.constant([[1.0, 2.0, 3.0, 6.0]])
     >>> y = layer_norm(x, tf.ones([4]), tf.zeros([4]), 1e-12)
@@ -111,8 +117,21 @@ def layer_norm(x, gamma, beta, epsilon):
     return normalized * tf.cast(gamma, x.dtype) + tf.cast(beta, x.dtype)
 
 
+# From this many rows up, `layer_norm`'s kernel beats Keras' ops. `_MklLayerNorm`
+# builds its oneDNN primitive on every call (~150 µs on a 2-core EPYC), which Keras'
+# ten small ops undercut on a few hundred rows: (n, 256) rows, float32 / bfloat16,
+# one kernel against Keras' ops: n = 128: 615 / 892 µs against 350 / 407 µs; n = 512:
+# 598 / 803 against 934 / 1,071 µs; n = 4096: 931 / 834 against 2,653 / 2,908 µs.
+ONE_KERNEL_MIN_ROWS = 512
+
+
 def apply_layer_norm(layer_norm_layer, x, training):
-    """`layer_norm_layer(x)`, through `layer_norm` when `normalizes_in_one_kernel` says so.
+    """`layer_norm_layer(x)`, through `layer_norm` where that is faster.
+
+    Where `normalizes_in_one_kernel` allows it, the graph picks at run time:
+    `layer_norm` for at least `ONE_KERNEL_MIN_ROWS` rows (a batch of 32
+    reviews), Keras' ops for fewer (one review at a time). Elsewhere Keras'
+    layer.
 
     >>> norm = keras.layers.LayerNormalization(epsilon=1e-12)
     >>> norm.build((None, None, 4))
@@ -122,5 +141,10 @@ def apply_layer_norm(layer_norm_layer, x, training):
     """
     if not normalizes_in_one_kernel(layer_norm_layer, x, training):
         return layer_norm_layer(x)
-    return layer_norm(x, layer_norm_layer.gamma, layer_norm_layer.beta,
-                      layer_norm_layer.epsilon)
+    rows = tf.reduce_prod(tf.shape(x)[:-1])
+    return tf.cond(
+        rows >= ONE_KERNEL_MIN_ROWS,
+        lambda: layer_norm(x, layer_norm_layer.gamma, layer_norm_layer.beta,
+                           layer_norm_layer.epsilon),
+        lambda: layer_norm_layer(x),
+    )

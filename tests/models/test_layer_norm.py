@@ -11,7 +11,8 @@ import tf_keras as keras
 from conftest import TINY, make_inputs
 from electra_tf import ElectraEncoder
 from electra_tf.layers.layer_norm import (
-    _onednn_enabled, apply_layer_norm, layer_norm, normalizes_in_one_kernel, plain_layer_norms)
+    ONE_KERNEL_MIN_ROWS, _onednn_enabled, apply_layer_norm, layer_norm, normalizes_in_one_kernel,
+    plain_layer_norms)
 
 
 def keras_layer_norm(epsilon, width, dtype=None):
@@ -81,10 +82,16 @@ def test_one_kernel_form_only_for_inference_with_unknown_rows_outside_plain_laye
     assert not normalizes_in_one_kernel(other_axis, tf.TensorSpec([None, 4, 8]), training=False)
 
 
+def op_types(concrete_function):
+    """Every op type in a traced function's graph, its cond branches' included."""
+    graph_def = concrete_function.graph.as_graph_def()
+    return ([node.op for node in graph_def.node]
+            + [node.op for function in graph_def.library.function for node in function.node_def])
+
+
 def batch_norm_count(encoder, spec):
     function = tf.function(lambda x: encoder(x, training=False)["sequence_output"])
-    ops = function.get_concrete_function(spec).graph.get_operations()
-    return function, sum(op.type == "FusedBatchNormV3" for op in ops)
+    return function, op_types(function.get_concrete_function(spec)).count("FusedBatchNormV3")
 
 
 def input_spec(batch_size=None, seq_length=None):
@@ -93,15 +100,18 @@ def input_spec(batch_size=None, seq_length=None):
 
 
 @pytest.mark.skipif(not _onednn_enabled(), reason="TensorFlow's oneDNN rewrites are off")
-def test_encoder_normalizes_in_one_kernel_at_inference_with_the_same_outputs():
-    """Every LayerNorm of the encoder (embeddings + 2 per layer) takes the one-kernel
+@pytest.mark.parametrize("batch_size,seq_length", [(3, 7), (40, 16)])
+def test_encoder_layer_norms_at_inference_give_keras_outputs(batch_size, seq_length):
+    """Every LayerNorm of the encoder (embeddings + 2 per layer) has the one-kernel
     form in a graph with a batch axis of None, none inside `plain_layer_norms()` or with
     fixed shapes (and so none in what the TFLite converter traces), and the outputs
-    agree with Keras' layers, padded and padding-free."""
+    agree with Keras' layers, padded and padding-free, on either side of
+    `ONE_KERNEL_MIN_ROWS` (21 and 640 rows)."""
     from electra_tf.export.tflite_export import _serving_function
 
     encoder = ElectraEncoder(**TINY)
-    inputs = make_inputs(batch_size=3, seq_length=7, vocab_size=TINY["vocab_size"])
+    inputs = make_inputs(batch_size=batch_size, seq_length=seq_length,
+                         vocab_size=TINY["vocab_size"])
     inputs["input_mask"][1, 4:] = 0
     fast, count = batch_norm_count(encoder, input_spec())
     assert count == 2 * TINY["num_layers"] + 1
@@ -115,8 +125,8 @@ def test_encoder_normalizes_in_one_kernel_at_inference_with_the_same_outputs():
     mask = inputs["input_mask"][..., None]
     np.testing.assert_allclose(padding_free(inputs).numpy() * mask, plain(inputs).numpy() * mask,
                                atol=2e-5)
-    tflite_ops = _serving_function(encoder, 7, None).graph.get_operations()
-    assert not any(op.type == "FusedBatchNormV3" for op in tflite_ops)
+    tflite_ops = op_types(_serving_function(encoder, seq_length, None))
+    assert "FusedBatchNormV3" not in tflite_ops
 
 
 def executed_op_types(function, inputs, log_dir):
@@ -139,20 +149,27 @@ def executed_op_types(function, inputs, log_dir):
 
 @pytest.mark.skipif(not _onednn_enabled(), reason="TensorFlow's oneDNN rewrites are off")
 @pytest.mark.parametrize("dtype", ["float32", "mixed_bfloat16"])
-def test_tensorflow_runs_the_encoders_layer_norms_as_onednn_kernels(tmp_path, dtype):
-    """What the speed comes from: grappler's remapper replaces the graph with
-    `_MklLayerNorm`, and no mean or squared difference runs (Keras' ops would)."""
+def test_tensorflow_runs_large_layer_norms_as_onednn_kernels_and_small_ones_as_keras_ops(
+        tmp_path, dtype):
+    """What the speed comes from: on `ONE_KERNEL_MIN_ROWS` rows or more grappler's
+    remapper has replaced the graph with `_MklLayerNorm` and no mean or squared
+    difference runs; on fewer, Keras' ops run (and no `_MklLayerNorm`, whose fixed
+    cost per call is larger than theirs)."""
     encoder = ElectraEncoder(**{**TINY, "dtype": dtype})
-    inputs = make_inputs(batch_size=2, seq_length=5, vocab_size=TINY["vocab_size"])
     function = tf.function(lambda x: encoder(x, training=False)["sequence_output"],
                            input_signature=[input_spec()])
-    ran = executed_op_types(function, inputs, str(tmp_path / "fast"))
+    large = make_inputs(batch_size=ONE_KERNEL_MIN_ROWS // 16, seq_length=16,
+                        vocab_size=TINY["vocab_size"])
+    ran = executed_op_types(function, large, str(tmp_path / "large"))
     assert "_MklLayerNorm" in ran
     assert not ran & {"SquaredDifference", "FusedBatchNormV3", "_MklNativeFusedBatchNormV3"}
+    small = make_inputs(batch_size=1, seq_length=9, vocab_size=TINY["vocab_size"])
+    small_ran = executed_op_types(function, small, str(tmp_path / "small"))
+    assert "_MklLayerNorm" not in small_ran and "SquaredDifference" in small_ran
     with plain_layer_norms():
         plain = tf.function(lambda x: encoder(x, training=False)["sequence_output"],
                             input_signature=[input_spec()])
-        plain_ran = executed_op_types(plain, inputs, str(tmp_path / "plain"))
+        plain_ran = executed_op_types(plain, large, str(tmp_path / "plain"))
     assert "_MklLayerNorm" not in plain_ran and "SquaredDifference" in plain_ran
 
 
@@ -160,7 +177,8 @@ def test_gradients_through_an_inference_forward_are_keras_layer_norms():
     """Differentiating a `training=False` forward (saliency, dropout-free fine-tuning)
     gives Keras' gradients."""
     encoder = ElectraEncoder(**TINY)
-    inputs = make_inputs(batch_size=2, seq_length=6, vocab_size=TINY["vocab_size"])
+    inputs = make_inputs(batch_size=ONE_KERNEL_MIN_ROWS // 16, seq_length=16,
+                         vocab_size=TINY["vocab_size"])  # the one-kernel branch
 
     def gradients(plain):
         @tf.function(input_signature=[input_spec()])
