@@ -10,7 +10,6 @@ import tf_keras as keras
 
 from electra_tf.layers.build_utils import build_in_scope
 from electra_tf.layers.dropout import Dropout
-from electra_tf.layers.layer_norm import apply_layer_norm
 
 
 @keras.utils.register_keras_serializable(package="electra_tf")
@@ -99,7 +98,7 @@ class ElectraEmbeddings(keras.layers.Layer):
         token_type = tf.gather(self.token_type_embeddings, input_type_ids)  # (B, T, E)
         position = self.position_embeddings[:seq_length]  # (T, E), broadcast over B
         embeddings = word + token_type + tf.cast(position, word.dtype)[None]
-        embeddings = apply_layer_norm(self.layer_norm, embeddings, training)  # see layer_norm.py
+        embeddings = self.layer_norm(embeddings)
         return self.dropout(embeddings, training=training)
 
     def get_config(self):

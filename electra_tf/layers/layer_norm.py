@@ -8,12 +8,15 @@ activation, and under `mixed_bfloat16` two casts to and from float32 come on
 top. `layer_norm` writes the same function in the form TensorFlow's grappler
 remapper recognises and replaces with `_MklLayerNorm`, one pass over the
 activation in any float dtype. That kernel has a fixed cost per call, so
-`apply_layer_norm` uses it on large activations only, choosing at run time.
+it pays on large activations only: `ElectraEncoder` chooses once per
+forward, at run time, between a layer stack traced with it (inside
+`one_kernel_layer_norms()`) and one traced with Keras' ops.
 
 ELECTRA-Small encoder on a 2-core AVX-512 EPYC, A/B in
 `benchmarks/encoder_inference.py`: batch 32 × 128 up to 1.17× (bfloat16) as
 fast, batch 32 reviews up to 1.25×; one review at a time it was 0.75-0.88×
-as fast before the run-time choice.
+as fast before the run-time choice, and 0.84-1.02× with a choice per
+LayerNorm (25 `tf.cond`s a forward, ~50 µs each).
 """
 
 import tensorflow as tf
@@ -23,6 +26,7 @@ from electra_tf.layers.fused_kernels import has_accelerator
 from electra_tf.utils.thread_flag import ThreadFlag
 
 _plain_layer_norms = ThreadFlag()
+_one_kernel_layer_norms = ThreadFlag()
 
 
 def plain_layer_norms():
@@ -125,13 +129,29 @@ def layer_norm(x, gamma, beta, epsilon):
 ONE_KERNEL_MIN_ROWS = 512
 
 
-def apply_layer_norm(layer_norm_layer, x, training):
-    """`layer_norm_layer(x)`, through `layer_norm` where that is faster.
+def one_kernel_layer_norms():
+    """Within this block, `apply_layer_norm` traces `layer_norm` where it may (see below).
 
-    Where `normalizes_in_one_kernel` allows it, the graph picks at run time:
-    `layer_norm` for at least `ONE_KERNEL_MIN_ROWS` rows (a batch of 32
-    reviews), Keras' ops for fewer (one review at a time). Elsewhere Keras'
-    layer.
+    The encoder traces its layer stack inside it for the branch it runs on at
+    least `ONE_KERNEL_MIN_ROWS` rows.
+
+    >>> norm = keras.layers.LayerNormalization(epsilon=1e-12)
+    >>> norm.build((None, None, 4))
+    >>> def traced_ops():
+    ...     function = tf.function(lambda x: apply_layer_norm(norm, x, training=False))
+    ...     graph = function.get_concrete_function(tf.TensorSpec([None, 2, 4])).graph
+    ...     return {op.type for op in graph.get_operations()}
+    >>> with one_kernel_layer_norms():
+    ...     inside = traced_ops()
+    >>> "FusedBatchNormV3" in inside, "FusedBatchNormV3" in traced_ops()
+    (True, False)
+    """
+    return _one_kernel_layer_norms.on()
+
+
+def apply_layer_norm(layer_norm_layer, x, training):
+    """`layer_norm_layer(x)`: through `layer_norm` inside `one_kernel_layer_norms()`
+    where `normalizes_in_one_kernel` allows it, Keras' layer otherwise.
 
     >>> norm = keras.layers.LayerNormalization(epsilon=1e-12)
     >>> norm.build((None, None, 4))
@@ -139,12 +159,34 @@ def apply_layer_norm(layer_norm_layer, x, training):
     >>> bool(tf.reduce_all(tf.abs(apply_layer_norm(norm, x, training=False) - norm(x)) < 1e-6))
     True
     """
-    if not normalizes_in_one_kernel(layer_norm_layer, x, training):
+    if not (_one_kernel_layer_norms and normalizes_in_one_kernel(layer_norm_layer, x, training)):
         return layer_norm_layer(x)
+    return layer_norm(x, layer_norm_layer.gamma, layer_norm_layer.beta, layer_norm_layer.epsilon)
+
+
+def choose_layer_norms(run, x, layer_norm_layer, training):
+    """`run()` traced twice, with and without the one-kernel LayerNorm, chosen at run time.
+
+    `run` traces the layers that normalise `x`-sized activations (rows,
+    features) with `layer_norm_layer`-like norms. Where `normalizes_in_one_kernel`
+    allows it, the graph runs the branch traced inside `one_kernel_layer_norms()`
+    on at least `ONE_KERNEL_MIN_ROWS` rows (a batch of 32 reviews) and the one
+    with Keras' ops on fewer (one review): one `tf.cond` per forward. Elsewhere
+    just `run()`.
+
+    >>> norm = keras.layers.LayerNormalization(epsilon=1e-12)
+    >>> norm.build((None, None, 4))
+    >>> x = tf.random.normal([1, 3, 4])
+    >>> y = choose_layer_norms(lambda: apply_layer_norm(norm, x, False), x, norm, False)
+    >>> bool(tf.reduce_all(tf.abs(y - norm(x)) < 1e-5))
+    True
+    """
+    if not normalizes_in_one_kernel(layer_norm_layer, x, training):
+        return run()
+
+    def one_kernel():
+        with one_kernel_layer_norms():
+            return run()
+
     rows = tf.reduce_prod(tf.shape(x)[:-1])
-    return tf.cond(
-        rows >= ONE_KERNEL_MIN_ROWS,
-        lambda: layer_norm(x, layer_norm_layer.gamma, layer_norm_layer.beta,
-                           layer_norm_layer.epsilon),
-        lambda: layer_norm_layer(x),
-    )
+    return tf.cond(rows >= ONE_KERNEL_MIN_ROWS, one_kernel, run)

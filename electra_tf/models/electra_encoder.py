@@ -8,6 +8,7 @@ import tf_keras as keras
 from electra_tf.layers.build_utils import build_in_scope
 from electra_tf.layers.electra_embeddings import ElectraEmbeddings
 from electra_tf.layers.fused_kernels import fuses_kernels
+from electra_tf.layers.layer_norm import choose_layer_norms
 from electra_tf.models.checkpoint_conversion_mixin import CheckpointConversionMixin
 from electra_tf.layers.transformer_layer import TransformerLayer, attention_bias_from_mask
 from electra_tf.utils.renamed_arguments import renamed_arguments
@@ -307,11 +308,20 @@ class ElectraEncoder(CheckpointConversionMixin, keras.Model):
             x = tf.gather(tf.reshape(x, [-1, x.shape[-1]]), row_index)[tf.newaxis]  # (1, R, E)
         if self.embedding_projection is not None:
             x = self.embedding_projection(x)  # (B, T, H) or (1, R, H)
-        encoder_outputs = []
-        for layer in self.transformer_layers:
-            x = layer(x, attention_bias, training=training,
-                      token_index=row_index, grid_index=grid_index)
-            encoder_outputs.append(x)
+        def layer_stack(x):  # each layer's output, (B, T, H) or (1, R, H)
+            outputs = []
+            for layer in self.transformer_layers:
+                x = layer(x, attention_bias, training=training,
+                          token_index=row_index, grid_index=grid_index)
+                outputs.append(x)
+            return outputs
+
+        # At inference on a CPU host the stack's LayerNorms are one oneDNN kernel
+        # each on large batches, Keras' ops on small ones (see layers/layer_norm.py).
+        encoder_outputs = choose_layer_norms(
+            lambda: layer_stack(x), x, self.transformer_layers[0].attention_layer_norm,
+            training) if self.transformer_layers else []
+        x = encoder_outputs[-1] if encoder_outputs else x
         if not remove_padding:
             return {
                 "sequence_output": x,

@@ -1,5 +1,6 @@
 """LayerNorm at inference on a CPU host: Keras' function, one oneDNN kernel (electra_tf/layers/layer_norm.py)."""
 
+import collections
 import glob
 import os
 
@@ -11,8 +12,8 @@ import tf_keras as keras
 from conftest import TINY, make_inputs
 from electra_tf import ElectraEncoder
 from electra_tf.layers.layer_norm import (
-    ONE_KERNEL_MIN_ROWS, _onednn_enabled, apply_layer_norm, layer_norm, normalizes_in_one_kernel,
-    plain_layer_norms)
+    ONE_KERNEL_MIN_ROWS, _onednn_enabled, apply_layer_norm, choose_layer_norms, layer_norm,
+    normalizes_in_one_kernel, one_kernel_layer_norms, plain_layer_norms)
 
 
 def keras_layer_norm(epsilon, width, dtype=None):
@@ -102,11 +103,11 @@ def input_spec(batch_size=None, seq_length=None):
 @pytest.mark.skipif(not _onednn_enabled(), reason="TensorFlow's oneDNN rewrites are off")
 @pytest.mark.parametrize("batch_size,seq_length", [(3, 7), (40, 16)])
 def test_encoder_layer_norms_at_inference_give_keras_outputs(batch_size, seq_length):
-    """Every LayerNorm of the encoder (embeddings + 2 per layer) has the one-kernel
-    form in a graph with a batch axis of None, none inside `plain_layer_norms()` or with
-    fixed shapes (and so none in what the TFLite converter traces), and the outputs
-    agree with Keras' layers, padded and padding-free, on either side of
-    `ONE_KERNEL_MIN_ROWS` (21 and 640 rows)."""
+    """Every LayerNorm of the layer stack (2 per layer) has the one-kernel form in a
+    graph with a batch axis of None (in the branch for large batches), none inside
+    `plain_layer_norms()` or with fixed shapes (and so none in what the TFLite converter
+    traces), and the outputs agree with Keras' layers, padded and padding-free, on
+    either side of `ONE_KERNEL_MIN_ROWS` (21 and 640 rows)."""
     from electra_tf.export.tflite_export import _serving_function
 
     encoder = ElectraEncoder(**TINY)
@@ -114,7 +115,7 @@ def test_encoder_layer_norms_at_inference_give_keras_outputs(batch_size, seq_len
                          vocab_size=TINY["vocab_size"])
     inputs["input_mask"][1, 4:] = 0
     fast, count = batch_norm_count(encoder, input_spec())
-    assert count == 2 * TINY["num_layers"] + 1
+    assert count == 2 * TINY["num_layers"]
     with plain_layer_norms():
         plain, plain_count = batch_norm_count(encoder, input_spec())
     assert plain_count == 0
@@ -130,7 +131,7 @@ def test_encoder_layer_norms_at_inference_give_keras_outputs(batch_size, seq_len
 
 
 def executed_op_types(function, inputs, log_dir):
-    """The op types TensorFlow's executor ran for `function(inputs)` (after grappler)."""
+    """How many times TensorFlow's executor ran each op type for one `function(inputs)`."""
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
     function(inputs)  # traced and optimised before the profiler starts
@@ -143,8 +144,16 @@ def executed_op_types(function, inputs, log_dir):
     path = sorted(glob.glob(os.path.join(log_dir, "plugins", "profile", "*", "*.xplane.pb")))[-1]
     with open(path, "rb") as file:
         space.ParseFromString(file.read())
-    return {plane.event_metadata[event.metadata_id].name.rsplit(":", 1)[-1]
-            for plane in space.planes for line in plane.lines for event in line.events}
+    ran = collections.Counter()
+    for plane in space.planes:
+        if plane.name != "/host:CPU":
+            continue
+        for line in plane.lines:
+            for event in line.events:
+                name = plane.event_metadata[event.metadata_id].name  # "scope/op:OpType"
+                if ":" in name and not name.startswith(("Executor", "Threadpool")):
+                    ran[name.rsplit(":", 1)[-1]] += 1
+    return ran
 
 
 @pytest.mark.skipif(not _onednn_enabled(), reason="TensorFlow's oneDNN rewrites are off")
@@ -158,19 +167,20 @@ def test_tensorflow_runs_large_layer_norms_as_onednn_kernels_and_small_ones_as_k
     encoder = ElectraEncoder(**{**TINY, "dtype": dtype})
     function = tf.function(lambda x: encoder(x, training=False)["sequence_output"],
                            input_signature=[input_spec()])
+    norms = 2 * TINY["num_layers"]  # and the embeddings' LayerNorm, always Keras' ops
     large = make_inputs(batch_size=ONE_KERNEL_MIN_ROWS // 16, seq_length=16,
                         vocab_size=TINY["vocab_size"])
     ran = executed_op_types(function, large, str(tmp_path / "large"))
-    assert "_MklLayerNorm" in ran
-    assert not ran & {"SquaredDifference", "FusedBatchNormV3", "_MklNativeFusedBatchNormV3"}
+    assert ran["_MklLayerNorm"] == norms and ran["SquaredDifference"] == 1
+    assert not ran["FusedBatchNormV3"] + ran["_MklNativeFusedBatchNormV3"]
     small = make_inputs(batch_size=1, seq_length=9, vocab_size=TINY["vocab_size"])
     small_ran = executed_op_types(function, small, str(tmp_path / "small"))
-    assert "_MklLayerNorm" not in small_ran and "SquaredDifference" in small_ran
+    assert small_ran["_MklLayerNorm"] == 0 and small_ran["SquaredDifference"] == norms + 1
     with plain_layer_norms():
         plain = tf.function(lambda x: encoder(x, training=False)["sequence_output"],
                             input_signature=[input_spec()])
         plain_ran = executed_op_types(plain, large, str(tmp_path / "plain"))
-    assert "_MklLayerNorm" not in plain_ran and "SquaredDifference" in plain_ran
+    assert plain_ran["_MklLayerNorm"] == 0 and plain_ran["SquaredDifference"] == norms + 1
 
 
 def test_gradients_through_an_inference_forward_are_keras_layer_norms():
@@ -197,15 +207,51 @@ def test_gradients_through_an_inference_forward_are_keras_layer_norms():
         np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5)
 
 
-def test_apply_layer_norm_leaves_an_unbuilt_layer_to_keras_then_uses_its_weights():
+def test_apply_layer_norm_is_keras_layer_outside_one_kernel_layer_norms():
     norm = keras.layers.LayerNormalization(epsilon=1e-12)
     x = tf.random.stateless_normal([2, 4, 6], seed=[1, 1])
     first = apply_layer_norm(norm, x, training=False)  # Keras builds it
     assert norm.built and len(norm.weights) == 2
     norm.gamma.assign(tf.fill([6], 2.0))
-    function = tf.function(lambda x: apply_layer_norm(norm, x, training=False),
-                           input_signature=[tf.TensorSpec([None, 4, 6])])
-    np.testing.assert_allclose(function(x).numpy(), 2 * first.numpy(), atol=1e-5)
-    np.testing.assert_allclose(function(x).numpy(), norm(x).numpy(), atol=1e-5)
-    if _onednn_enabled():
-        assert normalizes_in_one_kernel(norm, tf.TensorSpec([None, 4, 6]), training=False)
+    spec = tf.TensorSpec([None, 4, 6])
+
+    def traced():
+        function = tf.function(lambda x: apply_layer_norm(norm, x, training=False))
+        return function, op_types(function.get_concrete_function(spec))
+
+    plain, plain_ops = traced()
+    assert "FusedBatchNormV3" not in plain_ops
+    with one_kernel_layer_norms():
+        fast, fast_ops = traced()
+    assert ("FusedBatchNormV3" in fast_ops) is _onednn_enabled()
+    for function in (plain, fast):
+        np.testing.assert_allclose(function(x).numpy(), 2 * first.numpy(), atol=1e-5)
+
+
+@pytest.mark.skipif(not _onednn_enabled(), reason="TensorFlow's oneDNN rewrites are off")
+def test_choose_layer_norms_makes_one_run_time_choice_per_forward():
+    """One cond for a whole stack of norms, not one per norm (each costs ~50 µs at
+    batch 1), with the same values on either side of `ONE_KERNEL_MIN_ROWS`."""
+    norms = [keras.layers.LayerNormalization(epsilon=1e-12) for _ in range(3)]
+    for norm in norms:
+        norm.build((None, None, 8))
+
+    def stack(x):
+        for norm in norms:
+            x = apply_layer_norm(norm, 2.0 * x + 1.0, training=False)
+        return x
+
+    function = tf.function(lambda x: choose_layer_norms(lambda: stack(x), x, norms[0], False))
+    ops = op_types(function.get_concrete_function(tf.TensorSpec([None, None, 8])))
+    assert sum(op in ("If", "StatelessIf") for op in ops) == 1
+    assert ops.count("FusedBatchNormV3") == 3
+    for rows in (5, ONE_KERNEL_MIN_ROWS):
+        x = tf.random.stateless_normal([1, rows, 8], seed=[rows, 0])
+        reference = x
+        for norm in norms:
+            reference = norm(2.0 * reference + 1.0)
+        np.testing.assert_allclose(function(x).numpy(), reference.numpy(), atol=1e-5)
+    # Fixed shapes: no choice to make (grappler would fold the kernel's pattern away).
+    fixed = tf.function(lambda x: choose_layer_norms(lambda: stack(x), x, norms[0], False))
+    fixed_ops = op_types(fixed.get_concrete_function(tf.TensorSpec([1, 5, 8])))
+    assert not {"If", "StatelessIf", "FusedBatchNormV3"} & set(fixed_ops)
