@@ -12,11 +12,13 @@ it pays on large activations only: `ElectraEncoder` chooses once per
 forward, at run time, between a layer stack traced with it (inside
 `one_kernel_layer_norms()`) and one traced with Keras' ops.
 
-ELECTRA-Small encoder on a 2-core AVX-512 EPYC, A/B in
-`benchmarks/encoder_inference.py`: batch 32 × 128 up to 1.17× (bfloat16) as
-fast, batch 32 reviews up to 1.25×; one review at a time it was 0.75-0.88×
-as fast before the run-time choice, and 0.84-1.02× with a choice per
-LayerNorm (25 `tf.cond`s a forward, ~50 µs each).
+ELECTRA-Small encoder on a 2-core AVX-512 EPYC, A/B against Keras' ops in
+`benchmarks/encoder_inference.py`, medians of 3 runs at ae6d9b4
+(`encoder_inference*_amd5_run*`), float32 / bfloat16: batch 32 × 128
+1.03× / 1.14× as fast, batch 32 reviews 1.07× / 1.11×, one review at a time
+0.99× / 1.04×. With the kernel on every call, one review at a time was
+0.84-0.88× / 0.75-0.79× (`*_amd3_*`); with a choice per LayerNorm (25
+`tf.cond`s a forward, ~50 µs each) 0.92-1.02× / 0.84-0.93× (`*_amd4_*`).
 """
 
 import tensorflow as tf
@@ -45,15 +47,16 @@ def plain_layer_norms():
 
 
 def normalizes_in_one_kernel(layer_norm, x, training):
-    """Whether `layer_norm` on `x` goes through `layer_norm` below, here and now.
+    """Whether `layer_norm` on `x` may go through `layer_norm` below, here and now.
 
     Inference (`training` not True) on a CPU-only host, for Keras' own
     `LayerNormalization` (not one that quantization-aware training wrapped),
-    built (the first call of a layer builds it, through Keras),
-    with TensorFlow's oneDNN rewrites on (the x86 default; without them no
-    remapper fuses the graph), outside `plain_layer_norms()`, when `x`'s row count (every axis but the
-    last) is unknown while tracing: a SavedModel's or `tf.function`'s batch
-    axis of None. With every size known, grappler folds the graph's `Fill`s
+    built (the first call of a layer builds it, through Keras), with
+    TensorFlow's oneDNN rewrites on (the x86 default; without them no remapper
+    fuses the graph), outside `plain_layer_norms()`, when `x`'s row count
+    (every axis but the last) is unknown while tracing: a SavedModel's or
+    `tf.function`'s batch axis of None. `choose_layer_norms` then decides at
+    run time. With every size known, grappler folds the graph's `Fill`s
     into constants before the remapper looks, the pattern no longer matches,
     and the unfused batch norm is ~10% slower than Keras' ops; Keras' layer
     runs then, and in eager mode.
