@@ -318,9 +318,11 @@ class ElectraEncoder(CheckpointConversionMixin, keras.Model):
 
         # At inference on a CPU host the stack's LayerNorms are one oneDNN kernel
         # each on large batches, Keras' ops on small ones (see layers/layer_norm.py).
+        # Layers inside a wrapper (pruning's) have no norm of their own here: Keras' ops.
+        first_norm = getattr(next(iter(self.transformer_layers), None), "attention_layer_norm",
+                             None)
         encoder_outputs = choose_layer_norms(
-            lambda: layer_stack(x), x, self.transformer_layers[0].attention_layer_norm,
-            training) if self.transformer_layers else []
+            lambda: layer_stack(x), x, first_norm, training) if self.transformer_layers else []
         x = encoder_outputs[-1] if encoder_outputs else x
         if not remove_padding:
             return {
