@@ -308,6 +308,7 @@ class ElectraEncoder(CheckpointConversionMixin, keras.Model):
             x = tf.gather(tf.reshape(x, [-1, x.shape[-1]]), row_index)[tf.newaxis]  # (1, R, E)
         if self.embedding_projection is not None:
             x = self.embedding_projection(x)  # (B, T, H) or (1, R, H)
+
         def layer_stack(x):  # each layer's output, (B, T, H) or (1, R, H)
             outputs = []
             for layer in self.transformer_layers:
@@ -321,8 +322,7 @@ class ElectraEncoder(CheckpointConversionMixin, keras.Model):
         # Layers inside a wrapper (pruning's) have no norm of their own here: Keras' ops.
         first_norm = getattr(next(iter(self.transformer_layers), None), "attention_layer_norm",
                              None)
-        encoder_outputs = choose_layer_norms(
-            lambda: layer_stack(x), x, first_norm, training) if self.transformer_layers else []
+        encoder_outputs = choose_layer_norms(lambda: layer_stack(x), x, first_norm, training)
         x = encoder_outputs[-1] if encoder_outputs else x
         if not remove_padding:
             return {
