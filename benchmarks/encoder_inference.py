@@ -28,9 +28,11 @@ movie reviews (electra_tf/data/assets/sentiment/movie_train.tsv, the
 packaged uncased vocabulary, at most `--seq-length` word pieces), each batch
 padded to its own longest review. That dynamic padding is torch's best; ours
 adds the `remove_padding=True` variant (the dense layers run on real tokens
-only, what exported task models run). A forward is then one pass over the N
-batches, tokens/s counts real tokens, XLA is left out (every batch has its
-own shape), and "vs torch" compares each side's best variant. One more
+only, what exported task models run) and `electra_tf.xla_forward` (each
+batch padded up to a multiple of 8 tokens and run by XLA, one program per
+shape: the small-batch path). A forward is then one pass over the N
+batches, tokens/s counts real tokens, and "vs torch" compares each side's
+best variant. One more
 variant, "float transposes", is the same float32 forward traced inside
 `electra_tf.plain_transposes()`: the attention's transposes as oneDNN's
 float kernel, as before commit 872cd90, and q, k, v split from the columns
@@ -226,6 +228,12 @@ def main():
         # .numpy() waits for the result.
         return lambda: [run(x).numpy() * m for x, m in zip(tf_batches, masks)]
 
+    def xla_forward(model):
+        # Each batch padded up to a multiple of 8 tokens, one XLA program per shape.
+        forward = electra_tf.xla_forward(model, length_multiple=8)
+        return lambda: [tf.cast(forward(x)["sequence_output"], tf.float32).numpy() * m
+                        for x, m in zip(tf_batches, masks)]
+
     def torch_forward(autocast_dtype=None):
         def forward():
             with torch.inference_mode(), torch.autocast(
@@ -242,6 +250,7 @@ def main():
             # The attention's transposes as oneDNN float transposes (A/B of the integer ones).
             variants["electra_tf float transposes"] = tf_forward(
                 encoder, False, remove_padding=args.batch_size > 1, plain_transposes=True)
+            variants["electra_tf xla_forward"] = xla_forward(encoder)
         else:
             variants["electra_tf tf.function(jit_compile=True)"] = tf_forward(encoder, True)
         # The best variant again with Keras' LayerNorm ops (A/B of layer_norm.py's kernel).
@@ -260,6 +269,7 @@ def main():
         if args.reviews:
             variants["electra_tf bfloat16 remove_padding"] = tf_forward(
                 encoder_bf16, False, remove_padding=True)
+            variants["electra_tf bfloat16 xla_forward"] = xla_forward(encoder_bf16)
         variants["electra_tf bfloat16 Keras LayerNorms"] = tf_forward(
             encoder_bf16, False, remove_padding=bool(args.reviews) and args.batch_size > 1,
             keras_layer_norms=True)

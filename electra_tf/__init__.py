@@ -27,6 +27,7 @@ from electra_tf.models.presets import PRESETS, ElectraConfig  # noqa: E402
 from electra_tf.tasks.electra_classifier import ElectraClassifier  # noqa: E402
 from electra_tf.tasks.electra_question_answering import ElectraQuestionAnswering  # noqa: E402
 from electra_tf.tasks.electra_token_classifier import ElectraTokenClassifier  # noqa: E402
+from electra_tf.utils.xla import xla_forward  # noqa: E402
 # Loaded with the task models anyway (their gradient accumulation): the options every
 # fine-tuning job shares.
 from electra_tf.tasks.training_options import TrainingOptions  # noqa: E402
@@ -165,6 +166,7 @@ __all__ = [
     "plain_layer_norms",
     "plain_transposes",
     "unfused_kernels",
+    "xla_forward",
 ]
 __all__ += sorted(_LAZY)
 
