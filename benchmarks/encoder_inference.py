@@ -28,11 +28,18 @@ movie reviews (electra_tf/data/assets/sentiment/movie_train.tsv, the
 packaged uncased vocabulary, at most `--seq-length` word pieces), each batch
 padded to its own longest review. That dynamic padding is torch's best; ours
 adds the `remove_padding=True` variant (the dense layers run on real tokens
-only, what exported task models run) and `electra_tf.xla_forward` (each
-batch padded up to a multiple of 8 tokens and run by XLA, one program per
-shape: the small-batch path). A forward is then one pass over the N
-batches, tokens/s counts real tokens, and "vs torch" compares each side's
-best variant. One more
+only, what exported task models run) and, at batch 1 in float32,
+`electra_tf.xla_forward` (each review padded up to a multiple of 8 tokens
+and run by XLA, one program per shape: the small-batch path; at batch 32
+and in bfloat16 it lost to the graph in the sitting at 3b4ad03,
+`*_amd6_run1..3`). A forward is then one pass over the N batches, tokens/s
+counts real tokens, and "vs torch" compares each side's best variant.
+
+Every run also times, per precision, the encoder's dense-layer matmuls
+alone in TF and in torch (`dense_matmul_passes`, rows "dense matmuls
+alone, ..."): torch's whole forward over our matmuls alone is the most
+"vs torch" within reach were everything else free, printed and recorded
+as `dense_matmul_ceiling_vs_torch`. One more
 variant, "float transposes", is the same float32 forward traced inside
 `electra_tf.plain_transposes()`: the attention's transposes as oneDNN's
 float kernel, as before commit 872cd90, and q, k, v split from the columns
@@ -157,8 +164,57 @@ def build_torch_model(encoder):
     return model
 
 
+def dense_matmul_passes(encoder, tf_rows, torch_rows, precision):
+    """(TF pass, torch pass): the encoder's dense-layer matmuls alone, nothing else.
+
+    One pass runs, for each of `tf_rows` (`torch_rows`), every layer's four
+    dense matmuls in order on a (rows, hidden) input: [q|k|v], attention
+    output, intermediate, output, with the encoder's kernels in `precision`.
+    Timed like the model variants, TF's pass is a floor under any forward of
+    ours, so torch's whole forward over it is the most "vs torch" we could
+    reach were everything but the dense layers free (the attention's own
+    matmuls, softmax, LayerNorm, GELU and the embeddings left out).
+    """
+    import torch
+
+    kernels = [[layer.qkv_dense.kernel, layer.attention_output_dense.kernel,
+                layer.intermediate_dense.kernel, layer.output_dense.kernel]
+               for layer in encoder.transformer_layers]
+    tf_dtype, torch_dtype = ((tf.bfloat16, torch.bfloat16) if precision == "bfloat16"
+                             else (tf.float32, torch.float32))
+    tf_kernels = [[tf.constant(kernel.numpy(), tf_dtype) for kernel in layer]
+                  for layer in kernels]
+    torch_kernels = [[torch.from_numpy(kernel.numpy()).to(torch_dtype) for kernel in layer]
+                     for layer in kernels]
+    attention_size = tf_kernels[0][0].shape[1] // 3
+
+    @tf.function
+    def tf_matmuls(x):  # (rows, hidden) -> (rows, hidden), each layer's dense matmuls
+        for qkv, attention_output, intermediate, output in tf_kernels:
+            context = tf.matmul(x, qkv)[:, :attention_size]  # (rows, A), a stand-in
+            x = tf.matmul(tf.matmul(tf.matmul(context, attention_output), intermediate), output)
+        return x
+
+    def torch_matmuls(x):
+        with torch.inference_mode():
+            for qkv, attention_output, intermediate, output in torch_kernels:
+                context = (x @ qkv)[:, :attention_size]
+                x = context @ attention_output @ intermediate @ output
+            return x
+
+    rng = np.random.default_rng(0)
+    tf_inputs = [tf.constant(rng.standard_normal((rows, encoder.hidden_size)), tf_dtype)
+                 for rows in tf_rows]
+    torch_inputs = [torch.from_numpy(rng.standard_normal((rows, encoder.hidden_size))).to(
+        torch_dtype) for rows in torch_rows]
+    return (lambda: [tf_matmuls(x).numpy() for x in tf_inputs],
+            lambda: [torch_matmuls(x).float().numpy() for x in torch_inputs])
+
+
 # Variants that time what the encoder ran before a change, as an A/B in every run.
 A_B_VARIANTS = ("float transposes", "Keras LayerNorms")
+# Rows that time the dense matmuls alone (`dense_matmul_passes`), not a forward.
+FLOOR_PREFIX = "dense matmuls alone, "
 
 
 def best_vs_torch(rows):
@@ -250,7 +306,8 @@ def main():
             # The attention's transposes as oneDNN float transposes (A/B of the integer ones).
             variants["electra_tf float transposes"] = tf_forward(
                 encoder, False, remove_padding=args.batch_size > 1, plain_transposes=True)
-            variants["electra_tf xla_forward"] = xla_forward(encoder)
+            if args.batch_size == 1:  # the small-batch path (at 32, remove_padding wins)
+                variants["electra_tf xla_forward"] = xla_forward(encoder)
         else:
             variants["electra_tf tf.function(jit_compile=True)"] = tf_forward(encoder, True)
         # The best variant again with Keras' LayerNorm ops (A/B of layer_norm.py's kernel).
@@ -269,11 +326,21 @@ def main():
         if args.reviews:
             variants["electra_tf bfloat16 remove_padding"] = tf_forward(
                 encoder_bf16, False, remove_padding=True)
-            variants["electra_tf bfloat16 xla_forward"] = xla_forward(encoder_bf16)
         variants["electra_tf bfloat16 Keras LayerNorms"] = tf_forward(
             encoder_bf16, False, remove_padding=bool(args.reviews) and args.batch_size > 1,
             keras_layer_norms=True)
         variants["torch bfloat16 (autocast)"] = torch_forward(torch.bfloat16)
+
+    # Floors: the dense matmuls alone, on the rows each side's best variant runs
+    # (ours: real tokens only where remove_padding runs; torch: the padded grid).
+    tf_rows = [int(inputs["input_mask"].sum()) if args.reviews and args.batch_size > 1
+               else inputs["input_mask"].size for inputs in batches]
+    torch_rows = [inputs["input_mask"].size for inputs in batches]
+    for precision in precisions:
+        suffix = " bfloat16" if precision == "bfloat16" else ""
+        ours, theirs = dense_matmul_passes(encoder, tf_rows, torch_rows, precision)
+        variants[f"{FLOOR_PREFIX}TF{suffix}"] = ours
+        variants[f"{FLOOR_PREFIX}torch{suffix}"] = theirs
 
     outputs = {}
     for name, forward in variants.items():
@@ -297,7 +364,8 @@ def main():
         reference = tf_forward(encoder, jit_compile=False)()
     differences = {name: max(float(np.abs(ours - theirs).max())
                                  for ours, theirs in zip(outputs[name], reference))
-                   for name in variants if name != reference_name}
+                   for name in variants
+                   if name != reference_name and not name.startswith(FLOOR_PREFIX)}
     for name, difference in differences.items():
         print(f"max |{name} - {reference_name}| = {difference:.1e} (same weights)")
 
@@ -331,6 +399,15 @@ def main():
     best = best_vs_torch(rows)
     for precision, (name, ratio) in best.items():
         print(f"best electra_tf {precision}: {name}, {ratio:.2f}x torch")
+    ceilings = {}
+    for precision in precisions:
+        suffix = " bfloat16" if precision == "bfloat16" else ""
+        ceilings[precision] = rows[f"{FLOOR_PREFIX}TF{suffix}"]["vs_torch_same_precision"]
+        matmuls = (statistics.median(seconds[f"{FLOOR_PREFIX}torch{suffix}"])
+                   / statistics.median(seconds[f"{FLOOR_PREFIX}TF{suffix}"]))
+        print(f"{precision}: dense matmuls alone, TF {matmuls:.2f}x as fast as torch's; torch's "
+              f"whole forward / our dense matmuls alone = {ceilings[precision]:.2f}x (the most "
+              f"'vs torch' within reach if all else were free)")
     transposes = None
     if "electra_tf float transposes" in seconds:  # the same forward, float32, A/B
         same = "electra_tf remove_padding" if args.batch_size > 1 else "electra_tf tf.function"
@@ -352,6 +429,7 @@ def main():
         "real_tokens_per_pass": tokens, "best_vs_torch": best,
         "integer_vs_float_transposes": transposes,
         "one_kernel_vs_keras_layer_norms": layer_norms,
+        "dense_matmul_ceiling_vs_torch": ceilings,
         "max_abs_difference_vs": {"reference": reference_name, **differences}})
     print(f"wrote {path}")
 

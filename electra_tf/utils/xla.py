@@ -66,41 +66,44 @@ def xla_forward(model, length_multiple=8, training=False):
             or length_multiple < 1:
         raise ValueError(f"length_multiple must be a positive integer; received "
                          f"{length_multiple!r}.")
+    # XLA compiles this once per concrete input shape it is called with.
     compiled = tf.function(lambda inputs: model(inputs, training=training), jit_compile=True)
-    # Which outputs have a length axis: axis 1 is unknown when traced with unknown length.
-    traced = tf.function(lambda inputs: model(inputs, training=training), autograph=False)
-    length_axes = {}
 
-    def pad(value, length):  # (batch, n) -> (batch, length), zeros after
-        return tf.pad(value, [[0, 0], [0, length - tf.shape(value)[1]]])
+    def padded_forward(inputs):  # {key: (batch, n)} -> outputs, each (batch, n, ...) or whole
+        length = tf.shape(next(iter(inputs.values())))[1]
+        padded_length = (length + length_multiple - 1) // length_multiple * length_multiple
+        outputs = compiled({key: tf.pad(value, [[0, 0], [0, padded_length - length]])
+                            for key, value in inputs.items()})
+        # Traced with unknown length: an output has a length axis when its axis 1 is unknown.
+        return tf.nest.map_structure(
+            lambda output: (output[:, :length] if output.shape.rank is not None
+                            and output.shape.rank >= 2 and output.shape[1] is None else output),
+            outputs)
+
+    graphs = {}  # (key, dtype) pairs -> padded_forward traced for (batch, length) of them
 
     def forward(inputs):
         if not isinstance(inputs, dict) or not inputs:
             raise ValueError(f"xla_forward expects a dict of (batch, length) integer tensors "
                              f"such as input_word_ids, input_mask, input_type_ids; received "
                              f"{type(inputs).__name__}.")
-        inputs = {key: tf.convert_to_tensor(value) for key, value in inputs.items()}
+        inputs = {key: value if isinstance(value, tf.Tensor) else tf.convert_to_tensor(value)
+                  for key, value in inputs.items()}
         shapes = {key: tuple(value.shape) for key, value in inputs.items()}
         if any(len(shape) != 2 for shape in shapes.values()) or len(set(shapes.values())) != 1:
             raise ValueError(f"xla_forward expects inputs of one (batch, length) shape; "
                              f"received shapes {shapes}.")
-        batch, length = next(iter(shapes.values()))
-        signature = tuple(sorted((key, value.dtype.name) for key, value in inputs.items()))
-        if signature not in length_axes:
-            specs = {key: tf.TensorSpec([None, None], value.dtype)
-                     for key, value in inputs.items()}
-            outputs = traced.get_concrete_function(specs).structured_outputs
-            length_axes[signature] = tf.nest.map_structure(
-                lambda t: t.shape.rank is not None and t.shape.rank >= 2 and t.shape[1] is None,
-                outputs)
-        padded_length = -(-length // length_multiple) * length_multiple
-        if padded_length != length and "input_mask" not in inputs:
+        length = next(iter(shapes.values()))[1]
+        if length % length_multiple and "input_mask" not in inputs:
+            padded_length = -(-length // length_multiple) * length_multiple
             raise ValueError(f"xla_forward pads {length} tokens to {padded_length} and needs an "
                              f"input_mask to mask the padding out; received only "
                              f"{sorted(inputs)}.")
-        outputs = compiled({key: pad(value, padded_length) for key, value in inputs.items()})
-        return tf.nest.map_structure(
-            lambda output, has_length: output[:, :length] if has_length else output,
-            outputs, length_axes[signature])
+        signature = tuple(sorted((key, value.dtype) for key, value in inputs.items()))
+        if signature not in graphs:  # one graph for every (batch, length) of these inputs
+            specs = {key: tf.TensorSpec([None, None], dtype) for key, dtype in signature}
+            graphs[signature] = tf.function(padded_forward, input_signature=[specs],
+                                            autograph=False)
+        return graphs[signature](inputs)
 
     return forward

@@ -36,25 +36,22 @@ def test_encoder_outputs_equal_the_graph_forward_and_have_the_inputs_length():
             assert ours.shape == theirs.shape
 
 
-def test_lengths_in_one_bucket_share_one_compiled_program(monkeypatch):
-    shapes = []
-    real_function = tf.function
+def test_lengths_are_padded_up_to_the_next_multiple_and_outputs_cut_back():
+    def model(inputs, training):  # what the compiled program sees, as outputs
+        ids = inputs["input_word_ids"]  # (batch, padded length)
+        return {"padded_length": tf.fill([tf.shape(ids)[0]], tf.shape(ids)[1]),  # (batch,)
+                "ids": ids,  # (batch, padded length): cut back
+                "mask_sum": tf.reduce_sum(inputs["input_mask"], axis=1, keepdims=True)}
 
-    def recording_function(fn=None, **kwargs):  # records the shapes the XLA program runs on
-        if kwargs.get("jit_compile"):
-            def wrapped(x):
-                shapes.append(tuple(next(iter(x.values())).shape))
-                return fn(x)
-            return real_function(wrapped, **kwargs)
-        return real_function(fn, **kwargs)
-
-    monkeypatch.setattr(tf, "function", recording_function)
-    encoder = ElectraEncoder.from_preset("tiny")
-    forward = electra_tf.xla_forward(encoder, length_multiple=8)
-    for length in (1, 5, 8, 9, 16, 3):
-        forward(inputs([length]))
-    # Traced once per padded shape: lengths 1-8 run as 8, 9-16 as 16.
-    assert shapes == [(1, 8), (1, 16)]
+    forward = electra_tf.xla_forward(model, length_multiple=8)
+    for length, padded in ((1, 8), (5, 8), (8, 8), (9, 16), (16, 16), (17, 24)):
+        x = inputs([length, max(1, length - 2)], seed=length)
+        outputs = forward(x)
+        assert outputs["padded_length"].numpy().tolist() == [padded, padded]
+        np.testing.assert_array_equal(outputs["ids"], x["input_word_ids"])  # padding cut off
+        np.testing.assert_array_equal(outputs["mask_sum"][:, 0], [length, max(1, length - 2)])
+    exact = electra_tf.xla_forward(model, length_multiple=1)(inputs([5]))
+    assert exact["padded_length"].numpy().tolist() == [5]
 
 
 def test_task_outputs_without_a_length_axis_are_left_whole():
