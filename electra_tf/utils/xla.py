@@ -26,11 +26,14 @@ def xla_forward(model, length_multiple=8, training=False):
     For small batches on a CPU, where TensorFlow's graph executor spends as
     long launching ~400 small ops as computing them: XLA fuses the
     elementwise work (bias, GELU, residual, LayerNorm, softmax) into a few
-    kernels. ELECTRA-Small, real reviews one at a time (~26 tokens), float32,
-    2-core AMD EPYC: ~1.4x the tf.function forward (`benchmarks/
-    encoder_inference.py --reviews 32 --batch-size 1`, "xla_forward" rows).
-    At batch 32 and in bfloat16 the graph with `remove_padding=True` is the
-    faster path, and stays the default everywhere.
+    kernels. Padding, the XLA call and the cutting back run in one traced
+    graph (as eager ops around the program they cost more than XLA saved).
+    ELECTRA-Small, real reviews one at a time (~26 tokens), float32, 2-core
+    AMD EPYC: 1.39-1.51x the tf.function forward, 1.03-1.49x torch
+    (`benchmarks/encoder_inference.py --reviews 32 --batch-size 1`,
+    `benchmarks/results/encoder_inference_reviews_b1_amd7_run1..3`). At batch
+    32 the graph with `remove_padding=True` is faster, and in bfloat16 XLA's
+    CPU matmuls are slower than oneDNN's, so this is not the default.
 
     XLA compiles once per input shape (ELECTRA-Small: ~2 s on 2 cores), so
     lengths are padded up to a multiple of `length_multiple` (8: at most 16
