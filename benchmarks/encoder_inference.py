@@ -182,7 +182,8 @@ def dense_matmul_passes(encoder, tf_rows, torch_rows, precision):
                for layer in encoder.transformer_layers]
     tf_dtype, torch_dtype = ((tf.bfloat16, torch.bfloat16) if precision == "bfloat16"
                              else (tf.float32, torch.float32))
-    tf_kernels = [[tf.constant(kernel.numpy(), tf_dtype) for kernel in layer]
+    # Variables, as in the model (oneDNN treats constant weights differently).
+    tf_kernels = [[tf.Variable(tf.cast(kernel, tf_dtype), trainable=False) for kernel in layer]
                   for layer in kernels]
     torch_kernels = [[torch.from_numpy(kernel.numpy()).to(torch_dtype) for kernel in layer]
                      for layer in kernels]
