@@ -29,9 +29,9 @@ def xla_forward(model, length_multiple=8, training=False):
     kernels. Padding, the XLA call and the cutting back run in one traced
     graph (as eager ops around the program they cost more than XLA saved).
     ELECTRA-Small, real reviews one at a time (~26 tokens), float32, 2-core
-    AMD EPYC: 1.39-1.51x the tf.function forward, 1.03-1.49x torch
-    (`benchmarks/encoder_inference.py --reviews 32 --batch-size 1`,
-    `benchmarks/results/encoder_inference_reviews_b1_amd7_run1..3`). At batch
+    AMD EPYC: 1.39-1.51x the tf.function forward, 0.94-1.49x torch over two
+    sittings (`benchmarks/encoder_inference.py --reviews 32 --batch-size 1`,
+    `benchmarks/results/encoder_inference_reviews_b1_amd{7,8}_run1..3`). At batch
     32 the graph with `remove_padding=True` is faster, and in bfloat16 XLA's
     CPU matmuls are slower than oneDNN's, so this is not the default.
 
