@@ -337,11 +337,12 @@ def main():
     tf_rows = [int(inputs["input_mask"].sum()) if args.reviews and args.batch_size > 1
                else inputs["input_mask"].size for inputs in batches]
     torch_rows = [inputs["input_mask"].size for inputs in batches]
-    for precision in precisions:
-        suffix = " bfloat16" if precision == "bfloat16" else ""
-        ours, theirs = dense_matmul_passes(encoder, tf_rows, torch_rows, precision)
-        variants[f"{FLOOR_PREFIX}TF{suffix}"] = ours
-        variants[f"{FLOOR_PREFIX}torch{suffix}"] = theirs
+    floor_names = {precision: tuple(f"{FLOOR_PREFIX}{side}{suffix}" for side in ("TF", "torch"))
+                   for precision, suffix in (("float32", ""), ("bfloat16", " bfloat16"))
+                   if precision in precisions}
+    for precision, names in floor_names.items():
+        passes = dense_matmul_passes(encoder, tf_rows, torch_rows, precision)
+        variants.update(zip(names, passes))
 
     outputs = {}
     for name, forward in variants.items():
@@ -401,11 +402,9 @@ def main():
     for precision, (name, ratio) in best.items():
         print(f"best electra_tf {precision}: {name}, {ratio:.2f}x torch")
     ceilings = {}
-    for precision in precisions:
-        suffix = " bfloat16" if precision == "bfloat16" else ""
-        ceilings[precision] = rows[f"{FLOOR_PREFIX}TF{suffix}"]["vs_torch_same_precision"]
-        matmuls = (statistics.median(seconds[f"{FLOOR_PREFIX}torch{suffix}"])
-                   / statistics.median(seconds[f"{FLOOR_PREFIX}TF{suffix}"]))
+    for precision, (ours, theirs) in floor_names.items():
+        ceilings[precision] = rows[ours]["vs_torch_same_precision"]
+        matmuls = statistics.median(seconds[theirs]) / statistics.median(seconds[ours])
         print(f"{precision}: dense matmuls alone, TF {matmuls:.2f}x as fast as torch's; torch's "
               f"whole forward / our dense matmuls alone = {ceilings[precision]:.2f}x (the most "
               f"'vs torch' within reach if all else were free)")

@@ -19,6 +19,15 @@ def compiled_by_xla():
     return control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
 
 
+def round_up(length, multiple):
+    """`length` rounded up to a multiple of `multiple`: Python ints or int tensors alike.
+
+    >>> round_up(9, 8), int(round_up(tf.constant(16), 8))
+    (16, 16)
+    """
+    return (length + multiple - 1) // multiple * multiple
+
+
 def xla_forward(model, length_multiple=8, training=False):
     """`model` on (batch, length) inputs, each call padded to a multiple of `length_multiple`
     tokens and run as one XLA-compiled program; outputs cut back to the inputs' length.
@@ -74,7 +83,7 @@ def xla_forward(model, length_multiple=8, training=False):
 
     def padded_forward(inputs):  # {key: (batch, n)} -> outputs, each (batch, n, ...) or whole
         length = tf.shape(next(iter(inputs.values())))[1]
-        padded_length = (length + length_multiple - 1) // length_multiple * length_multiple
+        padded_length = round_up(length, length_multiple)
         outputs = compiled({key: tf.pad(value, [[0, 0], [0, padded_length - length]])
                             for key, value in inputs.items()})
         # Traced with unknown length: an output has a length axis when its axis 1 is unknown.
@@ -98,8 +107,8 @@ def xla_forward(model, length_multiple=8, training=False):
                              f"received shapes {shapes}.")
         length = next(iter(shapes.values()))[1]
         if length % length_multiple and "input_mask" not in inputs:
-            padded_length = -(-length // length_multiple) * length_multiple
-            raise ValueError(f"xla_forward pads {length} tokens to {padded_length} and needs an "
+            raise ValueError(f"xla_forward pads {length} tokens to "
+                             f"{round_up(length, length_multiple)} and needs an "
                              f"input_mask to mask the padding out; received only "
                              f"{sorted(inputs)}.")
         signature = tuple(sorted((key, value.dtype) for key, value in inputs.items()))
