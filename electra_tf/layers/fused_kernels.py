@@ -1,4 +1,4 @@
-"""The encoder's element-wise training work as single XLA kernels on CPU hosts.
+"""The encoder's element-wise training work, and the MLM loss, as single XLA kernels on CPU hosts.
 
 On CPU, TensorFlow's executor runs each element-wise op as its own pass over
 memory, and oneDNN hands each one to every thread: the GELU of a training
@@ -18,7 +18,12 @@ activation, 2 cores: bias + GELU 4.2-5.2 ms against 8.6-9.4 ms (float32),
 dropout were folded in) over (16, 128, 256) 5.3-6.0 against 7.2 ms. Both compute in float32 whatever the input dtype
 and return the input's dtype, as tf-keras' LayerNormalization does.
 
-They are used in training graphs only (`TransformerLayer(..., training=True)`)
+The pretraining losses' softmax cross-entropy over the vocabulary
+(`sparse_softmax_cross_entropy`) is a third pair: TensorFlow's kernel for it
+runs its passes over the (batch, predictions, vocabulary) logits one after
+another, XLA's forward is one max and one sum pass, and its backward one.
+
+The encoder's kernels are used in training graphs only (`TransformerLayer(..., training=True)`)
 and only on hosts without a GPU or TPU: inference graphs keep the ops the
 SavedModel, TF Serving and TFLite paths expect, and accelerators fuse
 element-wise work on their own. XLA compiles each kernel once per input
@@ -209,3 +214,67 @@ def dropout_add_layer_norm(x, branch, bias, keep, scale, gamma, beta, epsilon):
 
     return call(x, branch, tf.convert_to_tensor(bias), tf.convert_to_tensor(gamma),
                 tf.convert_to_tensor(beta))
+
+
+# === softmax cross-entropy over the vocabulary ===
+
+def _cross_entropy_forward(logits, labels):
+    logits = tf.cast(logits, tf.float32)  # (..., V)
+    top = tf.reduce_max(logits, axis=-1, keepdims=True)  # (..., 1)
+    log_total = top + tf.math.log(
+        tf.reduce_sum(tf.exp(logits - top), axis=-1, keepdims=True))  # (..., 1) logsumexp
+    picked = tf.gather(logits, labels[..., None], batch_dims=labels.shape.rank)  # (..., 1)
+    return (log_total - picked)[..., 0], log_total  # (...,) NLL
+
+
+def _cross_entropy_backward(logits, labels, log_total, dnll):
+    probabilities = tf.exp(tf.cast(logits, tf.float32) - log_total)  # (..., V) softmax
+    targets = tf.one_hot(labels, tf.shape(logits)[-1], dtype=tf.float32)  # (..., V)
+    return tf.cast((probabilities - targets) * dnll[..., None], logits.dtype)
+
+
+_xla_cross_entropy_forward = tf.function(
+    _cross_entropy_forward, jit_compile=True, autograph=False)
+_xla_cross_entropy_backward = tf.function(
+    _cross_entropy_backward, jit_compile=True, autograph=False)
+
+
+def sparse_softmax_cross_entropy(logits, labels):
+    """-log softmax(logits)[label] per position, in float32: the MLM loss over a vocabulary.
+
+    The same values and gradient as `tf.nn.sparse_softmax_cross_entropy_with_logits`
+    on float32 logits. On CPU hosts the forward (max, log-sum-exp, the label's
+    logit) and the backward (softmax minus the one-hot label, times the incoming
+    gradient) are each one XLA kernel: over ELECTRA-Small's (16, 19, 30522)
+    generator logits, forward and backward took 21 ms against TensorFlow's
+    kernel's 47 ms in float32 (18 against 28 ms from bfloat16 logits), on 2 cores
+    of an Intel Xeon. Labels must lie in [0, vocab_size): in the fused form an
+    id outside it is not reported (the embedding lookup of the same ids is).
+
+    Args:
+        logits: (..., V) float32, bfloat16 or float16.
+        labels: (...) int32 or int64 ids in [0, V).
+
+    Returns:
+        (...) float32 negative log-likelihoods; the gradient for `logits` comes
+        back in their dtype.
+
+    >>> nll = sparse_softmax_cross_entropy(tf.zeros([1, 2, 4]), tf.constant([[1, 3]]))
+    >>> [round(v, 4) for v in nll.numpy()[0].tolist()]  # log(4): uniform over 4 tokens
+    [1.3863, 1.3863]
+    """
+    labels = tf.cast(labels, tf.int32)
+    if not fuses_kernels():
+        return tf.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=labels, logits=tf.cast(logits, tf.float32))
+
+    @tf.custom_gradient
+    def call(logits):
+        nll, log_total = _xla_cross_entropy_forward(logits, labels)
+
+        def gradient(dnll):
+            return _xla_cross_entropy_backward(logits, labels, log_total, dnll)
+
+        return nll, gradient
+
+    return call(tf.convert_to_tensor(logits))

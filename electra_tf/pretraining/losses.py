@@ -9,12 +9,14 @@ import math
 
 import tensorflow as tf
 
+from electra_tf.layers.fused_kernels import sparse_softmax_cross_entropy
+
 
 def masked_lm_loss(logits, masked_lm_ids, masked_lm_weights):
     """Generator cross-entropy at the masked positions.
 
     Args:
-        logits: (batch, num_predictions, vocab_size) float32.
+        logits: (batch, num_predictions, vocab_size), float32 or a mixed-precision dtype.
         masked_lm_ids: (batch, num_predictions) original ids.
         masked_lm_weights: (batch, num_predictions) 1.0 for real predictions,
             0.0 for padding slots.
@@ -28,9 +30,7 @@ def masked_lm_loss(logits, masked_lm_ids, masked_lm_weights):
     >>> round(float(total / count), 4)  # log(4): uniform over 4 tokens
     1.3863
     """
-    nll = tf.nn.sparse_softmax_cross_entropy_with_logits(
-        labels=tf.cast(masked_lm_ids, tf.int32), logits=tf.cast(logits, tf.float32)
-    )  # (B, P)
+    nll = sparse_softmax_cross_entropy(logits, masked_lm_ids)  # (B, P)
     weights = tf.cast(masked_lm_weights, tf.float32)
     return tf.reduce_sum(nll * weights), tf.reduce_sum(weights)
 

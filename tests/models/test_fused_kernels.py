@@ -237,3 +237,81 @@ def test_transformer_layer_fused_training_is_inference_plus_dropout():
     first, second = layer(x, bias, training=True), layer(x, bias, training=True)
     assert not np.allclose(first, second)  # a new mask each call
     assert not np.allclose(first, layer(x, bias, training=False))
+
+
+@pytest.mark.parametrize("fused", FUSED)
+@pytest.mark.parametrize("shape", [(3, 5, 97), (7, 11)])
+def test_sparse_softmax_cross_entropy_matches_tensorflows_in_value_and_gradient(fused, shape):
+    rng = np.random.default_rng(0)
+    logits = tf.constant(rng.normal(0.0, 4.0, shape), tf.float32)
+    labels = tf.constant(rng.integers(0, shape[-1], shape[:-1]), tf.int64)
+    dnll = tf.constant(rng.normal(size=shape[:-1]), tf.float32)
+
+    def both(function):
+        with tf.GradientTape() as tape:
+            tape.watch(logits)
+            nll = function()
+            loss = tf.reduce_sum(nll * dnll)
+        return nll, tape.gradient(loss, logits)
+
+    nll, gradient = _in_mode(fused, lambda: both(
+        lambda: fused_kernels.sparse_softmax_cross_entropy(logits, labels)))
+    expected_nll, expected_gradient = both(lambda: tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=labels, logits=logits))
+    assert nll.dtype == tf.float32 and nll.shape == shape[:-1]
+    np.testing.assert_allclose(nll.numpy(), expected_nll.numpy(), rtol=1e-6, atol=1e-5)
+    np.testing.assert_allclose(gradient.numpy(), expected_gradient.numpy(), rtol=1e-5, atol=1e-6)
+    # And against float64 arithmetic done by hand.
+    log_probabilities = tf.nn.log_softmax(tf.cast(logits, tf.float64))
+    picked = tf.gather(log_probabilities, labels[..., None], batch_dims=len(shape) - 1)[..., 0]
+    np.testing.assert_allclose(nll.numpy(), -picked.numpy(), rtol=1e-6, atol=1e-5)
+
+
+@pytest.mark.parametrize("fused", FUSED)
+def test_sparse_softmax_cross_entropy_of_bfloat16_logits_is_float32_with_a_bfloat16_gradient(fused):
+    rng = np.random.default_rng(1)
+    logits32 = tf.constant(rng.normal(0.0, 3.0, (4, 6, 50)), tf.float32)
+    logits = tf.cast(logits32, tf.bfloat16)
+    labels = tf.constant(rng.integers(0, 50, (4, 6)), tf.int32)
+
+    def run():
+        with tf.GradientTape() as tape:
+            tape.watch(logits)
+            nll = fused_kernels.sparse_softmax_cross_entropy(logits, labels)
+            loss = tf.reduce_sum(nll)
+        return nll, tape.gradient(loss, logits)
+
+    nll, gradient = _in_mode(fused, run)
+    assert nll.dtype == tf.float32 and gradient.dtype == tf.bfloat16
+    # The loss of the bfloat16 logits, computed in float32: exact up to float32 rounding.
+    expected = tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=labels, logits=tf.cast(logits, tf.float32))
+    np.testing.assert_allclose(nll.numpy(), expected.numpy(), rtol=1e-6, atol=1e-5)
+    probabilities = tf.nn.softmax(tf.cast(logits, tf.float32))
+    expected_gradient = probabilities - tf.one_hot(labels, 50)
+    np.testing.assert_allclose(tf.cast(gradient, tf.float32).numpy(), expected_gradient.numpy(),
+                               atol=4e-3)  # one bfloat16 rounding of values in [-1, 1]
+
+
+def test_masked_lm_loss_runs_the_fused_cross_entropy_in_a_traced_training_step():
+    from electra_tf.pretraining.losses import masked_lm_loss
+
+    logits = tf.Variable(tf.random.stateless_normal((2, 3, 40), seed=[1, 2]))
+    ids = tf.constant([[1, 5, 39], [0, 7, 2]])
+    weights = tf.constant([[1.0, 1.0, 0.0], [1.0, 1.0, 1.0]])
+
+    @tf.function
+    def step():
+        with tf.GradientTape() as tape:
+            total, count = masked_lm_loss(logits, ids, weights)
+            loss = total / count
+        return loss, tape.gradient(loss, logits)
+
+    loss, gradient = step()
+    op_types = {op.type for op in step.get_concrete_function().graph.get_operations()}
+    assert "SparseSoftmaxCrossEntropyWithLogits" not in op_types  # the XLA kernels ran instead
+    expected_nll = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=ids, logits=logits)
+    expected = float(tf.reduce_sum(expected_nll * weights) / tf.reduce_sum(weights))
+    assert abs(float(loss) - expected) < 1e-5
+    expected_gradient = (tf.nn.softmax(logits) - tf.one_hot(ids, 40)) * weights[..., None] / 5.0
+    np.testing.assert_allclose(gradient.numpy(), expected_gradient.numpy(), atol=1e-6)
