@@ -130,8 +130,8 @@ class Dropout(keras.layers.Dropout):
         None where the layer falls back to Keras' dropout (see the class).
 
         >>> keep, scale = Dropout(0.25, seed=0).training_keep_mask(tf.ones([4, 1000]))
-        >>> round(float(tf.reduce_mean(tf.cast(keep, tf.float32))), 1), round(scale, 3)
-        (0.8, 1.333)
+        >>> abs(float(tf.reduce_mean(tf.cast(keep, tf.float32))) - 0.75) < 0.03, round(scale, 3)
+        (True, 1.333)
         """
         if self._falls_back():
             return None

@@ -216,6 +216,68 @@ def dropout_add_layer_norm(x, branch, bias, keep, scale, gamma, beta, epsilon):
                 tf.convert_to_tensor(beta))
 
 
+# === Dropout(softmax(scores + attention bias)) ===
+
+def _softmax_dropout_forward(scores, bias, keep, scale):
+    logits = tf.cast(scores, tf.float32) + tf.cast(bias, tf.float32)  # (B, nh, T, T)
+    probs = tf.nn.softmax(logits, axis=-1)
+    dropped = tf.where(keep, probs * scale, 0.0)
+    return tf.cast(dropped, scores.dtype), tf.cast(probs, scores.dtype)
+
+
+def _softmax_dropout_backward(probs, keep, scale, dy):
+    dprobs = tf.where(keep, tf.cast(dy, tf.float32) * scale, 0.0)  # (B, nh, T, T)
+    probs = tf.cast(probs, tf.float32)
+    # Softmax's Jacobian-vector product: p · (dp - Σ_j dp_j p_j).
+    dlogits = probs * (dprobs - tf.reduce_sum(dprobs * probs, axis=-1, keepdims=True))
+    return tf.cast(dlogits, dy.dtype)
+
+
+_xla_softmax_dropout_forward = tf.function(
+    _softmax_dropout_forward, jit_compile=True, autograph=False)
+_xla_softmax_dropout_backward = tf.function(
+    _softmax_dropout_backward, jit_compile=True, autograph=False)
+
+
+def softmax_dropout(scores, bias, keep, scale):
+    """Dropout of softmax(`scores` + `bias`) over the last axis: attention probabilities, trained.
+
+    The attention of a training step between its two matmuls: the padding
+    bias, the softmax and dropout, computed in float32 and returned in
+    `scores`' dtype, one XLA kernel forward and one backward (the gradient of
+    `scores` only: the bias comes from the padding mask and has none).
+
+    Args:
+        scores: (B, nh, T, T) query-key products.
+        bias: broadcastable to `scores`, e.g. (B, 1, 1, T) from
+            `attention_bias_from_mask` (0 or -10000).
+        keep: bool like `scores` (or a scalar True: no dropout), see
+            `Dropout.training_keep_mask`.
+        scale: what kept units are multiplied by (1 / P(keep)).
+
+    Returns:
+        (B, nh, T, T) in `scores`' dtype; a gradient for `scores`.
+
+    >>> probs = softmax_dropout(tf.zeros([1, 1, 1, 4]), tf.constant([0.0, 0.0, 0.0, -10000.0]),
+    ...                         tf.constant(True), 1.0)
+    >>> [round(v, 4) for v in probs.numpy().ravel().tolist()]
+    [0.3333, 0.3333, 0.3333, 0.0]
+    """
+    fused = fuses_kernels()
+    forward = _xla_softmax_dropout_forward if fused else _softmax_dropout_forward
+    backward = _xla_softmax_dropout_backward if fused else _softmax_dropout_backward
+    bias = tf.convert_to_tensor(bias)
+    keep = tf.convert_to_tensor(keep, tf.bool)
+    scale = tf.constant(scale, tf.float32)
+
+    @tf.custom_gradient
+    def call(scores):
+        dropped, probs = forward(scores, bias, keep, scale)
+        return dropped, lambda dy: backward(probs, keep, scale, dy)
+
+    return call(tf.convert_to_tensor(scores))
+
+
 # === softmax cross-entropy over the vocabulary ===
 
 def _cross_entropy_forward(logits, labels):

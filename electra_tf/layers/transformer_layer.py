@@ -20,7 +20,7 @@ from electra_tf.layers.build_utils import build_in_scope
 from electra_tf.layers.dropout import Dropout
 from electra_tf.layers.layer_norm import apply_layer_norm
 from electra_tf.layers.fused_kernels import (
-    bias_gelu, dropout_add_layer_norm, fuses_kernels, has_accelerator)
+    bias_gelu, dropout_add_layer_norm, fuses_kernels, has_accelerator, softmax_dropout)
 from electra_tf.utils.thread_flag import ThreadFlag
 
 
@@ -327,9 +327,7 @@ class TransformerLayer(keras.layers.Layer, PrunableLayer):
         scores = tf.matmul(query, key, transpose_b=True)  # (B, nh, T, T)
         # Quantized before the padding bias, so that -10000 does not set the int8 scale.
         scores = self._fake_quant("scores", scores, training)
-        scores = scores + attention_bias
-        probs = self._fake_quant("probs", tf.nn.softmax(scores, axis=-1), training)
-        probs = self.dropout(probs, training=training)
+        probs = self._attention_probs(scores, attention_bias, training)  # (B, nh, T, T)
         context = self._fake_quant("context", tf.matmul(probs, value), training)  # (B, nh, T, hs)
         context = swap_heads_and_positions(context)  # (B, T, nh, hs)
         context = tf.reshape(context, [-1, self.attention_size])  # (B·T, A)
@@ -343,6 +341,27 @@ class TransformerLayer(keras.layers.Layer, PrunableLayer):
         hidden = self._intermediate(rows, training)  # (rows, I)
         return self._dropout_add_and_norm(
             self.output_dense, hidden, x, self.output_layer_norm, training)
+
+    def _attention_probs(self, scores, attention_bias, training):
+        """Dropout(softmax(scores + attention_bias)): (B, nh, T, T) -> (B, nh, T, T).
+
+        Training on a CPU host: bias, softmax and dropout (with this block's
+        dropout mask) as one XLA kernel each way (`fused_kernels.softmax_dropout`),
+        in place of some ten TensorFlow ops each its own pass over the
+        (B, nh, T, T) tensor. Inference, accelerators, quantization-aware
+        training (which fake-quantizes the probabilities) and Keras' own
+        dropout keep the plain ops.
+        """
+        keep_and_scale = None
+        if (training is True and fuses_kernels()
+                and not getattr(self, "attention_quantizers", None)):
+            keep_and_scale = self.dropout.training_keep_mask(scores)
+        if keep_and_scale is None:
+            probs = tf.nn.softmax(scores + attention_bias, axis=-1)
+            probs = self._fake_quant("probs", probs, training)
+            return self.dropout(probs, training=training)
+        keep, scale = keep_and_scale
+        return softmax_dropout(scores, attention_bias, keep, scale)
 
     def _dropout_add_and_norm(self, dense, rows, x, layer_norm, training):
         """`layer_norm(x + dropout(dense(rows)))`, a residual branch: (rows, in) -> `x`'s shape.

@@ -315,3 +315,54 @@ def test_masked_lm_loss_runs_the_fused_cross_entropy_in_a_traced_training_step()
     assert abs(float(loss) - expected) < 1e-5
     expected_gradient = (tf.nn.softmax(logits) - tf.one_hot(ids, 40)) * weights[..., None] / 5.0
     np.testing.assert_allclose(gradient.numpy(), expected_gradient.numpy(), atol=1e-6)
+
+
+def _plain_softmax_dropout(scores, bias, keep, scale):
+    probs = tf.nn.softmax(tf.cast(scores, tf.float64) + tf.cast(bias, tf.float64), axis=-1)
+    return tf.where(keep, probs * scale, tf.zeros_like(probs))
+
+
+@pytest.mark.parametrize("fused", FUSED)
+def test_softmax_dropout_matches_float64_in_value_and_gradient(fused):
+    rng = np.random.default_rng(2)
+    scores = tf.constant(rng.normal(0.0, 3.0, (2, 3, 5, 5)), tf.float32)
+    bias = tf.constant([[[[0.0, 0.0, 0.0, -10000.0, -10000.0]]], [[[0.0] * 5]]], tf.float32)
+    keep = tf.constant(rng.random((2, 3, 5, 5)) > 0.3)
+    dy = tf.constant(rng.normal(size=(2, 3, 5, 5)), tf.float32)
+    y, (gradient,) = _in_mode(fused, lambda: _gradients(
+        lambda s: fused_kernels.softmax_dropout(s, bias, keep, 1 / 0.7), [scores], dy))
+    y_ref, (gradient_ref,) = _gradients(
+        lambda s: _plain_softmax_dropout(s, bias, keep, 1 / 0.7), [tf.cast(scores, tf.float64)],
+        tf.cast(dy, tf.float64))
+    assert y.dtype == tf.float32 and gradient.dtype == tf.float32
+    np.testing.assert_allclose(y.numpy(), y_ref.numpy(), atol=1e-6)
+    np.testing.assert_allclose(gradient.numpy(), gradient_ref.numpy(), atol=1e-5)
+    assert float(tf.reduce_max(tf.abs(y[0, :, :, 3:]))) == 0.0  # padding gets probability 0
+    assert float(tf.reduce_max(tf.abs(gradient[0, :, :, 3:]))) == 0.0
+    np.testing.assert_array_equal(y.numpy() == 0.0, ~keep.numpy() | (y_ref.numpy() == 0.0))
+
+
+@pytest.mark.parametrize("fused", FUSED)
+def test_softmax_dropout_in_bfloat16_computes_in_float32_and_without_dropout_is_softmax(fused):
+    rng = np.random.default_rng(3)
+    scores = tf.cast(tf.constant(rng.normal(0.0, 3.0, (2, 2, 4, 6)), tf.float32), tf.bfloat16)
+    bias = tf.zeros([2, 1, 1, 6], tf.bfloat16)
+    dy = tf.cast(tf.constant(rng.normal(size=(2, 2, 4, 6)), tf.float32), tf.bfloat16)
+    y, (gradient,) = _in_mode(fused, lambda: _gradients(
+        lambda s: fused_kernels.softmax_dropout(s, bias, True, 1.0), [scores], dy))
+    y_ref, (gradient_ref,) = _gradients(
+        lambda s: tf.nn.softmax(s, axis=-1), [tf.cast(scores, tf.float64)], tf.cast(dy, tf.float64))
+    assert y.dtype == tf.bfloat16 and gradient.dtype == tf.bfloat16
+    # One bfloat16 rounding of the result (8 bits): float32 math inside.
+    np.testing.assert_allclose(tf.cast(y, tf.float64), y_ref, rtol=2 ** -8, atol=1e-6)
+    np.testing.assert_allclose(tf.cast(gradient, tf.float64), gradient_ref, atol=0.01)
+
+
+def test_transformer_layer_attention_runs_the_softmax_dropout_kernel_when_training():
+    layer, x, bias = _layer_and_inputs()
+    trained = _traced_graph(layer, x, bias, True)
+    op_types = [op.type for op in trained.get_operations()]
+    assert "Softmax" not in op_types  # the attention's softmax is inside the XLA kernel
+    with unfused_kernels():
+        assert "Softmax" in [op.type for op in _traced_graph(layer, x, bias, True).get_operations()]
+    assert "Softmax" in [op.type for op in _traced_graph(layer, x, bias, False).get_operations()]
