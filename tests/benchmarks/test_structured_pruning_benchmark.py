@@ -1,5 +1,6 @@
-"""benchmarks/structured_pruning.py: `--retime` measures the saved runs' speed again,
-and `--median-of` refuses runs that differ in more than their seed."""
+"""benchmarks/structured_pruning.py: `--retime` measures the saved runs' speed again
+(with the floor model that no pruning speeds up), `ceiling_speedup` bounds what pruning can
+give, and `--median-of` refuses runs that differ in more than their seed."""
 
 import json
 import os
@@ -28,7 +29,7 @@ def _classifier(path, num_heads, intermediate_size):
     return path
 
 
-def test_retime_times_both_models_of_each_run_in_both_formats(benchmark, tmp_path, monkeypatch):
+def test_retime_times_both_models_and_the_floor_of_each_run_in_both_formats(benchmark, tmp_path, monkeypatch):
     teacher = _classifier(str(tmp_path / "teacher"), num_heads=2, intermediate_size=16)
     runs = []
     for seed in (0, 1):  # the second run's pruned model is the first's, copied
@@ -51,13 +52,44 @@ def test_retime_times_both_models_of_each_run_in_both_formats(benchmark, tmp_pat
         assert sorted(record["runs"][run]) == sorted(keys)
         for key in keys:
             ms = record["runs"][run][key]
-            assert ms["unpruned"] > 0 and ms["pruned"] > 0
+            assert ms["unpruned"] > 0 and ms["pruned"] > 0 and ms["floor"] > 0
             assert ms["speedup"] == pytest.approx(ms["unpruned"] / ms["pruned"])
+            assert ms["floor_share"] == pytest.approx(ms["floor"] / ms["unpruned"])
+            assert ms["ceiling_speedup"] > 1
     for key in keys:
-        speedups = [record["runs"][run][key]["speedup"] for run in runs]
-        assert record["figures"][f"{key}_speedup"] == pytest.approx(sum(speedups) / 2)
+        for figure in ("speedup", "floor_share", "ceiling_speedup"):
+            values = [record["runs"][run][key][figure] for run in runs]
+            assert record["figures"][f"{key}_{figure}"] == pytest.approx(sum(values) / 2)
     assert "cpu_model" in record["machine"]
-    assert os.path.isdir(out / "pruned_saved_model")
+    assert os.path.isdir(out / "pruned_saved_model") and os.path.isdir(out / "floor_saved_model")
+
+
+def test_floor_model_keeps_one_head_and_one_neuron_per_layer(benchmark, tmp_path):
+    teacher = ElectraClassifier.from_pretrained(
+        _classifier(str(tmp_path / "teacher"), num_heads=2, intermediate_size=16))
+    floor = benchmark.floor_model(teacher)
+    assert (floor.encoder.num_heads, floor.encoder.intermediate_size) == (1, 1)
+    assert floor.encoder.num_layers == teacher.encoder.num_layers
+    assert floor.encoder.head_size == teacher.encoder.head_size
+
+
+def test_ceiling_speedup_keeps_the_floor_and_scales_the_rest_by_weights_kept(benchmark):
+    parameters = {"unpruned": 1000, "pruned": 600, "floor": 200}  # half the prunable weights
+    ceiling = benchmark.ceiling_speedup
+    assert ceiling({"unpruned": 10.0, "floor": 0.0}, parameters) == pytest.approx(2.0)
+    assert ceiling({"unpruned": 10.0, "floor": 4.0}, parameters) == pytest.approx(10 / 7)
+    assert ceiling({"unpruned": 10.0, "floor": 10.0}, parameters) == pytest.approx(1.0)
+    # Nothing pruned: no speed-up whatever the floor.
+    assert ceiling({"unpruned": 10.0, "floor": 4.0},
+                   dict(parameters, pruned=1000)) == pytest.approx(1.0)
+
+
+def test_speed_figures_name_each_format_and_batch(benchmark):
+    speed = {"saved_model": {"batch_1": {"unpruned": 12.0, "pruned": 9.0, "floor": 4.0}}}
+    figures = benchmark.speed_figures(speed, {"unpruned": 3, "pruned": 2, "floor": 1})
+    assert figures == pytest.approx({"saved_model_batch_1_speedup": 12 / 9,
+                                     "saved_model_batch_1_floor_share": 4 / 12,
+                                     "saved_model_batch_1_ceiling_speedup": 12 / 8})
 
 
 def test_median_of_refuses_runs_with_other_settings(benchmark, tmp_path):
