@@ -1,6 +1,7 @@
 """benchmarks/structured_pruning.py: `--retime` measures the saved runs' speed again
-(with the floor model that no pruning speeds up), `ceiling_speedup` bounds what pruning can
-give, and `--median-of` refuses runs that differ in more than their seed."""
+(with the floor model that no pruning speeds up), `proportional_speedup` says what
+pruning would give were time to scale with weights, and `--median-of` refuses runs
+that differ in more than their seed."""
 
 import json
 import os
@@ -55,9 +56,9 @@ def test_retime_times_both_models_and_the_floor_of_each_run_in_both_formats(benc
             assert ms["unpruned"] > 0 and ms["pruned"] > 0 and ms["floor"] > 0
             assert ms["speedup"] == pytest.approx(ms["unpruned"] / ms["pruned"])
             assert ms["floor_share"] == pytest.approx(ms["floor"] / ms["unpruned"])
-            assert ms["ceiling_speedup"] > 1
+            assert ms["proportional_speedup"] > 1
     for key in keys:
-        for figure in ("speedup", "floor_share", "ceiling_speedup"):
+        for figure in ("speedup", "floor_share", "proportional_speedup"):
             values = [record["runs"][run][key][figure] for run in runs]
             assert record["figures"][f"{key}_{figure}"] == pytest.approx(sum(values) / 2)
     assert "cpu_model" in record["machine"]
@@ -73,14 +74,14 @@ def test_floor_model_keeps_one_head_and_one_neuron_per_layer(benchmark, tmp_path
     assert floor.encoder.head_size == teacher.encoder.head_size
 
 
-def test_ceiling_speedup_keeps_the_floor_and_scales_the_rest_by_weights_kept(benchmark):
+def test_proportional_speedup_keeps_the_floor_and_scales_the_rest_by_weights_kept(benchmark):
     parameters = {"unpruned": 1000, "pruned": 600, "floor": 200}  # half the prunable weights
-    ceiling = benchmark.ceiling_speedup
-    assert ceiling({"unpruned": 10.0, "floor": 0.0}, parameters) == pytest.approx(2.0)
-    assert ceiling({"unpruned": 10.0, "floor": 4.0}, parameters) == pytest.approx(10 / 7)
-    assert ceiling({"unpruned": 10.0, "floor": 10.0}, parameters) == pytest.approx(1.0)
+    proportional = benchmark.proportional_speedup
+    assert proportional({"unpruned": 10.0, "floor": 0.0}, parameters) == pytest.approx(2.0)
+    assert proportional({"unpruned": 10.0, "floor": 4.0}, parameters) == pytest.approx(10 / 7)
+    assert proportional({"unpruned": 10.0, "floor": 10.0}, parameters) == pytest.approx(1.0)
     # Nothing pruned: no speed-up whatever the floor.
-    assert ceiling({"unpruned": 10.0, "floor": 4.0},
+    assert proportional({"unpruned": 10.0, "floor": 4.0},
                    dict(parameters, pruned=1000)) == pytest.approx(1.0)
 
 
@@ -89,7 +90,7 @@ def test_speed_figures_name_each_format_and_batch(benchmark):
     figures = benchmark.speed_figures(speed, {"unpruned": 3, "pruned": 2, "floor": 1})
     assert figures == pytest.approx({"saved_model_batch_1_speedup": 12 / 9,
                                      "saved_model_batch_1_floor_share": 4 / 12,
-                                     "saved_model_batch_1_ceiling_speedup": 12 / 8})
+                                     "saved_model_batch_1_proportional_speedup": 12 / 8})
 
 
 def test_median_of_refuses_runs_with_other_settings(benchmark, tmp_path):
