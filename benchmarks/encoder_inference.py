@@ -54,6 +54,16 @@ Keras' LayerNorms"):
     python benchmarks/encoder_inference.py --reviews 8 --batch-size 32
     python benchmarks/encoder_inference.py --reviews 64 --batch-size 1
 
+With `--frozen-weights` the run sets TF_ONEDNN_ASSUME_FROZEN_WEIGHTS=1 before
+TensorFlow runs its first matmul: oneDNN then reorders each fused dense
+layer's weights once into its own blocked layout and keeps them (the
+`brgemm` inner product, AMX in bfloat16), instead of reading the plain
+weights on every call (`gemm:jit`, no AMX). Only for processes whose weights
+never change after their first use, such as a server: a graph whose
+variables are re-assigned, or that takes weights as arguments, then
+computes with the first weights it saw. The "dense matmuls alone" rows are
+plain MatMuls, which the variable does not touch.
+
 Writes the table, with the machine it ran on, to
 benchmarks/results/encoder_inference/results.json (`--output-dir`).
 """
@@ -91,6 +101,8 @@ def parse_args():
     parser.add_argument(
         "--threads", type=int, default=os.cpu_count(), help="torch threads (default: all cores)"
     )
+    parser.add_argument("--frozen-weights", action="store_true",
+                        help="set TF_ONEDNN_ASSUME_FROZEN_WEIGHTS=1 (see the module docstring)")
     return parser.parse_args()
 
 
@@ -245,6 +257,8 @@ def best_vs_torch(rows):
 
 def main():
     args = parse_args()
+    if args.frozen_weights:  # read once, at TensorFlow's first oneDNN matmul
+        os.environ["TF_ONEDNN_ASSUME_FROZEN_WEIGHTS"] = "1"
     import torch
 
     precisions = parse_precisions(args.precisions)
