@@ -86,7 +86,7 @@ def proportional_speedup(ms, parameters):
     (pruned - floor) / (unpruned - floor) in parameters.
 
     >>> proportional_speedup({"unpruned": 10.0, "pruned": 7.0, "floor": 4.0},
-    ...                 {"unpruned": 300, "pruned": 200, "floor": 100})
+    ...                      {"unpruned": 300, "pruned": 200, "floor": 100})
     1.4285714285714286
     """
     kept = ((parameters["pruned"] - parameters["floor"])
@@ -94,15 +94,17 @@ def proportional_speedup(ms, parameters):
     return ms["unpruned"] / (ms["floor"] + (ms["unpruned"] - ms["floor"]) * kept)
 
 
+def speed_summary(ms, parameters):
+    """{"speedup", "floor_share", "proportional_speedup"} of one format and batch size."""
+    return {"speedup": ms["unpruned"] / ms["pruned"], "floor_share": ms["floor"] / ms["unpruned"],
+            "proportional_speedup": proportional_speedup(ms, parameters)}
+
+
 def speed_figures(speed, parameters):
     """{"<format>_batch_<n>_speedup" | "_floor_share" | "_proportional_speedup": value}."""
-    figures = {}
-    for fmt, batches in speed.items():
-        for batch, ms in batches.items():
-            figures[f"{fmt}_{batch}_speedup"] = ms["unpruned"] / ms["pruned"]
-            figures[f"{fmt}_{batch}_floor_share"] = ms["floor"] / ms["unpruned"]
-            figures[f"{fmt}_{batch}_proportional_speedup"] = proportional_speedup(ms, parameters)
-    return figures
+    return {f"{fmt}_{batch}_{figure}": value
+            for fmt, batches in speed.items() for batch, ms in batches.items()
+            for figure, value in speed_summary(ms, parameters).items()}
 
 
 def print_speed(speed, parameters):
@@ -310,11 +312,8 @@ def retime(args):
                               tokenizer, dev["text"], args, out)
         print(run_dir)
         print_speed(speed, parameters)
-        runs[run_dir] = {
-            f"{fmt}_{batch}": {**ms, "speedup": ms["unpruned"] / ms["pruned"],
-                               "floor_share": ms["floor"] / ms["unpruned"],
-                               "proportional_speedup": proportional_speedup(ms, parameters)}
-            for fmt, batches in speed.items() for batch, ms in batches.items()}
+        runs[run_dir] = {f"{fmt}_{batch}": {**ms, **speed_summary(ms, parameters)}
+                         for fmt, batches in speed.items() for batch, ms in batches.items()}
     figures = {f"{key}_{figure}": float(np.median([run[key][figure] for run in runs.values()]))
                for key in next(iter(runs.values()))
                for figure in ("speedup", "floor_share", "proportional_speedup")}
