@@ -110,10 +110,11 @@ def speed_figures(speed, parameters):
 def print_speed(speed, parameters):
     for fmt, batches in speed.items():
         for batch, ms in batches.items():
+            summary = speed_summary(ms, parameters)
             print(f"{fmt:11} {batch:8}: {ms['unpruned']:8.1f} ms -> {ms['pruned']:8.1f} ms = "
-                  f"{ms['unpruned'] / ms['pruned']:.2f}x as fast (target >= 1.6); floor "
-                  f"{ms['floor']:.1f} ms ({ms['floor'] / ms['unpruned']:.0%} of unpruned), "
-                  f"proportional {proportional_speedup(ms, parameters):.2f}x", flush=True)
+                  f"{summary['speedup']:.2f}x as fast (target >= 1.6); floor "
+                  f"{ms['floor']:.1f} ms ({summary['floor_share']:.0%} of unpruned), "
+                  f"proportional {summary['proportional_speedup']:.2f}x", flush=True)
 
 
 def parse_args():
@@ -303,13 +304,14 @@ def retime(args):
     os.makedirs(args.output_dir, exist_ok=True)
     out = lambda name: os.path.join(args.output_dir, name)  # noqa: E731
     floor = floor_model(teacher)
-    runs = {}
+    runs, sizes = {}, {}
     for run_dir in args.retime:
         student = ElectraClassifier.from_pretrained(os.path.join(run_dir, "pruned_model"))
         parameters = {name: int(model.count_params()) for name, model in
                       (("unpruned", teacher), ("pruned", student), ("floor", floor))}
         speed = measure_speed({"unpruned": teacher, "pruned": student, "floor": floor},
                               tokenizer, dev["text"], args, out)
+        sizes[run_dir] = parameters
         print(run_dir)
         print_speed(speed, parameters)
         runs[run_dir] = {f"{fmt}_{batch}": {**ms, **speed_summary(ms, parameters)}
@@ -321,7 +323,8 @@ def retime(args):
         print(f"{key}: median {value:.2f}")
     electra_tf.write_benchmark_results(args.output_dir, {  # its "code": the commit timed
         "benchmark": "structured_pruning", "retime_of": list(args.retime),
-        "latency_rounds": args.latency_rounds, "figures": figures, "runs": runs})
+        "latency_rounds": args.latency_rounds, "figures": figures, "runs": runs,
+        "parameters": sizes})
 
 
 if __name__ == "__main__":
