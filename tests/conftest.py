@@ -79,6 +79,40 @@ def dense_rows(dense, run):
     return [None if row is None else int(row) for row in rows]
 
 
+def executed_ops(function, inputs, log_dir):
+    """How many times TensorFlow's executor ran each op for one `function(inputs)`.
+
+    Keys are the profiler's "scope/op_name:OpType" names: what ran after grappler's
+    rewrites (a fused kernel carries the name of the last op it took in).
+    """
+    import collections
+    import glob
+
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    function(inputs)  # traced and optimised before the profiler starts
+    tf.profiler.experimental.start(str(log_dir))
+    try:
+        function(inputs)
+    finally:
+        tf.profiler.experimental.stop()
+    space = xplane_pb2.XSpace()
+    path = sorted(glob.glob(os.path.join(str(log_dir), "plugins", "profile", "*",
+                                         "*.xplane.pb")))[-1]
+    with open(path, "rb") as file:
+        space.ParseFromString(file.read())
+    ran = collections.Counter()
+    for plane in space.planes:
+        if plane.name != "/host:CPU":
+            continue
+        for line in plane.lines:
+            for event in line.events:
+                name = plane.event_metadata[event.metadata_id].name
+                if ":" in name and not name.startswith(("Executor", "Threadpool")):
+                    ran[name] += 1
+    return ran
+
+
 def printed_text(notebook):
     """What a notebook's code cells printed, cell after cell, as a reader sees it.
 

@@ -25,6 +25,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from electra_tf.layers.fused_kernels import has_accelerator
+from electra_tf.utils.onednn import onednn_enabled
 from electra_tf.utils.thread_flag import ThreadFlag
 
 _plain_layer_norms = ThreadFlag()
@@ -73,14 +74,7 @@ def normalizes_in_one_kernel(layer_norm, x, training):
     return (training is not True and type(layer_norm) is keras.layers.LayerNormalization
             and layer_norm.built and list(layer_norm.axis) in ([-1], [len(x.shape) - 1])
             and not x.shape[:-1].is_fully_defined()
-            and not _plain_layer_norms and not has_accelerator() and _onednn_enabled())
-
-
-def _onednn_enabled():
-    """Whether TensorFlow's oneDNN rewrites are on (TF_ENABLE_ONEDNN_OPTS, the platform)."""
-    from tensorflow.python.util import _pywrap_util_port
-
-    return bool(_pywrap_util_port.IsMklEnabled())
+            and not _plain_layer_norms and not has_accelerator() and onednn_enabled())
 
 
 def layer_norm(x, gamma, beta, epsilon):

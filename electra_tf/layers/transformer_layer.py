@@ -21,6 +21,7 @@ from electra_tf.layers.dropout import Dropout
 from electra_tf.layers.layer_norm import apply_layer_norm
 from electra_tf.layers.fused_kernels import (
     bias_gelu, dropout_add_layer_norm, fuses_kernels, has_accelerator, softmax_dropout)
+from electra_tf.utils.onednn import onednn_assumes_frozen_weights
 from electra_tf.utils.thread_flag import ThreadFlag
 
 
@@ -308,7 +309,8 @@ class TransformerLayer(keras.layers.Layer, PrunableLayer):
         # residual adds and LayerNorms stay 3D (the norms were built for rank 3,
         # and XLA parallelises 3D elementwise fusions better).
         # A = num_heads · head_size, the attention width: H unless heads were removed.
-        qkv = self._dense(self.qkv_dense, tf.reshape(x, [-1, self.hidden_size]))  # (B·T or N, 3A)
+        qkv = self._dense(  # (B·T or N, 3A)
+            self.qkv_dense, tf.reshape(x, [-1, self.hidden_size]), training)
         if grid_index is not None:
             # Padding picks up some real token's key and value; its attention
             # bias of -10000 gives it probability exactly 0 all the same.
@@ -376,8 +378,20 @@ class TransformerLayer(keras.layers.Layer, PrunableLayer):
         """
         fused = (training is True and fuses_kernels()
                  and type(layer_norm) is keras.layers.LayerNormalization)
+        if not fused and training is not True:
+            # Inference: the residual add on the (rows, H) matrix, where TF's
+            # oneDNN rewrite takes it into the dense layer's kernel as a post-op
+            # (MatMul + BiasAdd + Add): one pass less over the rows, and in
+            # bfloat16 the sum rounded once, from the float32 accumulator.
+            # The rewrite fuses only an add whose two shapes it can prove equal,
+            # so the residual takes its row count from `rows`' shape.
+            residual = tf.reshape(  # (rows, H)
+                x, tf.concat([tf.shape(rows)[:1], [self.hidden_size]], axis=0))
+            branch = self.dropout(self._dense(dense, rows, training), training=training)
+            summed = tf.add(branch, residual, name="residual_add")  # (rows, H)
+            return apply_layer_norm(layer_norm, tf.reshape(summed, tf.shape(x)), training)
         if not fused:
-            branch = tf.reshape(self._dense(dense, rows), tf.shape(x))
+            branch = tf.reshape(self._dense(dense, rows, training), tf.shape(x))
             return apply_layer_norm(layer_norm, x + self.dropout(branch, training=training),
                                     training)
         keep_and_scale = (self.dropout.training_keep_mask(x)
@@ -386,7 +400,7 @@ class TransformerLayer(keras.layers.Layer, PrunableLayer):
             branch, bias = tf.matmul(rows, tf.cast(dense.kernel, rows.dtype)), dense.bias
             keep, scale = keep_and_scale
         else:
-            branch = self.dropout(self._dense(dense, rows), training=True)
+            branch = self.dropout(self._dense(dense, rows, training), training=True)
             bias, keep, scale = tf.zeros([]), True, 1.0
         return dropout_add_layer_norm(
             x, tf.reshape(branch, tf.shape(x)), bias, keep, scale,
@@ -411,7 +425,7 @@ class TransformerLayer(keras.layers.Layer, PrunableLayer):
             return bias_gelu(tf.matmul(rows, kernel), layer.bias)
         return training_gelu(layer(rows))
 
-    def _dense(self, layer, rows):
+    def _dense(self, layer, rows, training):
         """`layer` on a (rows, features) matrix: (rows, units).
 
         On CPU, TF's oneDNN rewrite fuses a 2D MatMul + BiasAdd (+ GELU) into
@@ -431,8 +445,17 @@ class TransformerLayer(keras.layers.Layer, PrunableLayer):
         Training graphs on a CPU host do not come here for the intermediate
         layer or the two residual branches: they run a plain MatMul and leave
         bias, GELU, dropout, add and LayerNorm to `fused_kernels`.
+
+        Inference with TF_ONEDNN_ASSUME_FROZEN_WEIGHTS on
+        (`onednn_assumes_frozen_weights`, read while tracing): every layer
+        takes the fused kernel, which then reorders its weights once into a
+        `brgemm` inner product that does use AMX (`inner_product,
+        brgemm:avx10_1_512_amx`), and takes in the bias and, for the two
+        residual branches, the residual add (ELECTRA-Small encoder, bfloat16,
+        32 × 128 on the 2-core Xeon with AMX: see the README's Intel table).
         """
-        if self.compute_dtype != "bfloat16":
+        if self.compute_dtype != "bfloat16" or (training is not True
+                                                and onednn_assumes_frozen_weights()):
             return layer(rows)
         # expand_dims, not rows[:, tf.newaxis]: a slice's gradient is a StridedSliceGrad
         # that writes the whole (rows, features) tensor again (~3% of a bfloat16

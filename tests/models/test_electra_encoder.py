@@ -7,8 +7,9 @@ import tensorflow as tf
 import tf_keras as keras
 
 import electra_tf
-from conftest import TINY, dense_rows, make_inputs
+from conftest import TINY, dense_rows, executed_ops, make_inputs
 from electra_tf import ElectraEncoder, unfused_kernels
+from electra_tf.utils.onednn import onednn_enabled
 
 
 def test_outputs_and_shapes(inputs):
@@ -271,22 +272,35 @@ def test_float32_encoder_on_a_bfloat16_encoders_shared_embeddings(inputs):
     assert generator.embedding_layer is discriminator.embedding_layer
 
 
-@pytest.mark.parametrize("dtype, fusable", [("float32", 4), ("mixed_bfloat16", 1)])
-def test_bfloat16_dense_layers_keep_out_of_the_fused_inner_product(dtype, fusable):
+def matmul_fed_bias_adds(layer, x, bias, training):
+    """(BiasAdds in `layer`'s traced graph, how many of them a 2D MatMul feeds directly)."""
+    graph = tf.function(lambda x: layer(x, bias, training=training)).get_concrete_function(x).graph
+    feeding = [op.inputs[0].op.type for op in graph.get_operations() if op.type == "BiasAdd"]
+    return len(feeding), feeding.count("MatMul")
+
+
+@pytest.mark.parametrize("dtype, frozen_weights, fusable", [
+    ("float32", False, 4), ("mixed_bfloat16", False, 1),
+    ("float32", True, 4), ("mixed_bfloat16", True, 4)])
+def test_bfloat16_dense_layers_keep_out_of_the_fused_inner_product(
+        monkeypatch, dtype, frozen_weights, fusable):
     """TF's oneDNN rewrite fuses a MatMul that feeds a BiasAdd directly into an inner
     product kernel, which in bfloat16 does not use the CPU's AMX/BF16 matmul units. In
     float32 all four dense layers keep that pattern (fused is faster); in bfloat16 only the
-    intermediate one does (its GELU fuses too), the other three put a reshape between."""
+    intermediate one does (its GELU fuses too), the other three put a reshape between.
+    With TF_ONEDNN_ASSUME_FROZEN_WEIGHTS on, the fused kernel is a brgemm inner product
+    that does use them, and every layer keeps the pattern at inference (#19)."""
+    from electra_tf.layers import transformer_layer
     from electra_tf.layers.transformer_layer import TransformerLayer, attention_bias_from_mask
 
+    # Patched, not set: TensorFlow reads the variable itself once per process, and a test
+    # process with it on would compute stale results wherever later tests re-assign weights.
+    monkeypatch.setattr(transformer_layer, "onednn_assumes_frozen_weights",
+                        lambda: frozen_weights)
     layer = TransformerLayer(hidden_size=8, num_heads=2, intermediate_size=16, dtype=dtype)
     x = tf.random.normal((2, 3, 8))
     bias = attention_bias_from_mask(tf.ones((2, 3)), layer.compute_dtype)
-    graph = tf.function(lambda x: layer(x, bias, training=False)).get_concrete_function(x).graph
-    feeding_bias_adds = [op.inputs[0].op.type for op in graph.get_operations()
-                         if op.type == "BiasAdd"]
-    assert len(feeding_bias_adds) == 4
-    assert feeding_bias_adds.count("MatMul") == fusable
+    assert matmul_fed_bias_adds(layer, x, bias, training=False) == (4, fusable)
 
     reference = TransformerLayer(hidden_size=8, num_heads=2, intermediate_size=16)
     reference(x, attention_bias_from_mask(tf.ones((2, 3)), tf.float32))
@@ -294,6 +308,58 @@ def test_bfloat16_dense_layers_keep_out_of_the_fused_inner_product(dtype, fusabl
     np.testing.assert_allclose(tf.cast(layer(x, bias), tf.float32),
                                reference(x, attention_bias_from_mask(tf.ones((2, 3)), tf.float32)),
                                atol=0.1)
+
+
+def test_frozen_weights_change_only_inference_graphs(monkeypatch):
+    """Training re-assigns the weights, which oneDNN's frozen-weights kernels would not see:
+    a bfloat16 training graph keeps the three plain MatMuls with the variable on (traced
+    without the XLA training kernels, so that all four dense layers are on show)."""
+    from electra_tf.layers import transformer_layer
+    from electra_tf.layers.transformer_layer import TransformerLayer, attention_bias_from_mask
+
+    monkeypatch.setattr(transformer_layer, "onednn_assumes_frozen_weights", lambda: True)
+    layer = TransformerLayer(hidden_size=8, num_heads=2, intermediate_size=16,
+                             dtype="mixed_bfloat16")
+    x = tf.random.normal((2, 3, 8))
+    bias = attention_bias_from_mask(tf.ones((2, 3)), layer.compute_dtype)
+    with unfused_kernels():
+        assert matmul_fed_bias_adds(layer, x, bias, training=True) == (4, 1)
+
+
+@pytest.mark.skipif(not onednn_enabled(), reason="TensorFlow's oneDNN rewrites are off")
+@pytest.mark.parametrize("dtype", ["float32", "mixed_bfloat16"])
+@pytest.mark.parametrize("remove_padding", [False, True])
+def test_residual_adds_run_inside_the_dense_kernels_at_inference(
+        monkeypatch, tmp_path, dtype, remove_padding):
+    """At inference each block's two residual adds are on the (rows, H) matrix the dense
+    layer writes, with shapes grappler can prove equal: TF's oneDNN rewrite then runs each
+    as the post-op of its MatMul + BiasAdd kernel, padded or padding-free, and the values
+    are those of the plain add. bfloat16 dense layers take that kernel with frozen weights
+    (see the test above; patched here): there it made the encoder ~1.3x as fast (#19)."""
+    from electra_tf.layers import transformer_layer
+
+    monkeypatch.setattr(transformer_layer, "onednn_assumes_frozen_weights",
+                        lambda: dtype == "mixed_bfloat16")
+    encoder = ElectraEncoder(**TINY, dtype=dtype)
+    inputs = make_inputs()
+    encoder(inputs)
+    signature = [{key: tf.TensorSpec([None, None], tf.int32) for key in inputs}]
+    forward = tf.function(lambda x: tf.cast(encoder(
+        x, training=False, remove_padding=remove_padding)["sequence_output"], tf.float32),
+        input_signature=signature)
+    ran = executed_ops(forward, inputs, tmp_path)
+    residual_adds = {name: count for name, count in ran.items() if "/residual_add" in name}
+    assert sum(residual_adds.values()) == 2 * TINY["num_layers"], ran
+    assert all(name.endswith(":_MklNativeFusedMatMul") for name in residual_adds), residual_adds
+
+    # The same real tokens as float32 in eager mode, where no rewrite fuses anything.
+    mask = inputs["input_mask"][..., None]
+    reference = ElectraEncoder(**TINY)
+    reference(inputs)
+    reference.set_weights(encoder.get_weights())
+    np.testing.assert_allclose(forward(inputs).numpy() * mask,
+                               reference(inputs)["sequence_output"].numpy() * mask,
+                               atol=0.05 if dtype == "mixed_bfloat16" else 1e-5)
 
 
 @pytest.mark.parametrize("dtype", [tf.float32, tf.bfloat16, tf.float16])

@@ -1,19 +1,18 @@
 """LayerNorm at inference on a CPU host: Keras' function, one oneDNN kernel (electra_tf/layers/layer_norm.py)."""
 
 import collections
-import glob
-import os
 
 import numpy as np
 import pytest
 import tensorflow as tf
 import tf_keras as keras
 
-from conftest import TINY, make_inputs
+from conftest import TINY, executed_ops, make_inputs
 from electra_tf import ElectraEncoder
 from electra_tf.layers.layer_norm import (
-    ONE_KERNEL_MIN_ROWS, _onednn_enabled, apply_layer_norm, choose_layer_norms, layer_norm,
+    ONE_KERNEL_MIN_ROWS, apply_layer_norm, choose_layer_norms, layer_norm,
     normalizes_in_one_kernel, one_kernel_layer_norms, plain_layer_norms)
+from electra_tf.utils.onednn import onednn_enabled
 
 
 def keras_layer_norm(epsilon, width, dtype=None):
@@ -67,8 +66,8 @@ def test_layer_norm_in_bfloat16_is_keras_mixed_precision_layer_norm():
 def test_one_kernel_form_only_for_inference_with_unknown_rows_outside_plain_layer_norms():
     norm = keras_layer_norm(1e-12, 8)
     dynamic = tf.TensorSpec([None, None, 8])
-    assert normalizes_in_one_kernel(norm, dynamic, training=False) is _onednn_enabled()
-    assert normalizes_in_one_kernel(norm, dynamic, training=None) is _onednn_enabled()
+    assert normalizes_in_one_kernel(norm, dynamic, training=False) is onednn_enabled()
+    assert normalizes_in_one_kernel(norm, dynamic, training=None) is onednn_enabled()
     assert not normalizes_in_one_kernel(norm, dynamic, training=True)
     assert not normalizes_in_one_kernel(norm, tf.TensorSpec([2, 3, 8]), training=False)
     with plain_layer_norms():
@@ -100,7 +99,7 @@ def input_spec(batch_size=None, seq_length=None):
             for key in ("input_word_ids", "input_mask", "input_type_ids")}
 
 
-@pytest.mark.skipif(not _onednn_enabled(), reason="TensorFlow's oneDNN rewrites are off")
+@pytest.mark.skipif(not onednn_enabled(), reason="TensorFlow's oneDNN rewrites are off")
 @pytest.mark.parametrize("batch_size,seq_length", [(3, 7), (40, 16)])
 def test_encoder_layer_norms_at_inference_give_keras_outputs(batch_size, seq_length):
     """Every LayerNorm of the layer stack (2 per layer) has the one-kernel form in a
@@ -132,31 +131,13 @@ def test_encoder_layer_norms_at_inference_give_keras_outputs(batch_size, seq_len
 
 def executed_op_types(function, inputs, log_dir):
     """How many times TensorFlow's executor ran each op type for one `function(inputs)`."""
-    from tensorflow.tsl.profiler.protobuf import xplane_pb2
-
-    function(inputs)  # traced and optimised before the profiler starts
-    tf.profiler.experimental.start(log_dir)
-    try:
-        function(inputs)
-    finally:
-        tf.profiler.experimental.stop()
-    space = xplane_pb2.XSpace()
-    path = sorted(glob.glob(os.path.join(log_dir, "plugins", "profile", "*", "*.xplane.pb")))[-1]
-    with open(path, "rb") as file:
-        space.ParseFromString(file.read())
     ran = collections.Counter()
-    for plane in space.planes:
-        if plane.name != "/host:CPU":
-            continue
-        for line in plane.lines:
-            for event in line.events:
-                name = plane.event_metadata[event.metadata_id].name  # "scope/op:OpType"
-                if ":" in name and not name.startswith(("Executor", "Threadpool")):
-                    ran[name.rsplit(":", 1)[-1]] += 1
+    for name, count in executed_ops(function, inputs, log_dir).items():
+        ran[name.rsplit(":", 1)[-1]] += count
     return ran
 
 
-@pytest.mark.skipif(not _onednn_enabled(), reason="TensorFlow's oneDNN rewrites are off")
+@pytest.mark.skipif(not onednn_enabled(), reason="TensorFlow's oneDNN rewrites are off")
 @pytest.mark.parametrize("dtype", ["float32", "mixed_bfloat16"])
 def test_tensorflow_runs_large_layer_norms_as_onednn_kernels_and_small_ones_as_keras_ops(
         tmp_path, dtype):
@@ -223,12 +204,12 @@ def test_apply_layer_norm_is_keras_layer_outside_one_kernel_layer_norms():
     assert "FusedBatchNormV3" not in plain_ops
     with one_kernel_layer_norms():
         fast, fast_ops = traced()
-    assert ("FusedBatchNormV3" in fast_ops) is _onednn_enabled()
+    assert ("FusedBatchNormV3" in fast_ops) is onednn_enabled()
     for function in (plain, fast):
         np.testing.assert_allclose(function(x).numpy(), 2 * first.numpy(), atol=1e-5)
 
 
-@pytest.mark.skipif(not _onednn_enabled(), reason="TensorFlow's oneDNN rewrites are off")
+@pytest.mark.skipif(not onednn_enabled(), reason="TensorFlow's oneDNN rewrites are off")
 def test_choose_layer_norms_makes_one_run_time_choice_per_forward():
     """One cond for a whole stack of norms, not one per norm (each costs ~50 µs at
     batch 1), with the same values on either side of `ONE_KERNEL_MIN_ROWS`."""
