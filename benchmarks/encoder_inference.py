@@ -61,8 +61,10 @@ layer's weights once into its own blocked layout and keeps them (the
 weights on every call (`gemm:jit`, no AMX). Only for processes whose weights
 never change after their first use, such as a server: a graph whose
 variables are re-assigned, or that takes weights as arguments, then
-computes with the first weights it saw. The "dense matmuls alone" rows are
-plain MatMuls, which the variable does not touch.
+computes with the first weights it saw. A bfloat16 model traced with the
+variable on also sends every dense layer, not only the intermediate one,
+through that fused kernel (`TransformerLayer._dense`). The "dense matmuls
+alone" rows are plain MatMuls, which the variable does not touch.
 
 Writes the table, with the machine it ran on, to
 benchmarks/results/encoder_inference/results.json (`--output-dir`).

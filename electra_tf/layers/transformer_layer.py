@@ -306,8 +306,9 @@ class TransformerLayer(keras.layers.Layer, PrunableLayer):
         else:  # x holds the real tokens only; the grid is the (B, 1, 1, T) bias'
             batch_size, seq_length = tf.shape(attention_bias)[0], tf.shape(attention_bias)[3]
         # The dense layers see (rows, features) matrices (see `_dense`); the
-        # residual adds and LayerNorms stay 3D (the norms were built for rank 3,
-        # and XLA parallelises 3D elementwise fusions better).
+        # LayerNorms, and in training the residual adds, stay 3D (the norms were
+        # built for rank 3, and XLA parallelises 3D elementwise fusions better);
+        # at inference the residual adds are on the rows (`_dropout_add_and_norm`).
         # A = num_heads · head_size, the attention width: H unless heads were removed.
         qkv = self._dense(  # (B·T or N, 3A)
             self.qkv_dense, tf.reshape(x, [-1, self.hidden_size]), training)

@@ -32,4 +32,4 @@ def onednn_assumes_frozen_weights(environ=None):
     in bfloat16: with the variable on, every dense layer takes the fused kernel.
     """
     value = (os.environ if environ is None else environ).get(FROZEN_WEIGHTS_VARIABLE, "")
-    return value.strip().lower() in ("1", "true")
+    return value.lower() in ("1", "true")
