@@ -9,6 +9,7 @@ split/concatenate it to and from the published separate q/k/v kernels.
 """
 
 import math
+import weakref
 
 import tensorflow as tf
 import tf_keras as keras
@@ -186,6 +187,44 @@ def split_heads(qkv, grid_shape, num_heads, head_size):
 
 # Where quantization-aware training fake-quantizes inside the attention (see `_fake_quant`).
 ATTENTION_QUANTIZE_POINTS = ("query", "key", "value", "scores", "probs", "context")
+
+
+# {Dense layer: (kernel, bias)} in bfloat16, for `frozen_bfloat16_weights`. Weak keys: a
+# discarded model takes its copies with it.
+_FROZEN_BFLOAT16 = weakref.WeakKeyDictionary()
+
+
+def frozen_bfloat16_weights(dense):
+    """`dense`'s kernel and bias cast to bfloat16 once: eager tensors a traced graph captures.
+
+    For bfloat16 inference graphs traced with TF_ONEDNN_ASSUME_FROZEN_WEIGHTS
+    on (see `TransformerLayer._dense`): under mixed precision every call
+    would otherwise cast each float32 kernel anew, which at batch 1 takes
+    about as long as the matmuls (ELECTRA-Small, 2-core Xeon with AMX), while
+    oneDNN reads the result only on its first call. The values are those of
+    that cast. Read when a graph is traced: a trace after the weights changed
+    makes new copies, but a graph traced before keeps the old ones (as oneDNN
+    keeps the weights of its first call): the variable's contract. Not
+    weights of the model: nothing in `weights`, checkpoints or
+    `save_pretrained` changes; a SavedModel stores them as constants.
+
+    >>> dense = keras.layers.Dense(2)
+    >>> dense.build((None, 3))
+    >>> kernel, bias = frozen_bfloat16_weights(dense)
+    >>> kernel.dtype.name, kernel.shape.as_list(), frozen_bfloat16_weights(dense)[0] is kernel
+    ('bfloat16', [3, 2], True)
+    """
+    with tf.init_scope():  # eager, also while a graph is being traced
+        kernel = tf.cast(tf.convert_to_tensor(dense.kernel), tf.bfloat16)
+        bias = tf.cast(tf.convert_to_tensor(dense.bias), tf.bfloat16)
+        cached = _FROZEN_BFLOAT16.get(dense)
+        if cached is not None and all(
+                old.shape == new.shape and bool(tf.reduce_all(tf.equal(
+                    tf.bitcast(old, tf.int16), tf.bitcast(new, tf.int16))))
+                for old, new in zip(cached, (kernel, bias))):
+            return cached  # one copy for every trace while the weights stay the same
+        _FROZEN_BFLOAT16[dense] = (kernel, bias)
+        return kernel, bias
 
 
 @keras.utils.register_keras_serializable(package="electra_tf")
@@ -420,7 +459,8 @@ class TransformerLayer(keras.layers.Layer, PrunableLayer):
         """
         layer = self.intermediate_dense
         if training is not True:
-            return gelu(layer(rows))
+            hidden = self._frozen_dense(layer, rows, training)
+            return gelu(layer(rows) if hidden is None else hidden)
         if fuses_kernels() and type(layer) is keras.layers.Dense:
             kernel = tf.cast(layer.kernel, rows.dtype)  # (H, I)
             return bias_gelu(tf.matmul(rows, kernel), layer.bias)
@@ -454,7 +494,13 @@ class TransformerLayer(keras.layers.Layer, PrunableLayer):
         brgemm:avx10_1_512_amx`), and takes in the bias and, for the two
         residual branches, the residual add (ELECTRA-Small encoder, bfloat16,
         32 × 128 on the 2-core Xeon with AMX: see the README's Intel table).
+        In a traced graph a plain Dense layer then also reads bfloat16 copies
+        of its weights made once (`_frozen_dense`) instead of casting the
+        float32 variables on every call.
         """
+        frozen = self._frozen_dense(layer, rows, training)
+        if frozen is not None:
+            return frozen
         if self.compute_dtype != "bfloat16" or (training is not True
                                                 and onednn_assumes_frozen_weights()):
             return layer(rows)
@@ -462,6 +508,22 @@ class TransformerLayer(keras.layers.Layer, PrunableLayer):
         # that writes the whole (rows, features) tensor again (~3% of a bfloat16
         # pretraining step's op time); expand_dims' gradient is a free reshape.
         return tf.squeeze(layer(tf.expand_dims(rows, 1)), axis=1)  # (rows, units)
+
+    def _frozen_dense(self, layer, rows, training):
+        """`layer(rows)` on bfloat16 weights cast once (`frozen_bfloat16_weights`), or None.
+
+        Only where oneDNN is told the weights are frozen: a bfloat16 inference
+        graph traced on a CPU host with TF_ONEDNN_ASSUME_FROZEN_WEIGHTS on, for
+        a plain Keras Dense layer (not one that pruning or quantization-aware
+        training wrapped). Eager calls and everything else return None.
+        """
+        if (training is True or self.compute_dtype != "bfloat16" or tf.executing_eagerly()
+                or type(layer) is not keras.layers.Dense or layer.bias is None
+                or layer.activation is not keras.activations.linear
+                or has_accelerator() or not onednn_assumes_frozen_weights()):
+            return None
+        kernel, bias = frozen_bfloat16_weights(layer)
+        return tf.nn.bias_add(tf.matmul(tf.cast(rows, tf.bfloat16), kernel), bias)  # (rows, units)
 
     def _fake_quant(self, name, x, training):
         """`x`, or `x` through the int8 fake quantizer that QAT put at `name`.

@@ -326,6 +326,63 @@ def test_frozen_weights_change_only_inference_graphs(monkeypatch):
         assert matmul_fed_bias_adds(layer, x, bias, training=True) == (4, 1)
 
 
+def test_frozen_weights_bfloat16_graphs_cast_the_weights_once(monkeypatch, tmp_path):
+    """With frozen weights a bfloat16 inference graph takes each dense layer's weights as
+    bfloat16 copies made while tracing, not a cast of the float32 variables on every call
+    (at batch 1 the casts took as long as the matmuls, #19): the graph reads no dense
+    kernel, the model's weights do not change, a trace after new weights uses them, and a
+    SavedModel keeps the copies. Eager calls and the variable off keep the layers."""
+    from electra_tf.layers import transformer_layer
+
+    frozen = [True]
+    monkeypatch.setattr(transformer_layer, "onednn_assumes_frozen_weights", lambda: frozen[0])
+    inputs = make_inputs()
+    mask = inputs["input_mask"][..., None]
+    encoder = ElectraEncoder(**TINY, dtype="mixed_bfloat16")
+    reference = ElectraEncoder(**TINY)
+    encoder(inputs), reference(inputs)
+    reference.set_weights(encoder.get_weights())
+    names = [weight.name for weight in encoder.weights]
+    denses = [dense for layer in encoder.transformer_layers for dense in (
+        layer.qkv_dense, layer.attention_output_dense, layer.intermediate_dense,
+        layer.output_dense)]
+    assert not any(dense in transformer_layer._FROZEN_BFLOAT16 for dense in denses)  # eager
+
+    signature = [{key: tf.TensorSpec([None, None], tf.int32) for key in inputs}]
+
+    def traced():
+        return tf.function(lambda x: tf.cast(encoder(x, training=False)["sequence_output"],
+                                             tf.float32), input_signature=signature)
+
+    def captured(function):  # the variables a traced graph reads (by their handles)
+        handles = {id(tensor) for tensor in function.get_concrete_function().captured_inputs}
+        return [id(dense.kernel.handle) in handles for dense in denses]
+
+    forward = traced()
+    assert not any(captured(forward))
+    assert all(dense in transformer_layer._FROZEN_BFLOAT16 for dense in denses)
+    assert [weight.name for weight in encoder.weights] == names
+    np.testing.assert_allclose(forward(inputs).numpy() * mask,
+                               reference(inputs)["sequence_output"].numpy() * mask, atol=0.05)
+
+    # New weights: a new trace copies them (a graph traced before keeps its dense layers'
+    # old ones, as oneDNN keeps the first weights it saw: the variable's contract).
+    encoder.set_weights([2 * weight for weight in encoder.get_weights()])
+    reference.set_weights(encoder.get_weights())
+    np.testing.assert_allclose(traced()(inputs).numpy() * mask,
+                               reference(inputs)["sequence_output"].numpy() * mask, atol=0.1)
+
+    module = tf.Module()
+    module.encoder, module.forward = encoder, traced()
+    expected = module.forward(inputs).numpy()
+    tf.saved_model.save(module, str(tmp_path / "saved"))
+    loaded = tf.saved_model.load(str(tmp_path / "saved"))
+    np.testing.assert_array_equal(loaded.forward(inputs).numpy(), expected)
+
+    frozen[0] = False
+    assert all(captured(traced()))
+
+
 @pytest.mark.skipif(not onednn_enabled(), reason="TensorFlow's oneDNN rewrites are off")
 @pytest.mark.parametrize("dtype", ["float32", "mixed_bfloat16"])
 @pytest.mark.parametrize("remove_padding", [False, True])
