@@ -449,9 +449,10 @@ class TransformerLayer(keras.layers.Layer, PrunableLayer):
     def _intermediate(self, rows, training):
         """GELU(rows · W + b) for the intermediate dense layer: (rows, H) -> (rows, I).
 
-        Inference: the layer itself and `gelu`, which TensorFlow fuses into
-        one MatMul + BiasAdd + GELU kernel in every dtype and TFLite converts
-        to its GELU op. Training on a CPU host: a plain MatMul (in bfloat16
+        Inference: the layer itself (or, with frozen weights in bfloat16, its
+        weights' bfloat16 copies, see `_frozen_dense`) and `gelu`, which
+        TensorFlow fuses into one MatMul + BiasAdd + GELU kernel in every
+        dtype and TFLite converts to its GELU op. Training on a CPU host: a plain MatMul (in bfloat16
         the AMX one, see `_dense`) and `fused_kernels.bias_gelu`, whose
         backward also gives the bias gradient. Otherwise (accelerators, or a
         layer that quantization-aware training has wrapped): the layer and
