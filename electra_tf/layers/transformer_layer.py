@@ -418,7 +418,7 @@ class TransformerLayer(keras.layers.Layer, PrunableLayer):
         """
         fused = (training is True and fuses_kernels()
                  and type(layer_norm) is keras.layers.LayerNormalization)
-        if not fused and training is not True:
+        if training is not True:  # (so not `fused`, which is for training)
             # Inference: the residual add on the (rows, H) matrix, where TF's
             # oneDNN rewrite takes it into the dense layer's kernel as a post-op
             # (MatMul + BiasAdd + Add): one pass less over the rows, and in
@@ -452,8 +452,9 @@ class TransformerLayer(keras.layers.Layer, PrunableLayer):
         Inference: the layer itself (or, with frozen weights in bfloat16, its
         weights' bfloat16 copies, see `_frozen_dense`) and `gelu`, which
         TensorFlow fuses into one MatMul + BiasAdd + GELU kernel in every
-        dtype and TFLite converts to its GELU op. Training on a CPU host: a plain MatMul (in bfloat16
-        the AMX one, see `_dense`) and `fused_kernels.bias_gelu`, whose
+        dtype and TFLite converts to its GELU op. Training on a CPU host: a
+        plain MatMul (in bfloat16 the AMX one, see `_dense`) and
+        `fused_kernels.bias_gelu`, whose
         backward also gives the bias gradient. Otherwise (accelerators, or a
         layer that quantization-aware training has wrapped): the layer and
         `training_gelu`.

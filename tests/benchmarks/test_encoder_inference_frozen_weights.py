@@ -16,13 +16,13 @@ import sys
 import pytest
 from benchmark_scripts import BENCHMARKS, REPOSITORY
 
-from electra_tf.utils.onednn import onednn_enabled
+from electra_tf.utils.onednn import FROZEN_WEIGHTS_VARIABLE, onednn_enabled
 
 
 def _run(tmp_path, *flags, precisions="float32"):
     out = tmp_path / "results"
     env = {**os.environ, "ONEDNN_VERBOSE": "1", "PYTHONPATH": REPOSITORY}
-    env.pop("TF_ONEDNN_ASSUME_FROZEN_WEIGHTS", None)
+    env.pop(FROZEN_WEIGHTS_VARIABLE, None)
     completed = subprocess.run(
         [sys.executable, os.path.join(BENCHMARKS, "encoder_inference.py"), *flags,
          "--batch-size", "2", "--seq-length", "16", "--iterations", "1", "--rounds", "1",
