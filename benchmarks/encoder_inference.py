@@ -79,7 +79,6 @@ import numpy as np
 
 import electra_tf  # sets TF_USE_LEGACY_KERAS before TensorFlow is imported
 import tensorflow as tf
-from electra_tf.utils.onednn import FROZEN_WEIGHTS_VARIABLE
 from pretrain_throughput import parse_precisions  # benchmarks/, next to this file
 
 
@@ -260,8 +259,8 @@ def best_vs_torch(rows):
 
 def main():
     args = parse_args()
-    if args.frozen_weights:  # read once, at TensorFlow's first oneDNN matmul
-        os.environ[FROZEN_WEIGHTS_VARIABLE] = "1"
+    if args.frozen_weights:  # TensorFlow's own variable, read once at its first oneDNN matmul
+        os.environ["TF_ONEDNN_ASSUME_FROZEN_WEIGHTS"] = "1"
     import torch
 
     precisions = parse_precisions(args.precisions)
