@@ -10,6 +10,7 @@ import tf_keras as keras
 
 from electra_tf.layers.build_utils import build_in_scope
 from electra_tf.layers.dropout import Dropout
+from electra_tf.layers.layer_norm import apply_layer_norm
 
 
 @keras.utils.register_keras_serializable(package="electra_tf")
@@ -90,15 +91,25 @@ class ElectraEmbeddings(keras.layers.Layer):
         build_in_scope(self.layer_norm, (None, None, self.embedding_size))
         super().build(input_shape)
 
-    def call(self, input_word_ids, input_type_ids, training=None):
+    def call(self, input_word_ids, input_type_ids, training=None, position_ids=None):
+        """Embeddings (B, T, E) of `input_word_ids` and `input_type_ids` (B, T).
+
+        `position_ids` (B, T): each token's position; None: 0 .. T-1 in every
+        row. The encoder's `remove_padding` passes the real tokens alone, as
+        one row (1, R) with their positions in the padded grid.
+        """
         if not self.built:
             self.build()
-        seq_length = tf.shape(input_word_ids)[1]
         word = tf.gather(self.word_embeddings, input_word_ids)  # (B, T, E)
         token_type = tf.gather(self.token_type_embeddings, input_type_ids)  # (B, T, E)
-        position = self.position_embeddings[:seq_length]  # (T, E), broadcast over B
-        embeddings = word + token_type + tf.cast(position, word.dtype)[None]
-        embeddings = self.layer_norm(embeddings)
+        if position_ids is None:
+            seq_length = tf.shape(input_word_ids)[1]
+            position = self.position_embeddings[:seq_length][None]  # (1, T, E), broadcast over B
+        else:
+            position = tf.gather(self.position_embeddings, position_ids)  # (B, T, E)
+        embeddings = word + token_type + tf.cast(position, word.dtype)
+        # One oneDNN kernel on large inputs, inside the encoder's `choose_layer_norms`.
+        embeddings = apply_layer_norm(self.layer_norm, embeddings, training)
         return self.dropout(embeddings, training=training)
 
     def get_config(self):

@@ -9,8 +9,8 @@ top. `layer_norm` writes the same function in the form TensorFlow's grappler
 remapper recognises and replaces with `_MklLayerNorm`, one pass over the
 activation in any float dtype. That kernel has a fixed cost per call, so
 it pays on large activations only: `ElectraEncoder` chooses once per
-forward, at run time, between a layer stack traced with it (inside
-`one_kernel_layer_norms()`) and one traced with Keras' ops.
+forward, at run time, between its embeddings and layer stack traced with it
+(inside `one_kernel_layer_norms()`) and traced with Keras' ops.
 
 ELECTRA-Small encoder on a 2-core AVX-512 EPYC, A/B against Keras' ops in
 `benchmarks/encoder_inference.py`, medians of 3 runs at ae6d9b4
@@ -129,7 +129,7 @@ ONE_KERNEL_MIN_ROWS = 512
 def one_kernel_layer_norms():
     """Within this block, `apply_layer_norm` traces `layer_norm` where it may (see below).
 
-    The encoder traces its layer stack inside it for the branch it runs on at
+    The encoder traces its embeddings and layer stack inside it for the branch it runs on at
     least `ONE_KERNEL_MIN_ROWS` rows.
 
     >>> norm = keras.layers.LayerNormalization(epsilon=1e-12)
@@ -164,8 +164,9 @@ def apply_layer_norm(layer_norm_layer, x, training):
 def choose_layer_norms(run, x, layer_norm_layer, training):
     """`run()` traced twice, with and without the one-kernel LayerNorm, chosen at run time.
 
-    `run` traces the layers that normalise `x`-sized activations (rows,
-    features) with `layer_norm_layer`-like norms. Where `normalizes_in_one_kernel`
+    `run` traces the layers that normalise activations with the rows of `x`
+    (every axis but the last, which is not read) with `layer_norm_layer`-like
+    norms. Where `normalizes_in_one_kernel`
     allows it, the graph runs the branch traced inside `one_kernel_layer_norms()`
     on at least `ONE_KERNEL_MIN_ROWS` rows (a batch of 32 reviews) and the one
     with Keras' ops on fewer (one review): one `tf.cond` per forward. Elsewhere

@@ -261,8 +261,9 @@ class ElectraEncoder(CheckpointConversionMixin, keras.Model):
         those after it: the two towers of Electric's cloze generator. None (the
         default) attends both ways, as BERT and ELECTRA do.
 
-        `remove_padding=True` runs every dense layer on the batch's real
-        tokens only (FasterTransformer's "remove padding"): attention gathers
+        `remove_padding=True` embeds, normalises and runs every dense layer
+        on the batch's real tokens only (FasterTransformer's "remove
+        padding"): attention gathers
         them back onto the padded grid, so the real positions get the same
         values, and a batch of uneven lengths costs its number of real tokens
         rather than batch × longest. Padded positions of `sequence_output` and
@@ -273,20 +274,16 @@ class ElectraEncoder(CheckpointConversionMixin, keras.Model):
         few sizes (`padding_free_rows`) for the XLA kernels' sake.
         """
         word_ids, mask, type_ids = validate_inputs(inputs, self.max_sequence_length)
-        x = self.embedding_layer(word_ids, type_ids, training=training)  # (B, T, E)
-        # A shared embedding layer may compute in another dtype than this encoder (a float32
-        # generator on a mixed_bfloat16 discriminator's embeddings).
-        x = tf.cast(x, self.compute_dtype)
-        attention_bias = attention_bias_from_mask(mask, x.dtype)  # (B, 1, 1, T)
+        attention_bias = attention_bias_from_mask(mask, self.compute_dtype)  # (B, 1, 1, T)
         if attention_direction is not None:
             if remove_padding:
                 raise ValueError("`attention_direction` and `remove_padding=True` do not combine; "
                                  "received both. Pass one of them.")
             attention_bias += directional_attention_bias(tf.shape(word_ids)[1], attention_direction,
-                                                         x.dtype)  # (B, 1, T, T)
-        row_index = grid_index = None
+                                                         self.compute_dtype)  # (B, 1, T, T)
+        row_index = grid_index = position_ids = None
         if remove_padding:
-            grid_shape = tf.shape(x)  # (B, T, E)
+            grid_shape = tf.shape(word_ids)  # (B, T)
             real = mask > 0  # (B, T)
             # A row without any real token keeps its first position, so that its
             # outputs come from its own tokens, as in the padded grid, and not
@@ -295,9 +292,9 @@ class ElectraEncoder(CheckpointConversionMixin, keras.Model):
             real = tf.reshape(real | (empty_row & (tf.range(grid_shape[1]) == 0)), [-1])  # (B·T,)
             token_index = tf.cast(tf.where(real)[:, 0], tf.int32)  # (N,) real tokens
             num_real = tf.size(token_index)
-            # The rows the dense layers run on: the N real tokens, then copies of
-            # the grid's first position up to R (see `padding_free_rows`), which
-            # no grid position reads and no output keeps.
+            # The rows every layer runs on, embeddings included: the N real tokens,
+            # then copies of the grid's first position up to R (see
+            # `padding_free_rows`), which no grid position reads and no output keeps.
             row_index = token_index  # (R,), R = N at inference
             if training is True and fuses_kernels():
                 num_rows = padding_free_rows(num_real)
@@ -305,25 +302,38 @@ class ElectraEncoder(CheckpointConversionMixin, keras.Model):
             # Each grid position's row among the N real tokens (padding: the
             # previous real token, masked out in attention).
             grid_index = tf.maximum(tf.cumsum(tf.cast(real, tf.int32)) - 1, 0)  # (B·T,)
-            x = tf.gather(tf.reshape(x, [-1, x.shape[-1]]), row_index)[tf.newaxis]  # (1, R, E)
-        if self.embedding_projection is not None:
-            x = self.embedding_projection(x)  # (B, T, H) or (1, R, H)
+            # expand_dims, not [tf.newaxis]: grappler's shape inference then knows the rows'
+            # count is row_index's, the same as the attention output's, and TF's oneDNN
+            # rewrite runs the residual adds inside the dense kernels (a slice's unknown
+            # axis is a new unknown: without a projection, no fused add).
+            word_ids, type_ids = [tf.expand_dims(tf.gather(tf.reshape(ids, [-1]), row_index), 0)
+                                  for ids in (word_ids, type_ids)]  # (1, R)
+            position_ids = tf.expand_dims(row_index % grid_shape[1], 0)  # (1, R)
 
-        def layer_stack(x):  # each layer's output, (B, T, H) or (1, R, H)
-            outputs = []
+        def embed_and_stack():  # [embeddings, each layer's output], (B, T, H) or (1, R, H)
+            x = self.embedding_layer(word_ids, type_ids, training=training,
+                                     position_ids=position_ids)  # (B, T, E) or (1, R, E)
+            # A shared embedding layer may compute in another dtype than this encoder (a
+            # float32 generator on a mixed_bfloat16 discriminator's embeddings).
+            x = tf.cast(x, self.compute_dtype)
+            if self.embedding_projection is not None:
+                x = self.embedding_projection(x)  # (B, T, H) or (1, R, H)
+            states = [x]
             for layer in self.transformer_layers:
-                x = layer(x, attention_bias, training=training,
-                          token_index=row_index, grid_index=grid_index)
-                outputs.append(x)
-            return outputs
+                states.append(layer(states[-1], attention_bias, training=training,
+                                    token_index=row_index, grid_index=grid_index))
+            return states
 
-        # At inference on a CPU host the stack's LayerNorms are one oneDNN kernel
-        # each on large batches, Keras' ops on small ones (see layers/layer_norm.py).
-        # Layers inside a wrapper (pruning's) have no norm of their own here: Keras' ops.
+        # At inference on a CPU host the LayerNorms (the embeddings' and the stack's) are
+        # one oneDNN kernel each on many rows, Keras' ops on few (see layers/layer_norm.py);
+        # `rows` has the shape of the rows they normalise. Layers inside a wrapper (pruning's)
+        # have no norm of their own here: Keras' ops.
         first_norm = getattr(next(iter(self.transformer_layers), None), "attention_layer_norm",
                              None)
-        encoder_outputs = choose_layer_norms(lambda: layer_stack(x), x, first_norm, training)
-        x = encoder_outputs[-1] if encoder_outputs else x
+        rows = word_ids[..., tf.newaxis]  # (B, T, 1) or (1, R, 1)
+        states = choose_layer_norms(embed_and_stack, rows, first_norm, training)
+        encoder_outputs = states[1:]
+        x = states[-1]
         if not remove_padding:
             return {
                 "sequence_output": x,

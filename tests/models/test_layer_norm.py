@@ -102,10 +102,10 @@ def input_spec(batch_size=None, seq_length=None):
 @pytest.mark.skipif(not onednn_enabled(), reason="TensorFlow's oneDNN rewrites are off")
 @pytest.mark.parametrize("batch_size,seq_length", [(3, 7), (40, 16)])
 def test_encoder_layer_norms_at_inference_give_keras_outputs(batch_size, seq_length):
-    """Every LayerNorm of the layer stack (2 per layer) has the one-kernel form in a
-    graph with a batch axis of None (in the branch for large batches), none inside
-    `plain_layer_norms()` or with fixed shapes (and so none in what the TFLite converter
-    traces), and the outputs agree with Keras' layers, padded and padding-free, on
+    """Every LayerNorm of the encoder (the embeddings' and 2 per layer) has the one-kernel
+    form in a graph with a batch axis of None (in the branch for large batches), none
+    inside `plain_layer_norms()` or with fixed shapes (and so none in what the TFLite
+    converter traces), and the outputs agree with Keras' layers, padded and padding-free, on
     either side of `ONE_KERNEL_MIN_ROWS` (21 and 640 rows)."""
     from electra_tf.export.tflite_export import _serving_function
 
@@ -114,7 +114,7 @@ def test_encoder_layer_norms_at_inference_give_keras_outputs(batch_size, seq_len
                          vocab_size=TINY["vocab_size"])
     inputs["input_mask"][1, 4:] = 0
     fast, count = batch_norm_count(encoder, input_spec())
-    assert count == 2 * TINY["num_layers"]
+    assert count == 1 + 2 * TINY["num_layers"]
     with plain_layer_norms():
         plain, plain_count = batch_norm_count(encoder, input_spec())
     assert plain_count == 0
@@ -148,20 +148,20 @@ def test_tensorflow_runs_large_layer_norms_as_onednn_kernels_and_small_ones_as_k
     encoder = ElectraEncoder(**{**TINY, "dtype": dtype})
     function = tf.function(lambda x: encoder(x, training=False)["sequence_output"],
                            input_signature=[input_spec()])
-    norms = 2 * TINY["num_layers"]  # and the embeddings' LayerNorm, always Keras' ops
+    norms = 1 + 2 * TINY["num_layers"]  # the embeddings' and 2 per layer
     large = make_inputs(batch_size=ONE_KERNEL_MIN_ROWS // 16, seq_length=16,
                         vocab_size=TINY["vocab_size"])
     ran = executed_op_types(function, large, str(tmp_path / "large"))
-    assert ran["_MklLayerNorm"] == norms and ran["SquaredDifference"] == 1
+    assert ran["_MklLayerNorm"] == norms and ran["SquaredDifference"] == 0
     assert not ran["FusedBatchNormV3"] + ran["_MklNativeFusedBatchNormV3"]
     small = make_inputs(batch_size=1, seq_length=9, vocab_size=TINY["vocab_size"])
     small_ran = executed_op_types(function, small, str(tmp_path / "small"))
-    assert small_ran["_MklLayerNorm"] == 0 and small_ran["SquaredDifference"] == norms + 1
+    assert small_ran["_MklLayerNorm"] == 0 and small_ran["SquaredDifference"] == norms
     with plain_layer_norms():
         plain = tf.function(lambda x: encoder(x, training=False)["sequence_output"],
                             input_signature=[input_spec()])
         plain_ran = executed_op_types(plain, large, str(tmp_path / "plain"))
-    assert plain_ran["_MklLayerNorm"] == 0 and plain_ran["SquaredDifference"] == norms + 1
+    assert plain_ran["_MklLayerNorm"] == 0 and plain_ran["SquaredDifference"] == norms
 
 
 def test_gradients_through_an_inference_forward_are_keras_layer_norms():
