@@ -94,13 +94,15 @@ def convert(model, path, quantize, float_ops, calibration, seq_length, batch_siz
     return time.perf_counter() - start
 
 
-def interleaved_latency(paths, inputs, threads, rounds, invokes=3):
+def interleaved_latency(paths, inputs, threads, rounds, invokes=3, warmup=0):
     """Median and 10th-percentile ms of one invoke per file, the files taking turns.
 
     Taking turns spreads the background load evenly over the files. Other
     jobs share these cores, and a long invoke is more likely to be
     preempted than a short one, so the median overstates the slower files;
-    the 10th percentile is close to the time on idle cores.
+    the 10th percentile is close to the time on idle cores. Each turn first
+    runs `warmup` invokes untimed (a file's first invokes after another
+    file's run with its weights out of the CPU caches).
     """
     interpreters = []
     for path in paths:
@@ -117,6 +119,8 @@ def interleaved_latency(paths, inputs, threads, rounds, invokes=3):
     times = [[] for _ in paths]
     for _ in range(rounds):
         for interpreter, record in zip(interpreters, times):
+            for _ in range(warmup):
+                interpreter.invoke()
             for _ in range(invokes):
                 start = time.perf_counter()
                 interpreter.invoke()

@@ -109,3 +109,27 @@ def test_median_of_refuses_runs_with_other_settings(benchmark, tmp_path):
         runs.append(str(run))
     with pytest.raises(SystemExit, match="differ in more than their seed"):
         benchmark.median_of_runs(runs, str(tmp_path / "median"))
+
+
+def test_each_turn_starts_with_untimed_warm_up_calls(benchmark):
+    """A model's first calls after another model's turn (weights out of the caches) are
+    not timed: here each function is slow on the first two calls of its turn, and only
+    with two warm-up calls a turn does the median see its steady state."""
+    import time
+
+    last = {"function": None, "in_turn": 0}
+
+    def slow_after_a_switch(name):
+        def call():
+            if last["function"] != name:
+                last["function"], last["in_turn"] = name, 0
+            last["in_turn"] += 1
+            if last["in_turn"] <= 2:
+                time.sleep(0.05)
+        return call
+
+    functions = [slow_after_a_switch("a"), slow_after_a_switch("b")]
+    cold = benchmark.interleaved_calls(functions, rounds=3, calls=3)
+    warm = benchmark.interleaved_calls(functions, rounds=3, calls=3, warmup=2)
+    assert min(cold) >= 50 and max(warm) < 25, (cold, warm)
+    assert benchmark.WARMUP_CALLS[1] >= 2 and benchmark.WARMUP_CALLS[32] >= 1
