@@ -16,8 +16,8 @@ Speed: the unpruned and the pruned classifier as end-to-end SavedModels
 2 threads, the two models taking turns (--latency-rounds) so that both see
 the same background load; each turn starts with untimed calls
 (`WARMUP_CALLS`), so that each model is timed in its steady state, as a
-server running it alone would see it. The targets (issue #19): >= 1.6x as fast in all
-four, <= 1 point below the unpruned model's dev accuracy.
+server running it alone would see it. The targets (issue #19): >= 1.6x as
+fast in all four, <= 1 point below the unpruned model's dev accuracy.
 
 What pruning cannot remove: a third model takes turns with the two, the
 classifier pruned to one head and one neuron per layer (the "floor"): the
