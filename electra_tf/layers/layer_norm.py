@@ -129,8 +129,8 @@ ONE_KERNEL_MIN_ROWS = 512
 def one_kernel_layer_norms():
     """Within this block, `apply_layer_norm` traces `layer_norm` where it may (see below).
 
-    The encoder traces its embeddings and layer stack inside it for the branch it runs on at
-    least `ONE_KERNEL_MIN_ROWS` rows.
+    The encoder traces its embeddings and layer stack inside it for the branch
+    it runs on at least `ONE_KERNEL_MIN_ROWS` rows.
 
     >>> norm = keras.layers.LayerNormalization(epsilon=1e-12)
     >>> norm.build((None, None, 4))
@@ -166,10 +166,10 @@ def choose_layer_norms(run, x, layer_norm_layer, training):
 
     `run` traces the layers that normalise activations with the rows of `x`
     (every axis but the last, which is not read) with `layer_norm_layer`-like
-    norms. Where `normalizes_in_one_kernel`
-    allows it, the graph runs the branch traced inside `one_kernel_layer_norms()`
-    on at least `ONE_KERNEL_MIN_ROWS` rows (a batch of 32 reviews) and the one
-    with Keras' ops on fewer (one review): one `tf.cond` per forward. Elsewhere
+    norms. Where `normalizes_in_one_kernel` allows it, the graph runs the
+    branch traced inside `one_kernel_layer_norms()` on at least
+    `ONE_KERNEL_MIN_ROWS` rows (a batch of 32 reviews) and the one with
+    Keras' ops on fewer (one review): one `tf.cond` per forward. Elsewhere
     just `run()`.
 
     >>> norm = keras.layers.LayerNormalization(epsilon=1e-12)

@@ -454,10 +454,9 @@ class TransformerLayer(keras.layers.Layer, PrunableLayer):
         TensorFlow fuses into one MatMul + BiasAdd + GELU kernel in every
         dtype and TFLite converts to its GELU op. Training on a CPU host: a
         plain MatMul (in bfloat16 the AMX one, see `_dense`) and
-        `fused_kernels.bias_gelu`, whose
-        backward also gives the bias gradient. Otherwise (accelerators, or a
-        layer that quantization-aware training has wrapped): the layer and
-        `training_gelu`.
+        `fused_kernels.bias_gelu`, whose backward also gives the bias
+        gradient. Otherwise (accelerators, or a layer that quantization-aware
+        training has wrapped): the layer and `training_gelu`.
         """
         layer = self.intermediate_dense
         if training is not True:

@@ -263,9 +263,9 @@ class ElectraEncoder(CheckpointConversionMixin, keras.Model):
 
         `remove_padding=True` embeds, normalises and runs every dense layer
         on the batch's real tokens only (FasterTransformer's "remove
-        padding"): attention gathers
-        them back onto the padded grid, so the real positions get the same
-        values, and a batch of uneven lengths costs its number of real tokens
+        padding"): attention gathers them back onto the padded grid, so the
+        real positions get the same values, and a batch of uneven lengths
+        costs its number of real tokens
         rather than batch × longest. Padded positions of `sequence_output` and
         `encoder_outputs` are then 0. A row with no real token at all is
         run on its first position alone (its outputs are its own, but not
@@ -330,7 +330,7 @@ class ElectraEncoder(CheckpointConversionMixin, keras.Model):
         # have no norm of their own here: Keras' ops.
         first_norm = getattr(next(iter(self.transformer_layers), None), "attention_layer_norm",
                              None)
-        rows = word_ids[..., tf.newaxis]  # (B, T, 1) or (1, R, 1)
+        rows = tf.expand_dims(word_ids, -1)  # (B, T, 1) or (1, R, 1)
         states = choose_layer_norms(embed_and_stack, rows, first_norm, training)
         encoder_outputs = states[1:]
         x = states[-1]

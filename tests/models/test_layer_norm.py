@@ -167,6 +167,10 @@ def test_tensorflow_runs_large_layer_norms_as_onednn_kernels_and_small_ones_as_k
 def test_gradients_through_an_inference_forward_are_keras_layer_norms():
     """Differentiating a `training=False` forward (saliency, dropout-free fine-tuning)
     gives Keras' gradients."""
+    # Seeded: with some weight draws (1 in ~12, before and after the embeddings' norm took
+    # the one-kernel form) an embedding gradient summed over the 512 rows cancels to near 0
+    # while its partial sums are ~1e4, and the two orders of summation differ by their ulp.
+    keras.utils.set_random_seed(0)
     encoder = ElectraEncoder(**TINY)
     inputs = make_inputs(batch_size=ONE_KERNEL_MIN_ROWS // 16, seq_length=16,
                          vocab_size=TINY["vocab_size"])  # the one-kernel branch
