@@ -19,6 +19,15 @@ the same background load; each turn starts with untimed calls
 server running it alone would see it. The targets (issue #19): >= 1.6x as
 fast in all four, <= 1 point below the unpruned model's dev accuracy.
 
+The SavedModels are timed under each of `SAVED_MODEL_SETTINGS`, each in a
+process of its own (TensorFlow sizes its thread pools once, before its first
+op): TensorFlow's default threads (every op split over both cores); one
+thread for everything; and one thread per op with a batch run as two parts
+at once (`export_task_saved_model(..., batch_shards=2)`, served by
+`electra-tf serve --intra-op-threads 1 --inter-op-threads 2`). The
+"saved_model" figures take each model's fastest setting, as a deployment
+tuned for it would; "saved_model_default_threads" are TensorFlow's defaults.
+
 What pruning cannot remove: a third model takes turns with the two, the
 classifier pruned to one head and one neuron per layer (the "floor"): the
 tokenizer, embeddings, LayerNorms, the per-call cost of every kernel, all
@@ -47,7 +56,11 @@ quieter machine, measured on the same models.
 """
 
 import argparse
+import json
 import os
+import subprocess
+import sys
+import tempfile
 import time
 
 import numpy as np
@@ -77,6 +90,16 @@ MODELS = ("unpruned", "pruned", "floor")
 # than its steady state (pruned 9.0 ms falling to 7.0, unpruned 12.4 to 10.0), which
 # timing 3 calls a turn (until 2026-12-05) counted. At batch 32 the turns made no difference.
 WARMUP_CALLS = {1: 10, 32: 2}
+# How the SavedModels are timed, each setting in a fresh process: TensorFlow's thread pools
+# (0: its default, all cores) and the parts a batch runs in (`batch_shards`). On 2 cores
+# (Xeon with AMX, 2026-12-05) one thread ran the batch-1 calls ~10% (unpruned) to 30%
+# (pruned) faster than two: with two, every op wakes a second thread and waits for it; and
+# one thread per op with a batch of 32 in two parts at once ~10% faster than every op on two.
+SAVED_MODEL_SETTINGS = {
+    "default_threads": {"intra_op_threads": 0, "inter_op_threads": 0, "batch_shards": 1},
+    "one_thread": {"intra_op_threads": 1, "inter_op_threads": 1, "batch_shards": 1},
+    "two_parts": {"intra_op_threads": 1, "inter_op_threads": THREADS, "batch_shards": THREADS},
+}
 
 
 def floor_model(classifier):
@@ -119,7 +142,7 @@ def print_speed(speed, parameters):
     for fmt, batches in speed.items():
         for batch, ms in batches.items():
             summary = speed_summary(ms, parameters)
-            print(f"{fmt:11} {batch:8}: {ms['unpruned']:8.1f} ms -> {ms['pruned']:8.1f} ms = "
+            print(f"{fmt:27} {batch:8}: {ms['unpruned']:8.1f} ms -> {ms['pruned']:8.1f} ms = "
                   f"{summary['speedup']:.2f}x as fast (target >= 1.6); floor "
                   f"{ms['floor']:.1f} ms ({summary['floor_share']:.0%} of unpruned), "
                   f"proportional {summary['proportional_speedup']:.2f}x", flush=True)
@@ -180,21 +203,93 @@ def interleaved_calls(functions, rounds, calls=3, warmup=0):
     return [1e3 * float(np.median(record)) for record in times]
 
 
-def measure_speed(models, tokenizer, texts, args, out):
-    """{"saved_model"|"tflite": {"batch_1"|"batch_32": {model: ms}}} for `MODELS`."""
-    speed = {"saved_model": {}, "tflite": {}}
-    serves = {}
-    for name, model in models.items():
-        export_task_saved_model(model, out(f"{name}_saved_model"), tokenizer,
-                                max_seq_length=args.seq_length, overwrite=True)
-        serves[name] = tf.saved_model.load(out(f"{name}_saved_model")).signatures[
-            "serving_default"]
+def time_saved_models(setting, paths, texts, rounds):
+    """Times the SavedModels at `paths` ({model: directory}) under `setting`; run it in a fresh
+    process (`in_new_process`), whose TensorFlow has not started yet.
+
+    Returns {"batch_1"|"batch_32": {model: ms}, "threads": [intra, inter] as set}.
+    """
+    threading = tf.config.threading
+    if setting["intra_op_threads"]:
+        threading.set_intra_op_parallelism_threads(setting["intra_op_threads"])
+    if setting["inter_op_threads"]:
+        threading.set_inter_op_parallelism_threads(setting["inter_op_threads"])
+    serves = {name: tf.saved_model.load(path).signatures["serving_default"]
+              for name, path in paths.items()}
+    result = {"threads": [threading.get_intra_op_parallelism_threads(),
+                          threading.get_inter_op_parallelism_threads()]}
     for batch in (1, 32):
         strings = tf.constant(texts[:batch])
-        warmup = WARMUP_CALLS[batch]
         times = interleaved_calls([lambda s=serves[n]: s(text=strings) for n in MODELS],
-                                  args.latency_rounds, warmup=warmup)
-        speed["saved_model"][f"batch_{batch}"] = dict(zip(MODELS, times))
+                                  rounds, warmup=WARMUP_CALLS[batch])
+        result[f"batch_{batch}"] = dict(zip(MODELS, times))
+    return result
+
+
+def in_new_process(function_name, *arguments):
+    """This script's `function_name(*arguments)` in a new Python process, whose TensorFlow
+    starts afresh; arguments and result travel as JSON."""
+    with tempfile.TemporaryDirectory() as tmp:
+        inputs, result = os.path.join(tmp, "arguments.json"), os.path.join(tmp, "result.json")
+        with open(inputs, "w") as f:
+            json.dump(arguments, f)
+        code = ("import json, runpy, sys; sys.path.insert(0, sys.argv[1]); "
+                "script = runpy.run_path(sys.argv[2]); "
+                "result = script[sys.argv[3]](*json.load(open(sys.argv[4]))); "
+                "json.dump(result, open(sys.argv[5], 'w'))")
+        script = os.path.abspath(__file__)
+        subprocess.run([sys.executable, "-c", code, os.path.dirname(script), script,
+                        function_name, inputs, result], check=True)
+        with open(result) as f:
+            return json.load(f)
+
+
+def fastest_setting(timings):
+    """{setting: {batch: {model: ms}}} -> ({batch: {model: fastest ms}}, {batch: {model: setting}}).
+
+    >>> fastest_setting({"a": {"batch_1": {"x": 2.0, "y": 5.0}},
+    ...                  "b": {"batch_1": {"x": 3.0, "y": 4.0}}})
+    ({'batch_1': {'x': 2.0, 'y': 4.0}}, {'batch_1': {'x': 'a', 'y': 'b'}})
+    """
+    batches = next(iter(timings.values()))
+    chosen = {batch: {model: min(timings, key=lambda s: timings[s][batch][model])
+                      for model in batches[batch]} for batch in batches}
+    fastest = {batch: {model: timings[setting][batch][model]
+                       for model, setting in models.items()} for batch, models in chosen.items()}
+    return fastest, chosen
+
+
+def measure_speed(models, tokenizer, texts, args, out):
+    """Latency of `MODELS` in ms, and how the SavedModels were timed.
+
+    Returns (speed, saved_model_timings): speed is {"saved_model" (each model
+    in its fastest setting) | "saved_model_default_threads" | "tflite":
+    {"batch_1"|"batch_32": {model: ms}}}; saved_model_timings is {setting:
+    {"batch_1"|"batch_32": {model: ms}, "threads": [intra, inter],
+    "fastest": ...}} for each of `SAVED_MODEL_SETTINGS`.
+    """
+    speed = {"saved_model": {}, "saved_model_default_threads": {}, "tflite": {}}
+    for shards in sorted({setting["batch_shards"] for setting in SAVED_MODEL_SETTINGS.values()}):
+        for name, model in models.items():
+            export_task_saved_model(model, out(saved_model_name(name, shards)), tokenizer,
+                                    max_seq_length=args.seq_length, overwrite=True,
+                                    batch_shards=shards)
+    timings = {}
+    for key, setting in SAVED_MODEL_SETTINGS.items():
+        paths = {name: out(saved_model_name(name, setting["batch_shards"])) for name in MODELS}
+        timings[key] = in_new_process("time_saved_models", setting, paths, list(texts[:32]),
+                                      args.latency_rounds)
+        print(f"SavedModels, {key} {setting}: "
+              + "; ".join(f"{batch} " + ", ".join(f"{n} {timings[key][batch][n]:.1f} ms"
+                                                   for n in MODELS)
+                          for batch in ("batch_1", "batch_32")), flush=True)
+    batch_timings = {key: {b: timing[b] for b in ("batch_1", "batch_32")}
+                     for key, timing in timings.items()}
+    speed["saved_model"], chosen = fastest_setting(batch_timings)
+    speed["saved_model_default_threads"] = batch_timings["default_threads"]
+    timings["fastest"] = chosen
+    for batch in (1, 32):
+        warmup = WARMUP_CALLS[batch]
         features = {k: v[:batch].astype(np.int32)
                     for k, v in pack(tokenizer, texts[:batch], args.seq_length).items()}
         paths = []
@@ -205,7 +300,12 @@ def measure_speed(models, tokenizer, texts, args, out):
         times = interleaved_latency(paths, features, THREADS, args.latency_rounds,
                                     warmup=warmup)
         speed["tflite"][f"batch_{batch}"] = {n: median for n, (median, _) in zip(MODELS, times)}
-    return speed
+    return speed, timings
+
+
+def saved_model_name(model, batch_shards):
+    """The directory a model's SavedModel is exported to, by its `batch_shards`."""
+    return f"{model}_saved_model" + (f"_{batch_shards}_parts" if batch_shards > 1 else "")
 
 
 def main(args):
@@ -271,8 +371,8 @@ def main(args):
 
     floor = floor_model(teacher)
     notes["parameters"]["floor"] = int(floor.count_params())
-    speed = measure_speed({"unpruned": teacher, "pruned": student, "floor": floor}, tokenizer,
-                          texts, args, out)
+    speed, saved_model_timings = measure_speed(
+        {"unpruned": teacher, "pruned": student, "floor": floor}, tokenizer, texts, args, out)
     figures.update(speed_figures(speed, notes["parameters"]))
     print(f"\ndev accuracy: unpruned {figures['unpruned_dev_accuracy']:.4f}, pruned + distilled "
           f"{figures['pruned_dev_accuracy']:.4f} ({figures['accuracy_change_points']:+.2f} "
@@ -280,15 +380,15 @@ def main(args):
     print_speed(speed, notes["parameters"])
     electra_tf.write_benchmark_results(args.output_dir, {
         "benchmark": "structured_pruning", "args": vars(args), "figures": figures,
-        "latency_ms": speed, "warmup_calls": WARMUP_CALLS, "notes": notes,
+        "latency_ms": speed, "warmup_calls": WARMUP_CALLS,
+        "saved_model_settings": SAVED_MODEL_SETTINGS, "saved_model_timings": saved_model_timings,
+        "notes": notes,
         "total_seconds": round(time.perf_counter() - start, 1)})
     print(f"wrote {out('results.json')} ({time.perf_counter() - start:.0f}s in all)")
 
 
 def median_of_runs(run_dirs, output_dir):
     """The median of each figure over several runs' results.json, with each run's value."""
-    import json
-
     runs = []
     for run_dir in run_dirs:
         with open(os.path.join(run_dir, "results.json")) as f:
@@ -319,13 +419,14 @@ def retime(args):
     os.makedirs(args.output_dir, exist_ok=True)
     out = lambda name: os.path.join(args.output_dir, name)  # noqa: E731
     floor = floor_model(teacher)
-    runs, sizes = {}, {}
+    runs, sizes, timings = {}, {}, {}
     for run_dir in args.retime:
         student = ElectraClassifier.from_pretrained(os.path.join(run_dir, "pruned_model"))
         parameters = {name: int(model.count_params()) for name, model in
                       (("unpruned", teacher), ("pruned", student), ("floor", floor))}
-        speed = measure_speed({"unpruned": teacher, "pruned": student, "floor": floor},
-                              tokenizer, dev["text"], args, out)
+        speed, timings[run_dir] = measure_speed(
+            {"unpruned": teacher, "pruned": student, "floor": floor}, tokenizer, dev["text"],
+            args, out)
         sizes[run_dir] = parameters
         print(run_dir)
         print_speed(speed, parameters)
@@ -339,6 +440,7 @@ def retime(args):
     electra_tf.write_benchmark_results(args.output_dir, {  # its "code": the commit timed
         "benchmark": "structured_pruning", "retime_of": list(args.retime),
         "latency_rounds": args.latency_rounds, "warmup_calls": WARMUP_CALLS,
+        "saved_model_settings": SAVED_MODEL_SETTINGS, "saved_model_timings": timings,
         "figures": figures, "runs": runs,
         "parameters": sizes})
 

@@ -56,6 +56,14 @@ def add_subcommands(subparsers):
                         default=defaults.file_system_poll_wait_seconds,
                         help="how often to look for new version directories, loaded and "
                         "swapped in while serving; 0 never looks (default: %(default)s)")
+    parser.add_argument("--intra-op-threads", type=int, default=defaults.intra_op_threads,
+                        help="threads one op is split over (TF Serving's "
+                        "--tensorflow_intra_op_parallelism); 1 answers single texts sooner on a "
+                        "small machine (default: %(default)s, all cores)")
+    parser.add_argument("--inter-op-threads", type=int, default=defaults.inter_op_threads,
+                        help="threads running independent ops at once; with --intra-op-threads 1, "
+                        "the cores, for a model exported with --batch-shards (default: "
+                        "%(default)s, all cores)")
     parser.set_defaults(run=_run_serve)
 
 
@@ -76,13 +84,15 @@ def _version_labels(text):
 def _run_serve(args):
     import os
 
-    from electra_tf.serving.serving_app import run_server
+    from electra_tf.serving.serving_app import run_server, set_tensorflow_threads
     from electra_tf.serving.serving_config import ServingConfig
 
     name = args.name or _default_name(args.model_dir)
     options = {field.name: getattr(args, field.name) for field in dataclasses.fields(ServingConfig)
                if hasattr(args, field.name)}
     config = ServingConfig(**{**options, "name": name})
+    # Before a task directory's export below runs TensorFlow's first op.
+    set_tensorflow_threads(config.intra_op_threads, config.inter_op_threads)
     grpc = f"; gRPC on {config.host}:{config.grpc_port}" if config.grpc_port is not None else ""
     served, temporary = servable_model_dir(args.model_dir)
     try:

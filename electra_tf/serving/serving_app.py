@@ -637,6 +637,35 @@ class _GracefulServer(uvicorn.Server):
         await super().shutdown(sockets)
 
 
+def set_tensorflow_threads(intra_op_threads=0, inter_op_threads=0):
+    """Sizes this process' TensorFlow thread pools; 0 leaves a pool as it is.
+
+    TensorFlow's default is all cores for both. It fixes its pools when it
+    runs its first op: afterwards a size other than the one it has is a
+    ValueError naming both.
+
+    >>> set_tensorflow_threads(0, 0)  # nothing to change
+    """
+    tf_threads = tf.config.threading
+    pools = (("intra_op_threads", intra_op_threads, tf_threads.get_intra_op_parallelism_threads,
+              tf_threads.set_intra_op_parallelism_threads),
+             ("inter_op_threads", inter_op_threads, tf_threads.get_inter_op_parallelism_threads,
+              tf_threads.set_inter_op_parallelism_threads))
+    for name, wanted, get, set_ in pools:
+        if isinstance(wanted, bool) or not isinstance(wanted, int) or wanted < 0:
+            raise ValueError(f"`{name}` must be an integer >= 0 (0: all cores); received "
+                             f"{name}={wanted!r}.")
+        if wanted in (0, get()):
+            continue
+        try:
+            set_(wanted)
+        except RuntimeError as error:
+            raise ValueError(
+                f"TensorFlow already runs with {name}={get()} (0: all cores) in this process; "
+                f"{name}={wanted} must be set before it runs its first op ({error})."
+            ) from None
+
+
 def run_server(model_dir, config=None, on_ready=None):
     """Loads `model_dir` and serves it until SIGTERM or SIGINT.
 
@@ -650,6 +679,7 @@ def run_server(model_dir, config=None, on_ready=None):
         on_ready: optional callback `(url)` once the server listens.
     """
     config = config or ServingConfig()
+    set_tensorflow_threads(config.intra_op_threads, config.inter_op_threads)
     versions = ModelVersions(model_dir, policy=config.version_policy,
                              version_labels=config.version_labels)
     app = build_serving_app(versions, config)

@@ -35,6 +35,14 @@ class ServingConfig:
             labelled versions are served too.
         file_system_poll_wait_seconds: how often the base path is checked for new
             versions (TF Serving's flag, same default); 0: never.
+        intra_op_threads: threads that one op is split over (TF Serving's
+            --tensorflow_intra_op_parallelism); 0: TensorFlow's default, all cores.
+        inter_op_threads: threads that run independent ops at the same time
+            (--tensorflow_inter_op_parallelism); 0: TensorFlow's default, all cores.
+            On a small CPU machine `intra_op_threads=1` answers one text at a
+            time sooner (threads are not woken and waited for at every op), and
+            with `inter_op_threads=N` a model exported with `batch_shards=N`
+            runs each batch as N parts at once (see README, "Serving threads").
 
     Example:
     >>> ServingConfig(name="sentiment", port=8600).port
@@ -56,6 +64,8 @@ class ServingConfig:
     version_policy: str = "latest"
     version_labels: dict = dataclasses.field(default_factory=dict)
     file_system_poll_wait_seconds: float = 1.0
+    intra_op_threads: int = 0
+    inter_op_threads: int = 0
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not MODEL_NAME.match(self.name):
@@ -64,9 +74,9 @@ class ServingConfig:
                 f"received name={self.name!r}."
             )
         for field in ("port", "max_batch_size", "workers", "max_body_bytes", "max_instances",
-                      "max_text_length", "max_queue"):
+                      "max_text_length", "max_queue", "intra_op_threads", "inter_op_threads"):
             value = getattr(self, field)
-            minimum = 0 if field == "port" else 1
+            minimum = 0 if field in ("port", "intra_op_threads", "inter_op_threads") else 1
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 raise ValueError(
                     f"`{field}` must be an integer >= {minimum}; received {field}={value!r}.")

@@ -48,7 +48,8 @@ def test_retime_times_both_models_and_the_floor_of_each_run_in_both_formats(benc
     with open(out / "results.json") as f:
         record = json.load(f)
     assert record["retime_of"] == runs and re.fullmatch(r"[0-9a-f]{40}", record["code"]["commit"])
-    keys = [f"{fmt}_batch_{batch}" for fmt in ("saved_model", "tflite") for batch in (1, 32)]
+    formats = ("saved_model", "saved_model_default_threads", "tflite")
+    keys = [f"{fmt}_batch_{batch}" for fmt in formats for batch in (1, 32)]
     for run in runs:
         assert sorted(record["runs"][run]) == sorted(keys)
         for key in keys:
@@ -67,6 +68,24 @@ def test_retime_times_both_models_and_the_floor_of_each_run_in_both_formats(benc
             assert record["figures"][f"{key}_{figure}"] == pytest.approx(sum(values) / 2)
     assert "cpu_model" in record["machine"]
     assert os.path.isdir(out / "pruned_saved_model") and os.path.isdir(out / "floor_saved_model")
+    # The SavedModels were timed in each setting, each in its own process with its threads.
+    settings = benchmark.SAVED_MODEL_SETTINGS
+    assert record["saved_model_settings"] == settings
+    for run in runs:
+        timings = record["saved_model_timings"][run]
+        for key, setting in settings.items():
+            assert timings[key]["threads"] == [setting["intra_op_threads"],
+                                               setting["inter_op_threads"]]
+            assert all(timings[key][f"batch_{b}"][m] > 0 for b in (1, 32) for m in benchmark.MODELS)
+        for batch in ("batch_1", "batch_32"):
+            ms = record["runs"][run][f"saved_model_{batch}"]
+            for model in benchmark.MODELS:  # each model's fastest setting
+                assert ms[model] == min(timings[key][batch][model] for key in settings)
+                assert ms[model] == timings[timings["fastest"][batch][model]][batch][model]
+            default = record["runs"][run][f"saved_model_default_threads_{batch}"]
+            assert all(default[m] == timings["default_threads"][batch][m] for m in benchmark.MODELS)
+    parts = out / "unpruned_saved_model_2_parts" / "assets.extra" / "electra_tf_export.json"
+    assert json.loads(parts.read_text())["batch_shards"] == 2
 
 
 def test_floor_model_keeps_one_head_and_one_neuron_per_layer(benchmark, tmp_path):
@@ -95,6 +114,18 @@ def test_speed_figures_name_each_format_and_batch(benchmark):
     assert figures == pytest.approx({"saved_model_batch_1_speedup": 12 / 9,
                                      "saved_model_batch_1_floor_share": 4 / 12,
                                      "saved_model_batch_1_proportional_speedup": 12 / 8})
+
+
+def test_fastest_setting_takes_each_models_own_fastest(benchmark):
+    timings = {"default_threads": {"batch_1": {"unpruned": 10.0, "pruned": 7.0},
+                                   "batch_32": {"unpruned": 90.0, "pruned": 60.0}},
+               "one_thread": {"batch_1": {"unpruned": 9.0, "pruned": 7.5},
+                              "batch_32": {"unpruned": 150.0, "pruned": 55.0}}}
+    fastest, chosen = benchmark.fastest_setting(timings)
+    assert fastest == {"batch_1": {"unpruned": 9.0, "pruned": 7.0},
+                       "batch_32": {"unpruned": 90.0, "pruned": 55.0}}
+    assert chosen == {"batch_1": {"unpruned": "one_thread", "pruned": "default_threads"},
+                      "batch_32": {"unpruned": "default_threads", "pruned": "one_thread"}}
 
 
 def test_median_of_refuses_runs_with_other_settings(benchmark, tmp_path):

@@ -4,6 +4,7 @@ fresh process without electra_tf, compared with the in-memory models."""
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -154,7 +155,7 @@ def test_task_model_equals_the_in_memory_classifier(exported, models, tokenizer)
         "task": "classification", "inputs": ["text"],
         "outputs": ["probabilities", "label_id", "label"], "max_seq_length": 32,
         "truncate": True, "label_names": LABELS, "problem_type": "single_label",
-        "electra_tf_version": electra_tf.__version__,
+        "batch_shards": 1, "electra_tf_version": electra_tf.__version__,
     }
 
 
@@ -250,3 +251,79 @@ def test_other_problem_types_outputs(problem_type):
     else:
         assert outputs == ["probabilities"]  # no single label for several labels
         np.testing.assert_allclose(result["probabilities"], 1 / (1 + np.exp(-logits)), atol=1e-6)
+
+
+def _graph_op_count(function, op_type):
+    """How many `op_type` nodes a concrete function's graph and its function library hold."""
+    graph = function.graph.as_graph_def()
+    return (sum(node.op == op_type for node in graph.node)
+            + sum(node.op == op_type for f in graph.library.function for node in f.node_def))
+
+
+def test_batch_shards_run_a_batch_as_parts_with_the_whole_batch_outputs(models, tokenizer,
+                                                                        tmp_path):
+    """`batch_shards=3`: a batch of at least 3 texts is split into 3 contiguous parts, each
+    tokenized and classified on its own (independent ops that the executor's threads run at
+    the same time); the outputs, concatenated, are the whole batch's, in order. Fewer texts
+    than parts run whole. Question answering too."""
+    classifier, qa = models
+    texts = movie_sentences()  # 8: parts of 2, 3 and 3 (the last two hold "" and odd text)
+    paths = {name: str(tmp_path / name) for name in ("whole", "parts", "qa_whole", "qa_parts")}
+    export_task_saved_model(classifier, paths["whole"], max_seq_length=32, label_names=LABELS)
+    metadata = export_task_saved_model(classifier, paths["parts"], max_seq_length=32,
+                                       label_names=LABELS, batch_shards=3)
+    assert metadata["batch_shards"] == 3
+    with open(os.path.join(paths["parts"], METADATA_PATH)) as f:
+        assert json.load(f)["batch_shards"] == 3
+    whole = tf.saved_model.load(paths["whole"]).signatures["serving_default"]
+    parts = tf.saved_model.load(paths["parts"]).signatures["serving_default"]
+    tokenizers = [_graph_op_count(f, "FastWordpieceTokenizeWithOffsets") for f in (whole, parts)]
+    assert tokenizers[0] >= 1 and tokenizers[1] == 4 * tokenizers[0]  # 3 parts + 1 whole
+    for batch in (texts, texts[:4], texts[:3], texts[:2], texts[:1]):
+        expected, result = (f(text=tf.constant(batch)) for f in (whole, parts))
+        assert result["probabilities"].shape == (len(batch), 2)
+        np.testing.assert_allclose(result["probabilities"], expected["probabilities"],
+                                   atol=1e-6, rtol=0)
+        assert result["label"].numpy().tolist() == expected["label"].numpy().tolist()
+    assert parts(text=tf.constant([], tf.string))["label_id"].shape == (0,)
+
+    questions = ["What is it about?", "Who?", "Why?", "When?", "Where?", "What?", "How?", "Eh?"]
+    export_task_saved_model(qa, paths["qa_whole"], max_seq_length=48)
+    export_task_saved_model(qa, paths["qa_parts"], max_seq_length=48, batch_shards=2)
+    expected, result = (
+        tf.saved_model.load(paths[name]).signatures["serving_default"](
+            question=tf.constant(questions), context=tf.constant(texts))
+        for name in ("qa_whole", "qa_parts"))
+    assert result["answer"].numpy().tolist() == expected["answer"].numpy().tolist()
+    assert result["start_char"].numpy().tolist() == expected["start_char"].numpy().tolist()
+    np.testing.assert_allclose(result["score"], expected["score"], atol=1e-5, rtol=0)
+
+
+def test_batch_shards_keep_the_too_long_text_check(models, tmp_path):
+    path = str(tmp_path / "parts")
+    export_task_saved_model(models[0], path, max_seq_length=16, truncate=False, batch_shards=2)
+    serve = tf.saved_model.load(path).signatures["serving_default"]
+    texts = ["fine", "dull", "a long sentence " * 10, "ok"]  # the long one is in the 2nd part
+    with pytest.raises(tf.errors.InvalidArgumentError, match="max_seq_length=16"):
+        serve(text=tf.constant(texts))
+    assert serve(text=tf.constant(["fine", "ok", "dull"]))["label"].shape == (3,)
+
+
+@pytest.mark.parametrize("batch_shards", [0, -2, 2.0, True, "2"])
+def test_bad_batch_shards_are_refused_before_writing(models, tmp_path, batch_shards):
+    out = str(tmp_path / "out")
+    with pytest.raises(ValueError, match=r"`batch_shards` must be a positive integer.*"
+                                         rf"received batch_shards={re.escape(repr(batch_shards))}"):
+        export_task_saved_model(models[0], out, batch_shards=batch_shards)
+    assert not os.path.exists(out)
+
+
+def test_a_tagger_refuses_batch_shards(tmp_path):
+    encoder = electra_tf.ElectraEncoder(**TINY_ENCODER)
+    tagger = electra_tf.ElectraTokenClassifier(encoder, num_classes=3)
+    tagger({key: tf.constant(value) for key, value in make_inputs().items()})
+    out = str(tmp_path / "out")
+    with pytest.raises(ValueError, match="padded to each batch's most words.*batch_shards=2 for "
+                                         "an ElectraTokenClassifier"):
+        export_task_saved_model(tagger, out, label_names=["O", "B-X", "I-X"], batch_shards=2)
+    assert not os.path.exists(out)

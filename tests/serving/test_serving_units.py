@@ -116,6 +116,9 @@ def test_response_formats_follow_tf_serving():
     (dict(port=-1), "`port` must be an integer >= 0"),
     (dict(max_instances=0), "`max_instances` must be an integer >= 1"),
     (dict(max_text_length=True), "`max_text_length` must be an integer"),
+    (dict(intra_op_threads=-1), r"`intra_op_threads` must be an integer >= 0; received "
+                                r"intra_op_threads=-1"),
+    (dict(inter_op_threads=1.5), "`inter_op_threads` must be an integer >= 0"),
 ])
 def test_serving_config_rejects_bad_values(arguments, message):
     with pytest.raises(ValueError, match=message):
@@ -136,16 +139,19 @@ def test_cli_parses_every_option_and_defaults_to_loopback():
         "--max-batch-size", "16", "--batch-timeout-ms", "2.5", "--workers", "2",
         "--max-body-bytes", "1000", "--max-instances", "4", "--max-text-length", "50",
         "--max-queue", "8", "--grpc-port", "9001", "--version-policy", "all",
-        "--version-labels", "stable=1,canary=2", "--file-system-poll-wait-seconds", "0.5"])
+        "--version-labels", "stable=1,canary=2", "--file-system-poll-wait-seconds", "0.5",
+        "--intra-op-threads", "1", "--inter-op-threads", "2"])
     assert (args.host, args.port, args.max_batch_size, args.batch_timeout_ms, args.workers,
             args.max_body_bytes, args.max_instances, args.max_text_length, args.max_queue) == (
         "127.0.0.1", 9000, 16, 2.5, 2, 1000, 4, 50, 8)
     assert (args.grpc_port, args.version_policy, args.version_labels,
             args.file_system_poll_wait_seconds) == (
         9001, "all", {"stable": "1", "canary": "2"}, 0.5)
+    assert (args.intra_op_threads, args.inter_op_threads) == (1, 2)
     defaults = build_parser().parse_args(["serve", "exports/sentiment"])
     assert (defaults.grpc_port, defaults.version_policy, defaults.version_labels) == (
         None, "latest", {})
+    assert (defaults.intra_op_threads, defaults.inter_op_threads) == (0, 0)  # TF's: all cores
 
 
 def test_cli_reports_a_missing_model_directory(tmp_path, capsys):
@@ -210,3 +216,72 @@ def test_batch_stops_waiting_once_the_last_batch_clients_are_back():
     waits = run(main())
     assert batches == [["a1", "b1", "c1"], ["a2", "b2", "c2"]]
     assert max(waits) < 0.5  # c2 did not wait out the 1 s timeout
+
+
+SERVE_WITH_THREADS = """
+import sys
+import tensorflow as tf
+import electra_tf.serving.serving_app as serving_app
+from electra_tf.cli.main import main
+
+def run_server(model_dir, config, on_ready=None):  # what the server would start with
+    serving_app.set_tensorflow_threads(config.intra_op_threads, config.inter_op_threads)
+    print("threads", tf.config.threading.get_intra_op_parallelism_threads(),
+          tf.config.threading.get_inter_op_parallelism_threads(), flush=True)
+
+serving_app.run_server = run_server
+sys.exit(main(["serve", sys.argv[1], "--intra-op-threads", "1", "--inter-op-threads", "2"]))
+"""
+
+
+def test_serve_sizes_tensorflow_threads_before_a_task_directory_is_exported(tmp_path):
+    """`serve TASK_DIR --intra-op-threads 1 --inter-op-threads 2`: the task directory's
+    export runs TensorFlow's first ops, after which the pools can no longer change, so the
+    command sizes them first; the server then finds them as asked."""
+    import subprocess
+    import sys
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "compression"))
+    from task_dirs import make_task_dirs
+
+    task_dir = make_task_dirs(tmp_path)["classify"]
+    process = subprocess.run([sys.executable, "-c", SERVE_WITH_THREADS, task_dir],
+                             capture_output=True, text=True, timeout=600,
+                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert process.returncode == 0, process.stderr[-3000:]
+    assert "is a task model directory: exporting it" in process.stderr
+    assert "threads 1 2" in process.stdout
+
+
+SET_THREADS_AFTER_START = """
+import tensorflow as tf
+from electra_tf.serving.serving_app import set_tensorflow_threads
+
+set_tensorflow_threads(1, 2)
+print("set", tf.config.threading.get_intra_op_parallelism_threads(),
+      tf.config.threading.get_inter_op_parallelism_threads())
+print("sum", float(tf.constant(1.0) + 1.0))  # TensorFlow starts: its pools are fixed now
+set_tensorflow_threads(1, 2)
+set_tensorflow_threads(0, 0)  # the sizes it has, or none asked: nothing to change
+for sizes in ((2, 2), (-1, 0)):
+    try:
+        set_tensorflow_threads(*sizes)
+    except ValueError as error:
+        print("refused", error)
+"""
+
+
+def test_tensorflow_threads_are_set_before_its_first_op_and_refused_after():
+    import subprocess
+    import sys
+
+    process = subprocess.run([sys.executable, "-c", SET_THREADS_AFTER_START],
+                             capture_output=True, text=True, timeout=300,
+                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert process.returncode == 0, process.stderr[-3000:]
+    lines = process.stdout.splitlines()
+    assert lines[:2] == ["set 1 2", "sum 2.0"]
+    assert lines[2].startswith("refused TensorFlow already runs with intra_op_threads=1 (0: all "
+                               "cores) in this process; intra_op_threads=2 must be set before")
+    assert lines[3] == ("refused `intra_op_threads` must be an integer >= 0 (0: all cores); "
+                        "received intra_op_threads=-1.")
