@@ -66,6 +66,22 @@ variable on also sends every dense layer, not only the intermediate one,
 through that fused kernel (`TransformerLayer._dense`). The "dense matmuls
 alone" rows are plain MatMuls, which the variable does not touch.
 
+`--intra-op-threads` and `--inter-op-threads` size TensorFlow's two thread
+pools before its first op (0: its default, all cores); torch keeps
+`--threads`. On a small machine TensorFlow's default splits every op over
+all cores, and each op then wakes the other threads and waits for them:
+one thread (`--intra-op-threads 1 --inter-op-threads 1`) is its fastest at
+batch 1. `--batch-parts N` adds the "N parts" variants: our best forward
+with each batch run as N contiguous slices at once (`in_parts`), for
+`--intra-op-threads 1 --inter-op-threads N`, so that each core runs whole
+ops of its own part (what `export_task_saved_model(..., batch_shards=N)`
+serves):
+
+    python benchmarks/encoder_inference.py --batch-size 32 --intra-op-threads 1 \
+        --inter-op-threads 2 --batch-parts 2 --frozen-weights
+    python benchmarks/encoder_inference.py --reviews 32 --batch-size 1 \
+        --intra-op-threads 1 --inter-op-threads 1 --frozen-weights
+
 Writes the table, with the machine it ran on, to
 benchmarks/results/encoder_inference/results.json (`--output-dir`).
 """
@@ -105,7 +121,54 @@ def parse_args():
     )
     parser.add_argument("--frozen-weights", action="store_true",
                         help="set TF_ONEDNN_ASSUME_FROZEN_WEIGHTS=1 (see the module docstring)")
-    return parser.parse_args()
+    parser.add_argument("--intra-op-threads", type=int, default=0,
+                        help="TensorFlow threads one op is split over (default: 0, TF's own: "
+                        "all cores)")
+    parser.add_argument("--inter-op-threads", type=int, default=0,
+                        help="TensorFlow threads running independent ops at once (default: 0, "
+                        "TF's own: all cores)")
+    parser.add_argument("--batch-parts", type=int, default=1,
+                        help="also time our best forward with each batch run as this many parts "
+                        "at once (with --intra-op-threads 1 --inter-op-threads N)")
+    args = parser.parse_args()
+    for name in ("intra_op_threads", "inter_op_threads"):
+        if getattr(args, name) < 0:
+            parser.error(f"--{name.replace('_', '-')} must be >= 0 (0: TensorFlow's default); "
+                         f"received {getattr(args, name)}")
+    if not 1 <= args.batch_parts <= args.batch_size:
+        parser.error(f"--batch-parts must be in [1, --batch-size={args.batch_size}]; received "
+                     f"{args.batch_parts}")
+    return args
+
+
+def set_tensorflow_threads(intra_op_threads, inter_op_threads):
+    """TensorFlow's two thread pools, before its first op (0: its default, all cores)."""
+    if intra_op_threads:
+        tf.config.threading.set_intra_op_parallelism_threads(intra_op_threads)
+    if inter_op_threads:
+        tf.config.threading.set_inter_op_parallelism_threads(inter_op_threads)
+
+
+def in_parts(forward, parts):
+    """`forward(inputs)` -> (batch, ...) run on `parts` contiguous slices of the batch, whose
+    outputs are concatenated: independent ops that TensorFlow's inter-op threads run at once.
+
+    >>> double = in_parts(lambda x: {"y": 2 * x["x"]}, 2)
+    >>> double({"x": tf.constant([1, 2, 3])})["y"].numpy().tolist()
+    [2, 4, 6]
+    """
+    if parts == 1:
+        return forward
+
+    def forward_in_parts(inputs):
+        batch = tf.shape(next(iter(inputs.values())))[0]
+        bounds = [batch * i // parts for i in range(parts + 1)]
+        outputs = [forward({key: value[bounds[i]:bounds[i + 1]] for key, value in inputs.items()})
+                   for i in range(parts)]
+        return {key: tf.concat([output[key] for output in outputs], axis=0)
+                for key in outputs[0]}
+
+    return forward_in_parts
 
 
 def make_inputs(batch_size, seq_length, vocab_size, seed=0):
@@ -259,6 +322,7 @@ def best_vs_torch(rows):
 
 def main():
     args = parse_args()
+    set_tensorflow_threads(args.intra_op_threads, args.inter_op_threads)
     if args.frozen_weights:  # TensorFlow's own variable, read once at its first oneDNN matmul
         os.environ["TF_ONEDNN_ASSUME_FROZEN_WEIGHTS"] = "1"
     import torch
@@ -284,12 +348,13 @@ def main():
     masks = [inputs["input_mask"][..., None] for inputs in batches]
 
     def tf_forward(model, jit_compile, remove_padding=False, plain_transposes=False,
-                   keras_layer_norms=False):
+                   keras_layer_norms=False, parts=1):
         # One trace for every batch shape: (batch, any length).
         signature = [{key: tf.TensorSpec([None, None], tf.int32) for key in tf_batches[0]}]
+        encode = in_parts(lambda x: model(x, training=False, remove_padding=remove_padding),
+                          parts)
         run = tf.function(
-            lambda x: tf.cast(model(x, training=False, remove_padding=remove_padding)[
-                "sequence_output"], tf.float32),
+            lambda x: tf.cast(encode(x)["sequence_output"], tf.float32),
             jit_compile=jit_compile, input_signature=None if jit_compile else signature,
         )
         if plain_transposes:  # traced now, with the float transposes of before 872cd90
@@ -327,6 +392,9 @@ def main():
                 variants["electra_tf xla_forward"] = xla_forward(encoder)
         else:
             variants["electra_tf tf.function(jit_compile=True)"] = tf_forward(encoder, True)
+        if args.batch_parts > 1:
+            variants[f"electra_tf {args.batch_parts} parts"] = tf_forward(
+                encoder, False, remove_padding=bool(args.reviews), parts=args.batch_parts)
         # The best variant again with Keras' LayerNorm ops (A/B of layer_norm.py's kernel).
         variants["electra_tf Keras LayerNorms"] = tf_forward(
             encoder, False, remove_padding=bool(args.reviews) and args.batch_size > 1,
@@ -343,6 +411,9 @@ def main():
         if args.reviews:
             variants["electra_tf bfloat16 remove_padding"] = tf_forward(
                 encoder_bf16, False, remove_padding=True)
+        if args.batch_parts > 1:
+            variants[f"electra_tf bfloat16 {args.batch_parts} parts"] = tf_forward(
+                encoder_bf16, False, remove_padding=bool(args.reviews), parts=args.batch_parts)
         variants["electra_tf bfloat16 Keras LayerNorms"] = tf_forward(
             encoder_bf16, False, remove_padding=bool(args.reviews) and args.batch_size > 1,
             keras_layer_norms=True)
@@ -399,7 +470,9 @@ def main():
         f"\nELECTRA-{args.preset} encoder, {shape}, "
         f"{os.cpu_count()} cores ({electra_tf.describe_machine().get('cpu_model')}), median of "
         f"{args.rounds} rounds x {args.iterations} (TF {tf.__version__}, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} torch threads)"
+        f"{torch.get_num_threads()} torch threads; TF threads intra-op "
+        f"{tf.config.threading.get_intra_op_parallelism_threads() or 'default'}, inter-op "
+        f"{tf.config.threading.get_inter_op_parallelism_threads() or 'default'})"
     )
     print(f"{'variant':<42} {'ms/pass':>9} {'tokens/s':>9} {'best tok/s':>10} {'vs torch':>9}")
     rows = {}
