@@ -141,14 +141,6 @@ def parse_args():
     return args
 
 
-def set_tensorflow_threads(intra_op_threads, inter_op_threads):
-    """TensorFlow's two thread pools, before its first op (0: its default, all cores)."""
-    if intra_op_threads:
-        tf.config.threading.set_intra_op_parallelism_threads(intra_op_threads)
-    if inter_op_threads:
-        tf.config.threading.set_inter_op_parallelism_threads(inter_op_threads)
-
-
 def in_parts(forward, parts):
     """`forward(inputs)` -> (batch, ...) run on `parts` contiguous slices of the batch, whose
     outputs are concatenated: independent ops that TensorFlow's inter-op threads run at once.
@@ -322,7 +314,7 @@ def best_vs_torch(rows):
 
 def main():
     args = parse_args()
-    set_tensorflow_threads(args.intra_op_threads, args.inter_op_threads)
+    electra_tf.set_tensorflow_threads(args.intra_op_threads, args.inter_op_threads)
     if args.frozen_weights:  # TensorFlow's own variable, read once at its first oneDNN matmul
         os.environ["TF_ONEDNN_ASSUME_FROZEN_WEIGHTS"] = "1"
     import torch

@@ -209,11 +209,8 @@ def time_saved_models(setting, paths, texts, rounds):
 
     Returns {"batch_1"|"batch_32": {model: ms}, "threads": [intra, inter] as set}.
     """
+    electra_tf.set_tensorflow_threads(setting["intra_op_threads"], setting["inter_op_threads"])
     threading = tf.config.threading
-    if setting["intra_op_threads"]:
-        threading.set_intra_op_parallelism_threads(setting["intra_op_threads"])
-    if setting["inter_op_threads"]:
-        threading.set_inter_op_parallelism_threads(setting["inter_op_threads"])
     serves = {name: tf.saved_model.load(path).signatures["serving_default"]
               for name, path in paths.items()}
     result = {"threads": [threading.get_intra_op_parallelism_threads(),

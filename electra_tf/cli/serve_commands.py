@@ -84,8 +84,9 @@ def _version_labels(text):
 def _run_serve(args):
     import os
 
-    from electra_tf.serving.serving_app import run_server, set_tensorflow_threads
+    from electra_tf.serving.serving_app import run_server
     from electra_tf.serving.serving_config import ServingConfig
+    from electra_tf.utils.tensorflow_threads import set_tensorflow_threads
 
     name = args.name or _default_name(args.model_dir)
     options = {field.name: getattr(args, field.name) for field in dataclasses.fields(ServingConfig)

@@ -29,6 +29,7 @@ from electra_tf.serving.model_versions import ModelVersions
 from electra_tf.serving.request_error import RequestError
 from electra_tf.serving.serving_config import ServingConfig
 from electra_tf.serving.serving_metrics import ServingMetrics
+from electra_tf.utils.tensorflow_threads import set_tensorflow_threads
 
 try:
     import fastapi
@@ -635,35 +636,6 @@ class _GracefulServer(uvicorn.Server):
             sock.close()
         await asyncio.sleep(ACCEPTED_CONNECTION_GRACE_S)
         await super().shutdown(sockets)
-
-
-def set_tensorflow_threads(intra_op_threads=0, inter_op_threads=0):
-    """Sizes this process' TensorFlow thread pools; 0 leaves a pool as it is.
-
-    TensorFlow's default is all cores for both. It fixes its pools when it
-    runs its first op: afterwards a size other than the one it has is a
-    ValueError naming both.
-
-    >>> set_tensorflow_threads(0, 0)  # nothing to change
-    """
-    tf_threads = tf.config.threading
-    pools = (("intra_op_threads", intra_op_threads, tf_threads.get_intra_op_parallelism_threads,
-              tf_threads.set_intra_op_parallelism_threads),
-             ("inter_op_threads", inter_op_threads, tf_threads.get_inter_op_parallelism_threads,
-              tf_threads.set_inter_op_parallelism_threads))
-    for name, wanted, get, set_ in pools:
-        if isinstance(wanted, bool) or not isinstance(wanted, int) or wanted < 0:
-            raise ValueError(f"`{name}` must be an integer >= 0 (0: all cores); received "
-                             f"{name}={wanted!r}.")
-        if wanted in (0, get()):
-            continue
-        try:
-            set_(wanted)
-        except RuntimeError as error:
-            raise ValueError(
-                f"TensorFlow already runs with {name}={get()} (0: all cores) in this process; "
-                f"{name}={wanted} must be set before it runs its first op ({error})."
-            ) from None
 
 
 def run_server(model_dir, config=None, on_ready=None):

@@ -221,11 +221,12 @@ def test_batch_stops_waiting_once_the_last_batch_clients_are_back():
 SERVE_WITH_THREADS = """
 import sys
 import tensorflow as tf
+import electra_tf
 import electra_tf.serving.serving_app as serving_app
 from electra_tf.cli.main import main
 
 def run_server(model_dir, config, on_ready=None):  # what the server would start with
-    serving_app.set_tensorflow_threads(config.intra_op_threads, config.inter_op_threads)
+    electra_tf.set_tensorflow_threads(config.intra_op_threads, config.inter_op_threads)
     print("threads", tf.config.threading.get_intra_op_parallelism_threads(),
           tf.config.threading.get_inter_op_parallelism_threads(), flush=True)
 
@@ -255,7 +256,7 @@ def test_serve_sizes_tensorflow_threads_before_a_task_directory_is_exported(tmp_
 
 SET_THREADS_AFTER_START = """
 import tensorflow as tf
-from electra_tf.serving.serving_app import set_tensorflow_threads
+from electra_tf import set_tensorflow_threads
 
 set_tensorflow_threads(1, 2)
 print("set", tf.config.threading.get_intra_op_parallelism_threads(),

@@ -1,0 +1,42 @@
+"""set_tensorflow_threads: the sizes of TensorFlow's two thread pools, set before its first op.
+
+TensorFlow splits each op over its intra-op pool and runs independent ops on
+its inter-op pool, both all cores by default. On a small CPU machine that
+default is not the fastest way to run a model: each op wakes the other
+threads and waits for them, which costs more than the work of most of a
+model's ops. One thread answers one text at a time sooner; one thread per op
+with a batch run as N parts at once (`export_task_saved_model(...,
+batch_shards=N)`, inter-op N) serves batches sooner (README, "Serving threads").
+"""
+
+import tensorflow as tf
+
+
+def set_tensorflow_threads(intra_op_threads=0, inter_op_threads=0):
+    """Sizes this process' TensorFlow thread pools; 0 leaves a pool as it is.
+
+    TensorFlow's default is all cores for both. It fixes its pools when it
+    runs its first op: afterwards a size other than the one it has is a
+    ValueError naming both. Call it first thing, as `electra-tf serve
+    --intra-op-threads/--inter-op-threads` does.
+
+    >>> set_tensorflow_threads(0, 0)  # nothing to change
+    """
+    tf_threads = tf.config.threading
+    pools = (("intra_op_threads", intra_op_threads, tf_threads.get_intra_op_parallelism_threads,
+              tf_threads.set_intra_op_parallelism_threads),
+             ("inter_op_threads", inter_op_threads, tf_threads.get_inter_op_parallelism_threads,
+              tf_threads.set_inter_op_parallelism_threads))
+    for name, wanted, get, set_ in pools:
+        if isinstance(wanted, bool) or not isinstance(wanted, int) or wanted < 0:
+            raise ValueError(f"`{name}` must be an integer >= 0 (0: all cores); received "
+                             f"{name}={wanted!r}.")
+        if wanted in (0, get()):
+            continue
+        try:
+            set_(wanted)
+        except RuntimeError as error:
+            raise ValueError(
+                f"TensorFlow already runs with {name}={get()} (0: all cores) in this process; "
+                f"{name}={wanted} must be set before it runs its first op ({error})."
+            ) from None
