@@ -72,9 +72,9 @@ pools before its first op (0: its default, all cores); torch keeps
 all cores, and each op then wakes the other threads and waits for them:
 one thread (`--intra-op-threads 1 --inter-op-threads 1`) is its fastest at
 batch 1. `--batch-parts N` adds the "N parts" variants: our best forward
-with each batch run as N contiguous slices at once (`in_parts`), for
+with each batch run as N contiguous slices at once (`electra_tf.in_batch_parts`), for
 `--intra-op-threads 1 --inter-op-threads N`, so that each core runs whole
-ops of its own part (what `export_task_saved_model(..., batch_shards=N)`
+ops of its own part (what `export_task_saved_model(..., batch_parts=N)`
 serves):
 
     python benchmarks/encoder_inference.py --batch-size 32 --intra-op-threads 1 \
@@ -139,28 +139,6 @@ def parse_args():
         parser.error(f"--batch-parts must be in [1, --batch-size={args.batch_size}]; received "
                      f"{args.batch_parts}")
     return args
-
-
-def in_parts(forward, parts):
-    """`forward(inputs)` -> (batch, ...) run on `parts` contiguous slices of the batch, whose
-    outputs are concatenated: independent ops that TensorFlow's inter-op threads run at once.
-
-    >>> double = in_parts(lambda x: {"y": 2 * x["x"]}, 2)
-    >>> double({"x": tf.constant([1, 2, 3])})["y"].numpy().tolist()
-    [2, 4, 6]
-    """
-    if parts == 1:
-        return forward
-
-    def forward_in_parts(inputs):
-        batch = tf.shape(next(iter(inputs.values())))[0]
-        bounds = [batch * i // parts for i in range(parts + 1)]
-        outputs = [forward({key: value[bounds[i]:bounds[i + 1]] for key, value in inputs.items()})
-                   for i in range(parts)]
-        return {key: tf.concat([output[key] for output in outputs], axis=0)
-                for key in outputs[0]}
-
-    return forward_in_parts
 
 
 def make_inputs(batch_size, seq_length, vocab_size, seed=0):
@@ -343,8 +321,8 @@ def main():
                    keras_layer_norms=False, parts=1):
         # One trace for every batch shape: (batch, any length).
         signature = [{key: tf.TensorSpec([None, None], tf.int32) for key in tf_batches[0]}]
-        encode = in_parts(lambda x: model(x, training=False, remove_padding=remove_padding),
-                          parts)
+        encode = electra_tf.in_batch_parts(
+            lambda x: model(x, training=False, remove_padding=remove_padding), parts)
         run = tf.function(
             lambda x: tf.cast(encode(x)["sequence_output"], tf.float32),
             jit_compile=jit_compile, input_signature=None if jit_compile else signature,

@@ -23,7 +23,7 @@ The SavedModels are timed under each of `SAVED_MODEL_SETTINGS`, each in a
 process of its own (TensorFlow sizes its thread pools once, before its first
 op): TensorFlow's default threads (every op split over both cores); one
 thread for everything; and one thread per op with a batch run as two parts
-at once (`export_task_saved_model(..., batch_shards=2)`, served by
+at once (`export_task_saved_model(..., batch_parts=2)`, served by
 `electra-tf serve --intra-op-threads 1 --inter-op-threads 2`). The
 "saved_model" figures take each model's fastest setting, as a deployment
 tuned for it would; "saved_model_default_threads" are TensorFlow's defaults.
@@ -91,14 +91,14 @@ MODELS = ("unpruned", "pruned", "floor")
 # timing 3 calls a turn (until 2026-12-05) counted. At batch 32 the turns made no difference.
 WARMUP_CALLS = {1: 10, 32: 2}
 # How the SavedModels are timed, each setting in a fresh process: TensorFlow's thread pools
-# (0: its default, all cores) and the parts a batch runs in (`batch_shards`). On 2 cores
+# (0: its default, all cores) and the parts a batch runs in (`batch_parts`). On 2 cores
 # (Xeon with AMX, 2026-12-05) one thread ran the batch-1 calls ~10% (unpruned) to 30%
 # (pruned) faster than two: with two, every op wakes a second thread and waits for it; and
 # one thread per op with a batch of 32 in two parts at once ~10% faster than every op on two.
 SAVED_MODEL_SETTINGS = {
-    "default_threads": {"intra_op_threads": 0, "inter_op_threads": 0, "batch_shards": 1},
-    "one_thread": {"intra_op_threads": 1, "inter_op_threads": 1, "batch_shards": 1},
-    "two_parts": {"intra_op_threads": 1, "inter_op_threads": THREADS, "batch_shards": THREADS},
+    "default_threads": {"intra_op_threads": 0, "inter_op_threads": 0, "batch_parts": 1},
+    "one_thread": {"intra_op_threads": 1, "inter_op_threads": 1, "batch_parts": 1},
+    "two_parts": {"intra_op_threads": 1, "inter_op_threads": THREADS, "batch_parts": THREADS},
 }
 
 
@@ -266,14 +266,14 @@ def measure_speed(models, tokenizer, texts, args, out):
     "fastest": ...}} for each of `SAVED_MODEL_SETTINGS`.
     """
     speed = {"saved_model": {}, "saved_model_default_threads": {}, "tflite": {}}
-    for shards in sorted({setting["batch_shards"] for setting in SAVED_MODEL_SETTINGS.values()}):
+    for parts in sorted({setting["batch_parts"] for setting in SAVED_MODEL_SETTINGS.values()}):
         for name, model in models.items():
-            export_task_saved_model(model, out(saved_model_name(name, shards)), tokenizer,
+            export_task_saved_model(model, out(saved_model_name(name, parts)), tokenizer,
                                     max_seq_length=args.seq_length, overwrite=True,
-                                    batch_shards=shards)
+                                    batch_parts=parts)
     timings = {}
     for key, setting in SAVED_MODEL_SETTINGS.items():
-        paths = {name: out(saved_model_name(name, setting["batch_shards"])) for name in MODELS}
+        paths = {name: out(saved_model_name(name, setting["batch_parts"])) for name in MODELS}
         timings[key] = in_new_process("time_saved_models", setting, paths, list(texts[:32]),
                                       args.latency_rounds)
         print(f"SavedModels, {key} {setting}: "
@@ -300,9 +300,9 @@ def measure_speed(models, tokenizer, texts, args, out):
     return speed, timings
 
 
-def saved_model_name(model, batch_shards):
-    """The directory a model's SavedModel is exported to, by its `batch_shards`."""
-    return f"{model}_saved_model" + (f"_{batch_shards}_parts" if batch_shards > 1 else "")
+def saved_model_name(model, batch_parts):
+    """The directory a model's SavedModel is exported to, by its `batch_parts`."""
+    return f"{model}_saved_model" + (f"_{batch_parts}_parts" if batch_parts > 1 else "")
 
 
 def main(args):

@@ -148,6 +148,7 @@ _LAZY = {
     "describe_machine": ("electra_tf.utils.machine", "describe_machine"),
     "write_benchmark_results": ("electra_tf.utils.machine", "write_benchmark_results"),
     "plot_learning_curves": ("electra_tf.utils.plots", "plot_learning_curves"),
+    "in_batch_parts": ("electra_tf.utils.tensorflow_threads", "in_batch_parts"),
     "set_tensorflow_threads": ("electra_tf.utils.tensorflow_threads", "set_tensorflow_threads"),
 }
 

@@ -52,7 +52,7 @@ def add_subcommands(subparsers):
     parser.add_argument("--text-pair", action="store_true", default=None,
                         help="saved_model classifiers: inputs text and text_b (sentence pairs; "
                         "default: as the model was fine-tuned, from MODEL_DIR/task.json)")
-    parser.add_argument("--batch-shards", type=int, default=1,
+    parser.add_argument("--batch-parts", type=int, default=1,
                         help="saved_model classifiers and QA models: run a batch of at least N "
                         "examples as N parts at the same time, one per core; for `serve "
                         "--intra-op-threads 1 --inter-op-threads N` (default: %(default)s, whole)")
@@ -71,6 +71,6 @@ def _run_export(args):
         label_names=label_names, text_pair=args.text_pair,
         calibration_data=args.calibration_data, overwrite=args.overwrite,
         num_calibration_examples=args.num_calibration_examples,
-        float_dense_layers=args.float_dense_layers, batch_shards=args.batch_shards,
+        float_dense_layers=args.float_dense_layers, batch_parts=args.batch_parts,
     )
     print(f"exported {type(model).__name__} as {args.format} to {args.output_path}")

@@ -36,7 +36,7 @@ def export_model_directory(
     lower_case=None,
     num_calibration_examples=100,
     float_dense_layers=None,
-    batch_shards=1,
+    batch_parts=1,
 ):
     """Loads the model in `model_dir` (written by `save_pretrained`) and exports it.
 
@@ -71,7 +71,7 @@ def export_model_directory(
         float_dense_layers: int8 only: dense layers with the widest outputs
             kept in float32; None: `tflite_export.FLOAT_DENSE_LAYERS`.
         overwrite: replace an existing `output_path`.
-        batch_shards: "saved_model" classifiers and QA models: a batch of at
+        batch_parts: "saved_model" classifiers and QA models: a batch of at
             least this many examples runs as this many parts at the same
             time (see `export_task_saved_model`).
 
@@ -90,10 +90,10 @@ def export_model_directory(
             f"`quantize` must be None or one of {list(QUANTIZE_MODES)}, with format='tflite'; "
             f"received quantize={quantize!r} with format={format!r}."
         )
-    if batch_shards != 1 and format != "saved_model":
+    if batch_parts != 1 and format != "saved_model":
         raise ValueError(
-            "`batch_shards` splits the batches of an end-to-end SavedModel (format="
-            f"'saved_model'); received batch_shards={batch_shards!r} with format={format!r}."
+            "`batch_parts` splits the batches of an end-to-end SavedModel (format="
+            f"'saved_model'); received batch_parts={batch_parts!r} with format={format!r}."
         )
     if quantize == "int8" and not calibration_data:
         raise ValueError(
@@ -142,7 +142,7 @@ def export_model_directory(
         export_task_saved_model(model, output_path, tokenizer=tokenizer,
                                 max_seq_length=max_seq_length, label_names=label_names,
                                 overwrite=overwrite, text_pair=text_pair,
-                                batch_shards=batch_shards)
+                                batch_parts=batch_parts)
     else:
         from electra_tf.export import tflite_export  # the TFLite converter
 

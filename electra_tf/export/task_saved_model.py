@@ -35,7 +35,7 @@ InvalidArgument (HTTP 400 in TensorFlow Serving) naming both lengths.
 
 `assets.extra/electra_tf_export.json` (which TensorFlow Serving ignores)
 describes the export: task, inputs, outputs, max_seq_length, truncate,
-label_names, problem_type, batch_shards, electra_tf_version, and for taggers padded_outputs
+label_names, problem_type, batch_parts, electra_tf_version, and for taggers padded_outputs
 ({count output: [the outputs it counts the real columns of]}).
 
 TensorFlow Serving: besides TensorFlow's own ops the graph uses tensorflow-text
@@ -60,6 +60,7 @@ from electra_tf.export.word_tags import tag_words, tokenize_words_for_tagging
 from electra_tf.tasks.electra_question_answering import ElectraQuestionAnswering
 from electra_tf.tasks.electra_token_classifier import ElectraTokenClassifier
 from electra_tf.utils.atomic_directory import atomic_directory
+from electra_tf.utils.tensorflow_threads import in_batch_parts
 
 METADATA_PATH = os.path.join("assets.extra", "electra_tf_export.json")
 
@@ -73,7 +74,7 @@ def export_task_saved_model(
     truncate=True,
     overwrite=False,
     text_pair=False,
-    batch_shards=1,
+    batch_parts=1,
 ):
     """Exports `model` with its tokenizer as one SavedModel (see the module docstring).
 
@@ -92,7 +93,7 @@ def export_task_saved_model(
             pairs); False makes them an error.
         overwrite: replace an existing `path`.
         text_pair: classify sentence pairs: inputs `text` and `text_b`.
-        batch_shards: classifiers and question answering: split a batch of
+        batch_parts: classifiers and question answering: split a batch of
             at least this many examples into this many parts that run at the
             same time, each on one core (a smaller batch runs whole). For a
             server whose TensorFlow runs each op on one thread
@@ -119,7 +120,7 @@ def export_task_saved_model(
     """
     tokenizer = ElectraTokenizer() if tokenizer is None else tokenizer
     _check_export_arguments(model, tokenizer, max_seq_length, truncate, text_pair)
-    _check_batch_shards(model, batch_shards)
+    _check_batch_parts(model, batch_parts)
     if isinstance(model, ElectraClassifier):
         task, input_names = "classification", ["text", "text_b"] if text_pair else ["text"]
         head, outputs, label_names = _classification_head(model, label_names)
@@ -196,11 +197,10 @@ def export_task_saved_model(
         return predict(inputs, strings, offsets)
 
     def serve(*strings):
-        if batch_shards == 1:
+        if batch_parts == 1:
             return serve_whole(*strings)
-        return tf.cond(tf.shape(strings[0])[0] >= batch_shards,
-                       lambda: concat_shards([serve_whole(*part)
-                                              for part in split_batch(strings, batch_shards)]),
+        return tf.cond(tf.shape(strings[0])[0] >= batch_parts,
+                       lambda: in_batch_parts(serve_whole, batch_parts)(*strings),
                        lambda: serve_whole(*strings))
 
     def count_tokens(*strings):
@@ -224,7 +224,7 @@ def export_task_saved_model(
         "truncate": truncate,
         "label_names": label_names,
         "problem_type": getattr(model, "problem_type", None),
-        "batch_shards": batch_shards,
+        "batch_parts": batch_parts,
         "electra_tf_version": _version(),
     }
     if task == "token_classification":
@@ -259,38 +259,18 @@ def trim_to_longest(inputs):
     return {key: value[:, :length] for key, value in inputs.items()}  # each (batch, length)
 
 
-def split_batch(strings, num_parts):
-    """Inputs, one (batch,) tensor each -> `num_parts` lists of contiguous slices.
-
-    Part sizes differ by at most one, in order: concatenating the parts'
-    outputs gives the whole batch's.
-
-    >>> parts = split_batch([tf.constant(["a", "b", "c", "d", "e"])], 2)
-    >>> [[t.numpy().tolist() for t in part] for part in parts]
-    [[[b'a', b'b']], [[b'c', b'd', b'e']]]
-    """
-    batch = tf.shape(strings[0])[0]
-    bounds = [batch * i // num_parts for i in range(num_parts + 1)]
-    return [[text[bounds[i]:bounds[i + 1]] for text in strings] for i in range(num_parts)]
-
-
-def concat_shards(outputs):
-    """The parts' output dicts, each {name: (part, ...)} -> {name: (batch, ...)}."""
-    return {name: tf.concat([part[name] for part in outputs], axis=0) for name in outputs[0]}
-
-
-def _check_batch_shards(model, batch_shards):
-    if isinstance(batch_shards, bool) or not isinstance(batch_shards, int) or batch_shards < 1:
+def _check_batch_parts(model, batch_parts):
+    if isinstance(batch_parts, bool) or not isinstance(batch_parts, int) or batch_parts < 1:
         raise ValueError(
-            "`batch_shards` must be a positive integer, the parts a batch runs in (1: "
+            "`batch_parts` must be a positive integer, the parts a batch runs in (1: "
             f"whole; the cores of the serving machine: one part each); received "
-            f"batch_shards={batch_shards!r}."
+            f"batch_parts={batch_parts!r}."
         )
-    if batch_shards > 1 and isinstance(model, ElectraTokenClassifier):
+    if batch_parts > 1 and isinstance(model, ElectraTokenClassifier):
         raise ValueError(
-            "`batch_shards` > 1 is for classifiers and question answering models: a tagger's "
+            "`batch_parts` > 1 is for classifiers and question answering models: a tagger's "
             "outputs are padded to each batch's most words, which parts would not share. "
-            f"Received batch_shards={batch_shards} for an ElectraTokenClassifier; pass 1."
+            f"Received batch_parts={batch_parts} for an ElectraTokenClassifier; pass 1."
         )
 
 

@@ -41,7 +41,7 @@ class ServingConfig:
             (--tensorflow_inter_op_parallelism); 0: TensorFlow's default, all cores.
             On a small CPU machine `intra_op_threads=1` answers one text at a
             time sooner (threads are not woken and waited for at every op), and
-            with `inter_op_threads=N` a model exported with `batch_shards=N`
+            with `inter_op_threads=N` a model exported with `batch_parts=N`
             runs each batch as N parts at once (see README, "Serving threads").
 
     Example:

@@ -1,4 +1,5 @@
-"""set_tensorflow_threads: the sizes of TensorFlow's two thread pools, set before its first op.
+"""set_tensorflow_threads: the sizes of TensorFlow's two thread pools, set before its first op;
+in_batch_parts: a batch run as parts that those pools' threads run at once.
 
 TensorFlow splits each op over its intra-op pool and runs independent ops on
 its inter-op pool, both all cores by default. On a small CPU machine that
@@ -6,7 +7,7 @@ default is not the fastest way to run a model: each op wakes the other
 threads and waits for them, which costs more than the work of most of a
 model's ops. One thread answers one text at a time sooner; one thread per op
 with a batch run as N parts at once (`export_task_saved_model(...,
-batch_shards=N)`, inter-op N) serves batches sooner (README, "Serving threads").
+batch_parts=N)`, inter-op N) serves batches sooner (README, "Serving threads").
 """
 
 import tensorflow as tf
@@ -40,3 +41,29 @@ def set_tensorflow_threads(intra_op_threads=0, inter_op_threads=0):
                 f"TensorFlow already runs with {name}={get()} (0: all cores) in this process; "
                 f"{name}={wanted} must be set before it runs its first op ({error})."
             ) from None
+
+
+def in_batch_parts(function, parts):
+    """`function(*inputs)` run on `parts` contiguous slices of the batch, outputs concatenated.
+
+    Every input and output tensor (any nesting: dicts, lists) has the batch
+    as its first axis; part sizes differ by at most one, in order, so the
+    result is the whole batch's. The parts share no op: with one thread per
+    op and `parts` inter-op threads (`set_tensorflow_threads(1, parts)`) the
+    executor runs them at once, each core whole ops of its own part.
+
+    >>> double = in_batch_parts(lambda x: {"y": 2 * x["x"]}, 2)
+    >>> double({"x": tf.constant([1, 2, 3])})["y"].numpy().tolist()
+    [2, 4, 6]
+    """
+    if parts == 1:
+        return function
+
+    def run_in_parts(*inputs):
+        batch = tf.shape(tf.nest.flatten(inputs)[0])[0]
+        bounds = [batch * i // parts for i in range(parts + 1)]
+        outputs = [function(*tf.nest.map_structure(lambda t, lo=lo, hi=hi: t[lo:hi], inputs))
+                   for lo, hi in zip(bounds[:-1], bounds[1:])]
+        return tf.nest.map_structure(lambda *pieces: tf.concat(pieces, axis=0), *outputs)
+
+    return run_in_parts

@@ -85,7 +85,7 @@ def test_retime_times_both_models_and_the_floor_of_each_run_in_both_formats(benc
             default = record["runs"][run][f"saved_model_default_threads_{batch}"]
             assert all(default[m] == timings["default_threads"][batch][m] for m in benchmark.MODELS)
     parts = out / "unpruned_saved_model_2_parts" / "assets.extra" / "electra_tf_export.json"
-    assert json.loads(parts.read_text())["batch_shards"] == 2
+    assert json.loads(parts.read_text())["batch_parts"] == 2
 
 
 def test_floor_model_keeps_one_head_and_one_neuron_per_layer(benchmark, tmp_path):

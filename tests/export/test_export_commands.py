@@ -80,10 +80,10 @@ def test_question_answering_saved_model(model_dirs, tmp_path):
                  "--max-seq-length", "24", "--text-pair"]) == 2  # pairs are for classifiers
     assert not os.path.exists(out)
     assert main(["export", model_dirs["qa"], out, "--format", "saved_model",
-                 "--max-seq-length", "24", "--batch-shards", "2"]) == 0
+                 "--max-seq-length", "24", "--batch-parts", "2"]) == 0
     with open(os.path.join(out, METADATA_PATH)) as f:
         metadata = json.load(f)
-    assert metadata["batch_shards"] == 2  # batches of 2 or more run as two parts
+    assert metadata["batch_parts"] == 2  # batches of 2 or more run as two parts
     assert metadata["task"] == "question_answering"
     assert metadata["inputs"] == ["question", "context"]
     assert metadata["outputs"] == ["answer", "start_char", "end_char", "score"]
@@ -103,12 +103,12 @@ def test_bad_requests_are_clear_errors(model_dirs, tmp_path, capsys):
                  "--max-seq-length", "64"]) == 2
     assert "max_sequence_length); received max_seq_length=64" in capsys.readouterr().err
     assert main(["export", model_dirs["classifier"], out, "--format", "tflite",
-                 "--batch-shards", "2"]) == 2
+                 "--batch-parts", "2"]) == 2
     assert ("splits the batches of an end-to-end SavedModel (format='saved_model'); received "
-            "batch_shards=2 with format='tflite'") in capsys.readouterr().err
+            "batch_parts=2 with format='tflite'") in capsys.readouterr().err
     assert main(["export", model_dirs["classifier"], out, "--format", "saved_model",
-                 "--max-seq-length", "16", "--batch-shards", "0"]) == 2
-    assert "received batch_shards=0" in capsys.readouterr().err
+                 "--max-seq-length", "16", "--batch-parts", "0"]) == 2
+    assert "received batch_parts=0" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:
         main(["export", model_dirs["encoder"], out, "--format", "onnx"])
     assert exit_info.value.code == 2 and "invalid choice: 'onnx'" in capsys.readouterr().err

@@ -155,7 +155,7 @@ def test_task_model_equals_the_in_memory_classifier(exported, models, tokenizer)
         "task": "classification", "inputs": ["text"],
         "outputs": ["probabilities", "label_id", "label"], "max_seq_length": 32,
         "truncate": True, "label_names": LABELS, "problem_type": "single_label",
-        "batch_shards": 1, "electra_tf_version": electra_tf.__version__,
+        "batch_parts": 1, "electra_tf_version": electra_tf.__version__,
     }
 
 
@@ -260,9 +260,9 @@ def _graph_op_count(function, op_type):
             + sum(node.op == op_type for f in graph.library.function for node in f.node_def))
 
 
-def test_batch_shards_run_a_batch_as_parts_with_the_whole_batch_outputs(models, tokenizer,
+def test_batch_parts_run_a_batch_as_parts_with_the_whole_batch_outputs(models, tokenizer,
                                                                         tmp_path):
-    """`batch_shards=3`: a batch of at least 3 texts is split into 3 contiguous parts, each
+    """`batch_parts=3`: a batch of at least 3 texts is split into 3 contiguous parts, each
     tokenized and classified on its own (independent ops that the executor's threads run at
     the same time); the outputs, concatenated, are the whole batch's, in order. Fewer texts
     than parts run whole. Question answering too."""
@@ -271,10 +271,10 @@ def test_batch_shards_run_a_batch_as_parts_with_the_whole_batch_outputs(models, 
     paths = {name: str(tmp_path / name) for name in ("whole", "parts", "qa_whole", "qa_parts")}
     export_task_saved_model(classifier, paths["whole"], max_seq_length=32, label_names=LABELS)
     metadata = export_task_saved_model(classifier, paths["parts"], max_seq_length=32,
-                                       label_names=LABELS, batch_shards=3)
-    assert metadata["batch_shards"] == 3
+                                       label_names=LABELS, batch_parts=3)
+    assert metadata["batch_parts"] == 3
     with open(os.path.join(paths["parts"], METADATA_PATH)) as f:
-        assert json.load(f)["batch_shards"] == 3
+        assert json.load(f)["batch_parts"] == 3
     whole = tf.saved_model.load(paths["whole"]).signatures["serving_default"]
     parts = tf.saved_model.load(paths["parts"]).signatures["serving_default"]
     tokenizers = [_graph_op_count(f, "FastWordpieceTokenizeWithOffsets") for f in (whole, parts)]
@@ -289,7 +289,7 @@ def test_batch_shards_run_a_batch_as_parts_with_the_whole_batch_outputs(models, 
 
     questions = ["What is it about?", "Who?", "Why?", "When?", "Where?", "What?", "How?", "Eh?"]
     export_task_saved_model(qa, paths["qa_whole"], max_seq_length=48)
-    export_task_saved_model(qa, paths["qa_parts"], max_seq_length=48, batch_shards=2)
+    export_task_saved_model(qa, paths["qa_parts"], max_seq_length=48, batch_parts=2)
     expected, result = (
         tf.saved_model.load(paths[name]).signatures["serving_default"](
             question=tf.constant(questions), context=tf.constant(texts))
@@ -299,9 +299,9 @@ def test_batch_shards_run_a_batch_as_parts_with_the_whole_batch_outputs(models, 
     np.testing.assert_allclose(result["score"], expected["score"], atol=1e-5, rtol=0)
 
 
-def test_batch_shards_keep_the_too_long_text_check(models, tmp_path):
+def test_batch_parts_keep_the_too_long_text_check(models, tmp_path):
     path = str(tmp_path / "parts")
-    export_task_saved_model(models[0], path, max_seq_length=16, truncate=False, batch_shards=2)
+    export_task_saved_model(models[0], path, max_seq_length=16, truncate=False, batch_parts=2)
     serve = tf.saved_model.load(path).signatures["serving_default"]
     texts = ["fine", "dull", "a long sentence " * 10, "ok"]  # the long one is in the 2nd part
     with pytest.raises(tf.errors.InvalidArgumentError, match="max_seq_length=16"):
@@ -309,21 +309,21 @@ def test_batch_shards_keep_the_too_long_text_check(models, tmp_path):
     assert serve(text=tf.constant(["fine", "ok", "dull"]))["label"].shape == (3,)
 
 
-@pytest.mark.parametrize("batch_shards", [0, -2, 2.0, True, "2"])
-def test_bad_batch_shards_are_refused_before_writing(models, tmp_path, batch_shards):
+@pytest.mark.parametrize("batch_parts", [0, -2, 2.0, True, "2"])
+def test_bad_batch_parts_are_refused_before_writing(models, tmp_path, batch_parts):
     out = str(tmp_path / "out")
-    with pytest.raises(ValueError, match=r"`batch_shards` must be a positive integer.*"
-                                         rf"received batch_shards={re.escape(repr(batch_shards))}"):
-        export_task_saved_model(models[0], out, batch_shards=batch_shards)
+    with pytest.raises(ValueError, match=r"`batch_parts` must be a positive integer.*"
+                                         rf"received batch_parts={re.escape(repr(batch_parts))}"):
+        export_task_saved_model(models[0], out, batch_parts=batch_parts)
     assert not os.path.exists(out)
 
 
-def test_a_tagger_refuses_batch_shards(tmp_path):
+def test_a_tagger_refuses_batch_parts(tmp_path):
     encoder = electra_tf.ElectraEncoder(**TINY_ENCODER)
     tagger = electra_tf.ElectraTokenClassifier(encoder, num_classes=3)
     tagger({key: tf.constant(value) for key, value in make_inputs().items()})
     out = str(tmp_path / "out")
-    with pytest.raises(ValueError, match="padded to each batch's most words.*batch_shards=2 for "
+    with pytest.raises(ValueError, match="padded to each batch's most words.*batch_parts=2 for "
                                          "an ElectraTokenClassifier"):
-        export_task_saved_model(tagger, out, label_names=["O", "B-X", "I-X"], batch_shards=2)
+        export_task_saved_model(tagger, out, label_names=["O", "B-X", "I-X"], batch_parts=2)
     assert not os.path.exists(out)
