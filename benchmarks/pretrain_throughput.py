@@ -1,6 +1,7 @@
 """ELECTRA-Small pretraining throughput: electra_tf against a transformers/torch loop, same run.
 
     python benchmarks/pretrain_throughput.py [--rounds 5] [--block 3] [--precisions float32,bfloat16]
+    python benchmarks/pretrain_throughput.py --batch-parts 2 --intra-op-threads 1 --inter-op-threads 2
 
 Both sides do the same work per step: batch 16 × seq 128, 15% masking
 (19 prediction slots), a 1/4-width generator (hidden 64) sharing the
@@ -27,6 +28,16 @@ The step's matmul work is counted from the model sizes (forward + backward
 time / the measured matmul peak. Any "Using a while_loop for converting …"
 warning TensorFlow logs while tracing our step is counted and printed (a
 pfor fallback: per-example random numbers computed one by one).
+
+`--intra-op-threads` / `--inter-op-threads` size TensorFlow's thread pools
+(before its first op; torch keeps all cores, its fastest), and `--batch-parts
+N` builds our step with `ElectraPretrainer(..., batch_parts=N)`: each step's
+batch as N parts under one tape, with the whole batch's loss and gradients,
+for one thread per op and N inter-op threads (`electra-tf pretrain
+--batch-parts N --intra-op-threads 1 --inter-op-threads N`). With one thread
+per op a single chain of matmuls runs on one core, so TensorFlow's peak is
+then measured as `--inter-op-threads` independent chains at once: the
+machine's peak either way.
 
 Prints the table and the ratios, and writes them with the machine they ran
 on to benchmarks/results/pretrain_throughput/results.json (`--output-dir`).
@@ -81,18 +92,20 @@ def time_steps(step, steps, warmup):
 
 
 def electra_tf_step_time(batch, steps, warmup, jit_compile, preset="small", policy=None,
-                         strategy=None):
+                         strategy=None, batch_parts=1):
     """Median seconds of our joint train step (see `electra_tf_step_function`)."""
-    return time_steps(electra_tf_step_function(batch, jit_compile, preset, policy, strategy),
-                      steps, warmup)
+    return time_steps(electra_tf_step_function(batch, jit_compile, preset, policy, strategy,
+                                               batch_parts), steps, warmup)
 
 
-def electra_tf_step_function(batch, jit_compile, preset="small", policy=None, strategy=None):
+def electra_tf_step_function(batch, jit_compile, preset="small", policy=None, strategy=None,
+                             batch_parts=1):
     """Our joint train step, built and traced on first call: a function of no arguments.
 
     `policy`: a Keras mixed-precision policy ("mixed_float16", "mixed_bfloat16")
     set while the models are built, then put back. `strategy`: a tf.distribute
     strategy; `batch` is then the global batch, split over its replicas.
+    `batch_parts`: the pretrainer's (each step's batch in that many parts).
     """
     import tensorflow as tf
 
@@ -110,7 +123,7 @@ def electra_tf_step_function(batch, jit_compile, preset="small", policy=None, st
             generator = scaled_generator_config(get_preset(preset, "discriminator"), 0.25).build(
                 "generator", embedding_layer=discriminator.encoder.embedding_layer
             )
-            pretrainer = ElectraPretrainer(generator, discriminator)
+            pretrainer = ElectraPretrainer(generator, discriminator, batch_parts=batch_parts)
             pretrainer.compile(optimizer=create_optimizer(5e-4, 10_000, 1_000), jit_compile=jit_compile)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
@@ -258,9 +271,14 @@ def small_step_matmul_flops(batch_size, seq_length):
                              int((0.15 + 0.005) * seq_length))  # 19 prediction slots at 128
 
 
-def matmul_peak_gflops(framework, precision, size=2048, chain=10, repeats=5):
-    """GFLOP/s of chained size × size matmuls: the framework's practical matmul peak here."""
-    flops = chain * 2 * size ** 3
+def matmul_peak_gflops(framework, precision, size=2048, chain=10, repeats=5, parallel_chains=1):
+    """GFLOP/s of chained size × size matmuls: the framework's practical matmul peak here.
+
+    `parallel_chains` (TensorFlow): that many independent chains in one
+    function, which its inter-op threads run at once: the peak of a process
+    with one thread per op.
+    """
+    flops = parallel_chains * chain * 2 * size ** 3
     if framework == "tensorflow":
         import tensorflow as tf
 
@@ -270,9 +288,13 @@ def matmul_peak_gflops(framework, precision, size=2048, chain=10, repeats=5):
 
         @tf.function
         def run(a, b):
-            for _ in range(chain):  # each product feeds the next: nothing to fold away
-                a = tf.matmul(a, b)
-            return a
+            ends = []
+            for start in range(parallel_chains):
+                c = a + tf.cast(start, dtype)  # chains of their own: no product shared
+                for _ in range(chain):  # each product feeds the next: nothing to fold away
+                    c = tf.matmul(c, b)
+                ends.append(c[0, 0])
+            return tf.stack(ends)
 
         seconds = time_steps(lambda: run(a, b).numpy(), repeats, warmup=1)
     else:
@@ -333,6 +355,14 @@ def main(argv=None):
     parser.add_argument("--jit-compile", action="store_true",
                         help="also time our step compiled by XLA (slower than the graph on the "
                              "CPUs measured so far, and a minute to compile)")
+    parser.add_argument("--batch-parts", type=int, default=1,
+                        help="our step's batch in this many parts (ElectraPretrainer(batch_parts=N)); "
+                        "with --intra-op-threads 1 --inter-op-threads N")
+    parser.add_argument("--intra-op-threads", type=int, default=0,
+                        help="TensorFlow threads one op is split over (default: 0, all cores)")
+    parser.add_argument("--inter-op-threads", type=int, default=0,
+                        help="TensorFlow threads running independent ops at once (default: 0, "
+                        "all cores)")
     parser.add_argument("--output-dir", default=os.path.join("benchmarks", "results",
                                                              "pretrain_throughput"),
                         help="results.json (figures and the machine) goes here")
@@ -340,20 +370,34 @@ def main(argv=None):
     precisions = parse_precisions(args.precisions)
     if args.rounds < 1 or args.block < 1:
         raise ValueError(f"--rounds and --block must be ≥ 1; received {args.rounds}, {args.block}.")
+    if not 1 <= args.batch_parts <= args.batch_size:
+        raise ValueError(f"--batch-parts must be in [1, --batch-size={args.batch_size}]; received "
+                         f"{args.batch_parts}.")
 
     import electra_tf  # sets TF_USE_LEGACY_KERAS before TensorFlow is imported
+
+    electra_tf.set_tensorflow_threads(args.intra_op_threads, args.inter_op_threads)  # before any op
     import tensorflow as tf
     import torch
+
+    threads = {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+               "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}
+    # One thread per op: a lone chain of matmuls would use one core of the machine.
+    parallel_chains = max(1, threads["inter_op"]) if threads["intra_op"] == 1 else 1
 
     batch = make_batch(args.batch_size, args.seq_length)
     tokens = args.batch_size * args.seq_length
     flops = small_step_matmul_flops(args.batch_size, args.seq_length)
 
-    print("Matmul peak, chained 2048² products (GFLOP/s):")
+    print(f"TensorFlow threads: intra-op {threads['intra_op'] or 'all cores'}, inter-op "
+          f"{threads['inter_op'] or 'all cores'}; our step in {args.batch_parts} batch part(s)")
+    print("Matmul peak, chained 2048² products (GFLOP/s"
+          + (f"; TensorFlow: {parallel_chains} chains at once" if parallel_chains > 1 else "") + "):")
     peaks = {}
     for precision in precisions:
         for framework in ("tensorflow", "torch"):
-            peaks[f"{framework} {precision}"] = matmul_peak_gflops(framework, precision)
+            peaks[f"{framework} {precision}"] = matmul_peak_gflops(
+                framework, precision, parallel_chains=parallel_chains if framework == "tensorflow" else 1)
             print(f"  {framework:10s} {precision:8s} {peaks[f'{framework} {precision}']:7.0f}")
 
     counter = WarningCounter("Using a while_loop for converting")
@@ -362,9 +406,11 @@ def main(argv=None):
     for precision in precisions:
         policy = KERAS_POLICY[precision]
         autocast = torch.bfloat16 if precision == "bfloat16" else None
-        steps[f"electra_tf {precision}"] = electra_tf_step_function(batch, False, policy=policy)
+        steps[f"electra_tf {precision}"] = electra_tf_step_function(
+            batch, False, policy=policy, batch_parts=args.batch_parts)
         if args.jit_compile:
-            steps[f"electra_tf {precision} XLA"] = electra_tf_step_function(batch, True, policy=policy)
+            steps[f"electra_tf {precision} XLA"] = electra_tf_step_function(
+                batch, True, policy=policy, batch_parts=args.batch_parts)
         steps[f"torch {precision}"] = torch_step_function(batch, True, autocast_dtype=autocast)
     for name, step in steps.items():  # tracing, oneDNN primitive caches, allocators
         for _ in range(args.warmup):
@@ -411,6 +457,7 @@ def main(argv=None):
 
     path = electra_tf.write_benchmark_results(args.output_dir, {
         "benchmark": "pretrain_throughput", "args": vars(args),
+        "tensorflow_threads": threads, "matmul_peak_parallel_chains": parallel_chains,
         "matmul_peak_gflops": peaks, "step_matmul_gflop": flops / 1e9, "rows": rows,
         "ratios": ratios, "while_loop_warnings": counter.count,
         "versions": {"tensorflow": tf.__version__, "torch": torch.__version__}})

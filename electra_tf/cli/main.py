@@ -114,6 +114,14 @@ def _add_pretrain(subparsers):
     parser.add_argument("--deterministic", action="store_true", default=None,
                         help="deterministic TensorFlow kernels, for repeatable runs on GPUs "
                         "(may be slower; CPU runs repeat without it)")
+    parser.add_argument("--batch-parts", type=int,
+                        help="run each step's batch as N parts (the whole batch's loss and "
+                        "gradients): with --intra-op-threads 1 --inter-op-threads N, one core a "
+                        "part, faster on a small CPU machine (default: 1)")
+    parser.add_argument("--intra-op-threads", type=int,
+                        help="threads one TensorFlow op is split over (default: 0, all cores)")
+    parser.add_argument("--inter-op-threads", type=int,
+                        help="threads running independent ops at once (default: 0, all cores)")
     parser.add_argument("--init-from", metavar="DIR",
                         help="continue pretraining from a checkpoint, not random weights: an "
                         "electra-tf pretrain output (discriminator/, generator/), a Hugging Face "

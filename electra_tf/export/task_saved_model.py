@@ -60,7 +60,7 @@ from electra_tf.export.word_tags import tag_words, tokenize_words_for_tagging
 from electra_tf.tasks.electra_question_answering import ElectraQuestionAnswering
 from electra_tf.tasks.electra_token_classifier import ElectraTokenClassifier
 from electra_tf.utils.atomic_directory import atomic_directory
-from electra_tf.utils.tensorflow_threads import in_batch_parts
+from electra_tf.utils.tensorflow_threads import check_batch_parts, in_batch_parts
 
 METADATA_PATH = os.path.join("assets.extra", "electra_tf_export.json")
 
@@ -260,12 +260,7 @@ def trim_to_longest(inputs):
 
 
 def _check_batch_parts(model, batch_parts):
-    if isinstance(batch_parts, bool) or not isinstance(batch_parts, int) or batch_parts < 1:
-        raise ValueError(
-            "`batch_parts` must be a positive integer, the parts a batch runs in (1: "
-            f"whole; the cores of the serving machine: one part each); received "
-            f"batch_parts={batch_parts!r}."
-        )
+    check_batch_parts(batch_parts)
     if batch_parts > 1 and isinstance(model, ElectraTokenClassifier):
         raise ValueError(
             "`batch_parts` > 1 is for classifiers and question answering models: a tagger's "

@@ -12,8 +12,14 @@ from electra_tf.models.electra_encoder import ElectraEncoder
 from electra_tf.models.electra_generator import ElectraGenerator
 from electra_tf.preprocessing import masking
 from electra_tf.preprocessing.example_seeds import example_seeds
-from electra_tf.pretraining.losses import global_mean, masked_lm_loss, replaced_token_detection_loss
+from electra_tf.pretraining.losses import (
+    global_mean,
+    loss_of_parts,
+    masked_lm_loss,
+    replaced_token_detection_loss,
+)
 from electra_tf.pretraining.sampling import replaced_token_labels, sample_from_softmax
+from electra_tf.utils.tensorflow_threads import batch_slices, check_batch_parts
 
 RTD_OBJECTIVES = ("electra", "electra_15")  # RTD on every token / on the masked ones only
 # BERT's uncased vocabulary, which every released ELECTRA uses.
@@ -54,20 +60,40 @@ def unpack_inputs(data):
 
 
 class PretrainingSteps:
-    """`train_step`/`test_step` shared by the pretrainers.
+    """`train_step`/`test_step` shared by the pretrainers, and their `batch_parts`.
 
     A subclass defines `compute_pretraining_outputs(inputs, step, training)`
-    (a dict with "loss"), `update_metrics(outputs)` and `results()`.
+    (a dict with "loss" and a (total, count) pair per term of `loss_weights`),
+    `loss_weights` (term -> weight: the loss is the sum of weight * total /
+    count), `update_metrics(outputs)` and `results()`.
+
+    `batch_parts=N` runs each training step's forward and backward passes on
+    N contiguous parts of the batch under one tape, and divides each loss
+    term's summed totals by its summed counts: the step's loss and gradients
+    are the whole batch's (masks and samples are per example, so the parts
+    draw what the whole batch would; dropout draws its own). The parts share
+    no op: with one thread per op and N inter-op threads
+    (`electra_tf.set_tensorflow_threads(1, N)`, before TensorFlow's first op)
+    each core runs whole ops of its own part, which on a small CPU machine is
+    faster than every op split over all cores (README, "Pretraining speed").
     """
+
+    def __init__(self, batch_parts=1, **kwargs):
+        super().__init__(**kwargs)
+        self.batch_parts = check_batch_parts(batch_parts)
 
     def train_step(self, data):
         # Each step logs its own values (a pretraining run is one long epoch).
         reset_metric_variables(self.metrics)
+        inputs = unpack_inputs(data)
         with tf.GradientTape() as tape:
-            outputs = self.compute_pretraining_outputs(unpack_inputs(data), self.optimizer.iterations, training=True)
+            parts = [self.compute_pretraining_outputs(part, self.optimizer.iterations, training=True)
+                     for part in batch_slices(inputs, self.batch_parts)]
+            loss = parts[0]["loss"] if len(parts) == 1 else loss_of_parts(parts, self.loss_weights)
         # minimize() applies loss scaling under mixed_float16 (LossScaleOptimizer).
-        self.optimizer.minimize(outputs["loss"], self.trainable_variables, tape=tape)
-        self.update_metrics(outputs)
+        self.optimizer.minimize(loss, self.trainable_variables, tape=tape)
+        for outputs in parts:  # streaming metrics: the parts' updates are the whole batch's
+            self.update_metrics(outputs)
         return self.results()
 
     def test_step(self, data):
@@ -100,6 +126,9 @@ class ElectraPretrainer(PretrainingSteps, keras.Model):
         objective: "electra" (the RTD loss on every token) or "electra_15"
             (the paper's ELECTRA 15% ablation, Table 5: the same model with
             the RTD loss on the masked positions only).
+        batch_parts: run each training step on this many parts of the batch,
+            for one thread per op on a small CPU machine (see `PretrainingSteps`);
+            the loss and gradients are the whole batch's.
 
     Example:
     >>> discriminator = ElectraDiscriminator.from_preset("tiny")
@@ -129,9 +158,10 @@ class ElectraPretrainer(PretrainingSteps, keras.Model):
         special_token_ids=DEFAULT_SPECIAL_TOKEN_IDS,
         seed=0,
         objective="electra",
+        batch_parts=1,
         **kwargs,
     ):
-        super().__init__(**kwargs)
+        super().__init__(batch_parts=batch_parts, **kwargs)
         if objective not in RTD_OBJECTIVES:
             raise ValueError(f"`objective` must be one of {RTD_OBJECTIVES}; received {objective!r}.")
         self.objective = objective
@@ -210,6 +240,10 @@ class ElectraPretrainer(PretrainingSteps, keras.Model):
             self.rtd_recall,
             self.rtd_auc,
         ]
+
+    @property
+    def loss_weights(self):
+        return {"mlm": 1.0, "rtd": self.discriminator_weight}
 
     def build(self, input_shape=None):
         self.built = True
@@ -333,6 +367,7 @@ class ElectraPretrainer(PretrainingSteps, keras.Model):
             "special_token_ids": list(self.special_token_ids),
             "seed": self.seed,
             "objective": self.objective,
+            "batch_parts": self.batch_parts,
         }
 
     @classmethod

@@ -100,6 +100,8 @@ class ElectricPretrainer(ElectraPretrainer):
         mask_token_id: id of [MASK] (never chosen as a position).
         special_token_ids: ids never chosen, nor counted in the cloze loss.
         seed: the run's seed (positions and samples are stateless functions of it).
+        batch_parts: each training step on this many parts of the batch, its loss
+            and gradients the whole batch's (see `PretrainingSteps`).
 
     Example:
     >>> from electra_tf.models.electra_discriminator import ElectraDiscriminator
@@ -131,13 +133,14 @@ class ElectricPretrainer(ElectraPretrainer):
         mask_token_id=DEFAULT_MASK_TOKEN_ID,
         special_token_ids=DEFAULT_SPECIAL_TOKEN_IDS,
         seed=0,
+        batch_parts=1,
         **kwargs,
     ):
         kwargs.pop("objective", None)  # from get_config(): Electric has one objective
         super().__init__(
             generator, discriminator, mask_rate=mask_rate, discriminator_weight=discriminator_weight,
             temperature=temperature, disallow_correct=disallow_correct, mask_token_id=mask_token_id,
-            special_token_ids=special_token_ids, seed=seed, **kwargs,
+            special_token_ids=special_token_ids, seed=seed, batch_parts=batch_parts, **kwargs,
         )
         self.objective = "electric"
 

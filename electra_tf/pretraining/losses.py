@@ -137,3 +137,29 @@ def global_mean(total, count):
     if context is not None and context.num_replicas_in_sync > 1:
         count = context.all_reduce(tf.distribute.ReduceOp.SUM, count)
     return total / tf.maximum(count, 1e-6)
+
+
+def loss_of_parts(parts, loss_weights):
+    """The whole batch's loss from its parts' (total, count) pairs.
+
+    Σ over terms of weight · (Σ parts' totals) / (Σ parts' counts), each
+    count global over replicas (`global_mean`): what one pass over the whole
+    batch gives, where the mean of the parts' losses would not be.
+
+    Args:
+        parts: the parts' outputs, each a dict holding a (total, count) pair
+            per key of `loss_weights`.
+        loss_weights: term -> weight, e.g. {"mlm": 1.0, "rtd": 50.0}.
+
+    Example:
+    >>> parts = [{"mlm": (tf.constant(3.0), tf.constant(1.0))},
+    ...          {"mlm": (tf.constant(1.0), tf.constant(3.0))}]
+    >>> float(loss_of_parts(parts, {"mlm": 2.0}))  # 2 · 4 / 4, not 2 · (3 + 1/3) / 2
+    2.0
+    """
+    loss = 0.0
+    for term, weight in loss_weights.items():
+        total = tf.add_n([part[term][0] for part in parts])
+        count = tf.add_n([part[term][1] for part in parts])
+        loss += weight * global_mean(total, count)
+    return loss

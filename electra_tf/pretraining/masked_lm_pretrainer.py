@@ -32,6 +32,8 @@ class MaskedLMPretrainer(PretrainingSteps, keras.Model):
         mask_token_id: id of [MASK].
         special_token_ids: ids never masked.
         seed: the run's seed (masks are stateless functions of seed, step, example).
+        batch_parts: each training step on this many parts of the batch, its loss
+            and gradients the whole batch's (see `PretrainingSteps`).
 
     Example:
     >>> model = MaskedLMPretrainer(ElectraGenerator.from_preset("tiny"))
@@ -45,9 +47,10 @@ class MaskedLMPretrainer(PretrainingSteps, keras.Model):
         mask_token_id=DEFAULT_MASK_TOKEN_ID,
         special_token_ids=DEFAULT_SPECIAL_TOKEN_IDS,
         seed=0,
+        batch_parts=1,
         **kwargs,
     ):
-        super().__init__(**kwargs)
+        super().__init__(batch_parts=batch_parts, **kwargs)
         self.distribute_reduction_method = "first"  # results are global (see ElectraPretrainer)
         if isinstance(generator, dict):
             generator = keras.layers.deserialize(generator)
@@ -101,6 +104,10 @@ class MaskedLMPretrainer(PretrainingSteps, keras.Model):
         return {"loss": global_mean(total, count), "mlm": (total, count), "masked": masked,
                 "logits": logits}
 
+    @property
+    def loss_weights(self):
+        return {"mlm": 1.0}
+
     def update_metrics(self, outputs):
         total, count = outputs["mlm"]
         self.mlm_loss_metric.update_state(total / tf.maximum(count, 1e-6), count)
@@ -125,6 +132,7 @@ class MaskedLMPretrainer(PretrainingSteps, keras.Model):
             "mask_token_id": self.mask_token_id,
             "special_token_ids": list(self.special_token_ids),
             "seed": self.seed,
+            "batch_parts": self.batch_parts,
         }
 
     @classmethod

@@ -117,6 +117,10 @@ def summarize_pretraining(config, history, resumed_from_step=None, seconds=None)
         "seconds": seconds,
         "metrics": {key: metrics[key] for key in SUMMARY_METRICS if key in metrics},
         "outputs": outputs,
+        "batch_parts": config.batch_parts,
+        # The pools the run had (0: TensorFlow's default, all cores).
+        "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
+        "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
     }
 
 
@@ -131,6 +135,10 @@ def format_summary(summary):
         + (f": {summary['trained_steps']:,} steps in {summary['seconds']:.0f} s "
            f"(startup and saving included)." if summary["seconds"] is not None else ".")
     ]
+    if summary["batch_parts"] > 1 or summary["intra_op_threads"] or summary["inter_op_threads"]:
+        lines.append(f"Each step in {summary['batch_parts']} batch part(s); TensorFlow threads: "
+                     f"intra-op {summary['intra_op_threads'] or 'all cores'}, "
+                     f"inter-op {summary['inter_op_threads'] or 'all cores'}.")
     if summary["metrics"]:
         lines.append("Final step: " + ", ".join(
             f"{key} {value:.4g}" for key, value in summary["metrics"].items()))

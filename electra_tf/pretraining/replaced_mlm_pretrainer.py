@@ -50,6 +50,8 @@ class ReplacedMLMPretrainer(PretrainingSteps, keras.Model):
         mask_token_id: id of [MASK] (the generator's input at masked positions).
         special_token_ids: ids never masked.
         seed: the run's seed (masks and samples are stateless functions of it).
+        batch_parts: each training step on this many parts of the batch, its loss
+            and gradients the whole batch's (see `PretrainingSteps`).
 
     Example:
     >>> model = ElectraGenerator.from_preset("tiny")
@@ -73,9 +75,10 @@ class ReplacedMLMPretrainer(PretrainingSteps, keras.Model):
         mask_token_id=DEFAULT_MASK_TOKEN_ID,
         special_token_ids=DEFAULT_SPECIAL_TOKEN_IDS,
         seed=0,
+        batch_parts=1,
         **kwargs,
     ):
-        super().__init__(**kwargs)
+        super().__init__(batch_parts=batch_parts, **kwargs)
         self.distribute_reduction_method = "first"  # results are global (see ElectraPretrainer)
         if isinstance(model, dict):
             model = keras.layers.deserialize(model)
@@ -178,6 +181,10 @@ class ReplacedMLMPretrainer(PretrainingSteps, keras.Model):
             "corrupted_ids": corrupted_ids,
         }
 
+    @property
+    def loss_weights(self):
+        return {"mlm": 1.0, "replaced_lm": 1.0}
+
     def update_metrics(self, outputs):
         masked = outputs["masked"]
         weights = masked["masked_lm_weights"]  # (B, P)
@@ -208,6 +215,7 @@ class ReplacedMLMPretrainer(PretrainingSteps, keras.Model):
             "mask_token_id": self.mask_token_id,
             "special_token_ids": list(self.special_token_ids),
             "seed": self.seed,
+            "batch_parts": self.batch_parts,
         }
 
     @classmethod

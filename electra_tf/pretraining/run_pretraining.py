@@ -51,6 +51,7 @@ from electra_tf.pretraining.replaced_mlm_pretrainer import REPLACED_MLM_OBJECTIV
 from electra_tf.utils.strategies import build_strategy, is_chief
 from electra_tf.utils.callbacks import ProgressBar, TrainingLogger
 from electra_tf.utils.mixed_precision import global_dtype_policy, mixed_precision_dtype
+from electra_tf.utils.tensorflow_threads import check_batch_parts, set_tensorflow_threads
 from electra_tf.utils.plots import plot_learning_curves
 from electra_tf.utils.json_files import write_json
 
@@ -112,6 +113,11 @@ class PretrainingConfig:
     mixed_precision: str = None  # None (float32) | "float16" | "bfloat16"; True/False: deprecated
     jit_compile: bool = False  # XLA: same seed, other random draws than graph mode
     deterministic: bool = False  # deterministic kernels (tf.config.experimental.enable_op_determinism)
+    # A small CPU machine: each step's batch in N parts (the whole batch's loss and gradients)
+    # with one thread per op and N inter-op threads (README, "Pretraining speed").
+    batch_parts: int = 1
+    intra_op_threads: int = 0  # TensorFlow's pools, set before its first op; 0: all cores
+    inter_op_threads: int = 0
     checkpoint_every: int = 1000
     log_every: int = 10
     shuffle_buffer: int = 10_000
@@ -135,6 +141,7 @@ class PretrainingConfig:
         if self.warmup_steps > self.steps:
             self.warmup_steps = self.steps // 10  # short runs: keep 10% warmup
         self.mixed_precision = mixed_precision_dtype(self.mixed_precision)
+        check_batch_parts(self.batch_parts)
 
     def model_configs(self, vocab_size):
         """(discriminator ElectraConfig, generator ElectraConfig) for this run."""
@@ -160,7 +167,8 @@ def build_pretrainer(config, vocab_size, special_token_ids, mask_token_id, model
     # model_configs: (discriminator, generator) sizes read from a checkpoint (init_from).
     discriminator_config, generator_config = model_configs or config.model_configs(vocab_size)
     common = dict(mask_rate=config.mask_rate, mask_token_id=mask_token_id,
-                  special_token_ids=special_token_ids, seed=config.seed)
+                  special_token_ids=special_token_ids, seed=config.seed,
+                  batch_parts=config.batch_parts)
     if config.objective == "mlm":
         generator = generator_config.build("generator")
         return MaskedLMPretrainer(generator, **common)
@@ -195,6 +203,7 @@ def build_pretrainer(config, vocab_size, special_token_ids, mask_token_id, model
         special_token_ids=special_token_ids,
         seed=config.seed,
         objective=config.objective,
+        batch_parts=config.batch_parts,
     )
 
 
@@ -264,6 +273,8 @@ def run_pretraining(config, callbacks=None):
     # without it the caller's policy stays); the caller's global policy is put back afterwards
     # so later models in the process are unaffected. Op determinism (`deterministic`) is
     # process-wide too, and put back the same way.
+    # The pools' sizes first: TensorFlow fixes them when it runs its first op.
+    set_tensorflow_threads(config.intra_op_threads, config.inter_op_threads)
     previous_determinism = tf_config.is_op_determinism_enabled()
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()

@@ -1,5 +1,6 @@
 """set_tensorflow_threads: the sizes of TensorFlow's two thread pools, set before its first op;
-in_batch_parts: a batch run as parts that those pools' threads run at once.
+in_batch_parts: a batch run as parts that those pools' threads run at once
+(`batch_slices`: the parts themselves; the pretrainers' `batch_parts` step uses them).
 
 TensorFlow splits each op over its intra-op pool and runs independent ops on
 its inter-op pool, both all cores by default. On a small CPU machine that
@@ -43,6 +44,35 @@ def set_tensorflow_threads(intra_op_threads=0, inter_op_threads=0):
             ) from None
 
 
+def check_batch_parts(batch_parts):
+    """`batch_parts` itself when it is a positive integer, else a ValueError saying what it got.
+
+    >>> check_batch_parts(2)
+    2
+    """
+    if isinstance(batch_parts, bool) or not isinstance(batch_parts, int) or batch_parts < 1:
+        raise ValueError(
+            "`batch_parts` must be a positive integer, the parts a batch runs in (1: whole; "
+            f"the machine's cores: one part each); received batch_parts={batch_parts!r}."
+        )
+    return batch_parts
+
+
+def batch_slices(inputs, parts):
+    """`inputs` (any nesting, every tensor batch-first) as `parts` contiguous slices, in order.
+
+    Part sizes differ by at most one; a batch smaller than `parts` gives
+    empty parts.
+
+    >>> [part["x"].numpy().tolist() for part in batch_slices({"x": tf.constant([1, 2, 3])}, 2)]
+    [[1], [2, 3]]
+    """
+    batch = tf.shape(tf.nest.flatten(inputs)[0])[0]
+    bounds = [batch * i // parts for i in range(parts + 1)]
+    return [tf.nest.map_structure(lambda tensor, lo=lo, hi=hi: tensor[lo:hi], inputs)
+            for lo, hi in zip(bounds[:-1], bounds[1:])]
+
+
 def in_batch_parts(function, parts):
     """`function(*inputs)` run on `parts` contiguous slices of the batch, outputs concatenated.
 
@@ -60,10 +90,7 @@ def in_batch_parts(function, parts):
         return function
 
     def run_in_parts(*inputs):
-        batch = tf.shape(tf.nest.flatten(inputs)[0])[0]
-        bounds = [batch * i // parts for i in range(parts + 1)]
-        outputs = [function(*tf.nest.map_structure(lambda t, lo=lo, hi=hi: t[lo:hi], inputs))
-                   for lo, hi in zip(bounds[:-1], bounds[1:])]
+        outputs = [function(*part) for part in batch_slices(inputs, parts)]
         return tf.nest.map_structure(lambda *pieces: tf.concat(pieces, axis=0), *outputs)
 
     return run_in_parts

@@ -1,9 +1,14 @@
-"""benchmarks/pretrain_throughput.py: its matmul-work count, its ABAB timing, its argument checks."""
+"""benchmarks/pretrain_throughput.py: its matmul-work count, its ABAB timing, its argument checks,
+and a run with one thread per op and the step in batch parts (in a subprocess: TensorFlow's pools
+are fixed once per process)."""
 
+import json
 import os
+import subprocess
+import sys
 
 import pytest
-from benchmark_scripts import load_benchmark
+from benchmark_scripts import BENCHMARKS, REPOSITORY, load_benchmark
 
 from electra_tf import ElectraConfig
 
@@ -39,12 +44,37 @@ def test_interleaved_seconds_runs_blocks_in_turn(benchmark):
 
 def test_matmul_peak_is_measured(benchmark):
     assert benchmark.matmul_peak_gflops("tensorflow", "float32", size=64, chain=2, repeats=1) > 0
+    assert benchmark.matmul_peak_gflops("tensorflow", "float32", size=64, chain=2, repeats=1,
+                                        parallel_chains=2) > 0
+
+
+def test_batch_parts_with_one_thread_per_op_in_a_subprocess(tmp_path):
+    out = tmp_path / "results"
+    completed = subprocess.run(
+        [sys.executable, os.path.join(BENCHMARKS, "pretrain_throughput.py"), "--precisions",
+         "float32", "--rounds", "1", "--block", "1", "--warmup", "1", "--batch-size", "4",
+         "--seq-length", "32", "--batch-parts", "2", "--intra-op-threads", "1",
+         "--inter-op-threads", "2", "--output-dir", str(out)],
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": REPOSITORY},
+        timeout=900, check=False)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "TensorFlow threads: intra-op 1, inter-op 2; our step in 2 batch part(s)" in completed.stdout
+    assert "TensorFlow: 2 chains at once" in completed.stdout
+    with open(out / "results.json") as f:
+        record = json.load(f)
+    # Read back from TensorFlow: the pools were sized before its first op.
+    assert record["tensorflow_threads"] == {"intra_op": 1, "inter_op": 2}
+    assert record["matmul_peak_parallel_chains"] == 2 and record["args"]["batch_parts"] == 2
+    assert record["rows"]["electra_tf float32"]["ms_per_step"] > 0
+    assert record["while_loop_warnings"] == 0
 
 
 @pytest.mark.parametrize("argv, message", [
     (["--precisions", "float16"], "--precisions"),
     (["--precisions", ""], "--precisions"),
     (["--rounds", "0"], "--rounds"),
+    (["--batch-parts", "0"], "--batch-parts must be in"),
+    (["--batch-size", "2", "--batch-parts", "3"], r"--batch-parts must be in \[1, --batch-size=2\]"),
 ])
 def test_bad_arguments_are_refused_before_any_work(benchmark, argv, message, tmp_path):
     with pytest.raises(ValueError, match=message):

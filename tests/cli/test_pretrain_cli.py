@@ -143,3 +143,24 @@ def test_a_glob_matching_nothing_is_exit_2_naming_the_glob(command, tmp_path):
     assert f"electra-tf {command[0]}: error: No files match '{glob}'" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "vocab.txt").exists() and not (tmp_path / "shards").exists()
+
+
+def test_pretrain_in_batch_parts_with_one_thread_per_op(corpus, vocab, tmp_path):
+    out = tmp_path / "parts"
+    result = run_cli("pretrain", "--corpus", corpus, "--vocab", vocab, "--output-dir", out, *TINY_RUN,
+                     "--steps", 2, "--batch-parts", 2, "--intra-op-threads", 1, "--inter-op-threads", 2)
+    assert result.returncode == 0, result.stderr
+    # The pools are read back from TensorFlow after the run: set before its first op, they held.
+    assert "Each step in 2 batch part(s); TensorFlow threads: intra-op 1, inter-op 2." in result.stdout
+    assert "to step 2" in result.stdout
+    config = json.loads((out / "history.json").read_text())["config"]
+    assert (config["batch_parts"], config["intra_op_threads"], config["inter_op_threads"]) == (2, 1, 2)
+
+    for flags, message in ((["--batch-parts", 0], "received batch_parts=0"),
+                           (["--intra-op-threads", -1], "received intra_op_threads=-1")):
+        bad_out = tmp_path / f"bad{flags[0]}"
+        result = run_cli("pretrain", "--corpus", corpus, "--vocab", vocab, "--output-dir", bad_out,
+                         *TINY_RUN, "--steps", 2, *flags)
+        assert result.returncode == 2 and message in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
+        assert not bad_out.exists()

@@ -38,14 +38,15 @@ def corpus(tmp_path_factory):
     return str(path)
 
 
-def make_pretrainer():
+def make_pretrainer(batch_parts=1):
     config = ElectraConfig.from_dict({**TINY, "num_layers": 1})
     discriminator = config.build("discriminator")
     generator = scaled_generator_config(config, 0.5).build(
         "generator", embedding_layer=discriminator.encoder.embedding_layer
     )
     return ElectraPretrainer(
-        generator, discriminator, mask_token_id=MASK, special_token_ids=(PAD, CLS, SEP, MASK), seed=3
+        generator, discriminator, mask_token_id=MASK, special_token_ids=(PAD, CLS, SEP, MASK), seed=3,
+        batch_parts=batch_parts,
     )
 
 
@@ -71,10 +72,10 @@ class StepLogs(keras.callbacks.Callback):
         self.logs.append({key: float(value) for key, value in logs.items()})
 
 
-def train(strategy, initial_weights=None, steps=4, jit_compile=False):
+def train(strategy, initial_weights=None, steps=4, jit_compile=False, batch_parts=1):
     """(final weights, per-step logs) of `steps` AdamW steps on `global_batches()`."""
     with strategy.scope():
-        pretrainer = make_pretrainer()
+        pretrainer = make_pretrainer(batch_parts)
         if initial_weights is not None:
             pretrainer.set_weights(initial_weights)
         initial = pretrainer.get_weights()
@@ -114,6 +115,13 @@ def test_mirrored_strategy_matches_one_device(one_device):
     assert_same_training(one_device, mirrored, rtol=1e-4)
     initial, final = one_device[0], one_device[1]
     assert max(np.abs(a - b).max() for a, b in zip(initial, final)) > 1e-3  # training moved them
+
+
+def test_batch_parts_on_each_replica_match_one_device(one_device):
+    # 8 examples, 2 replicas of 4, each run as 2 parts of 2: the counts are summed over the
+    # parts, then over the replicas, so the loss and the updates stay the whole batch's.
+    mirrored = train(build_strategy("mirrored"), initial_weights=one_device[0], batch_parts=2)
+    assert_same_training(one_device, mirrored, rtol=1e-4)
 
 
 def test_jit_compile_trains(one_device):
