@@ -18,6 +18,14 @@ over that time, printed as GFLOP/s against the 2048² peak.
 
     python benchmarks/profile_pretrain_step.py --inter-op-threads 1
 
+`--batch-parts N --intra-op-threads 1 --inter-op-threads N` profiles the step
+as `electra-tf pretrain --batch-parts N` runs it: one thread per op, the
+batch's N parts at once. Op times then sum each core's busy time: over N ×
+the wall time, they give how busy the cores were; the matmul rate is per
+core, against the one-core peak (one chain of 2048² products on one thread).
+
+    python benchmarks/profile_pretrain_step.py --batch-parts 2 --intra-op-threads 1 --inter-op-threads 2
+
 Writes results.json (the tables, the step's wall time, the machine) and
 keeps the raw trace under --output-dir/trace (open it in TensorBoard's
 profile tab).
@@ -82,24 +90,30 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--inter-op-threads", type=int, default=None,
                         help="TensorFlow's inter-op threads (default: its own choice); 1: serial ops")
+    parser.add_argument("--intra-op-threads", type=int, default=None,
+                        help="TensorFlow's intra-op threads, one op's (default: its own choice)")
+    parser.add_argument("--batch-parts", type=int, default=1,
+                        help="the step's batch in this many parts (ElectraPretrainer(batch_parts=N))")
     parser.add_argument("--output-dir", default=None,
                         help="default: benchmarks/results/profile_pretrain_step_<precision>")
     args = parser.parse_args(argv)
     if args.steps < 1:
         raise ValueError(f"--steps must be ≥ 1; received {args.steps}.")
-    if args.inter_op_threads is not None and args.inter_op_threads < 1:
-        raise ValueError(f"--inter-op-threads must be ≥ 1; received {args.inter_op_threads}.")
+    for name in ("inter_op_threads", "intra_op_threads", "batch_parts"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be ≥ 1; received {getattr(args, name)}.")
     output_dir = args.output_dir or os.path.join(
         "benchmarks", "results", f"profile_pretrain_step_{args.precision}")
 
     import electra_tf  # sets TF_USE_LEGACY_KERAS before TensorFlow is imported
     import tensorflow as tf
 
-    if args.inter_op_threads:  # before the runtime starts, so before any op runs
-        tf.config.threading.set_inter_op_parallelism_threads(args.inter_op_threads)
+    # Before the runtime starts, so before any op runs.
+    electra_tf.set_tensorflow_threads(args.intra_op_threads or 0, args.inter_op_threads or 0)
     batch = pretrain_throughput.make_batch(16, 128)
     step = pretrain_throughput.electra_tf_step_function(
-        batch, False, policy=pretrain_throughput.KERAS_POLICY[args.precision])
+        batch, False, policy=pretrain_throughput.KERAS_POLICY[args.precision],
+        batch_parts=args.batch_parts)
     for _ in range(args.warmup):
         step()
     start = time.perf_counter()
@@ -120,13 +134,20 @@ def main(argv=None):
     matmul_gflops = matmul_gflop / (matmul / 1000)  # per second of matmul op time
     peak = pretrain_throughput.matmul_peak_gflops("tensorflow", args.precision)
     threads = args.inter_op_threads or "TensorFlow's default"
-    print(f"ELECTRA-Small pretraining step, {args.precision}, batch 16 × 128, inter-op threads: "
-          f"{threads}: {wall_ms:.0f} ms wall (unprofiled); ops {total:.0f} ms summed over threads, "
-          f"matmuls {matmul / total:.0%} ({matmul:.0f} ms)")
+    intra = args.intra_op_threads or "TensorFlow's default"
+    # One thread per op: op time is core time, so op time / (cores × wall) is how busy they were.
+    busy = total / (wall_ms * (args.inter_op_threads or os.cpu_count())) if args.intra_op_threads == 1 \
+        else None
+    print(f"ELECTRA-Small pretraining step, {args.precision}, batch 16 × 128 in {args.batch_parts} "
+          f"part(s), intra-op threads: {intra}, inter-op threads: {threads}: {wall_ms:.0f} ms wall "
+          f"(unprofiled); ops {total:.0f} ms summed over threads, matmuls {matmul / total:.0%} "
+          f"({matmul:.0f} ms)" + (f"; the cores busy {busy:.0%} of the wall time" if busy else ""))
     print(f"the step's {matmul_gflop:.0f} GFLOP of matmuls over their op time: {matmul_gflops:.0f} "
           f"GFLOP/s, {matmul_gflops / peak:.0%} of TF's {peak:.0f} GFLOP/s 2048² peak"
-          + ("" if args.inter_op_threads == 1 else
-             " (ops overlap: read this with --inter-op-threads 1)"))
+          + ("" if args.inter_op_threads == 1 or args.intra_op_threads == 1 else
+             " (ops overlap: read this with --inter-op-threads 1)")
+          + (" (one thread per op: the rate per core, against the one-core peak)"
+             if args.intra_op_threads == 1 else ""))
     print("\nby op type (ms per step, share of op time):")
     for name, value in by_type.most_common(20):
         print(f"  {name:32s} {value:8.1f} {value / total:6.1%}")
@@ -135,6 +156,7 @@ def main(argv=None):
         print(f"  {name:40s} {value:8.1f} {value / total:6.1%}")
     path = electra_tf.write_benchmark_results(output_dir, {
         "benchmark": "profile_pretrain_step", "args": vars(args), "wall_ms_per_step": wall_ms,
+        "busy_share_of_cores": busy,
         "op_ms_per_step_total": total, "matmul_share_of_op_time": matmul / total,
         "matmul_op_ms_per_step": matmul, "step_matmul_gflop": matmul_gflop,
         "matmul_gflops_over_op_time": matmul_gflops, "matmul_peak_gflops": peak,

@@ -53,10 +53,11 @@ def test_profile_labels_ops_by_model_direction_and_part():
     assert profile.part_of("AdamW/mul:Mul") == "step/forward/Adam"
 
 
-def test_profile_bad_thread_count_is_refused_before_anything_is_written(tmp_path):
+@pytest.mark.parametrize("flag", ["--inter-op-threads", "--intra-op-threads", "--batch-parts"])
+def test_profile_bad_thread_count_is_refused_before_anything_is_written(flag, tmp_path):
     profile = load("profile_pretrain_step")
-    with pytest.raises(ValueError, match="--inter-op-threads must be ≥ 1; received 0"):
-        profile.main(["--inter-op-threads", "0", "--output-dir", str(tmp_path / "out")])
+    with pytest.raises(ValueError, match=f"{flag} must be ≥ 1; received 0"):
+        profile.main([flag, "0", "--output-dir", str(tmp_path / "out")])
     assert not (tmp_path / "out").exists()
 
 
