@@ -123,8 +123,10 @@ def main(argv=None):
     trace_dir = os.path.join(output_dir, "trace")
     tf.profiler.experimental.start(trace_dir)
     try:
+        start = time.perf_counter()
         for _ in range(args.steps):
             step()
+        profiled_wall_ms = 1000 * (time.perf_counter() - start) / args.steps
     finally:
         tf.profiler.experimental.stop()
     by_type, by_part = op_times(trace_dir, args.steps)
@@ -135,12 +137,13 @@ def main(argv=None):
     peak = pretrain_throughput.matmul_peak_gflops("tensorflow", args.precision)
     threads = args.inter_op_threads or "TensorFlow's default"
     intra = args.intra_op_threads or "TensorFlow's default"
-    # One thread per op: op time is core time, so op time / (cores × wall) is how busy they were.
-    busy = total / (wall_ms * (args.inter_op_threads or os.cpu_count())) if args.intra_op_threads == 1 \
-        else None
+    # One thread per op: op time is core time, so op time / (cores × the profiled steps' wall
+    # time) is how busy the cores were.
+    busy = (total / (profiled_wall_ms * (args.inter_op_threads or os.cpu_count()))
+            if args.intra_op_threads == 1 else None)
     print(f"ELECTRA-Small pretraining step, {args.precision}, batch 16 × 128 in {args.batch_parts} "
           f"part(s), intra-op threads: {intra}, inter-op threads: {threads}: {wall_ms:.0f} ms wall "
-          f"(unprofiled); ops {total:.0f} ms summed over threads, matmuls {matmul / total:.0%} "
+          f"(unprofiled; {profiled_wall_ms:.0f} profiled); ops {total:.0f} ms summed over threads, matmuls {matmul / total:.0%} "
           f"({matmul:.0f} ms)" + (f"; the cores busy {busy:.0%} of the wall time" if busy else ""))
     print(f"the step's {matmul_gflop:.0f} GFLOP of matmuls over their op time: {matmul_gflops:.0f} "
           f"GFLOP/s, {matmul_gflops / peak:.0%} of TF's {peak:.0f} GFLOP/s 2048² peak"
@@ -156,7 +159,7 @@ def main(argv=None):
         print(f"  {name:40s} {value:8.1f} {value / total:6.1%}")
     path = electra_tf.write_benchmark_results(output_dir, {
         "benchmark": "profile_pretrain_step", "args": vars(args), "wall_ms_per_step": wall_ms,
-        "busy_share_of_cores": busy,
+        "profiled_wall_ms_per_step": profiled_wall_ms, "busy_share_of_cores": busy,
         "op_ms_per_step_total": total, "matmul_share_of_op_time": matmul / total,
         "matmul_op_ms_per_step": matmul, "step_matmul_gflop": matmul_gflop,
         "matmul_gflops_over_op_time": matmul_gflops, "matmul_peak_gflops": peak,

@@ -75,7 +75,7 @@ class PretrainingSteps:
     no op: with one thread per op and N inter-op threads
     (`electra_tf.set_tensorflow_threads(1, N)`, before TensorFlow's first op)
     each core runs whole ops of its own part, which on a small CPU machine is
-    faster than every op split over all cores (README, "Pretraining speed").
+    faster than every op split over all cores (README, "Batch parts and threads").
     """
 
     def __init__(self, batch_parts=1, **kwargs):

@@ -114,7 +114,7 @@ class PretrainingConfig:
     jit_compile: bool = False  # XLA: same seed, other random draws than graph mode
     deterministic: bool = False  # deterministic kernels (tf.config.experimental.enable_op_determinism)
     # A small CPU machine: each step's batch in N parts (the whole batch's loss and gradients)
-    # with one thread per op and N inter-op threads (README, "Pretraining speed").
+    # with one thread per op and N inter-op threads (README, "Batch parts and threads").
     batch_parts: int = 1
     intra_op_threads: int = 0  # TensorFlow's pools, set before its first op; 0: all cores
     inter_op_threads: int = 0
