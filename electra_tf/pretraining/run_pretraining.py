@@ -259,6 +259,9 @@ def run_pretraining(config, callbacks=None):
     Sets TensorFlow's, NumPy's and Python's global seeds to `config.seed`
     (`keras.utils.set_random_seed`) before building the models. A bad corpus
     raises ValueError before `output_dir` is created or anything written.
+    `intra_op_threads` / `inter_op_threads` other than 0 size TensorFlow's
+    pools first: in a process that has already run an op with other sizes,
+    that is a ValueError naming both (`electra_tf.set_tensorflow_threads`).
 
     >>> import tempfile
     >>> output_dir = tempfile.mkdtemp() + "/run"
@@ -269,12 +272,12 @@ def run_pretraining(config, callbacks=None):
     >>> os.path.exists(output_dir)
     False
     """
+    # The pools' sizes first: TensorFlow fixes them when it runs its first op.
+    set_tensorflow_threads(config.intra_op_threads, config.inter_op_threads)
     # The models are built under mixed_<dtype> when asked (the fine-tuning jobs' helper;
     # without it the caller's policy stays); the caller's global policy is put back afterwards
     # so later models in the process are unaffected. Op determinism (`deterministic`) is
     # process-wide too, and put back the same way.
-    # The pools' sizes first: TensorFlow fixes them when it runs its first op.
-    set_tensorflow_threads(config.intra_op_threads, config.inter_op_threads)
     previous_determinism = tf_config.is_op_determinism_enabled()
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
