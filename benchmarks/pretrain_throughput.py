@@ -355,6 +355,8 @@ def main(argv=None):
     parser.add_argument("--jit-compile", action="store_true",
                         help="also time our step compiled by XLA (slower than the graph on the "
                              "CPUs measured so far, and a minute to compile)")
+    parser.add_argument("--matmul-size", type=int, default=2048,
+                        help="side of the square matmuls the peak is measured on (default: 2048)")
     parser.add_argument("--batch-parts", type=int, default=1,
                         help="our step's batch in this many parts (ElectraPretrainer(batch_parts=N)); "
                         "with --intra-op-threads 1 --inter-op-threads N")
@@ -370,6 +372,8 @@ def main(argv=None):
     precisions = parse_precisions(args.precisions)
     if args.rounds < 1 or args.block < 1:
         raise ValueError(f"--rounds and --block must be ≥ 1; received {args.rounds}, {args.block}.")
+    if args.matmul_size < 1:
+        raise ValueError(f"--matmul-size must be ≥ 1; received {args.matmul_size}.")
     if not 1 <= args.batch_parts <= args.batch_size:
         raise ValueError(f"--batch-parts must be in [1, --batch-size={args.batch_size}]; received "
                          f"{args.batch_parts}.")
@@ -391,13 +395,14 @@ def main(argv=None):
 
     print(f"TensorFlow threads: intra-op {threads['intra_op'] or 'all cores'}, inter-op "
           f"{threads['inter_op'] or 'all cores'}; our step in {args.batch_parts} batch part(s)")
-    print("Matmul peak, chained 2048² products (GFLOP/s"
+    print(f"Matmul peak, chained {args.matmul_size}² products (GFLOP/s"
           + (f"; TensorFlow: {parallel_chains} chains at once" if parallel_chains > 1 else "") + "):")
     peaks = {}
     for precision in precisions:
         for framework in ("tensorflow", "torch"):
             peaks[f"{framework} {precision}"] = matmul_peak_gflops(
-                framework, precision, parallel_chains=parallel_chains if framework == "tensorflow" else 1)
+                framework, precision, size=args.matmul_size,
+                parallel_chains=parallel_chains if framework == "tensorflow" else 1)
             print(f"  {framework:10s} {precision:8s} {peaks[f'{framework} {precision}']:7.0f}")
 
     counter = WarningCounter("Using a while_loop for converting")

@@ -54,7 +54,7 @@ def test_batch_parts_with_one_thread_per_op_in_a_subprocess(tmp_path):
         [sys.executable, os.path.join(BENCHMARKS, "pretrain_throughput.py"), "--precisions",
          "float32", "--rounds", "1", "--block", "1", "--warmup", "1", "--batch-size", "4",
          "--seq-length", "32", "--batch-parts", "2", "--intra-op-threads", "1",
-         "--inter-op-threads", "2", "--output-dir", str(out)],
+         "--inter-op-threads", "2", "--matmul-size", "512", "--output-dir", str(out)],
         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": REPOSITORY},
         timeout=900, check=False)
     assert completed.returncode == 0, completed.stderr[-3000:]
@@ -74,6 +74,7 @@ def test_batch_parts_with_one_thread_per_op_in_a_subprocess(tmp_path):
     (["--precisions", ""], "--precisions"),
     (["--rounds", "0"], "--rounds"),
     (["--batch-parts", "0"], "--batch-parts must be in"),
+    (["--matmul-size", "0"], "--matmul-size must be ≥ 1"),
     (["--batch-size", "2", "--batch-parts", "3"], r"--batch-parts must be in \[1, --batch-size=2\]"),
 ])
 def test_bad_arguments_are_refused_before_any_work(benchmark, argv, message, tmp_path):
