@@ -12,12 +12,7 @@ from electra_tf.models.electra_encoder import ElectraEncoder
 from electra_tf.models.electra_generator import ElectraGenerator
 from electra_tf.preprocessing import masking
 from electra_tf.preprocessing.example_seeds import example_seeds
-from electra_tf.pretraining.losses import (
-    global_mean,
-    loss_of_parts,
-    masked_lm_loss,
-    replaced_token_detection_loss,
-)
+from electra_tf.pretraining.losses import loss_of_parts, masked_lm_loss, replaced_token_detection_loss
 from electra_tf.pretraining.sampling import replaced_token_labels, sample_from_softmax
 from electra_tf.utils.tensorflow_threads import batch_slices, check_batch_parts
 
@@ -89,7 +84,7 @@ class PretrainingSteps:
         with tf.GradientTape() as tape:
             parts = [self.compute_pretraining_outputs(part, self.optimizer.iterations, training=True)
                      for part in batch_slices(inputs, self.batch_parts)]
-            loss = parts[0]["loss"] if len(parts) == 1 else loss_of_parts(parts, self.loss_weights)
+            loss = loss_of_parts(parts, self.loss_weights)  # one part: its own "loss"
         # minimize() applies loss scaling under mixed_float16 (LossScaleOptimizer).
         self.optimizer.minimize(loss, self.trainable_variables, tape=tape)
         for outputs in parts:  # streaming metrics: the parts' updates are the whole batch's
@@ -100,6 +95,13 @@ class PretrainingSteps:
         # Step 0: every evaluation masks the same tokens, so runs compare.
         self.update_metrics(self.compute_pretraining_outputs(unpack_inputs(data), 0, training=False))
         return self.results()
+
+    def results(self):
+        """The metrics' values, and "loss": the `loss_weights` sum of the "<term>_loss" ones."""
+        results = {metric.name: metric.result() for metric in self.metrics}
+        results["loss"] = sum(weight * results[f"{term}_loss"]
+                              for term, weight in self.loss_weights.items())
+        return results
 
 
 @keras.utils.register_keras_serializable(package="electra_tf")
@@ -309,12 +311,10 @@ class ElectraPretrainer(PretrainingSteps, keras.Model):
         rtd_total, rtd_count = replaced_token_detection_loss(discriminator_logits, rtd_labels, rtd_weights)
 
         # 6. mlm_loss + λ·rtd_loss (each normalised by the global token count).
-        mlm_loss = global_mean(mlm_total, mlm_count)
-        rtd_loss = global_mean(rtd_total, rtd_count)
+        terms = {"mlm": (mlm_total, mlm_count), "rtd": (rtd_total, rtd_count)}
         return {
-            "loss": mlm_loss + self.discriminator_weight * rtd_loss,
-            "mlm": (mlm_total, mlm_count),
-            "rtd": (rtd_total, rtd_count),
+            "loss": loss_of_parts([terms], self.loss_weights),
+            **terms,
             "masked": masked,
             "generator_logits": generator_logits,
             "sampled_ids": sampled_ids,
@@ -346,11 +346,6 @@ class ElectraPretrainer(PretrainingSteps, keras.Model):
         self.rtd_precision.update_state(labels, probabilities, mask)
         self.rtd_recall.update_state(labels, probabilities, mask)
         self.rtd_auc.update_state(labels, probabilities, mask)
-
-    def results(self):
-        results = {metric.name: metric.result() for metric in self.metrics}
-        results["loss"] = results["mlm_loss"] + self.discriminator_weight * results["rtd_loss"]
-        return results
 
     def get_config(self):
         return {

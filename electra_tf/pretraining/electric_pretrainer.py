@@ -24,7 +24,7 @@ from electra_tf.pretraining.electra_pretrainer import (
     ElectraPretrainer,
 )
 from electra_tf.preprocessing.example_seeds import example_seeds
-from electra_tf.pretraining.losses import electric_loss, global_mean, masked_lm_loss
+from electra_tf.pretraining.losses import electric_loss, loss_of_parts, masked_lm_loss
 from electra_tf.pretraining.sampling import sample_from_softmax
 
 
@@ -192,14 +192,12 @@ class ElectricPretrainer(ElectraPretrainer):
         # 5. cloze_loss + λ·nce_loss.
         nce_total, nce_count = electric_loss(energies, noise_log_probs, noise_labels, input_mask,
                                              self.mask_rate)
-        mlm_loss = global_mean(mlm_total, mlm_count)
-        nce_loss = global_mean(nce_total, nce_count)
+        terms = {"mlm": (mlm_total, mlm_count), "rtd": (nce_total, nce_count)}
         nce_logits = (energies + tf.stop_gradient(noise_log_probs)
                       + tf.math.log(self.mask_rate / (1.0 - self.mask_rate)))  # (B, T), for metrics
         return {
-            "loss": mlm_loss + self.discriminator_weight * nce_loss,
-            "mlm": (mlm_total, mlm_count),
-            "rtd": (nce_total, nce_count),
+            "loss": loss_of_parts([terms], self.loss_weights),
+            **terms,
             "masked": masked,
             "generator_logits": generator_logits,
             "sampled_ids": sampled_ids,

@@ -16,7 +16,7 @@ from electra_tf.pretraining.electra_pretrainer import (
     PretrainingSteps,
 )
 from electra_tf.preprocessing.example_seeds import example_seeds
-from electra_tf.pretraining.losses import global_mean, masked_lm_loss
+from electra_tf.pretraining.losses import loss_of_parts, masked_lm_loss
 
 
 @keras.utils.register_keras_serializable(package="electra_tf")
@@ -101,7 +101,8 @@ class MaskedLMPretrainer(PretrainingSteps, keras.Model):
             training=training,
         )["logits"]  # (B, P, V)
         total, count = masked_lm_loss(logits, masked["masked_lm_ids"], masked["masked_lm_weights"])
-        return {"loss": global_mean(total, count), "mlm": (total, count), "masked": masked,
+        terms = {"mlm": (total, count)}
+        return {"loss": loss_of_parts([terms], self.loss_weights), **terms, "masked": masked,
                 "logits": logits}
 
     @property
@@ -116,11 +117,6 @@ class MaskedLMPretrainer(PretrainingSteps, keras.Model):
         self.mlm_accuracy.update_state(
             tf.cast(predicted == masked["masked_lm_ids"], tf.float32), masked["masked_lm_weights"]
         )
-
-    def results(self):
-        results = {metric.name: metric.result() for metric in self.metrics}
-        results["loss"] = results["mlm_loss"]
-        return results
 
     def get_config(self):
         return {

@@ -23,7 +23,7 @@ from electra_tf.pretraining.electra_pretrainer import (
     _serialize_generator,
 )
 from electra_tf.preprocessing.example_seeds import example_seeds
-from electra_tf.pretraining.losses import copy_mechanism_lm_loss, global_mean, masked_lm_loss
+from electra_tf.pretraining.losses import copy_mechanism_lm_loss, loss_of_parts, masked_lm_loss
 from electra_tf.pretraining.sampling import sample_from_softmax
 
 REPLACED_MLM_OBJECTIVES = ("replace_mlm", "all_tokens_mlm")
@@ -170,10 +170,10 @@ class ReplacedMLMPretrainer(PretrainingSteps, keras.Model):
             lm_total, lm_count = copy_mechanism_lm_loss(
                 outputs["logits"], copy_logits, corrupted_ids, input_word_ids, input_mask)
             logits = gather_positions(outputs["logits"], positions)  # (B, P, V), for the accuracy
+        terms = {"mlm": (mlm_total, mlm_count), "replaced_lm": (lm_total, lm_count)}
         return {
-            "loss": global_mean(mlm_total, mlm_count) + global_mean(lm_total, lm_count),
-            "mlm": (mlm_total, mlm_count),
-            "replaced_lm": (lm_total, lm_count),
+            "loss": loss_of_parts([terms], self.loss_weights),
+            **terms,
             "masked": masked,
             "generator_logits": generator_logits,
             "model_logits": logits,
@@ -196,11 +196,6 @@ class ReplacedMLMPretrainer(PretrainingSteps, keras.Model):
             loss.update_state(total / tf.maximum(count, 1e-6), count)
             predicted = tf.argmax(logits, axis=-1, output_type=tf.int32)  # (B, P)
             accuracy.update_state(tf.cast(predicted == masked["masked_lm_ids"], tf.float32), weights)
-
-    def results(self):
-        results = {metric.name: metric.result() for metric in self.metrics}
-        results["loss"] = results["mlm_loss"] + results["replaced_lm_loss"]
-        return results
 
     def get_config(self):
         return {
