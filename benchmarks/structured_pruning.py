@@ -256,8 +256,13 @@ def fastest_setting(timings):
     return fastest, chosen
 
 
-def measure_speed(models, tokenizer, texts, args, out):
+def measure_speed(models, tokenizer, texts, args, out, export=MODELS):
     """Latency of `MODELS` in ms, and how the SavedModels were timed.
+
+    The models named in `export` are exported first (SavedModels and TFLite
+    files under `out`); the others are timed from the files an earlier call
+    wrote there: `--retime` exports the unpruned and floor models, which
+    every run shares, once, and each run's pruned model.
 
     Returns (speed, saved_model_timings): speed is {"saved_model" (each model
     in its fastest setting) | "saved_model_default_threads" | "tflite":
@@ -267,8 +272,8 @@ def measure_speed(models, tokenizer, texts, args, out):
     """
     speed = {"saved_model": {}, "saved_model_default_threads": {}, "tflite": {}}
     for parts in sorted({setting["batch_parts"] for setting in SAVED_MODEL_SETTINGS.values()}):
-        for name, model in models.items():
-            export_task_saved_model(model, out(saved_model_name(name, parts)), tokenizer,
+        for name in export:
+            export_task_saved_model(models[name], out(saved_model_name(name, parts)), tokenizer,
                                     max_seq_length=args.seq_length, overwrite=True,
                                     batch_parts=parts)
     timings = {}
@@ -289,11 +294,11 @@ def measure_speed(models, tokenizer, texts, args, out):
         warmup = WARMUP_CALLS[batch]
         features = {k: v[:batch].astype(np.int32)
                     for k, v in pack(tokenizer, texts[:batch], args.seq_length).items()}
-        paths = []
-        for name in MODELS:
-            paths.append(out(f"{name}_batch{batch}.tflite"))
-            export_tflite(models[name], paths[-1], max_seq_length=args.seq_length,
-                          batch_size=batch, overwrite=True)
+        paths = [out(f"{name}_batch{batch}.tflite") for name in MODELS]
+        for name, path in zip(MODELS, paths):
+            if name in export:
+                export_tflite(models[name], path, max_seq_length=args.seq_length,
+                              batch_size=batch, overwrite=True)
         times = interleaved_latency(paths, features, THREADS, args.latency_rounds,
                                     warmup=warmup)
         speed["tflite"][f"batch_{batch}"] = {n: median for n, (median, _) in zip(MODELS, times)}
@@ -423,7 +428,7 @@ def retime(args):
                       (("unpruned", teacher), ("pruned", student), ("floor", floor))}
         speed, timings[run_dir] = measure_speed(
             {"unpruned": teacher, "pruned": student, "floor": floor}, tokenizer, dev["text"],
-            args, out)
+            args, out, export=MODELS if not runs else ("pruned",))  # the others: as exported
         sizes[run_dir] = parameters
         print(run_dir)
         print_speed(speed, parameters)

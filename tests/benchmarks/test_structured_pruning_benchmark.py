@@ -41,12 +41,29 @@ def test_retime_times_both_models_and_the_floor_of_each_run_in_both_formats(benc
             shutil.copytree(tmp_path / "run0", run)
         runs.append(str(run))
     out = tmp_path / "retime"
+    exported = []  # (format, model), in call order: the models every run shares go out once
+
+    def recording(export, fmt):
+        def record_and_export(model, path, *args, **kwargs):
+            sizes = (model.encoder.num_heads, model.encoder.intermediate_size)
+            exported.append((fmt, {(2, 16): "unpruned", (1, 8): "pruned", (1, 1): "floor"}[sizes]))
+            return export(model, path, *args, **kwargs)
+        return record_and_export
+
+    for name, fmt in (("export_task_saved_model", "saved_model"), ("export_tflite", "tflite")):
+        monkeypatch.setattr(benchmark, name, recording(getattr(benchmark, name), fmt))
     monkeypatch.setattr(sys, "argv", ["structured_pruning.py", "--classifier", teacher,
                                       "--retime", *runs, "--output-dir", str(out),
                                       "--latency-rounds", "1", "--seq-length", "16"])
     benchmark.retime(benchmark.parse_args())
     with open(out / "results.json") as f:
         record = json.load(f)
+    # SavedModels with 1 and 2 batch parts, TFLite at batch 1 and 32: each model once per
+    # call; the second run exports only its own pruned model.
+    first = [(fmt, model) for fmt in ("saved_model", "tflite") for _ in (1, 2)
+             for model in benchmark.MODELS]
+    second = [(fmt, "pruned") for fmt in ("saved_model", "tflite") for _ in (1, 2)]
+    assert exported == first + second
     assert record["retime_of"] == runs and re.fullmatch(r"[0-9a-f]{40}", record["code"]["commit"])
     formats = ("saved_model", "saved_model_default_threads", "tflite")
     keys = [f"{fmt}_batch_{batch}" for fmt in formats for batch in (1, 32)]
