@@ -79,8 +79,17 @@ serves):
 
     python benchmarks/encoder_inference.py --batch-size 32 --intra-op-threads 1 \
         --inter-op-threads 2 --batch-parts 2 --frozen-weights
+
     python benchmarks/encoder_inference.py --reviews 32 --batch-size 1 \
         --intra-op-threads 1 --inter-op-threads 1 --frozen-weights
+
+`--width-parts N` adds the "N width parts" variants: our forward traced
+inside `electra_tf.width_parts(N)`, each transformer block's heads and
+feed-forward neurons in N groups that share no op until their sum, for a
+batch too small to split by rows (one review at a time):
+
+    python benchmarks/encoder_inference.py --reviews 32 --batch-size 1 \
+        --intra-op-threads 1 --inter-op-threads 2 --width-parts 2 --frozen-weights
 
 Writes the table, with the machine it ran on, to
 benchmarks/results/encoder_inference/results.json (`--output-dir`).
@@ -127,6 +136,10 @@ def parse_args():
     parser.add_argument("--inter-op-threads", type=int, default=0,
                         help="TensorFlow threads running independent ops at once (default: 0, "
                         "TF's own: all cores)")
+    parser.add_argument("--width-parts", type=int, default=1,
+                        help="also time our forward traced inside electra_tf.width_parts(N): each "
+                        "block's heads and neurons in N groups at once (with "
+                        "--intra-op-threads 1 --inter-op-threads N)")
     parser.add_argument("--batch-parts", type=int, default=1,
                         help="also time our best forward with each batch run as this many parts "
                         "at once (with --intra-op-threads 1 --inter-op-threads N)")
@@ -135,6 +148,8 @@ def parse_args():
         if getattr(args, name) < 0:
             parser.error(f"--{name.replace('_', '-')} must be >= 0 (0: TensorFlow's default); "
                          f"received {getattr(args, name)}")
+    if args.width_parts < 1:
+        parser.error(f"--width-parts must be >= 1; received {args.width_parts}")
     if not 1 <= args.batch_parts <= args.batch_size:
         parser.error(f"--batch-parts must be in [1, --batch-size={args.batch_size}]; received "
                      f"{args.batch_parts}")
@@ -318,7 +333,7 @@ def main():
     masks = [inputs["input_mask"][..., None] for inputs in batches]
 
     def tf_forward(model, jit_compile, remove_padding=False, plain_transposes=False,
-                   keras_layer_norms=False, parts=1):
+                   keras_layer_norms=False, parts=1, width_parts=1):
         # One trace for every batch shape: (batch, any length).
         signature = [{key: tf.TensorSpec([None, None], tf.int32) for key in tf_batches[0]}]
         encode = electra_tf.in_batch_parts(
@@ -332,6 +347,9 @@ def main():
                 run.get_concrete_function()
         if keras_layer_norms:  # traced now, with Keras' LayerNorm ops (before layer_norm.py)
             with electra_tf.plain_layer_norms():
+                run.get_concrete_function()
+        if width_parts > 1:  # traced now, each block in groups of heads and neurons
+            with electra_tf.width_parts(width_parts):
                 run.get_concrete_function()
         # .numpy() waits for the result.
         return lambda: [run(x).numpy() * m for x, m in zip(tf_batches, masks)]
@@ -365,6 +383,9 @@ def main():
         if args.batch_parts > 1:
             variants[f"electra_tf {args.batch_parts} parts"] = tf_forward(
                 encoder, False, remove_padding=bool(args.reviews), parts=args.batch_parts)
+        if args.width_parts > 1:  # padded rows: the groups do not run with remove_padding
+            variants[f"electra_tf {args.width_parts} width parts"] = tf_forward(
+                encoder, False, width_parts=args.width_parts)
         # The best variant again with Keras' LayerNorm ops (A/B of layer_norm.py's kernel).
         variants["electra_tf Keras LayerNorms"] = tf_forward(
             encoder, False, remove_padding=bool(args.reviews) and args.batch_size > 1,
@@ -384,6 +405,9 @@ def main():
         if args.batch_parts > 1:
             variants[f"electra_tf bfloat16 {args.batch_parts} parts"] = tf_forward(
                 encoder_bf16, False, remove_padding=bool(args.reviews), parts=args.batch_parts)
+        if args.width_parts > 1:
+            variants[f"electra_tf bfloat16 {args.width_parts} width parts"] = tf_forward(
+                encoder_bf16, False, width_parts=args.width_parts)
         variants["electra_tf bfloat16 Keras LayerNorms"] = tf_forward(
             encoder_bf16, False, remove_padding=bool(args.reviews) and args.batch_size > 1,
             keras_layer_norms=True)

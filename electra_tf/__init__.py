@@ -19,7 +19,8 @@ from electra_tf.compression.electra_distiller import ElectraDistiller  # noqa: E
 from electra_tf.layers.electra_embeddings import ElectraEmbeddings  # noqa: E402
 from electra_tf.layers.fused_kernels import unfused_kernels  # noqa: E402
 from electra_tf.layers.layer_norm import plain_layer_norms  # noqa: E402
-from electra_tf.layers.transformer_layer import TransformerLayer, plain_transposes  # noqa: E402
+from electra_tf.layers.transformer_layer import (  # noqa: E402
+    TransformerLayer, plain_transposes, width_parts)
 from electra_tf.models.electra_discriminator import ElectraDiscriminator  # noqa: E402
 from electra_tf.models.electra_encoder import ElectraEncoder  # noqa: E402
 from electra_tf.models.electra_generator import ElectraGenerator  # noqa: E402
@@ -167,6 +168,7 @@ __all__ = [
     "TransformerLayer",
     "plain_layer_norms",
     "plain_transposes",
+    "width_parts",
     "unfused_kernels",
     "xla_forward",
 ]

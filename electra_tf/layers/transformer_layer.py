@@ -8,9 +8,12 @@ instead of three is measurably faster on CPU, and the checkpoint converters
 split/concatenate it to and from the published separate q/k/v kernels.
 """
 
+import contextlib
 import math
+import threading
 import weakref
 
+import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 # The public tfmot path (a private `...python.core...` path may move in any release); it costs
@@ -185,6 +188,94 @@ def split_heads(qkv, grid_shape, num_heads, head_size):
     return tuple(tf.squeeze(part, axis=0) for part in parts)
 
 
+_width_parts = threading.local()  # .parts: the `width_parts` block the calling thread is in
+
+
+@contextlib.contextmanager
+def width_parts(parts):
+    """Within this block, traced inference graphs run each `TransformerLayer` in `parts` groups.
+
+    Each block's heads, and its feed-forward neurons, are split into `parts`
+    groups (sizes differing by at most one): group g projects the rows onto
+    its own heads' queries, keys and values, attends, and multiplies its
+    context by its rows of the output kernel; the groups' shares are summed
+    before the residual's LayerNorm. The feed-forward layer likewise, by
+    neurons. The groups share no op, so with one thread per op and `parts`
+    inter-op threads (`set_tensorflow_threads(1, parts)`) TensorFlow runs
+    them at once, each core whole matmuls of full row count: tensor
+    parallelism for a batch too small to split by rows (`in_batch_parts`),
+    such as one review at a time. The same function up to float rounding
+    (the shares are summed in another order).
+
+    Only for graphs traced inside the block (`tf.function`, a SavedModel
+    export) with `training` not True, on padded inputs (not
+    `remove_padding=True`) and plain Dense layers (not those pruning or
+    quantization-aware training wrapped); other calls run the block as one.
+    The groups' weights are copies made when the graph is traced (eager
+    tensors it captures, as `frozen_bfloat16_weights`): a graph traced
+    before the weights change keeps computing with the old ones.
+
+    >>> import electra_tf
+    >>> encoder = electra_tf.ElectraEncoder.from_preset("tiny")
+    >>> inputs = {"input_word_ids": tf.constant([[101, 2023, 102]]),
+    ...           "input_mask": tf.ones([1, 3], tf.int32), "input_type_ids": tf.zeros([1, 3], tf.int32)}
+    >>> forward = tf.function(lambda x: encoder(x, training=False)["sequence_output"])
+    >>> with width_parts(2):
+    ...     in_groups = forward.get_concrete_function(inputs)
+    >>> float(tf.reduce_max(tf.abs(in_groups(inputs) - encoder(inputs)["sequence_output"]))) < 1e-5
+    True
+    """
+    if isinstance(parts, bool) or not isinstance(parts, int) or parts < 1:
+        raise ValueError(f"width_parts takes a positive integer number of groups; received "
+                         f"{parts!r}.")
+    previous = getattr(_width_parts, "parts", 1)
+    _width_parts.parts = parts
+    try:
+        yield
+    finally:
+        _width_parts.parts = previous
+
+
+def width_groups(layer, parts):
+    """`layer`'s weights in `width_parts` groups, copied in its compute dtype.
+
+    Returns (attention, attention_output_bias, feed_forward, output_bias):
+    attention is a list of (qkv kernel (H, 3·a), qkv bias (3·a,), output
+    kernel (a, H)) for groups of heads a = heads·hs wide, their q, k, v
+    columns in the fused projection's order; feed_forward a list of
+    (intermediate kernel (H, i), its bias (i,), output kernel (i, H)) for
+    groups of i neurons; the two (H,) biases of the outputs the groups' shares
+    are summed into. At most one group per head or neuron.
+
+    >>> layer = TransformerLayer(hidden_size=8, num_heads=2, intermediate_size=5)
+    >>> layer.build((None, None, 8))
+    >>> attention, _, feed_forward, _ = width_groups(layer, 2)
+    >>> [kernel.shape.as_list() for kernel, _, _ in attention], [b.shape[0] for _, b, _ in feed_forward]
+    ([[8, 6], [8, 6]], [3, 2])
+    """
+    with tf.init_scope():  # eager, also while a graph is being traced
+        def read(variable):
+            return tf.cast(tf.convert_to_tensor(variable), layer.compute_dtype)
+
+        qkv_kernel, qkv_bias = read(layer.qkv_dense.kernel), read(layer.qkv_dense.bias)
+        output_kernel = read(layer.attention_output_dense.kernel)  # (A, H)
+        attention = []
+        for heads in np.array_split(np.arange(layer.num_heads), min(parts, layer.num_heads)):
+            # This group's columns of q, then of k, then of v: (3, heads, hs) as split_heads reads.
+            width = np.concatenate([np.arange(head * layer.head_size, (head + 1) * layer.head_size)
+                                    for head in heads])  # (a,) within q's A columns
+            columns = np.concatenate([part * layer.attention_size + width for part in range(3)])
+            attention.append((tf.gather(qkv_kernel, columns, axis=1), tf.gather(qkv_bias, columns),
+                              tf.gather(output_kernel, width, axis=0)))
+        kernel, bias = read(layer.intermediate_dense.kernel), read(layer.intermediate_dense.bias)
+        down = read(layer.output_dense.kernel)  # (I, H)
+        feed_forward = [(kernel[:, n[0]:n[-1] + 1], bias[n[0]:n[-1] + 1], down[n[0]:n[-1] + 1])
+                        for n in np.array_split(np.arange(layer.intermediate_size),
+                                                min(parts, layer.intermediate_size))]
+        return (attention, read(layer.attention_output_dense.bias), feed_forward,
+                read(layer.output_dense.bias))
+
+
 # Where quantization-aware training fake-quantizes inside the attention (see `_fake_quant`).
 ATTENTION_QUANTIZE_POINTS = ("query", "key", "value", "scores", "probs", "context")
 
@@ -340,6 +431,8 @@ class TransformerLayer(keras.layers.Layer, PrunableLayer):
                 "Padding-free mode needs both `token_index` and `grid_index`; received "
                 f"token_index={token_index!r}, grid_index={grid_index!r}."
             )
+        if token_index is None and self._runs_in_width_parts(training):
+            return self._call_in_width_parts(x, attention_bias, _width_parts.parts)
         if token_index is None:
             batch_size, seq_length = tf.shape(x)[0], tf.shape(x)[1]
         else:  # x holds the real tokens only; the grid is the (B, 1, 1, T) bias'
@@ -383,6 +476,50 @@ class TransformerLayer(keras.layers.Layer, PrunableLayer):
         hidden = self._intermediate(rows, training)  # (rows, I)
         return self._dropout_add_and_norm(
             self.output_dense, hidden, x, self.output_layer_norm, training)
+
+    def _runs_in_width_parts(self, training):
+        """Whether this call traces the block in `width_parts` groups (see there)."""
+        return (getattr(_width_parts, "parts", 1) > 1 and training is not True
+                and tf.inside_function() and not getattr(self, "attention_quantizers", None)
+                and all(type(dense) is keras.layers.Dense for dense in (
+                    self.qkv_dense, self.attention_output_dense, self.intermediate_dense,
+                    self.output_dense)))
+
+    def _call_in_width_parts(self, x, attention_bias, parts):
+        """The block at inference in groups of heads and of neurons: (B, T, H) -> (B, T, H).
+
+        Each group's chain of ops depends on no other group's until the sum
+        before each LayerNorm (see `width_parts`). The first group's share
+        also takes the dense layer's bias and the residual, which TF's oneDNN
+        rewrite fuses into its matmul (MatMul + BiasAdd + Add).
+        """
+        attention, attention_output_bias, feed_forward, output_bias = width_groups(self, parts)
+        batch_size, seq_length = tf.shape(x)[0], tf.shape(x)[1]
+        rows = tf.reshape(x, [-1, self.hidden_size])  # (B·T, H)
+        scale = tf.cast(1.0 / math.sqrt(self.head_size), x.dtype)
+        shares = []  # each group's (B·T, H) share of the attention output
+        for qkv_kernel, qkv_bias, output_kernel in attention:
+            heads = output_kernel.shape[0] // self.head_size
+            qkv = tf.nn.bias_add(tf.matmul(rows, qkv_kernel), qkv_bias)  # (B·T, 3·heads·hs)
+            query, key, value = split_heads(  # each (B, heads, T, hs)
+                qkv, (batch_size, seq_length), heads, self.head_size)
+            scores = tf.matmul(query * scale, key, transpose_b=True)  # (B, heads, T, T)
+            probs = tf.nn.softmax(scores + attention_bias, axis=-1)
+            context = swap_heads_and_positions(tf.matmul(probs, value))  # (B, T, heads, hs)
+            shares.append(tf.matmul(tf.reshape(context, [-1, heads * self.head_size]),
+                                    output_kernel))  # (B·T, H)
+        x = self._sum_shares_and_norm(shares, attention_output_bias, rows, x,
+                                      self.attention_layer_norm)
+        rows = tf.reshape(x, [-1, self.hidden_size])
+        shares = [tf.matmul(gelu(tf.nn.bias_add(tf.matmul(rows, kernel), bias)), down)
+                  for kernel, bias, down in feed_forward]  # each (B·T, H)
+        return self._sum_shares_and_norm(shares, output_bias, rows, x, self.output_layer_norm)
+
+    def _sum_shares_and_norm(self, shares, bias, residual, x, layer_norm):
+        """layer_norm(residual + bias + the groups' shares), in `x`'s (B, T, H) shape."""
+        first = tf.add(tf.nn.bias_add(shares[0], bias), residual, name="residual_add")
+        summed = tf.add_n([first, *shares[1:]]) if len(shares) > 1 else first  # (B·T, H)
+        return apply_layer_norm(layer_norm, tf.reshape(summed, tf.shape(x)), False)
 
     def _attention_probs(self, scores, attention_bias, training):
         """Dropout(softmax(scores + attention_bias)): (B, nh, T, T) -> (B, nh, T, T).
