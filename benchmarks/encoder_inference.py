@@ -383,9 +383,10 @@ def main():
         if args.batch_parts > 1:
             variants[f"electra_tf {args.batch_parts} parts"] = tf_forward(
                 encoder, False, remove_padding=bool(args.reviews), parts=args.batch_parts)
-        if args.width_parts > 1:  # padded rows: the groups do not run with remove_padding
+        if args.width_parts > 1:
             variants[f"electra_tf {args.width_parts} width parts"] = tf_forward(
-                encoder, False, width_parts=args.width_parts)
+                encoder, False, remove_padding=bool(args.reviews) and args.batch_size > 1,
+                width_parts=args.width_parts)
         # The best variant again with Keras' LayerNorm ops (A/B of layer_norm.py's kernel).
         variants["electra_tf Keras LayerNorms"] = tf_forward(
             encoder, False, remove_padding=bool(args.reviews) and args.batch_size > 1,
@@ -407,7 +408,8 @@ def main():
                 encoder_bf16, False, remove_padding=bool(args.reviews), parts=args.batch_parts)
         if args.width_parts > 1:
             variants[f"electra_tf bfloat16 {args.width_parts} width parts"] = tf_forward(
-                encoder_bf16, False, width_parts=args.width_parts)
+                encoder_bf16, False, remove_padding=bool(args.reviews) and args.batch_size > 1,
+                width_parts=args.width_parts)
         variants["electra_tf bfloat16 Keras LayerNorms"] = tf_forward(
             encoder_bf16, False, remove_padding=bool(args.reviews) and args.batch_size > 1,
             keras_layer_norms=True)

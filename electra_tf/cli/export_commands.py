@@ -56,6 +56,11 @@ def add_subcommands(subparsers):
                         help="saved_model classifiers and QA models: run a batch of at least N "
                         "examples as N parts at the same time, one per core; for `serve "
                         "--intra-op-threads 1 --inter-op-threads N` (default: %(default)s, whole)")
+    parser.add_argument("--width-parts", type=int, default=1,
+                        help="saved_model task models: run each transformer block as N groups of "
+                        "heads and neurons at the same time, one per core, for texts one at a "
+                        "time; for `serve --intra-op-threads 1 --inter-op-threads N` (default: "
+                        "%(default)s)")
     add_quantization_arguments(parser)
     parser.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
     parser.set_defaults(run=_run_export)
@@ -72,5 +77,6 @@ def _run_export(args):
         calibration_data=args.calibration_data, overwrite=args.overwrite,
         num_calibration_examples=args.num_calibration_examples,
         float_dense_layers=args.float_dense_layers, batch_parts=args.batch_parts,
+        width_parts=args.width_parts,
     )
     print(f"exported {type(model).__name__} as {args.format} to {args.output_path}")

@@ -37,6 +37,7 @@ def export_model_directory(
     num_calibration_examples=100,
     float_dense_layers=None,
     batch_parts=1,
+    width_parts=1,
 ):
     """Loads the model in `model_dir` (written by `save_pretrained`) and exports it.
 
@@ -74,6 +75,9 @@ def export_model_directory(
         batch_parts: "saved_model" classifiers and QA models: a batch of at
             least this many examples runs as this many parts at the same
             time (see `export_task_saved_model`).
+        width_parts: "saved_model" task models: each transformer block runs
+            as this many groups of heads and neurons at the same time (see
+            `export_task_saved_model`).
 
     Returns:
         The loaded model.
@@ -94,6 +98,11 @@ def export_model_directory(
         raise ValueError(
             "`batch_parts` splits the batches of an end-to-end SavedModel (format="
             f"'saved_model'); received batch_parts={batch_parts!r} with format={format!r}."
+        )
+    if width_parts != 1 and format != "saved_model":
+        raise ValueError(
+            "`width_parts` splits the transformer blocks of an end-to-end SavedModel (format="
+            f"'saved_model'); received width_parts={width_parts!r} with format={format!r}."
         )
     if quantize == "int8" and not calibration_data:
         raise ValueError(
@@ -142,7 +151,7 @@ def export_model_directory(
         export_task_saved_model(model, output_path, tokenizer=tokenizer,
                                 max_seq_length=max_seq_length, label_names=label_names,
                                 overwrite=overwrite, text_pair=text_pair,
-                                batch_parts=batch_parts)
+                                batch_parts=batch_parts, width_parts=width_parts)
     else:
         from electra_tf.export import tflite_export  # the TFLite converter
 

@@ -208,9 +208,9 @@ def width_parts(parts):
     (the shares are summed in another order).
 
     Only for graphs traced inside the block (`tf.function`, a SavedModel
-    export) with `training` not True, on padded inputs (not
-    `remove_padding=True`) and plain Dense layers (not those pruning or
-    quantization-aware training wrapped); other calls run the block as one.
+    export) with `training` not True, padded or `remove_padding=True`, and
+    plain Dense layers (not those pruning or quantization-aware training
+    wrapped); other calls run the block as one.
     The groups' weights are copies made when the graph is traced (eager
     tensors it captures, as `frozen_bfloat16_weights`): a graph traced
     before the weights change keeps computing with the old ones.
@@ -225,15 +225,20 @@ def width_parts(parts):
     >>> float(tf.reduce_max(tf.abs(in_groups(inputs) - encoder(inputs)["sequence_output"]))) < 1e-5
     True
     """
-    if isinstance(parts, bool) or not isinstance(parts, int) or parts < 1:
-        raise ValueError(f"width_parts takes a positive integer number of groups; received "
-                         f"{parts!r}.")
+    check_width_parts(parts)
     previous = getattr(_width_parts, "parts", 1)
     _width_parts.parts = parts
     try:
         yield
     finally:
         _width_parts.parts = previous
+
+
+def check_width_parts(parts):
+    """A ValueError unless `parts` is a positive integer (a `width_parts` group count)."""
+    if isinstance(parts, bool) or not isinstance(parts, int) or parts < 1:
+        raise ValueError(f"width_parts takes a positive integer number of groups; received "
+                         f"{parts!r}.")
 
 
 def width_groups(layer, parts):
@@ -245,18 +250,31 @@ def width_groups(layer, parts):
     columns in the fused projection's order; feed_forward a list of
     (intermediate kernel (H, i), its bias (i,), output kernel (i, H)) for
     groups of i neurons; the two (H,) biases of the outputs the groups' shares
-    are summed into. At most one group per head or neuron.
+    are summed into. At most one group per head or neuron. One set of copies
+    for every trace while the weights stay the same (the encoder may trace
+    its stack twice, see `choose_layer_norms`); a trace after they changed
+    makes new ones.
 
     >>> layer = TransformerLayer(hidden_size=8, num_heads=2, intermediate_size=5)
     >>> layer.build((None, None, 8))
     >>> attention, _, feed_forward, _ = width_groups(layer, 2)
     >>> [kernel.shape.as_list() for kernel, _, _ in attention], [b.shape[0] for _, b, _ in feed_forward]
-    ([[8, 6], [8, 6]], [3, 2])
+    ([[8, 12], [8, 12]], [3, 2])
+    >>> width_groups(layer, 2)[0][0][0] is attention[0][0]
+    True
     """
     with tf.init_scope():  # eager, also while a graph is being traced
         def read(variable):
             return tf.cast(tf.convert_to_tensor(variable), layer.compute_dtype)
 
+        dense_layers = (layer.qkv_dense, layer.attention_output_dense, layer.intermediate_dense,
+                        layer.output_dense)
+        source = [variable.numpy() for dense in dense_layers for variable in (dense.kernel,
+                                                                               dense.bias)]
+        cached = _WIDTH_GROUPS.get(layer)
+        if cached is not None and cached[0] == (parts, layer.compute_dtype) and all(
+                np.array_equal(old, new) for old, new in zip(cached[1], source)):
+            return cached[2]
         qkv_kernel, qkv_bias = read(layer.qkv_dense.kernel), read(layer.qkv_dense.bias)
         output_kernel = read(layer.attention_output_dense.kernel)  # (A, H)
         attention = []
@@ -272,8 +290,15 @@ def width_groups(layer, parts):
         feed_forward = [(kernel[:, n[0]:n[-1] + 1], bias[n[0]:n[-1] + 1], down[n[0]:n[-1] + 1])
                         for n in np.array_split(np.arange(layer.intermediate_size),
                                                 min(parts, layer.intermediate_size))]
-        return (attention, read(layer.attention_output_dense.bias), feed_forward,
-                read(layer.output_dense.bias))
+        groups = (attention, read(layer.attention_output_dense.bias), feed_forward,
+                  read(layer.output_dense.bias))
+        _WIDTH_GROUPS[layer] = ((parts, layer.compute_dtype), source, groups)
+        return groups
+
+
+# {TransformerLayer: ((parts, dtype), its dense weights as read, width_groups' copies)}. Weak
+# keys: a discarded model takes its copies with it.
+_WIDTH_GROUPS = weakref.WeakKeyDictionary()
 
 
 # Where quantization-aware training fake-quantizes inside the attention (see `_fake_quant`).
@@ -431,8 +456,9 @@ class TransformerLayer(keras.layers.Layer, PrunableLayer):
                 "Padding-free mode needs both `token_index` and `grid_index`; received "
                 f"token_index={token_index!r}, grid_index={grid_index!r}."
             )
-        if token_index is None and self._runs_in_width_parts(training):
-            return self._call_in_width_parts(x, attention_bias, _width_parts.parts)
+        if self._runs_in_width_parts(training):
+            return self._call_in_width_parts(x, attention_bias, _width_parts.parts, token_index,
+                                             grid_index)
         if token_index is None:
             batch_size, seq_length = tf.shape(x)[0], tf.shape(x)[1]
         else:  # x holds the real tokens only; the grid is the (B, 1, 1, T) bias'
@@ -485,8 +511,9 @@ class TransformerLayer(keras.layers.Layer, PrunableLayer):
                     self.qkv_dense, self.attention_output_dense, self.intermediate_dense,
                     self.output_dense)))
 
-    def _call_in_width_parts(self, x, attention_bias, parts):
-        """The block at inference in groups of heads and of neurons: (B, T, H) -> (B, T, H).
+    def _call_in_width_parts(self, x, attention_bias, parts, token_index=None, grid_index=None):
+        """The block at inference in groups of heads and of neurons: `x` (B, T, H) or, padding-free
+        with the two indices (see `call`), (1, N, H) -> the same shape.
 
         Each group's chain of ops depends on no other group's until the sum
         before each LayerNorm (see `width_parts`). The first group's share
@@ -494,31 +521,38 @@ class TransformerLayer(keras.layers.Layer, PrunableLayer):
         rewrite fuses into its matmul (MatMul + BiasAdd + Add).
         """
         attention, attention_output_bias, feed_forward, output_bias = width_groups(self, parts)
-        batch_size, seq_length = tf.shape(x)[0], tf.shape(x)[1]
-        rows = tf.reshape(x, [-1, self.hidden_size])  # (B·T, H)
+        if token_index is None:
+            batch_size, seq_length = tf.shape(x)[0], tf.shape(x)[1]
+        else:  # x holds the real tokens only; the grid is the (B, 1, 1, T) bias'
+            batch_size, seq_length = tf.shape(attention_bias)[0], tf.shape(attention_bias)[3]
+        rows = tf.reshape(x, [-1, self.hidden_size])  # (B·T or N, H)
         scale = tf.cast(1.0 / math.sqrt(self.head_size), x.dtype)
         shares = []  # each group's (B·T, H) share of the attention output
         for qkv_kernel, qkv_bias, output_kernel in attention:
             heads = output_kernel.shape[0] // self.head_size
-            qkv = tf.nn.bias_add(tf.matmul(rows, qkv_kernel), qkv_bias)  # (B·T, 3·heads·hs)
+            qkv = tf.nn.bias_add(tf.matmul(rows, qkv_kernel), qkv_bias)  # (rows, 3·heads·hs)
+            if grid_index is not None:
+                qkv = tf.gather(qkv, grid_index)  # (B·T, 3·heads·hs)
             query, key, value = split_heads(  # each (B, heads, T, hs)
                 qkv, (batch_size, seq_length), heads, self.head_size)
             scores = tf.matmul(query * scale, key, transpose_b=True)  # (B, heads, T, T)
             probs = tf.nn.softmax(scores + attention_bias, axis=-1)
             context = swap_heads_and_positions(tf.matmul(probs, value))  # (B, T, heads, hs)
-            shares.append(tf.matmul(tf.reshape(context, [-1, heads * self.head_size]),
-                                    output_kernel))  # (B·T, H)
+            context = tf.reshape(context, [-1, heads * self.head_size])  # (B·T, heads·hs)
+            if token_index is not None:
+                context = tf.gather(context, token_index)  # (N, heads·hs)
+            shares.append(tf.matmul(context, output_kernel))  # (rows, H)
         x = self._sum_shares_and_norm(shares, attention_output_bias, rows, x,
                                       self.attention_layer_norm)
         rows = tf.reshape(x, [-1, self.hidden_size])
         shares = [tf.matmul(gelu(tf.nn.bias_add(tf.matmul(rows, kernel), bias)), down)
-                  for kernel, bias, down in feed_forward]  # each (B·T, H)
+                  for kernel, bias, down in feed_forward]  # each (rows, H)
         return self._sum_shares_and_norm(shares, output_bias, rows, x, self.output_layer_norm)
 
     def _sum_shares_and_norm(self, shares, bias, residual, x, layer_norm):
-        """layer_norm(residual + bias + the groups' shares), in `x`'s (B, T, H) shape."""
+        """layer_norm(residual + bias + the groups' shares), in `x`'s shape."""
         first = tf.add(tf.nn.bias_add(shares[0], bias), residual, name="residual_add")
-        summed = tf.add_n([first, *shares[1:]]) if len(shares) > 1 else first  # (B·T, H)
+        summed = tf.add_n([first, *shares[1:]]) if len(shares) > 1 else first  # (rows, H)
         return apply_layer_norm(layer_norm, tf.reshape(summed, tf.shape(x)), False)
 
     def _attention_probs(self, scores, attention_bias, training):

@@ -80,10 +80,11 @@ def test_question_answering_saved_model(model_dirs, tmp_path):
                  "--max-seq-length", "24", "--text-pair"]) == 2  # pairs are for classifiers
     assert not os.path.exists(out)
     assert main(["export", model_dirs["qa"], out, "--format", "saved_model",
-                 "--max-seq-length", "24", "--batch-parts", "2"]) == 0
+                 "--max-seq-length", "24", "--batch-parts", "2", "--width-parts", "2"]) == 0
     with open(os.path.join(out, METADATA_PATH)) as f:
         metadata = json.load(f)
     assert metadata["batch_parts"] == 2  # batches of 2 or more run as two parts
+    assert metadata["width_parts"] == 2  # each block in two groups of heads and neurons
     assert metadata["task"] == "question_answering"
     assert metadata["inputs"] == ["question", "context"]
     assert metadata["outputs"] == ["answer", "start_char", "end_char", "score"]
@@ -109,6 +110,14 @@ def test_bad_requests_are_clear_errors(model_dirs, tmp_path, capsys):
     assert main(["export", model_dirs["classifier"], out, "--format", "saved_model",
                  "--max-seq-length", "16", "--batch-parts", "0"]) == 2
     assert "received batch_parts=0" in capsys.readouterr().err
+    assert main(["export", model_dirs["classifier"], out, "--format", "tflite",
+                 "--width-parts", "2"]) == 2
+    assert ("splits the transformer blocks of an end-to-end SavedModel (format='saved_model'); "
+            "received width_parts=2 with format='tflite'") in capsys.readouterr().err
+    assert main(["export", model_dirs["classifier"], out, "--format", "saved_model",
+                 "--max-seq-length", "16", "--width-parts", "0"]) == 2
+    assert "positive integer number of groups; received 0" in capsys.readouterr().err
+    assert not os.path.exists(out)
     with pytest.raises(SystemExit) as exit_info:
         main(["export", model_dirs["encoder"], out, "--format", "onnx"])
     assert exit_info.value.code == 2 and "invalid choice: 'onnx'" in capsys.readouterr().err

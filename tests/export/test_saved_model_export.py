@@ -155,7 +155,7 @@ def test_task_model_equals_the_in_memory_classifier(exported, models, tokenizer)
         "task": "classification", "inputs": ["text"],
         "outputs": ["probabilities", "label_id", "label"], "max_seq_length": 32,
         "truncate": True, "label_names": LABELS, "problem_type": "single_label",
-        "batch_parts": 1, "electra_tf_version": electra_tf.__version__,
+        "batch_parts": 1, "width_parts": 1, "electra_tf_version": electra_tf.__version__,
     }
 
 
@@ -307,6 +307,49 @@ def test_batch_parts_keep_the_too_long_text_check(models, tmp_path):
     with pytest.raises(tf.errors.InvalidArgumentError, match="max_seq_length=16"):
         serve(text=tf.constant(texts))
     assert serve(text=tf.constant(["fine", "ok", "dull"]))["label"].shape == (3,)
+
+
+def test_width_parts_serve_the_same_outputs_from_grouped_blocks(models, tmp_path):
+    """`width_parts=2`: each transformer block traced in two groups of heads and neurons
+    (`electra_tf.width_parts`: per block four more dense matmuls in the served graph, on the
+    real tokens as exports run them) serves the same probabilities and answers."""
+    classifier, qa = models
+    texts = movie_sentences()
+    paths = {name: str(tmp_path / name) for name in ("whole", "width", "qa_whole", "qa_width")}
+    export_task_saved_model(classifier, paths["whole"], max_seq_length=32, label_names=LABELS)
+    metadata = export_task_saved_model(classifier, paths["width"], max_seq_length=32,
+                                       label_names=LABELS, width_parts=2, batch_parts=2)
+    assert (metadata["width_parts"], metadata["batch_parts"]) == (2, 2)
+    with open(os.path.join(paths["width"], METADATA_PATH)) as f:
+        assert json.load(f)["width_parts"] == 2
+    whole, width = (tf.saved_model.load(paths[name]).signatures["serving_default"]
+                    for name in ("whole", "width"))
+    matmuls = [_graph_op_count(f, "MatMul") for f in (whole, width)]
+    assert matmuls[1] - matmuls[0] >= 4 * classifier.encoder.num_layers, matmuls
+    for batch in (texts, texts[:1]):
+        expected, result = (f(text=tf.constant(batch)) for f in (whole, width))
+        np.testing.assert_allclose(result["probabilities"], expected["probabilities"],
+                                   atol=1e-6, rtol=0)
+        assert result["label"].numpy().tolist() == expected["label"].numpy().tolist()
+
+    questions = ["What is it about?", "Who?", "Why?", "When?", "Where?", "What?", "How?", "Eh?"]
+    export_task_saved_model(qa, paths["qa_whole"], max_seq_length=48)
+    export_task_saved_model(qa, paths["qa_width"], max_seq_length=48, width_parts=2)
+    expected, result = (
+        tf.saved_model.load(paths[name]).signatures["serving_default"](
+            question=tf.constant(questions), context=tf.constant(texts))
+        for name in ("qa_whole", "qa_width"))
+    assert result["answer"].numpy().tolist() == expected["answer"].numpy().tolist()
+    np.testing.assert_allclose(result["score"], expected["score"], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("width_parts", [0, -2, 2.0, True, "2"])
+def test_bad_width_parts_are_refused_before_writing(models, tmp_path, width_parts):
+    out = str(tmp_path / "out")
+    with pytest.raises(ValueError, match=r"positive integer number of groups; "
+                                         rf"received {re.escape(repr(width_parts))}"):
+        export_task_saved_model(models[0], out, width_parts=width_parts)
+    assert not os.path.exists(out)
 
 
 @pytest.mark.parametrize("batch_parts", [0, -2, 2.0, True, "2"])

@@ -1,6 +1,6 @@
 """`electra_tf.width_parts(N)`: inference graphs traced inside it run each transformer block
 as N groups of heads and of feed-forward neurons that share no op until their sum, and
-compute the encoder's function; other calls (training, remove_padding, eager) run as before."""
+compute the encoder's function, padded or padding-free; training and eager calls run as before."""
 
 import numpy as np
 import pytest
@@ -46,14 +46,22 @@ def _ancestors(op):
 
 
 @pytest.mark.parametrize("parts", [2, 3])
-def test_width_parts_compute_the_encoders_function(parts):
-    """Padded rows, two segments; 3 parts of a 2-head block: 2 head groups, 3 neuron groups."""
+@pytest.mark.parametrize("remove_padding", [False, True])
+def test_width_parts_compute_the_encoders_function(parts, remove_padding):
+    """Padded rows, two segments; 3 parts of a 2-head block: 2 head groups, 3 neuron groups;
+    with `remove_padding=True` the groups run on the real tokens only."""
     encoder = ElectraEncoder(**TINY)
     inputs = make_inputs(batch_size=3, seq_length=9, vocab_size=TINY["vocab_size"])
     expected = encoder(inputs, training=False)
-    outputs = _traced(encoder, inputs, parts, training=False)(inputs)
-    for key in ("sequence_output", "pooled_output"):
-        np.testing.assert_allclose(outputs[key], expected[key], rtol=0, atol=1e-5)
+    outputs = _traced(encoder, inputs, parts, training=False, remove_padding=remove_padding)(inputs)
+    mask = inputs["input_mask"][..., None]  # remove_padding leaves padded positions 0
+    np.testing.assert_allclose(outputs["sequence_output"] * mask,
+                               expected["sequence_output"] * mask, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(outputs["pooled_output"], expected["pooled_output"],
+                               rtol=0, atol=1e-5)
+    if remove_padding:
+        assert _matmuls_in(_traced(encoder, inputs, parts, training=False, remove_padding=True),
+                           TINY["hidden_size"], 3 * HEAD_SIZE)
 
 
 def test_a_task_model_traced_in_width_parts_gives_its_logits():
@@ -98,7 +106,7 @@ def test_each_group_is_a_chain_of_its_own_until_the_sum():
     assert first not in _ancestors(second) and second not in _ancestors(first)
 
 
-def test_training_remove_padding_and_eager_calls_run_the_block_in_one():
+def test_training_and_eager_calls_run_the_block_in_one():
     encoder = ElectraEncoder(**TINY)
     inputs = make_inputs(batch_size=2, seq_length=6, vocab_size=TINY["vocab_size"])
     hidden = TINY["hidden_size"]
@@ -108,7 +116,6 @@ def test_training_remove_padding_and_eager_calls_run_the_block_in_one():
 
     assert grouped_matmuls(_traced(encoder, inputs, 2, training=False)) > 0
     assert grouped_matmuls(_traced(encoder, inputs, 2, training=True)) == 0
-    assert grouped_matmuls(_traced(encoder, inputs, 2, training=False, remove_padding=True)) == 0
     with width_parts(2):  # eager: no graph to run groups at once; the block as one
         eager = encoder(inputs, training=False)["sequence_output"]
     np.testing.assert_array_equal(eager, encoder(inputs, training=False)["sequence_output"])
