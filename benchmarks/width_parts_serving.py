@@ -101,8 +101,8 @@ def in_new_process(*arguments):
 
 def main(argv=None):
     args = parse_args(argv)
-    from electra_tf import ElectraClassifier, ElectraEncoder, read_classification_file
-    from electra_tf.export.task_saved_model import export_task_saved_model
+    from electra_tf import (ElectraClassifier, ElectraEncoder, export_task_saved_model,
+                            read_classification_file)
 
     if args.classifier:
         classifier = ElectraClassifier.from_pretrained(args.classifier)
