@@ -527,7 +527,7 @@ class TransformerLayer(keras.layers.Layer, PrunableLayer):
             batch_size, seq_length = tf.shape(attention_bias)[0], tf.shape(attention_bias)[3]
         rows = tf.reshape(x, [-1, self.hidden_size])  # (B·T or N, H)
         scale = tf.cast(1.0 / math.sqrt(self.head_size), x.dtype)
-        shares = []  # each group's (B·T, H) share of the attention output
+        shares = []  # each group's (rows, H) share of the attention output
         for qkv_kernel, qkv_bias, output_kernel in attention:
             heads = output_kernel.shape[0] // self.head_size
             qkv = tf.nn.bias_add(tf.matmul(rows, qkv_kernel), qkv_bias)  # (rows, 3·heads·hs)

@@ -260,6 +260,21 @@ def _graph_op_count(function, op_type):
             + sum(node.op == op_type for f in graph.library.function for node in f.node_def))
 
 
+def _assert_qa_exports_answer_alike(qa, tmp_path, contexts, **options):
+    """`qa` exported as it is and with `options` (batch_parts, width_parts) answers alike."""
+    questions = ["What is it about?", "Who?", "Why?", "When?", "Where?", "What?", "How?", "Eh?"]
+    paths = [str(tmp_path / "qa_plain"), str(tmp_path / "qa_with_options")]
+    export_task_saved_model(qa, paths[0], max_seq_length=48)
+    export_task_saved_model(qa, paths[1], max_seq_length=48, **options)
+    expected, result = (
+        tf.saved_model.load(path).signatures["serving_default"](
+            question=tf.constant(questions), context=tf.constant(contexts))
+        for path in paths)
+    assert result["answer"].numpy().tolist() == expected["answer"].numpy().tolist()
+    assert result["start_char"].numpy().tolist() == expected["start_char"].numpy().tolist()
+    np.testing.assert_allclose(result["score"], expected["score"], atol=1e-5, rtol=0)
+
+
 def test_batch_parts_run_a_batch_as_parts_with_the_whole_batch_outputs(models, tokenizer,
                                                                         tmp_path):
     """`batch_parts=3`: a batch of at least 3 texts is split into 3 contiguous parts, each
@@ -268,7 +283,7 @@ def test_batch_parts_run_a_batch_as_parts_with_the_whole_batch_outputs(models, t
     than parts run whole. Question answering too."""
     classifier, qa = models
     texts = movie_sentences()  # 8: parts of 2, 3 and 3 (the last two hold "" and odd text)
-    paths = {name: str(tmp_path / name) for name in ("whole", "parts", "qa_whole", "qa_parts")}
+    paths = {name: str(tmp_path / name) for name in ("whole", "parts")}
     export_task_saved_model(classifier, paths["whole"], max_seq_length=32, label_names=LABELS)
     metadata = export_task_saved_model(classifier, paths["parts"], max_seq_length=32,
                                        label_names=LABELS, batch_parts=3)
@@ -287,16 +302,7 @@ def test_batch_parts_run_a_batch_as_parts_with_the_whole_batch_outputs(models, t
         assert result["label"].numpy().tolist() == expected["label"].numpy().tolist()
     assert parts(text=tf.constant([], tf.string))["label_id"].shape == (0,)
 
-    questions = ["What is it about?", "Who?", "Why?", "When?", "Where?", "What?", "How?", "Eh?"]
-    export_task_saved_model(qa, paths["qa_whole"], max_seq_length=48)
-    export_task_saved_model(qa, paths["qa_parts"], max_seq_length=48, batch_parts=2)
-    expected, result = (
-        tf.saved_model.load(paths[name]).signatures["serving_default"](
-            question=tf.constant(questions), context=tf.constant(texts))
-        for name in ("qa_whole", "qa_parts"))
-    assert result["answer"].numpy().tolist() == expected["answer"].numpy().tolist()
-    assert result["start_char"].numpy().tolist() == expected["start_char"].numpy().tolist()
-    np.testing.assert_allclose(result["score"], expected["score"], atol=1e-5, rtol=0)
+    _assert_qa_exports_answer_alike(qa, tmp_path, texts, batch_parts=2)
 
 
 def test_batch_parts_keep_the_too_long_text_check(models, tmp_path):
@@ -315,7 +321,7 @@ def test_width_parts_serve_the_same_outputs_from_grouped_blocks(models, tmp_path
     real tokens as exports run them) serves the same probabilities and answers."""
     classifier, qa = models
     texts = movie_sentences()
-    paths = {name: str(tmp_path / name) for name in ("whole", "width", "qa_whole", "qa_width")}
+    paths = {name: str(tmp_path / name) for name in ("whole", "width")}
     export_task_saved_model(classifier, paths["whole"], max_seq_length=32, label_names=LABELS)
     metadata = export_task_saved_model(classifier, paths["width"], max_seq_length=32,
                                        label_names=LABELS, width_parts=2, batch_parts=2)
@@ -332,15 +338,7 @@ def test_width_parts_serve_the_same_outputs_from_grouped_blocks(models, tmp_path
                                    atol=1e-6, rtol=0)
         assert result["label"].numpy().tolist() == expected["label"].numpy().tolist()
 
-    questions = ["What is it about?", "Who?", "Why?", "When?", "Where?", "What?", "How?", "Eh?"]
-    export_task_saved_model(qa, paths["qa_whole"], max_seq_length=48)
-    export_task_saved_model(qa, paths["qa_width"], max_seq_length=48, width_parts=2)
-    expected, result = (
-        tf.saved_model.load(paths[name]).signatures["serving_default"](
-            question=tf.constant(questions), context=tf.constant(texts))
-        for name in ("qa_whole", "qa_width"))
-    assert result["answer"].numpy().tolist() == expected["answer"].numpy().tolist()
-    np.testing.assert_allclose(result["score"], expected["score"], atol=1e-5, rtol=0)
+    _assert_qa_exports_answer_alike(qa, tmp_path, texts, width_parts=2)
 
 
 @pytest.mark.parametrize("width_parts", [0, -2, 2.0, True, "2"])
