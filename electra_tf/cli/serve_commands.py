@@ -62,8 +62,8 @@ def add_subcommands(subparsers):
                         "small machine (default: %(default)s, all cores)")
     parser.add_argument("--inter-op-threads", type=int, default=defaults.inter_op_threads,
                         help="threads running independent ops at once; with --intra-op-threads 1, "
-                        "the cores, for a model exported with --batch-parts (default: "
-                        "%(default)s, all cores)")
+                        "the cores, for a model exported with --batch-parts or --width-parts "
+                        "(default: %(default)s, all cores)")
     parser.set_defaults(run=_run_serve)
 
 

@@ -42,7 +42,9 @@ class ServingConfig:
             On a small CPU machine `intra_op_threads=1` answers one text at a
             time sooner (threads are not woken and waited for at every op), and
             with `inter_op_threads=N` a model exported with `batch_parts=N`
-            runs each batch as N parts at once (see README, "Serving threads").
+            runs each batch as N parts at once, and one exported with
+            `width_parts=N` each text's blocks as N groups at once (see
+            README, "Serving threads").
 
     Example:
     >>> ServingConfig(name="sentiment", port=8600).port
