@@ -341,21 +341,15 @@ def test_width_parts_serve_the_same_outputs_from_grouped_blocks(models, tmp_path
     _assert_qa_exports_answer_alike(qa, tmp_path, texts, width_parts=2)
 
 
-@pytest.mark.parametrize("width_parts", [0, -2, 2.0, True, "2"])
-def test_bad_width_parts_are_refused_before_writing(models, tmp_path, width_parts):
+@pytest.mark.parametrize("argument, message", [
+    ("batch_parts", r"`batch_parts` must be a positive integer.*received batch_parts={}"),
+    ("width_parts", r"width_parts takes a positive integer number of groups; received {}"),
+])
+@pytest.mark.parametrize("value", [0, -2, 2.0, True, "2"])
+def test_bad_part_counts_are_refused_before_writing(models, tmp_path, argument, message, value):
     out = str(tmp_path / "out")
-    with pytest.raises(ValueError, match=r"positive integer number of groups; "
-                                         rf"received {re.escape(repr(width_parts))}"):
-        export_task_saved_model(models[0], out, width_parts=width_parts)
-    assert not os.path.exists(out)
-
-
-@pytest.mark.parametrize("batch_parts", [0, -2, 2.0, True, "2"])
-def test_bad_batch_parts_are_refused_before_writing(models, tmp_path, batch_parts):
-    out = str(tmp_path / "out")
-    with pytest.raises(ValueError, match=r"`batch_parts` must be a positive integer.*"
-                                         rf"received batch_parts={re.escape(repr(batch_parts))}"):
-        export_task_saved_model(models[0], out, batch_parts=batch_parts)
+    with pytest.raises(ValueError, match=message.format(re.escape(repr(value)))):
+        export_task_saved_model(models[0], out, **{argument: value})
     assert not os.path.exists(out)
 
 
