@@ -10,7 +10,6 @@ split/concatenate it to and from the published separate q/k/v kernels.
 
 import contextlib
 import math
-import threading
 import weakref
 
 import numpy as np
@@ -26,7 +25,7 @@ from electra_tf.layers.layer_norm import apply_layer_norm
 from electra_tf.layers.fused_kernels import (
     bias_gelu, dropout_add_layer_norm, fuses_kernels, has_accelerator, softmax_dropout)
 from electra_tf.utils.onednn import onednn_assumes_frozen_weights
-from electra_tf.utils.thread_flag import ThreadFlag
+from electra_tf.utils.thread_flag import ThreadFlag, ThreadValue
 
 
 def gelu(x):
@@ -188,7 +187,7 @@ def split_heads(qkv, grid_shape, num_heads, head_size):
     return tuple(tf.squeeze(part, axis=0) for part in parts)
 
 
-_width_parts = threading.local()  # .parts: the `width_parts` block the calling thread is in
+_width_parts = ThreadValue(1)  # the group count of the `width_parts` block the thread is in
 
 
 @contextlib.contextmanager
@@ -226,12 +225,8 @@ def width_parts(parts):
     True
     """
     check_width_parts(parts)
-    previous = getattr(_width_parts, "parts", 1)
-    _width_parts.parts = parts
-    try:
+    with _width_parts.set(parts):
         yield
-    finally:
-        _width_parts.parts = previous
 
 
 def check_width_parts(parts):
@@ -457,12 +452,8 @@ class TransformerLayer(keras.layers.Layer, PrunableLayer):
                 f"token_index={token_index!r}, grid_index={grid_index!r}."
             )
         if self._runs_in_width_parts(training):
-            return self._call_in_width_parts(x, attention_bias, _width_parts.parts, token_index,
-                                             grid_index)
-        if token_index is None:
-            batch_size, seq_length = tf.shape(x)[0], tf.shape(x)[1]
-        else:  # x holds the real tokens only; the grid is the (B, 1, 1, T) bias'
-            batch_size, seq_length = tf.shape(attention_bias)[0], tf.shape(attention_bias)[3]
+            return self._call_in_width_parts(x, attention_bias, _width_parts.value, training,
+                                             token_index, grid_index)
         # The dense layers see (rows, features) matrices (see `_dense`); the
         # LayerNorms, and in training the residual adds, stay 3D (the norms were
         # built for rank 3, and XLA parallelises 3D elementwise fusions better);
@@ -470,16 +461,39 @@ class TransformerLayer(keras.layers.Layer, PrunableLayer):
         # A = num_heads · head_size, the attention width: H unless heads were removed.
         qkv = self._dense(  # (B·T or N, 3A)
             self.qkv_dense, tf.reshape(x, [-1, self.hidden_size]), training)
+        context = self._attend(  # (B·T or N, A)
+            qkv, self.num_heads, x, attention_bias, training, token_index, grid_index)
+
+        x = self._dropout_add_and_norm(  # (B, T, H) or (1, N, H)
+            self.attention_output_dense, context, x, self.attention_layer_norm, training)
+
+        rows = tf.reshape(x, [-1, self.hidden_size])  # (rows, H)
+        hidden = self._intermediate(rows, training)  # (rows, I)
+        return self._dropout_add_and_norm(
+            self.output_dense, hidden, x, self.output_layer_norm, training)
+
+    def _attend(self, qkv, num_heads, x, attention_bias, training, token_index, grid_index):
+        """Attention of `num_heads` heads: their fused q, k, v projection (rows, 3·nh·hs) ->
+        their context (rows, nh·hs).
+
+        `rows` are `x`'s: B·T padded, or the N real tokens with the two
+        indices (see `call`); a `width_parts` group passes its own heads'
+        columns and count.
+        """
+        if token_index is None:
+            batch_size, seq_length = tf.shape(x)[0], tf.shape(x)[1]
+        else:  # x holds the real tokens only; the grid is the (B, 1, 1, T) bias'
+            batch_size, seq_length = tf.shape(attention_bias)[0], tf.shape(attention_bias)[3]
         if grid_index is not None:
             # Padding picks up some real token's key and value; its attention
             # bias of -10000 gives it probability exactly 0 all the same.
-            qkv = tf.gather(qkv, grid_index)  # (B·T, 3A)
+            qkv = tf.gather(qkv, grid_index)  # (B·T, 3·nh·hs)
         # Split, not slice: the gradient of a split is one concat, while each of
         # three slices of a (3, B, nh, T, hs) tensor back-propagates as a zero
         # tensor of that full size plus a sum of the three (~15% of a CPU
         # training step's op time, measured with tf.profiler).
         query, key, value = split_heads(  # each (B, nh, T, hs)
-            qkv, (batch_size, seq_length), self.num_heads, self.head_size)
+            qkv, (batch_size, seq_length), num_heads, self.head_size)
 
         # Scale the query rather than the (T, T) scores: fewer multiplies.
         query = query * tf.cast(1.0 / math.sqrt(self.head_size), query.dtype)
@@ -491,27 +505,21 @@ class TransformerLayer(keras.layers.Layer, PrunableLayer):
         probs = self._attention_probs(scores, attention_bias, training)  # (B, nh, T, T)
         context = self._fake_quant("context", tf.matmul(probs, value), training)  # (B, nh, T, hs)
         context = swap_heads_and_positions(context)  # (B, T, nh, hs)
-        context = tf.reshape(context, [-1, self.attention_size])  # (B·T, A)
+        context = tf.reshape(context, [-1, num_heads * self.head_size])  # (B·T, nh·hs)
         if token_index is not None:
-            context = tf.gather(context, token_index)  # (N, A)
-
-        x = self._dropout_add_and_norm(  # (B, T, H) or (1, N, H)
-            self.attention_output_dense, context, x, self.attention_layer_norm, training)
-
-        rows = tf.reshape(x, [-1, self.hidden_size])  # (rows, H)
-        hidden = self._intermediate(rows, training)  # (rows, I)
-        return self._dropout_add_and_norm(
-            self.output_dense, hidden, x, self.output_layer_norm, training)
+            context = tf.gather(context, token_index)  # (N, nh·hs)
+        return context
 
     def _runs_in_width_parts(self, training):
         """Whether this call traces the block in `width_parts` groups (see there)."""
-        return (getattr(_width_parts, "parts", 1) > 1 and training is not True
+        return (_width_parts.value > 1 and training is not True
                 and tf.inside_function() and not getattr(self, "attention_quantizers", None)
                 and all(type(dense) is keras.layers.Dense for dense in (
                     self.qkv_dense, self.attention_output_dense, self.intermediate_dense,
                     self.output_dense)))
 
-    def _call_in_width_parts(self, x, attention_bias, parts, token_index=None, grid_index=None):
+    def _call_in_width_parts(self, x, attention_bias, parts, training, token_index=None,
+                             grid_index=None):
         """The block at inference in groups of heads and of neurons: `x` (B, T, H) or, padding-free
         with the two indices (see `call`), (1, N, H) -> the same shape.
 
@@ -521,26 +529,13 @@ class TransformerLayer(keras.layers.Layer, PrunableLayer):
         rewrite fuses into its matmul (MatMul + BiasAdd + Add).
         """
         attention, attention_output_bias, feed_forward, output_bias = width_groups(self, parts)
-        if token_index is None:
-            batch_size, seq_length = tf.shape(x)[0], tf.shape(x)[1]
-        else:  # x holds the real tokens only; the grid is the (B, 1, 1, T) bias'
-            batch_size, seq_length = tf.shape(attention_bias)[0], tf.shape(attention_bias)[3]
         rows = tf.reshape(x, [-1, self.hidden_size])  # (B·T or N, H)
-        scale = tf.cast(1.0 / math.sqrt(self.head_size), x.dtype)
         shares = []  # each group's (rows, H) share of the attention output
         for qkv_kernel, qkv_bias, output_kernel in attention:
-            heads = output_kernel.shape[0] // self.head_size
             qkv = tf.nn.bias_add(tf.matmul(rows, qkv_kernel), qkv_bias)  # (rows, 3·heads·hs)
-            if grid_index is not None:
-                qkv = tf.gather(qkv, grid_index)  # (B·T, 3·heads·hs)
-            query, key, value = split_heads(  # each (B, heads, T, hs)
-                qkv, (batch_size, seq_length), heads, self.head_size)
-            scores = tf.matmul(query * scale, key, transpose_b=True)  # (B, heads, T, T)
-            probs = tf.nn.softmax(scores + attention_bias, axis=-1)
-            context = swap_heads_and_positions(tf.matmul(probs, value))  # (B, T, heads, hs)
-            context = tf.reshape(context, [-1, heads * self.head_size])  # (B·T, heads·hs)
-            if token_index is not None:
-                context = tf.gather(context, token_index)  # (N, heads·hs)
+            context = self._attend(  # (rows, heads·hs)
+                qkv, output_kernel.shape[0] // self.head_size, x, attention_bias, training,
+                token_index, grid_index)
             shares.append(tf.matmul(context, output_kernel))  # (rows, H)
         x = self._sum_shares_and_norm(shares, attention_output_bias, rows, x,
                                       self.attention_layer_norm)

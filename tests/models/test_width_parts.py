@@ -147,7 +147,7 @@ def test_blocks_nest_and_restore_the_outer_count():
 
     with width_parts(3):
         with width_parts(2):
-            assert transformer_layer._width_parts.parts == 2
-        assert transformer_layer._width_parts.parts == 3
-    assert getattr(transformer_layer._width_parts, "parts", 1) == 1
+            assert transformer_layer._width_parts.value == 2
+        assert transformer_layer._width_parts.value == 3
+    assert transformer_layer._width_parts.value == 1
     assert electra_tf.width_parts is width_parts
