@@ -223,9 +223,9 @@ def time_saved_models(setting, paths, texts, rounds):
     return result
 
 
-def in_new_process(function_name, *arguments):
-    """This script's `function_name(*arguments)` in a new Python process, whose TensorFlow
-    starts afresh; arguments and result travel as JSON."""
+def in_new_process(function_name, *arguments, script=__file__):
+    """`function_name(*arguments)` of `script` (default: this one) in a new Python process,
+    whose TensorFlow starts afresh; arguments and result travel as JSON."""
     with tempfile.TemporaryDirectory() as tmp:
         inputs, result = os.path.join(tmp, "arguments.json"), os.path.join(tmp, "result.json")
         with open(inputs, "w") as f:
@@ -234,7 +234,7 @@ def in_new_process(function_name, *arguments):
                 "script = runpy.run_path(sys.argv[2]); "
                 "result = script[sys.argv[3]](*json.load(open(sys.argv[4]))); "
                 "json.dump(result, open(sys.argv[5], 'w'))")
-        script = os.path.abspath(__file__)
+        script = os.path.abspath(script)
         subprocess.run([sys.executable, "-c", code, os.path.dirname(script), script,
                         function_name, inputs, result], check=True)
         with open(result) as f:

@@ -23,18 +23,15 @@ on every review. Writes results.json with the machine it ran on.
 """
 
 import argparse
-import json
 import os
 import shutil
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 
 import numpy as np
 
 import electra_tf  # sets TF_USE_LEGACY_KERAS before TensorFlow is imported
+from structured_pruning import in_new_process  # benchmarks/, next to this file
 
 DATA_DIR = os.path.dirname(electra_tf.packaged_sentiment("train"))  # movie_dev.tsv
 MINILM = dict(vocab_size=30522, hidden_size=384, num_layers=6, num_heads=12,
@@ -87,18 +84,6 @@ def time_export(path, intra, inter, texts):
                         threading.get_inter_op_parallelism_threads()]}
 
 
-def in_new_process(*arguments):
-    """`time_export(*arguments)` in a new Python process (TensorFlow's pools start afresh)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        result = os.path.join(tmp, "result.json")
-        code = ("import json, runpy, sys; script = runpy.run_path(sys.argv[1]); "
-                "json.dump(script['time_export'](*json.loads(sys.argv[2])), open(sys.argv[3], 'w'))")
-        subprocess.run([sys.executable, "-c", code, os.path.abspath(__file__),
-                        json.dumps(arguments), result], check=True)
-        with open(result) as f:
-            return json.load(f)
-
-
 def main(argv=None):
     args = parse_args(argv)
     from electra_tf import (ElectraClassifier, ElectraEncoder, export_task_saved_model,
@@ -118,7 +103,8 @@ def main(argv=None):
     turns = {name: [] for name in settings(args.width_parts)}
     for _ in range(args.rounds):
         for name, (export, intra, inter) in settings(args.width_parts).items():
-            turns[name].append(in_new_process(paths[export], intra, inter, texts))
+            turns[name].append(in_new_process("time_export", paths[export], intra, inter,
+                                              texts, script=__file__))
             print(f"{name}: {statistics.median(turns[name][-1]['ms']):.2f} ms a review", flush=True)
     figures = {name: {"ms_per_review": statistics.median(statistics.median(t["ms"]) for t in runs),
                       "turn_medians": [statistics.median(t["ms"]) for t in runs],
