@@ -91,6 +91,13 @@ batch too small to split by rows (one review at a time):
     python benchmarks/encoder_inference.py --reviews 32 --batch-size 1 \
         --intra-op-threads 1 --inter-op-threads 2 --width-parts 2 --frozen-weights
 
+At batch 1 in float32 the run also times "TFLite XNNPACK": the same encoder
+through `electra_tf.tflite_forward` (each review padded up to a multiple of
+`--tflite-length-multiple` tokens, 8 by default, converted once per shape
+to a float32 TFLite model, the converter of `export_tflite`, and run by
+TFLite's XNNPACK CPU delegate with `--threads` threads, as many as torch's):
+the small-batch path of a model shipped as a .tflite file.
+
 Writes the table, with the machine it ran on, to
 benchmarks/results/encoder_inference/results.json (`--output-dir`).
 """
@@ -143,7 +150,13 @@ def parse_args():
     parser.add_argument("--batch-parts", type=int, default=1,
                         help="also time our best forward with each batch run as this many parts "
                         "at once (with --intra-op-threads 1 --inter-op-threads N)")
+    parser.add_argument("--tflite-length-multiple", type=int, default=8,
+                        help="at batch 1: the TFLite row pads each review up to a multiple of "
+                        "this many tokens (one converted model per length)")
     args = parser.parse_args()
+    if args.tflite_length_multiple < 1:
+        parser.error(f"--tflite-length-multiple must be >= 1; received "
+                     f"{args.tflite_length_multiple}")
     for name in ("intra_op_threads", "inter_op_threads"):
         if getattr(args, name) < 0:
             parser.error(f"--{name.replace('_', '-')} must be >= 0 (0: TensorFlow's default); "
@@ -360,6 +373,14 @@ def main():
         return lambda: [tf.cast(forward(x)["sequence_output"], tf.float32).numpy() * m
                         for x, m in zip(tf_batches, masks)]
 
+    def tflite_forward(model):
+        # Each batch padded up to a multiple of the length multiple, one TFLite model per
+        # shape, run by XNNPACK with torch's thread count.
+        forward = electra_tf.tflite_forward(model, length_multiple=args.tflite_length_multiple,
+                                            num_threads=args.threads)
+        return lambda: [forward(inputs)["sequence_output"] * m
+                        for inputs, m in zip(batches, masks)]
+
     def torch_forward(autocast_dtype=None):
         def forward():
             with torch.inference_mode(), torch.autocast(
@@ -380,6 +401,8 @@ def main():
                 variants["electra_tf xla_forward"] = xla_forward(encoder)
         else:
             variants["electra_tf tf.function(jit_compile=True)"] = tf_forward(encoder, True)
+        if args.batch_size == 1:  # the small-batch path of a .tflite file (at 32 the graph wins)
+            variants["electra_tf TFLite XNNPACK"] = tflite_forward(encoder)
         if args.batch_parts > 1:
             variants[f"electra_tf {args.batch_parts} parts"] = tf_forward(
                 encoder, False, remove_padding=bool(args.reviews), parts=args.batch_parts)

@@ -136,6 +136,7 @@ _LAZY = {
     "representative_dataset": ("electra_tf.export.tflite_export", "representative_dataset"),
     "run_tflite": ("electra_tf.export.tflite_export", "run_tflite"),
     "tflite_flatbuffer": ("electra_tf.export.tflite_export", "tflite_flatbuffer"),
+    "tflite_forward": ("electra_tf.export.tflite_forward", "tflite_forward"),
     "tflite_interpreter": ("electra_tf.export.tflite_export", "tflite_interpreter"),
     # conversion/ and checkpoint_formats/
     "read_huggingface_config": ("electra_tf.conversion.huggingface", "read_config"),

@@ -495,13 +495,16 @@ def export_tflite(
 
 
 def tflite_interpreter(path, num_threads=2, use_xnnpack=True):
-    """A `tf.lite.Interpreter` on `path`, allocated, with or without XNNPACK (the CPU delegate)."""
+    """A `tf.lite.Interpreter` on `path` (a .tflite file, or a flatbuffer's bytes), allocated,
+    with or without XNNPACK (the CPU delegate)."""
     resolver = tf.lite.experimental.OpResolverType
+    source = ({"model_content": path} if isinstance(path, bytes)
+              else {"model_path": os.fspath(path)})
     with warnings.catch_warnings():
         # TF 2.21 warns that tf.lite.Interpreter moves to ai_edge_litert; it still works.
         warnings.simplefilter("ignore")
         interpreter = tf.lite.Interpreter(
-            model_path=os.fspath(path),
+            **source,
             num_threads=num_threads,
             experimental_op_resolver_type=(
                 resolver.AUTO if use_xnnpack else resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
