@@ -42,7 +42,10 @@ def xla_forward(model, length_multiple=8, training=False):
     sittings (`benchmarks/encoder_inference.py --reviews 32 --batch-size 1`,
     `benchmarks/results/encoder_inference_reviews_b1_amd{7,8}_run1..3`). At batch
     32 the graph with `remove_padding=True` is faster, and in bfloat16 XLA's
-    CPU matmuls are slower than oneDNN's, so this is not the default.
+    CPU matmuls are slower than oneDNN's, so this is not the default. In
+    float32 at batch 1, `electra_tf.tflite_forward` (TFLite's XNNPACK, the
+    same length buckets) ran 1.58-1.69x as fast as this on a 2-core Intel Xeon
+    (`encoder_inference_reviews_b1_intel_tflite_run1..3`).
 
     XLA compiles once per input shape (ELECTRA-Small: ~2 s on 2 cores), so
     lengths are padded up to a multiple of `length_multiple` (8: at most 16
