@@ -83,6 +83,15 @@ def _check_arguments(model, quantize, max_seq_length, batch_size):
             f"`model` ({type(model).__name__}) was never built: it has no weights to "
             "export. Call it on one batch of inputs (or load it with from_pretrained) first."
         )
+    encoder = _encoder_of(model)
+    compute_dtypes = {layer.compute_dtype for layer in (model, encoder) if layer is not None}
+    if compute_dtypes != {"float32"}:
+        # TFLite's converter has no bfloat16 kernels and fails deep inside with an MLIR error.
+        raise ValueError(
+            f"TFLite export converts float32 models; received {type(model).__name__} computing "
+            f"in {sorted(compute_dtypes)}. Build it in float32 with the same weights "
+            "(`from_config({**model.get_config(), 'dtype': 'float32'})`, then `set_weights`)."
+        )
     if quantize not in QUANTIZE_MODES:
         raise ValueError(
             f"`quantize` must be one of {list(QUANTIZE_MODES)}; received quantize={quantize!r}."
@@ -90,7 +99,6 @@ def _check_arguments(model, quantize, max_seq_length, batch_size):
     if not isinstance(max_seq_length, int) or max_seq_length < 1:
         raise ValueError(
             f"`max_seq_length` must be a positive integer; received {max_seq_length!r}.")
-    encoder = _encoder_of(model)
     if encoder is not None and max_seq_length > encoder.max_sequence_length:
         raise ValueError(
             f"`max_seq_length`={max_seq_length} exceeds the model's max_sequence_length="

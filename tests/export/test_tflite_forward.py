@@ -125,7 +125,7 @@ def test_bad_arguments_are_refused(encoder, arguments, message):
         electra_tf.tflite_forward(encoder, **arguments)
 
 
-def test_models_that_are_not_built_keras_models_are_refused():
+def test_models_that_are_not_built_float32_keras_models_are_refused(encoder, tmp_path):
     class Unbuilt(tf_keras.Model):
         def call(self, inputs):
             return inputs["input_word_ids"]
@@ -134,6 +134,15 @@ def test_models_that_are_not_built_keras_models_are_refused():
         electra_tf.tflite_forward(Unbuilt())
     with pytest.raises(ValueError, match="must be a tf-keras model.*received function"):
         electra_tf.tflite_forward(lambda inputs: inputs)
+    # The converter has no bfloat16 kernels: a clear refusal instead of its MLIR error.
+    mixed = ElectraEncoder.from_config({**encoder.get_config(), "dtype": "mixed_bfloat16"})
+    mixed(inputs([3]), training=False)
+    message = r"converts float32 models; received ElectraEncoder computing in \['bfloat16'\]"
+    with pytest.raises(ValueError, match=message):
+        electra_tf.tflite_forward(mixed)
+    with pytest.raises(ValueError, match=message):
+        electra_tf.export_tflite(mixed, tmp_path / "mixed.tflite", max_seq_length=8)
+    assert not list(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize("case, message", [
