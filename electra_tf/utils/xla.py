@@ -28,6 +28,38 @@ def round_up(length, multiple):
     return (length + multiple - 1) // multiple * multiple
 
 
+def bucket_length(length, length_multiple, max_length=None):
+    """The length a length-bucketed forward (`xla_forward`, `tflite_forward`) runs: `length`
+    rounded up to a multiple of `length_multiple`, but never past `max_length` (None: no
+    cap). Python ints or int tensors alike.
+
+    >>> bucket_length(9, 8), bucket_length(127, 5), bucket_length(127, 5, max_length=128)
+    (16, 130, 128)
+    >>> int(bucket_length(tf.constant(127), 5, max_length=128))
+    128
+    """
+    padded = round_up(length, length_multiple)
+    if max_length is None:
+        return padded
+    return tf.minimum(padded, max_length) if tf.is_tensor(padded) else min(padded, max_length)
+
+
+def max_sequence_length_of(model):
+    """The `max_sequence_length` of `model` (an encoder) or of its `.encoder` (a task
+    model), or None for a model that has neither (its inputs' length is not capped)."""
+    for candidate in (model, getattr(model, "encoder", None)):
+        if isinstance(getattr(candidate, "max_sequence_length", None), int):
+            return candidate.max_sequence_length
+    return None
+
+
+def check_max_length(length, max_length, caller):
+    """A ValueError naming `caller` when `length` tokens exceed the model's `max_length`."""
+    if max_length is not None and length > max_length:
+        raise ValueError(f"{caller} received {length} tokens; the model takes at most "
+                         f"max_sequence_length={max_length}. Truncate the inputs.")
+
+
 def xla_forward(model, length_multiple=8, training=False):
     """`model` on (batch, length) inputs, each call padded to a multiple of `length_multiple`
     tokens and run as one XLA-compiled program; outputs cut back to the inputs' length.
@@ -49,7 +81,8 @@ def xla_forward(model, length_multiple=8, training=False):
 
     XLA compiles once per input shape (ELECTRA-Small: ~2 s on 2 cores), so
     lengths are padded up to a multiple of `length_multiple` (8: at most 16
-    programs up to 128 tokens per batch size); padded tokens are masked out
+    programs up to 128 tokens per batch size), capped at the model's
+    `max_sequence_length` (`bucket_length`); padded tokens are masked out
     (`input_mask` 0), so outputs equal the unpadded forward's up to float
     rounding. Warm a server up on each (batch size, length bucket) it will see.
 
@@ -81,12 +114,13 @@ def xla_forward(model, length_multiple=8, training=False):
             or length_multiple < 1:
         raise ValueError(f"length_multiple must be a positive integer; received "
                          f"{length_multiple!r}.")
+    max_length = max_sequence_length_of(model)
     # XLA compiles this once per concrete input shape it is called with.
     compiled = tf.function(lambda inputs: model(inputs, training=training), jit_compile=True)
 
     def padded_forward(inputs):  # {key: (batch, n)} -> outputs, each (batch, n, ...) or whole
         length = tf.shape(next(iter(inputs.values())))[1]
-        padded_length = round_up(length, length_multiple)
+        padded_length = bucket_length(length, length_multiple, max_length)
         outputs = compiled({key: tf.pad(value, [[0, 0], [0, padded_length - length]])
                             for key, value in inputs.items()})
         # Traced with unknown length: an output has a length axis when its axis 1 is unknown.
@@ -109,9 +143,11 @@ def xla_forward(model, length_multiple=8, training=False):
             raise ValueError(f"xla_forward expects inputs of one (batch, length) shape; "
                              f"received shapes {shapes}.")
         length = next(iter(shapes.values()))[1]
-        if length % length_multiple and "input_mask" not in inputs:
+        check_max_length(length, max_length, "xla_forward")
+        if bucket_length(length, length_multiple, max_length) != length \
+                and "input_mask" not in inputs:
             raise ValueError(f"xla_forward pads {length} tokens to "
-                             f"{round_up(length, length_multiple)} and needs an "
+                             f"{bucket_length(length, length_multiple, max_length)} and needs an "
                              f"input_mask to mask the padding out; received only "
                              f"{sorted(inputs)}.")
         signature = tuple(sorted((key, value.dtype) for key, value in inputs.items()))

@@ -97,3 +97,18 @@ def test_bad_inputs_are_refused_with_what_was_received():
         forward({key: value[0] for key, value in x.items()})
     with pytest.raises(ValueError, match="needs an input_mask"):
         forward({"input_word_ids": x["input_word_ids"], "input_type_ids": x["input_type_ids"]})
+
+
+def test_lengths_are_capped_at_the_models_limit_and_longer_inputs_refused():
+    encoder = ElectraEncoder.from_preset("tiny")  # max_sequence_length 128
+    forward = electra_tf.xla_forward(encoder, length_multiple=5)
+    x = inputs([127, 100])  # 127 would pad to 130, past the position embeddings: 128
+    got = forward(x)["sequence_output"]
+    assert got.shape == (2, 127, encoder.hidden_size)
+    real = x["input_mask"].numpy()[..., None].astype(bool)
+    np.testing.assert_allclose(np.where(real, got, 0),
+                               np.where(real, encoder(x, training=False)["sequence_output"], 0),
+                               atol=2e-5)
+    with pytest.raises(ValueError, match="xla_forward received 129 tokens; the model takes at "
+                                         "most max_sequence_length=128"):
+        forward(inputs([129]))
