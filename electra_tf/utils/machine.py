@@ -12,28 +12,54 @@ import subprocess
 
 # The SIMD flags that decide TensorFlow's and torch's CPU kernels.
 SIMD_FLAGS = ("sse4_1", "sse4_2", "sse4a", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl",
-              "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "amx_tile")
+              "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx512_vp2intersect", "amx_bf16",
+              "amx_int8", "amx_tile")
+
+
+def cpu_info(cpuinfo="/proc/cpuinfo"):
+    """{cpu_model, cpu_family, cpu_model_number, cpu_flags_simd} read from `cpuinfo` (Linux).
+
+    Two CPUs can share a model name ("AMD EPYC" names several generations on a cloud
+    machine); the family and model numbers tell them apart (AMD family 25 is Zen 3 and Zen 4,
+    26 is Zen 5; Intel family 6 with its model number). Missing fields are left out.
+
+    >>> info = cpu_info()
+    >>> isinstance(info["cpu_model"], str) and isinstance(info["cpu_flags_simd"], list)
+    True
+    """
+    model, family, number, flags = platform.processor() or "unknown", None, None, set()
+    try:
+        with open(cpuinfo) as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key, value = key.strip(), value.strip()
+                if key == "model name" and model in ("unknown", "", platform.machine()):
+                    model = value
+                elif key == "cpu family" and family is None and value.isdigit():
+                    family = int(value)
+                elif key == "model" and number is None and value.isdigit():
+                    number = int(value)
+                elif key == "flags":
+                    flags = set(value.split())
+    except OSError:
+        pass
+    info = {"cpu_model": model}
+    if family is not None:
+        info["cpu_family"] = family
+    if number is not None:
+        info["cpu_model_number"] = number
+    info["cpu_flags_simd"] = [flag for flag in SIMD_FLAGS if flag in flags]
+    return info
 
 
 def describe_machine():
-    """{cpu_model, cpu_flags_simd, cores, python, tensorflow, torch (if installed), ...}.
+    """{cpu_model, cpu_family, cpu_model_number, cpu_flags_simd, cores, python, tensorflow, ...}.
 
     >>> info = describe_machine()
     >>> sorted(key for key in ("cpu_model", "cores", "python", "tensorflow") if key in info)
     ['cores', 'cpu_model', 'python', 'tensorflow']
     """
-    model, flags = platform.processor() or "unknown", set()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key.strip() == "model name" and model in ("unknown", "", platform.machine()):
-                    model = value.strip()
-                elif key.strip() == "flags":
-                    flags = set(value.split())
-    except OSError:
-        pass
-    info = {"cpu_model": model, "cpu_flags_simd": [flag for flag in SIMD_FLAGS if flag in flags],
+    info = {**cpu_info(),
             "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
             "python": platform.python_version()}
     import tensorflow as tf

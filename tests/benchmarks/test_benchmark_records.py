@@ -104,3 +104,26 @@ def test_code_version_names_the_commit_and_whether_the_code_differs(tmp_path):
     with open(root / "electra_tf" / "utils" / "machine.py", "a") as f:
         f.write("# edited\n")
     assert module.code_version() == {"commit": head, "modified": True}
+
+
+def test_cpu_info_tells_cpus_with_one_model_name_apart(tmp_path):
+    # Two cloud CPUs both called "AMD EPYC": Zen 4 (family 25) and Zen 5 (family 26), which
+    # runs AVX-512 at full width and so twice the float32 matmul speed per core.
+    from electra_tf.utils.machine import cpu_info
+
+    def read(family, model, flags):
+        path = tmp_path / f"cpuinfo_{family}"
+        path.write_text("".join(
+            f"processor\t: {i}\nvendor_id\t: AuthenticAMD\ncpu family\t: {family}\n"
+            f"model\t\t: {model}\nmodel name\t: AMD EPYC\nflags\t\t: {flags}\n\n"
+            for i in range(2)))
+        return cpu_info(str(path))
+
+    zen4 = read(25, 17, "fpu avx2 avx512f avx512_bf16")
+    zen5 = read(26, 2, "fpu avx2 avx512f avx512_bf16 avx512_vp2intersect")
+    assert zen4 == {"cpu_model": "AMD EPYC", "cpu_family": 25, "cpu_model_number": 17,
+                    "cpu_flags_simd": ["avx2", "avx512f", "avx512_bf16"]}
+    assert zen5["cpu_family"] == 26 and zen5["cpu_model_number"] == 2
+    assert zen5["cpu_flags_simd"][-1] == "avx512_vp2intersect"
+    missing = cpu_info(str(tmp_path / "no_such_file"))  # not Linux: the fields are left out
+    assert set(missing) == {"cpu_model", "cpu_flags_simd"} and missing["cpu_flags_simd"] == []
