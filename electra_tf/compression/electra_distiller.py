@@ -30,6 +30,7 @@ from electra_tf.tasks.electra_token_classifier import (
     masked_token_accuracy,
     masked_token_loss,
 )
+from electra_tf.utils.checks import is_integer
 
 # The task models a distiller takes, by the task name task.json records (the compression
 # jobs' one table).
@@ -235,8 +236,7 @@ def student_from_teacher(teacher, num_layers, layer_indices=None):
         )
     teacher_layers = teacher.encoder.num_layers
     if layer_indices is None:
-        if isinstance(num_layers, bool) or not isinstance(num_layers, int) \
-                or not 1 <= num_layers <= teacher_layers:
+        if not is_integer(num_layers) or not 1 <= num_layers <= teacher_layers:
             raise ValueError(
                 f"`num_layers` must be an integer in [1, {teacher_layers}] (the teacher's "
                 f"layers); received num_layers={num_layers!r}."

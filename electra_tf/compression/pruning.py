@@ -44,6 +44,7 @@ from electra_tf.tasks.electra_classifier import ElectraClassifier
 from electra_tf.tasks.electra_question_answering import ElectraQuestionAnswering  # noqa: F401
 from electra_tf.tasks.electra_token_classifier import ElectraTokenClassifier  # noqa: F401
 from electra_tf.tasks.task_models import check_task_model
+from electra_tf.utils.checks import is_number
 
 # Fraction of the training steps over which sparsity ramps up to its target;
 # the rest fine-tunes at the final sparsity so accuracy can recover.
@@ -313,8 +314,7 @@ def check_target_sparsity(target_sparsity):
     ValueError: `target_sparsity` (--sparsity) must be a number in [0, 1), the fraction of zeros
     each pruned kernel ends with; received 1.0.
     """
-    if isinstance(target_sparsity, bool) or not isinstance(target_sparsity, (int, float)) \
-            or not 0.0 <= target_sparsity < 1.0:
+    if not is_number(target_sparsity) or not 0.0 <= target_sparsity < 1.0:
         raise ValueError(
             "`target_sparsity` (--sparsity) must be a number in [0, 1), the fraction of zeros "
             f"each pruned kernel ends with; received {target_sparsity!r}."

@@ -35,6 +35,7 @@ import tensorflow as tf
 
 from electra_tf.export.encoder_saved_model import find_encoder
 from electra_tf.models.electra_encoder import ElectraEncoder
+from electra_tf.utils.checks import is_integer
 
 IMPORTANCE_METHODS = ("taylor", "magnitude")
 
@@ -121,7 +122,7 @@ def head_and_neuron_importance(model, data=None, batches=32, method="taylor"):
         raise ValueError("method='taylor' needs `data`: batched (features, labels) to take the "
                          "task loss's gradients on; received data=None. Or pass "
                          "method='magnitude'.")
-    if isinstance(batches, bool) or not isinstance(batches, int) or batches < 1:
+    if not is_integer(batches) or batches < 1:
         raise ValueError(f"`batches` must be a positive integer; received {batches!r}.")
     # The task's own loss, as distillation computes its hard term (alpha = 0: labels only).
     from electra_tf.compression.electra_distiller import ElectraDistiller
@@ -155,7 +156,7 @@ def head_and_neuron_importance(model, data=None, batches=32, method="taylor"):
 
 
 def _check_count(name, value, limit):
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limit:
+    if not is_integer(value) or not 1 <= value <= limit:
         raise ValueError(f"`{name}` must be an integer in [1, {limit}] (the model has {limit}); "
                          f"received {name}={value!r}.")
 

@@ -26,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from electra_tf.data.labels import IGNORE_LABEL
+from electra_tf.utils.checks import is_integer
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ def _column_index(label_column):
                 f"(-1: the last); received label_column={label_column!r}."
             )
         return LABEL_COLUMNS[label_column]
-    if not isinstance(label_column, int) or isinstance(label_column, bool) or label_column == 0:
+    if not is_integer(label_column) or label_column == 0:
         raise ValueError(
             "`label_column` must be a column index other than 0 (the word), e.g. -1 or 3, or "
             f"a name in {sorted(LABEL_COLUMNS)}; received label_column={label_column!r}."

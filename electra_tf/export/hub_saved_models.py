@@ -16,6 +16,7 @@ from electra_tf.export.preprocessor_saved_model import DEFAULT_SEQ_LENGTH, save_
 from electra_tf.preprocessing.electra_tokenizer import ElectraTokenizer
 from electra_tf.utils.atomic_directory import atomic_directory
 from electra_tf.utils.renamed_arguments import renamed_arguments
+from electra_tf.utils.checks import is_integer
 
 PREPROCESSOR_DIR = "preprocessor"
 ENCODER_DIR = "encoder"
@@ -76,8 +77,7 @@ def export_hub_saved_models(
             f"The tokenizer has {tokenizer.vocab_size} tokens but the encoder "
             f"{encoder.vocab_size}: pass the ElectraTokenizer of the encoder's vocabulary."
         )
-    if (isinstance(max_seq_length, bool) or not isinstance(max_seq_length, int)
-            or not 2 <= max_seq_length <= encoder.max_sequence_length):
+    if not is_integer(max_seq_length) or not 2 <= max_seq_length <= encoder.max_sequence_length:
         raise ValueError(
             f"`max_seq_length` must be an integer in [2, {encoder.max_sequence_length}] (the "
             f"encoder's max_sequence_length); received max_seq_length={max_seq_length!r}."

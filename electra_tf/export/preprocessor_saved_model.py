@@ -26,6 +26,7 @@ from electra_tf.preprocessing.electra_packer import longest_first_lengths
 from electra_tf.preprocessing.electra_tokenizer import DEFAULT_VOCAB_PATH, ElectraTokenizer
 from electra_tf.utils.atomic_directory import atomic_directory
 from electra_tf.utils.renamed_arguments import renamed_arguments
+from electra_tf.utils.checks import is_integer
 
 # TF-Hub's BERT preprocessors pack to 128 tokens unless told otherwise.
 DEFAULT_SEQ_LENGTH = 128
@@ -206,8 +207,7 @@ def export_preprocessor_saved_model(
 
 
 def _check_seq_length(max_seq_length, minimum):
-    if (isinstance(max_seq_length, bool) or not isinstance(max_seq_length, int)
-            or max_seq_length < minimum):
+    if not is_integer(max_seq_length) or max_seq_length < minimum:
         raise ValueError(
             f"`max_seq_length` must be an integer >= {minimum} ([CLS] and [SEP] take "
             f"positions); received max_seq_length={max_seq_length!r}."

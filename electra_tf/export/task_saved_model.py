@@ -63,6 +63,7 @@ from electra_tf.utils.atomic_directory import atomic_directory
 from electra_tf.layers import transformer_layer
 from electra_tf.layers.transformer_layer import check_width_parts
 from electra_tf.utils.tensorflow_threads import check_batch_parts, in_batch_parts
+from electra_tf.utils.checks import is_integer
 
 METADATA_PATH = os.path.join("assets.extra", "electra_tf_export.json")
 
@@ -361,7 +362,7 @@ def _check_export_arguments(model, tokenizer, max_seq_length, truncate, text_pai
             "was trained with."
         )
     minimum = 3 if text_pair or isinstance(model, ElectraQuestionAnswering) else 2
-    if (isinstance(max_seq_length, bool) or not isinstance(max_seq_length, int)
+    if (not is_integer(max_seq_length)
             or not minimum <= max_seq_length <= encoder.max_sequence_length):
         raise ValueError(
             f"`max_seq_length` must be an integer in [{minimum}, "

@@ -26,6 +26,7 @@ import tensorflow as tf
 from electra_tf.layers.layer_norm import plain_layer_norms
 from electra_tf.layers.transformer_layer import plain_transposes
 from electra_tf.utils.renamed_arguments import renamed_arguments
+from electra_tf.utils.checks import is_integer
 
 INPUT_KEYS = ("input_word_ids", "input_mask", "input_type_ids")
 QUANTIZE_MODES = (None, "dynamic", "float16", "int8")
@@ -133,7 +134,7 @@ def read_calibration_texts(path, count=100, text_column="text"):
     if not os.path.isfile(path):
         raise ValueError(f"Calibration file not found: received {path!r}; expected a CSV/TSV "
                          "file with a header, JSON lines, or plain text (one text per line).")
-    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+    if not is_integer(count) or count < 1:
         raise ValueError(f"`count` (--num-calibration-examples) must be a positive integer; "
                          f"received {count!r}.")
     with open(path, encoding="utf-8", newline="") as f:
@@ -347,8 +348,7 @@ def tflite_flatbuffer(
         raise ValueError(
             f"`float_ops` applies to quantize='int8' only; received quantize={quantize!r}."
         )
-    if (isinstance(float_dense_layers, bool) or not isinstance(float_dense_layers, int)
-            or float_dense_layers < 0):
+    if not is_integer(float_dense_layers) or float_dense_layers < 0:
         raise ValueError(
             "`float_dense_layers` must be an integer >= 0 (dense layers kept in float32 by "
             f"int8 export); received {float_dense_layers!r}."

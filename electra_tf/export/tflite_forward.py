@@ -7,6 +7,7 @@ import numpy as np
 from electra_tf.export.tflite_export import (
     INPUT_KEYS, _check_arguments, _serving_function, tflite_flatbuffer, tflite_interpreter)
 from electra_tf.utils.xla import bucket_length, check_max_length, max_sequence_length_of
+from electra_tf.utils.checks import is_integer
 
 
 def tflite_forward(model, length_multiple=8, num_threads=2):
@@ -62,7 +63,7 @@ def tflite_forward(model, length_multiple=8, num_threads=2):
     """
     _check_arguments(model, None, 1, 1)
     for name, value in (("length_multiple", length_multiple), ("num_threads", num_threads)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        if not is_integer(value) or value < 1:
             raise ValueError(f"{name} must be a positive integer; received {value!r}.")
     max_length = max_sequence_length_of(model)
     runners = {}  # (batch, padded length) -> (lock, signature runner)

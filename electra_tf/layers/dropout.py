@@ -18,6 +18,8 @@ rounded keep probability, so the expected output is the input exactly.
 import tensorflow as tf
 import tf_keras as keras
 
+from electra_tf.utils.checks import is_number
+
 _LEVELS = 65536  # a unit's 16 random bits take this many values
 
 
@@ -85,7 +87,7 @@ def _dropped_levels(rate):
 
 
 def _check_rate(rate):
-    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
+    if not is_number(rate) or not 0 <= rate < 1:
         raise ValueError(f"The dropout `rate` must be a number in [0, 1); received {rate!r}.")
 
 

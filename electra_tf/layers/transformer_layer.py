@@ -26,6 +26,7 @@ from electra_tf.layers.fused_kernels import (
     bias_gelu, dropout_add_layer_norm, fuses_kernels, has_accelerator, softmax_dropout)
 from electra_tf.utils.onednn import onednn_assumes_frozen_weights
 from electra_tf.utils.thread_flag import ThreadFlag, ThreadValue
+from electra_tf.utils.checks import is_integer
 
 
 def gelu(x):
@@ -231,7 +232,7 @@ def width_parts(parts):
 
 def check_width_parts(parts):
     """A ValueError unless `parts` is a positive integer (a `width_parts` group count)."""
-    if isinstance(parts, bool) or not isinstance(parts, int) or parts < 1:
+    if not is_integer(parts) or parts < 1:
         raise ValueError(f"width_parts takes a positive integer number of groups; received "
                          f"{parts!r}.")
 
@@ -383,8 +384,7 @@ class TransformerLayer(keras.layers.Layer, PrunableLayer):
                 f"`hidden_size` must be divisible by `num_heads` (or pass `head_size`); received "
                 f"hidden_size={hidden_size}, num_heads={num_heads}."
             )
-        if head_size is not None and (isinstance(head_size, bool) or not isinstance(
-                head_size, int) or head_size < 1):
+        if head_size is not None and (not is_integer(head_size) or head_size < 1):
             raise ValueError(f"`head_size` must be a positive integer or None; received "
                              f"{head_size!r}.")
         self.hidden_size = hidden_size

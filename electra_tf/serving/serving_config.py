@@ -4,6 +4,8 @@ import dataclasses
 import re
 import typing
 
+from electra_tf.utils.checks import is_integer, is_number
+
 # Model names appear in URLs such as /v1/models/NAME:predict.
 MODEL_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
@@ -79,11 +81,10 @@ class ServingConfig:
                       "max_text_length", "max_queue", "intra_op_threads", "inter_op_threads"):
             value = getattr(self, field)
             minimum = 0 if field in ("port", "intra_op_threads", "inter_op_threads") else 1
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            if not is_integer(value) or value < minimum:
                 raise ValueError(
                     f"`{field}` must be an integer >= {minimum}; received {field}={value!r}.")
-        if self.grpc_port is not None and (isinstance(self.grpc_port, bool) or not isinstance(
-                self.grpc_port, int) or self.grpc_port < 0):
+        if self.grpc_port is not None and (not is_integer(self.grpc_port) or self.grpc_port < 0):
             raise ValueError(f"`grpc_port` must be an integer >= 0 or None; received "
                              f"grpc_port={self.grpc_port!r}.")
         if self.version_policy not in ("latest", "all"):
@@ -97,5 +98,5 @@ class ServingConfig:
                              f"version_labels={self.version_labels!r}.")
         for field in ("batch_timeout_ms", "graceful_shutdown_s", "file_system_poll_wait_seconds"):
             value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            if not is_number(value) or value < 0:
                 raise ValueError(f"`{field}` must be a number >= 0; received {field}={value!r}.")

@@ -11,6 +11,7 @@ from electra_tf.models.electra_encoder import ElectraEncoder
 from electra_tf.models.electra_encoder import encoder_argument
 from electra_tf.models.model_io import PretrainedModelMixin
 from electra_tf.tasks.gradient_accumulation_mixin import GradientAccumulationMixin
+from electra_tf.utils.checks import is_integer
 
 # See ElectraClassifier: ELECTRA-Large's 5e-5 is the safe default.
 DEFAULT_LEARNING_RATE = 5e-5
@@ -108,7 +109,7 @@ class ElectraTokenClassifier(GradientAccumulationMixin, PretrainedModelMixin, ke
             num_classes = kwargs.pop("num_labels")
         super().__init__(**kwargs)
         encoder = encoder_argument(encoder)
-        if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 2:
+        if not is_integer(num_classes) or num_classes < 2:
             raise ValueError(
                 f"`num_classes` must be an integer >= 2 (the number of tags, 'O' included); "
                 f"received num_classes={num_classes!r}."

@@ -27,6 +27,7 @@ from electra_tf.models.model_io import (
 from electra_tf.preprocessing.electra_tokenizer import DEFAULT_VOCAB_PATH, ElectraTokenizer
 from electra_tf.utils.atomic_directory import atomic_directory
 from electra_tf.utils.json_files import write_json
+from electra_tf.utils.checks import is_integer
 
 TASK_NAME = "task.json"
 VOCAB_NAME = "vocab.txt"
@@ -154,8 +155,7 @@ def resolve_max_seq_length(task_info, max_seq_length, model):
     if max_seq_length is None:
         return int(task_info["max_seq_length"])
     limit = model.encoder.max_sequence_length
-    if isinstance(max_seq_length, bool) or not isinstance(max_seq_length, int) \
-            or not 3 <= max_seq_length <= limit:
+    if not is_integer(max_seq_length) or not 3 <= max_seq_length <= limit:
         raise ValueError(
             f"`max_seq_length` (--max-seq-length) must be an integer in [3, {limit}] (the "
             f"encoder's max_sequence_length); received {max_seq_length!r}."

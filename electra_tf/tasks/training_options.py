@@ -24,6 +24,7 @@ from electra_tf.utils.mixed_precision import (
     global_dtype_policy,
     mixed_precision_dtype,
 )
+from electra_tf.utils.checks import is_integer
 
 
 def check_gradient_accumulation_steps(value):
@@ -35,7 +36,7 @@ def check_gradient_accumulation_steps(value):
     ValueError: `gradient_accumulation_steps` must be an integer >= 1 (1: no accumulation);
     received 0.
     """
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if not is_integer(value) or value < 1:
         raise ValueError("`gradient_accumulation_steps` must be an integer >= 1 (1: no "
                          f"accumulation); received {value!r}.")
     return value

@@ -13,6 +13,8 @@ batch_parts=N)`, inter-op N) serves batches sooner (README, "Serving threads").
 
 import tensorflow as tf
 
+from electra_tf.utils.checks import is_integer
+
 
 def set_tensorflow_threads(intra_op_threads=0, inter_op_threads=0):
     """Sizes this process' TensorFlow thread pools; 0 leaves a pool as it is.
@@ -30,7 +32,7 @@ def set_tensorflow_threads(intra_op_threads=0, inter_op_threads=0):
              ("inter_op_threads", inter_op_threads, tf_threads.get_inter_op_parallelism_threads,
               tf_threads.set_inter_op_parallelism_threads))
     for name, wanted, get, set_ in pools:
-        if isinstance(wanted, bool) or not isinstance(wanted, int) or wanted < 0:
+        if not is_integer(wanted) or wanted < 0:
             raise ValueError(f"`{name}` must be an integer >= 0 (0: all cores); received "
                              f"{name}={wanted!r}.")
         if wanted in (0, get()):
@@ -50,7 +52,7 @@ def check_batch_parts(batch_parts):
     >>> check_batch_parts(2)
     2
     """
-    if isinstance(batch_parts, bool) or not isinstance(batch_parts, int) or batch_parts < 1:
+    if not is_integer(batch_parts) or batch_parts < 1:
         raise ValueError(
             "`batch_parts` must be a positive integer, the parts a batch runs in (1: whole; "
             f"the machine's cores: one part each); received batch_parts={batch_parts!r}."

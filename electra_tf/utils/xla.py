@@ -2,6 +2,8 @@
 
 import tensorflow as tf
 
+from electra_tf.utils.checks import is_integer
+
 
 def compiled_by_xla():
     """Whether the ops being built will be compiled by XLA (`jit_compile=True`, TPUs).
@@ -110,8 +112,7 @@ def xla_forward(model, length_multiple=8, training=False):
     ...                            - encoder(inputs)["sequence_output"]))) < 1e-4
     True
     """
-    if isinstance(length_multiple, bool) or not isinstance(length_multiple, int) \
-            or length_multiple < 1:
+    if not is_integer(length_multiple) or length_multiple < 1:
         raise ValueError(f"length_multiple must be a positive integer; received "
                          f"{length_multiple!r}.")
     max_length = max_sequence_length_of(model)
