@@ -487,7 +487,7 @@ def main():
         shape = f"batch {args.batch_size} x seq {args.seq_length}"
     print(
         f"\nELECTRA-{args.preset} encoder, {shape}, "
-        f"{os.cpu_count()} cores ({electra_tf.describe_machine().get('cpu_model')}), median of "
+        f"{os.cpu_count()} cores ({electra_tf.describe_cpu()}), median of "
         f"{args.rounds} rounds x {args.iterations} (TF {tf.__version__}, torch {torch.__version__}, "
         f"{torch.get_num_threads()} torch threads; TF threads intra-op "
         f"{tf.config.threading.get_intra_op_parallelism_threads() or 'default'}, inter-op "

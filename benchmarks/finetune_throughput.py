@@ -186,7 +186,7 @@ def main(argv=None):
             seconds[name].append(time.perf_counter() - start)
 
     print(f"\nClassifier training step, MiniLM shape, batch {args.batch_size}, real review "
-          f"lengths, {os.cpu_count()} cores ({electra_tf.describe_machine().get('cpu_model')}), "
+          f"lengths, {os.cpu_count()} cores ({electra_tf.describe_cpu()}), "
           f"median of {args.rounds} rounds")
     print(f"{'implementation':29s} {'ms/step':>8s} {'examples/s':>11s} {'real tokens/s':>14s}")
     rows = {}

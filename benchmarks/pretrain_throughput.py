@@ -424,7 +424,7 @@ def main(argv=None):
     seconds = interleaved_seconds(steps, args.rounds, args.block)
 
     print(f"\nELECTRA-Small pretraining step, batch {args.batch_size} × seq {args.seq_length}, "
-          f"{os.cpu_count()} CPU cores ({electra_tf.describe_machine().get('cpu_model')}), "
+          f"{os.cpu_count()} CPU cores ({electra_tf.describe_cpu()}), "
           f"{args.rounds} rounds × {args.block} steps each, ABAB; matmul work "
           f"{flops / 1e9:.0f} GFLOP/step")
     print(f"{'implementation':28s} {'ms/step':>8s} {'tokens/s':>9s} {'GFLOP/s':>8s} "

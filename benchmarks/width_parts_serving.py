@@ -119,7 +119,7 @@ def main(argv=None):
     encoder = classifier.encoder
     print(f"\n{type(classifier).__name__}, {encoder.num_layers} layers, hidden {encoder.hidden_size}, "
           f"{encoder.num_heads} heads: {len(texts)} packaged dev reviews one a call, "
-          f"{os.cpu_count()} cores ({electra_tf.describe_machine().get('cpu_model')})")
+          f"{os.cpu_count()} cores ({electra_tf.describe_cpu()})")
     for name, figure in figures.items():
         ratios = ", ".join(f"{key} {value:.2f}x" for key, value in figure.items()
                            if key.startswith("vs "))

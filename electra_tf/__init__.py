@@ -147,6 +147,7 @@ _LAZY = {
     # utils/
     "TimeLimit": ("electra_tf.utils.callbacks", "TimeLimit"),
     "TrainingLogger": ("electra_tf.utils.callbacks", "TrainingLogger"),
+    "describe_cpu": ("electra_tf.utils.machine", "describe_cpu"),
     "describe_machine": ("electra_tf.utils.machine", "describe_machine"),
     "write_benchmark_results": ("electra_tf.utils.machine", "write_benchmark_results"),
     "plot_learning_curves": ("electra_tf.utils.plots", "plot_learning_curves"),

@@ -52,6 +52,23 @@ def cpu_info(cpuinfo="/proc/cpuinfo"):
     return info
 
 
+def describe_cpu(info=None):
+    """The CPU as a benchmark prints it: model name, then family and model number where known.
+
+    `info` is `cpu_info()`'s or `describe_machine()`'s dict (read now when None).
+
+    >>> describe_cpu({"cpu_model": "AMD EPYC", "cpu_family": 26, "cpu_model_number": 2})
+    'AMD EPYC, family 26 model 2'
+    >>> describe_cpu({"cpu_model": "unknown"})
+    'unknown'
+    """
+    info = cpu_info() if info is None else info
+    if "cpu_family" not in info:
+        return info["cpu_model"]
+    number = info.get("cpu_model_number", "?")
+    return f"{info['cpu_model']}, family {info['cpu_family']} model {number}"
+
+
 def describe_machine():
     """{cpu_model, cpu_family, cpu_model_number, cpu_flags_simd, cores, python, tensorflow, ...}.
 
