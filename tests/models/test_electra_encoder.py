@@ -369,6 +369,11 @@ def test_frozen_weights_bfloat16_graphs_cast_the_weights_once(monkeypatch, tmp_p
     # by the kernels' rounding (<= 0.004 over 12 weight draws here; a float32 twin of the model
     # differs by bfloat16's own error, 0.01-0.05 by draw, which would hide stale copies less).
     np.testing.assert_allclose(forward(inputs).numpy() * mask, eager() * mask, atol=0.02)
+    reference = ElectraEncoder(**TINY)  # and both compute the float32 model's function
+    reference(inputs)
+    reference.set_weights(encoder.get_weights())
+    np.testing.assert_allclose(forward(inputs).numpy() * mask,
+                               reference(inputs)["sequence_output"].numpy() * mask, atol=0.05)
 
     # New weights: a new trace copies them (a graph traced before keeps its dense layers'
     # old ones, as oneDNN keeps the first weights it saw: the variable's contract).
