@@ -145,10 +145,9 @@ def xla_forward(model, length_multiple=8, training=False):
                              f"received shapes {shapes}.")
         length = next(iter(shapes.values()))[1]
         check_max_length(length, max_length, "xla_forward")
-        if bucket_length(length, length_multiple, max_length) != length \
-                and "input_mask" not in inputs:
-            raise ValueError(f"xla_forward pads {length} tokens to "
-                             f"{bucket_length(length, length_multiple, max_length)} and needs an "
+        padded_length = bucket_length(length, length_multiple, max_length)
+        if padded_length != length and "input_mask" not in inputs:
+            raise ValueError(f"xla_forward pads {length} tokens to {padded_length} and needs an "
                              f"input_mask to mask the padding out; received only "
                              f"{sorted(inputs)}.")
         signature = tuple(sorted((key, value.dtype) for key, value in inputs.items()))
