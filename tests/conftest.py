@@ -4,6 +4,7 @@ Test files import these as `from conftest import ...` (pytest puts tests/ on sys
 """
 
 import os
+import sys
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -121,6 +122,20 @@ def printed_text(notebook):
     """
     return "\n".join("".join(output.get("text", "") for output in cell.get("outputs", []))
                      for cell in notebook.cells if cell.cell_type == "code")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def stop_servers_at_session_end():
+    """No `electra-tf serve` process that a test started outlives the session.
+
+    Session fixtures finish inside pytest's run, before the interpreter exits; the
+    atexit handler of `serving_helpers.ServerProcess` alone does not run when
+    pytest-xdist kills a worker that a stray non-daemon thread keeps from exiting.
+    """
+    yield
+    helpers = sys.modules.get("serving_helpers")
+    if helpers is not None:
+        helpers.stop_all_servers()
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -3,9 +3,17 @@
 One tiny classifier (hidden 8, 2 layers, the packaged uncased vocabulary) is
 exported per test session with the real `export_task_saved_model`; servers are
 `electra-tf serve` subprocesses on free loopback ports.
+
+No server outlives the test session that started it: `tests/conftest.py`
+stops every live `ServerProcess` when the session ends (`stop_all_servers`), and on
+Linux each server also gets SIGTERM from the kernel if the process that started it
+dies. An atexit handler alone is not enough under pytest-xdist: a worker that a
+stray non-daemon thread keeps alive at exit is killed by xdist after 10 s, before
+its atexit handlers run, and a worker that crashes runs none.
 """
 
 import atexit
+import ctypes
 import functools
 import os
 import signal
@@ -71,6 +79,35 @@ def in_process_token_counts(texts):
     return (tokenizer.tokenize(texts).row_lengths().numpy() + 2).tolist()  # + [CLS], [SEP]
 
 
+def popen_tied_to_this_process(command, **kwargs):
+    """`subprocess.Popen(command)` whose child gets SIGTERM when this process dies.
+
+    Linux's PR_SET_PDEATHSIG, set in the child before it execs; elsewhere a plain Popen.
+    The signal follows the thread that started the child, so call this from the
+    main thread (pytest's fixtures and tests run there).
+    """
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        parent = os.getpid()
+
+        def die_with_parent():
+            libc.prctl(1, int(signal.SIGTERM))  # 1 = PR_SET_PDEATHSIG
+            if os.getppid() != parent:  # the parent died before prctl took effect
+                os._exit(1)
+
+        kwargs["preexec_fn"] = die_with_parent
+    return subprocess.Popen(command, **kwargs)
+
+
+_LIVE_SERVERS = []
+
+
+def stop_all_servers():
+    """Stops every `ServerProcess` not stopped yet (tests/conftest.py, at session end)."""
+    for server in list(_LIVE_SERVERS):
+        server.stop()
+
+
 def free_port():
     with socket.socket() as s:
         s.bind((HOST, 0))
@@ -88,11 +125,12 @@ class ServerProcess:
                             if "--grpc-port" in options else None)
         self.log_path = tempfile.mktemp(prefix="electra_serve_", suffix=".log")
         self._log = open(self.log_path, "w")
-        self.process = subprocess.Popen(
+        self.process = popen_tied_to_this_process(
             [sys.executable, "-m", "electra_tf.cli.main", "serve", model_dir, "--name", name,
              "--port", str(self.port), *options],
             stdout=self._log, stderr=subprocess.STDOUT,
             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+        _LIVE_SERVERS.append(self)
         atexit.register(self.stop)
         deadline = time.time() + 180
         while time.time() < deadline:
@@ -127,11 +165,13 @@ class ServerProcess:
                 self.process.kill()
                 self.process.wait()
         self._log.close()
+        if self in _LIVE_SERVERS:
+            _LIVE_SERVERS.remove(self)
 
 
 @functools.lru_cache(maxsize=None)
 def shared_server():
-    """One server for the contract, fuzz and demo-page tests (stopped at exit).
+    """One server for the contract, fuzz and demo-page tests (stopped at session end).
 
     A 20 ms batch timeout makes concurrent test requests share batches reliably;
     version 1 is labelled "stable" for /labels/stable URLs; gRPC is on too.
