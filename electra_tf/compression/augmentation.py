@@ -32,6 +32,7 @@ import numpy as np
 import tensorflow as tf
 
 from electra_tf.models.electra_encoder import INPUT_KEYS
+from electra_tf.utils.checks import is_integer
 from electra_tf.utils.renamed_arguments import renamed_arguments
 
 UNLABELLED = -1
@@ -64,7 +65,7 @@ def embedding_neighbours(embedding_table, tokens, token_ids, num_neighbours=8):
             f"`embedding_table` must be (vocab_size, width) with vocab_size = len(tokens) = "
             f"{len(tokens)}; received shape {table.shape}."
         )
-    if not isinstance(num_neighbours, int) or num_neighbours < 1:
+    if not is_integer(num_neighbours) or num_neighbours < 1:
         raise ValueError(f"`num_neighbours` must be a positive integer; received {num_neighbours!r}.")
     is_word = np.array([t.isalpha() and not t.startswith("##") for t in tokens])
     candidates = np.nonzero(is_word)[0]  # (C,)
@@ -203,7 +204,7 @@ def augmented_distillation_dataset(
             "Augmentation needs single-label class ids (ints >= 0); received labels of dtype "
             f"{labels.dtype} and shape {labels.shape}."
         )
-    if not isinstance(copies, int) or copies < 0:
+    if not is_integer(copies) or copies < 0:
         raise ValueError(f"`copies` must be an integer >= 0; received {copies!r}.")
     if max_seq_length < 3:
         raise ValueError(f"`max_seq_length` must be at least 3; received {max_seq_length!r}.")

@@ -51,6 +51,7 @@ from electra_tf.data.classification_dataset import (
 from electra_tf.export.tflite_export import representative_dataset  # noqa: F401  (its old home)
 from electra_tf.tasks.task_model_io import MODEL_DIRNAME
 from electra_tf.utils.atomic_directory import atomic_directory
+from electra_tf.utils.checks import is_integer
 from electra_tf.utils.json_files import write_json
 from electra_tf.utils.renamed_arguments import renamed_arguments
 
@@ -87,7 +88,7 @@ def _steps(data, epochs, max_steps):
     """(epochs, steps_per_epoch, data): `max_steps` means one epoch of exactly that many batches."""
     if max_steps is None:
         return epochs, int(data.cardinality()), data
-    if not isinstance(max_steps, int) or max_steps < 1:
+    if not is_integer(max_steps) or max_steps < 1:
         raise ValueError(f"`max_steps` must be a positive integer; received {max_steps!r}.")
     return 1, max_steps, data.repeat()
 

@@ -44,7 +44,7 @@ from electra_tf.tasks.electra_classifier import ElectraClassifier
 from electra_tf.tasks.electra_question_answering import ElectraQuestionAnswering  # noqa: F401
 from electra_tf.tasks.electra_token_classifier import ElectraTokenClassifier  # noqa: F401
 from electra_tf.tasks.task_models import check_task_model
-from electra_tf.utils.checks import is_number
+from electra_tf.utils.checks import is_integer, is_number
 
 # Fraction of the training steps over which sparsity ramps up to its target;
 # the rest fine-tunes at the final sparsity so accuracy can recover.
@@ -338,7 +338,7 @@ def pruning_schedule(target_sparsity, total_steps, initial_sparsity=0.0):
             f"`initial_sparsity` must be in [0, target_sparsity={target_sparsity}]; "
             f"received {initial_sparsity!r}."
         )
-    if not isinstance(total_steps, int) or total_steps < 1:
+    if not is_integer(total_steps) or total_steps < 1:
         raise ValueError(f"`total_steps` must be a positive integer; received {total_steps!r}.")
     ramp = max(1, int(RAMP_FRACTION * total_steps))
     frequency = max(1, ramp // MASK_UPDATES)

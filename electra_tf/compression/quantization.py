@@ -51,6 +51,7 @@ from tensorflow_model_optimization.quantization.keras.quantizers import LastValu
 
 from electra_tf.layers.transformer_layer import ATTENTION_QUANTIZE_POINTS
 from electra_tf.tasks.task_models import check_task_model
+from electra_tf.utils.checks import is_integer
 
 NUM_BITS = 8
 # Activation ranges follow this exponential moving average of each batch's
@@ -693,7 +694,7 @@ def quantization_aware_training(
     from electra_tf.optimization.layerwise_decay_adamw import create_finetuning_optimizer
 
     _check_task_model(model)
-    if not isinstance(calibration_batches, int) or calibration_batches < 1:
+    if not is_integer(calibration_batches) or calibration_batches < 1:
         raise ValueError("`calibration_batches` must be a positive integer; received "
                          f"{calibration_batches!r}.")
     train_data, steps_per_epoch = fit_steps(train_data, epochs, steps_per_epoch)

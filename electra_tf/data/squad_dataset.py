@@ -33,6 +33,8 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
+from electra_tf.utils.checks import is_integer
+
 DEFAULT_MAX_SEQ_LENGTH = 384
 DEFAULT_DOC_STRIDE = 128
 DEFAULT_MAX_QUERY_LENGTH = 64
@@ -90,7 +92,7 @@ def check_example(example):
         return "empty_context", f"question {example.id!r} has an empty context"
     for answer in example.answers:
         start, text = answer.get("answer_start"), answer.get("text")
-        if not isinstance(start, int) or not isinstance(text, str) or not text.strip():
+        if not is_integer(start) or not isinstance(text, str) or not text.strip():
             return "bad_answer", (
                 f"question {example.id!r} has an answer {answer!r}; expected "
                 '{"text": non-empty string, "answer_start": int}')

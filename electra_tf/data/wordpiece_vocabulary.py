@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from electra_tf.data.corpus_files import corpus_lines
 from electra_tf.preprocessing.electra_tokenizer import SPECIAL_TOKENS
+from electra_tf.utils.checks import is_integer
 
 # Lines per batch handed to the learner's word counter.
 _LINES_PER_BATCH = 1024
@@ -61,7 +62,7 @@ def train_wordpiece_vocabulary(file_pattern, vocab_size, output_path, lower_case
     """
     from tensorflow_text.tools.wordpiece_vocab import bert_vocab_from_dataset
 
-    if not isinstance(vocab_size, int) or vocab_size <= len(SPECIAL_TOKENS):
+    if not is_integer(vocab_size) or vocab_size <= len(SPECIAL_TOKENS):
         raise ValueError(
             f"`vocab_size` must be an int above {len(SPECIAL_TOKENS)} (the special tokens); "
             f"received {vocab_size!r}."

@@ -97,7 +97,7 @@ def _check_arguments(model, quantize, max_seq_length, batch_size):
         raise ValueError(
             f"`quantize` must be one of {list(QUANTIZE_MODES)}; received quantize={quantize!r}."
         )
-    if not isinstance(max_seq_length, int) or max_seq_length < 1:
+    if not is_integer(max_seq_length) or max_seq_length < 1:
         raise ValueError(
             f"`max_seq_length` must be a positive integer; received {max_seq_length!r}.")
     if encoder is not None and max_seq_length > encoder.max_sequence_length:
@@ -105,7 +105,7 @@ def _check_arguments(model, quantize, max_seq_length, batch_size):
             f"`max_seq_length`={max_seq_length} exceeds the model's max_sequence_length="
             f"{encoder.max_sequence_length}; pass max_seq_length <= {encoder.max_sequence_length}."
         )
-    if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
+    if batch_size is not None and (not is_integer(batch_size) or batch_size < 1):
         raise ValueError(
             f"`batch_size` must be a positive integer or None (dynamic); received {batch_size!r}."
         )

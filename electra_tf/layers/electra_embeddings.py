@@ -11,6 +11,7 @@ import tf_keras as keras
 from electra_tf.layers.build_utils import build_in_scope
 from electra_tf.layers.dropout import Dropout
 from electra_tf.layers.layer_norm import apply_layer_norm
+from electra_tf.utils.checks import is_integer
 
 
 @keras.utils.register_keras_serializable(package="electra_tf")
@@ -52,7 +53,7 @@ class ElectraEmbeddings(keras.layers.Layer):
             ("max_sequence_length", max_sequence_length),
             ("type_vocab_size", type_vocab_size),
         ):
-            if not isinstance(value, int) or value < 1:
+            if not is_integer(value) or value < 1:
                 raise ValueError(
                     f"`{arg}` must be a positive integer; received {arg}={value!r}."
                 )

@@ -27,6 +27,7 @@ import tf_keras as keras
 from electra_tf.optimization.adamw import NO_DECAY_NAME_PARTS
 from electra_tf.optimization.fused_adamw import FusedAdamW
 from electra_tf.optimization.warmup_linear_decay import WarmupLinearDecay
+from electra_tf.utils.checks import is_integer
 
 _EMBEDDINGS_REGEX = re.compile(r"(^|/)embeddings(_project)?/")
 _LAYER_REGEX = re.compile(r"(^|/)transformer_layer_(\d+)/")
@@ -130,7 +131,7 @@ class LayerwiseDecayAdamW(FusedAdamW):
             global_clipnorm=global_clipnorm,
             **kwargs,
         )
-        if num_layers is not None and (not isinstance(num_layers, int) or num_layers < 1):
+        if num_layers is not None and (not is_integer(num_layers) or num_layers < 1):
             raise ValueError(
                 f"`num_layers` must be a positive integer (the encoder's num_layers) or None "
                 f"to infer it; received num_layers={num_layers!r}."

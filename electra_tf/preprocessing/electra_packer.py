@@ -18,6 +18,7 @@ import tensorflow as tf
 import tensorflow_text as tf_text
 import tf_keras as keras
 
+from electra_tf.utils.checks import is_integer
 from electra_tf.utils.renamed_arguments import renamed_attribute
 
 # Constructor arguments of earlier versions and their names now (keras-hub's).
@@ -92,14 +93,14 @@ class ElectraPacker(keras.layers.Layer):
         kwargs.setdefault("dtype", "int32")
         kwargs.setdefault("trainable", False)
         super().__init__(**kwargs)
-        if not isinstance(max_seq_length, int) or max_seq_length < 2:
+        if not is_integer(max_seq_length) or max_seq_length < 2:
             raise ValueError(
                 "`max_seq_length` must be an integer >= 2 ([CLS] and [SEP] take two "
                 f"positions; a pair needs >= 3); received max_seq_length={max_seq_length!r}."
             )
         for arg, value in (("cls_token_id", cls_token_id), ("sep_token_id", sep_token_id),
                            ("pad_token_id", pad_token_id)):
-            if not isinstance(value, int) or value < 0:
+            if not is_integer(value) or value < 0:
                 raise ValueError(
                     f"`{arg}` must be a non-negative integer id; received {arg}={value!r}."
                 )

@@ -4,6 +4,8 @@ import asyncio
 import collections
 import concurrent.futures
 
+from electra_tf.utils.checks import is_integer, is_number
+
 
 class QueueFullError(RuntimeError):
     """The batcher's queue is full: the service is overloaded (HTTP 503)."""
@@ -59,9 +61,9 @@ class DynamicBatcher:
                  num_workers=1, on_batch=None):
         for name, value in (("max_batch_size", max_batch_size), ("max_queue", max_queue),
                             ("num_workers", num_workers)):
-            if not isinstance(value, int) or value < 1:
+            if not is_integer(value) or value < 1:
                 raise ValueError(f"`{name}` must be an integer >= 1; received {name}={value!r}.")
-        if not isinstance(batch_timeout_ms, (int, float)) or batch_timeout_ms < 0:
+        if not is_number(batch_timeout_ms) or batch_timeout_ms < 0:
             raise ValueError(
                 f"`batch_timeout_ms` must be a number >= 0; received {batch_timeout_ms!r}."
             )

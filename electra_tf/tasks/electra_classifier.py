@@ -10,6 +10,7 @@ from electra_tf.models.electra_encoder import ElectraEncoder
 from electra_tf.models.electra_encoder import encoder_argument
 from electra_tf.models.model_io import PretrainedModelMixin
 from electra_tf.tasks.gradient_accumulation_mixin import GradientAccumulationMixin
+from electra_tf.utils.checks import is_integer
 from electra_tf.utils.xla import compiled_by_xla
 
 HEADS = ("electra", "huggingface")
@@ -127,7 +128,7 @@ class ElectraClassifier(GradientAccumulationMixin, PretrainedModelMixin, keras.M
             raise ValueError(f"`head` must be one of {list(HEADS)}; received head={head!r}.")
         _check_problem_type(problem_type)
         minimum = 2 if problem_type == "single_label" else 1
-        if not isinstance(num_classes, int) or num_classes < minimum:
+        if not is_integer(num_classes) or num_classes < minimum:
             raise ValueError(
                 f"`num_classes` must be an integer >= {minimum} for "
                 f"problem_type={problem_type!r}; received num_classes={num_classes!r}. "

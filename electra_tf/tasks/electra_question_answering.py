@@ -11,6 +11,7 @@ from electra_tf.models.electra_encoder import ElectraEncoder
 from electra_tf.models.electra_encoder import encoder_argument
 from electra_tf.models.model_io import PretrainedModelMixin
 from electra_tf.tasks.gradient_accumulation_mixin import GradientAccumulationMixin
+from electra_tf.utils.checks import is_integer
 
 HEADS = ("huggingface", "electra")
 # Head names of earlier versions → today's: "simple" was the transformers-compatible head,
@@ -148,7 +149,7 @@ class ElectraQuestionAnswering(GradientAccumulationMixin, PretrainedModelMixin, 
         if head not in HEADS:
             raise ValueError(f"`head` must be one of {list(HEADS)}; received head={head!r}.")
         for name, value in (("beam_size", beam_size), ("head_hidden_size", head_hidden_size)):
-            if not isinstance(value, int) or value < 1:
+            if not is_integer(value) or value < 1:
                 raise ValueError(f"`{name}` must be an integer >= 1; received {name}={value!r}.")
         self.encoder = encoder
         self.head = head

@@ -41,6 +41,7 @@ from electra_tf.tasks.finetuning_job import load_encoder
 from electra_tf.tasks.finetuning_options import FinetuningOptions
 from electra_tf.tasks.run_finetuning import FinetuningConfig, run_finetuning
 from electra_tf.tasks.task_model_io import load_task_model
+from electra_tf.utils.checks import is_integer
 from electra_tf.utils.config_fields import option
 from electra_tf.utils.json_files import atomic_text_file, write_json
 
@@ -112,7 +113,7 @@ class GlueConfig(FinetuningOptions):
                 f"Unknown GLUE task {self.task!r}; expected one of {', '.join(GLUE_TASKS)}."
             )
         super().__post_init__()  # encoder, sizes, strategy, mixed precision, accumulation
-        if not isinstance(self.seeds, int) or self.seeds < 1:
+        if not is_integer(self.seeds) or self.seeds < 1:
             raise ValueError(
                 "`seeds` must be >= 1 (the number of fine-tuning runs, seeds 0..N-1); "
                 f"received {self.seeds}."
