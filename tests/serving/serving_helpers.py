@@ -87,11 +87,11 @@ def popen_tied_to_this_process(command, **kwargs):
     main thread (pytest's fixtures and tests run there).
     """
     if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        parent = os.getpid()
+        # Everything looked up before the fork: the child runs as little Python as it can.
+        prctl, parent, sigterm = ctypes.CDLL(None).prctl, os.getpid(), int(signal.SIGTERM)
 
         def die_with_parent():
-            libc.prctl(1, int(signal.SIGTERM))  # 1 = PR_SET_PDEATHSIG
+            prctl(1, sigterm)  # 1 = PR_SET_PDEATHSIG
             if os.getppid() != parent:  # the parent died before prctl took effect
                 os._exit(1)
 
