@@ -127,7 +127,8 @@ def dynamic_batcher(name):
     return make
 
 
-# (id, call taking the value, the bool it refuses, an int it accepts or None to skip that half)
+# (where: "function argument", a call taking the value, the bool it refuses, an int it accepts
+# or None to skip that half)
 CASES = [
     ("LayerwiseDecayAdamW num_layers", layerwise_decay_adamw, True, 2),
     ("ElectraClassifier num_classes", classifier, True, 2),
@@ -156,11 +157,11 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("call, refused, accepted", [case[1:] for case in CASES],
-                         ids=[case[0] for case in CASES])
-def test_a_bool_is_refused_where_a_count_is_expected(call, refused, accepted):
-    name = next(case[0] for case in CASES if case[1] is call).split()[-1]
-    with pytest.raises(ValueError, match=rf"`{name}`.*received.*{refused}"):
+@pytest.mark.parametrize("case", CASES, ids=[case[0] for case in CASES])
+def test_a_bool_is_refused_where_a_count_is_expected(case):
+    where, call, refused, accepted = case
+    argument = where.split()[-1]
+    with pytest.raises(ValueError, match=rf"`{argument}`.*received.*{refused}"):
         call(refused)
     if accepted is not None:
         call(accepted)  # the same argument as an int passes that check
