@@ -99,6 +99,16 @@ def popen_tied_to_this_process(command, **kwargs):
     return subprocess.Popen(command, **kwargs)
 
 
+def process_is_running(pid):
+    """Whether `pid` is a live process (Linux's /proc; a zombie, dead but not reaped, is not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            state = stat.read().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")
+
+
 _LIVE_SERVERS = []
 
 

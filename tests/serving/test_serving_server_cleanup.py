@@ -16,26 +16,18 @@ import textwrap
 import time
 
 import pytest
+from serving_helpers import process_is_running
 
 SERVING_TESTS = pathlib.Path(__file__).resolve().parent
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
                                 reason="reads /proc; PR_SET_PDEATHSIG is Linux's")
 
 
-def running(pid):
-    """Whether `pid` is a live process (a zombie, dead but not reaped, is not)."""
-    try:
-        state = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return state not in ("Z", "X")
-
-
 def wait_until_gone(pid, seconds):
     deadline = time.time() + seconds
-    while running(pid) and time.time() < deadline:
+    while process_is_running(pid) and time.time() < deadline:
         time.sleep(0.1)
-    return not running(pid)
+    return not process_is_running(pid)
 
 
 def test_a_child_started_by_the_helpers_dies_with_the_process_that_started_it():
@@ -56,7 +48,7 @@ def test_a_child_started_by_the_helpers_dies_with_the_process_that_started_it():
     try:
         assert wait_until_gone(child, 10), f"`sleep` (pid {child}) outlived its starter"
     finally:
-        if running(child):
+        if process_is_running(child):
             os.kill(child, signal.SIGKILL)
 
 
@@ -64,17 +56,9 @@ INNER_TEST = '''
 import pathlib
 import threading
 
-from serving_helpers import ServerProcess, poisonable_model_dir
+from serving_helpers import ServerProcess, poisonable_model_dir, process_is_running
 
 RECORD = pathlib.Path(__file__).with_name("record.txt")
-
-
-def server_is_running(pid):
-    try:
-        state = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state not in ("Z", "X")
 
 
 def test_leaves_a_server_and_a_thread_that_keeps_the_worker_alive():
@@ -85,7 +69,7 @@ def test_leaves_a_server_and_a_thread_that_keeps_the_worker_alive():
     def after_the_session():  # not a daemon: xdist kills this worker 10 s after the session
         threading.main_thread().join()
         with RECORD.open("a") as record:
-            record.write(f"running after the session: {server_is_running(pid)}\\n")
+            record.write(f"running after the session: {process_is_running(pid)}\\n")
 
     threading.Thread(target=after_the_session).start()
 '''
@@ -110,5 +94,5 @@ def test_no_server_outlives_an_xdist_session_whose_worker_xdist_kills(tmp_path):
         assert record[1:] == ["running after the session: False"], record
         assert wait_until_gone(server, 10), f"the server (pid {server}) outlived the session"
     finally:
-        if running(server):
+        if process_is_running(server):
             os.kill(server, signal.SIGKILL)
