@@ -8,7 +8,11 @@ steps with `tf.profiler.experimental` and sums each op's time from the trace
 (the XSpace protobuf the profiler writes; no TensorBoard plugin needed):
 by op type (`_MklMatMul`, `Mul`, `RandomUniform`, …) and by part of the
 model (generator / discriminator, forward / backward, and the layer it sits
-in: dropout, layer_norm, qkv, …). Ops run concurrently on the 2 inter-op
+in: dropout, layer_norm, qkv, …). Each op is counted once: the training
+step's XLA kernels (one `PartitionedCall` each) as "XLA kernel", without
+the events the profiler nests inside them (records written before this
+counted `ExecuteAsyncOnStream` and the `Execute` inside it both, ~30 ms
+of a float32 step twice). Ops run concurrently on the 2 inter-op
 threads, so the op times add up to more than the step's wall time; the
 shares are what to read. With `--inter-op-threads 1` the ops run one at a
 time (each still on all intra-op threads), op times add up to about the wall
@@ -26,6 +30,11 @@ core, against the one-core peak (one chain of 2048² products on one thread).
 
     python benchmarks/profile_pretrain_step.py --batch-parts 2 --intra-op-threads 1 --inter-op-threads 2
 
+In that mode it also prints what #19's target, the step at 75% of the
+machine's fp32 matmul peak, leaves for everything but the matmuls: the step's
+core time at that share, less the matmuls' own time at the rate measured,
+against the rest of the core time now (every other op and any idle time).
+
 Writes results.json (the tables, the step's wall time, the machine) and
 keeps the raw trace under --output-dir/trace (open it in TensorBoard's
 profile tab).
@@ -34,6 +43,7 @@ profile tab).
 import argparse
 import collections
 import glob
+import itertools
 import os
 import re
 import time
@@ -56,8 +66,58 @@ def part_of(op_name):
     return f"{model}/{direction}/{part}"
 
 
+XLA_KERNEL = "XLA kernel"  # the op type an async op running a compiled XLA program is counted as
+
+
+def op_events(space):
+    """(line name, op name, op type, start ps, duration ps) of each op the executor ran, once.
+
+    An op is an event named "scope/op:OpType" on a `tf_Compute` line, or an
+    async op's "ExecutorState::ProcessAsync::Start" (op name and type in its
+    stats): the `tf.function(jit_compile=True)` kernels of the training step
+    run that way, as a PartitionedCall whose XLA program shows as events
+    nested inside it (CpuExecutable::ExecuteAsyncOnStream, ThunkExecutor::Execute,
+    each fusion). Those are counted as one "XLA kernel" op and their nested
+    events not again; nor is anything else nested in an op counted.
+    """
+    for plane in space.planes:
+        if plane.name != "/host:CPU":
+            continue
+        names = {key: value.name for key, value in plane.stat_metadata.items()}
+        for line in plane.lines:
+            if not line.name.startswith("tf_Compute"):  # the executor's threads
+                continue
+            events = sorted(line.events, key=lambda e: (e.offset_ps, -e.duration_ps))
+            open_until = -1  # the end of the op being counted: events before it are inside it
+            for index, event in enumerate(events):
+                name = plane.event_metadata[event.metadata_id].name
+                if event.offset_ps < open_until or event.duration_ps == 0:
+                    continue
+                if name.endswith("ProcessAsync::Start"):
+                    stats = {names.get(s.metadata_id): s for s in event.stats}
+                    op_name = names.get(stats["name"].ref_value, "?") if "name" in stats else "?"
+                    end = event.offset_ps + event.duration_ps
+                    nested = (plane.event_metadata[e.metadata_id].name for e in itertools.takewhile(
+                        lambda e: e.offset_ps < end, events[index + 1:]))
+                    op_type = (XLA_KERNEL if any(n.startswith("CpuExecutable") for n in nested)
+                               else names.get(stats["kernel_type"].ref_value, "?")
+                               if "kernel_type" in stats else "?")
+                elif ":" in name and not name.startswith(("Executor", "Threadpool", "end:")) \
+                        and "::" not in name:
+                    op_name, op_type = name.rsplit(":", 1)
+                else:
+                    continue  # the executor's own events (Process, regions), allocations
+                open_until = event.offset_ps + event.duration_ps
+                yield line.name, op_name, op_type, event.offset_ps, event.duration_ps
+
+
 def op_times(trace_dir, steps):
-    """{op type: ms per step}, {part: ms per step} summed from the profiler's XSpace file."""
+    """{op type: ms per step}, {part: ms per step} summed from the profiler's XSpace file.
+
+    Each op once (see `op_events`); the XLA kernels under "XLA kernel", and by
+    part as ".../xla" (those without a model's scope are the custom gradients'
+    backward kernels and the loss's, counted as "step/backward/xla").
+    """
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
     paths = sorted(glob.glob(os.path.join(trace_dir, "plugins", "profile", "*", "*.xplane.pb")))
@@ -67,20 +127,40 @@ def op_times(trace_dir, steps):
     with open(paths[-1], "rb") as file:
         space.ParseFromString(file.read())
     by_type, by_part = collections.Counter(), collections.Counter()
-    for plane in space.planes:
-        if plane.name != "/host:CPU":
-            continue
-        for line in plane.lines:
-            if not line.name.startswith("tf_Compute"):  # the executor's op events
-                continue
-            for event in line.events:
-                name = plane.event_metadata[event.metadata_id].name  # "scope/op:OpType"
-                if ":" not in name or name.startswith(("Executor", "Threadpool")):
-                    continue
-                milliseconds = event.duration_ps / 1e9 / steps
-                by_type[name.rsplit(":", 1)[-1]] += milliseconds
-                by_part[part_of(re.sub(r"_\d+", "", name))] += milliseconds
+    for _, op_name, op_type, _, duration_ps in op_events(space):
+        milliseconds = duration_ps / 1e9 / steps
+        by_type[op_type] += milliseconds
+        by_part[xla_part_of(op_name) if op_type == XLA_KERNEL
+                else part_of(re.sub(r"_\d+", "", op_name))] += milliseconds
     return by_type, by_part
+
+
+def xla_part_of(op_name):
+    """'discriminator/forward/xla'-style label for an XLA kernel's op; unscoped ones are gradients."""
+    model = part_of(op_name).split("/")[0]
+    return f"{model}/forward/xla" if model != "step" else "step/backward/xla"
+
+
+TARGET_SHARE = 0.75  # #19: the fp32 step at 75% of the machine's matmul peak
+
+
+def target_budget(matmul_gflop, matmul_ms, core_peak_gflops, cores, wall_ms):
+    """What #19's 75% of peak leaves for everything but the matmuls, in ms of core time a step.
+
+    With one thread per op the machine's peak is `cores` × one core's (the
+    pretraining benchmark measures it as that many chains at once), so the
+    step at 75% of it takes `matmul_gflop / (0.75 × core_peak)` of core time;
+    the matmuls, at the rate the profile measured, take `matmul_ms` of that.
+
+    >>> b = target_budget(150, 600, 250, cores=2, wall_ms=500)
+    >>> b["target_core_ms"], b["other_ms_allowed"], b["other_ms_now"], b["step_share_of_peak"]
+    (800.0, 200.0, 400, 0.6)
+    """
+    target_core_ms = 1000 * matmul_gflop / (TARGET_SHARE * core_peak_gflops)
+    return {"cores": cores, "target_core_ms": target_core_ms,
+            "other_ms_allowed": target_core_ms - matmul_ms,
+            "other_ms_now": cores * wall_ms - matmul_ms,
+            "step_share_of_peak": matmul_gflop / (wall_ms / 1000) / (cores * core_peak_gflops)}
 
 
 def main(argv=None):
@@ -151,6 +231,14 @@ def main(argv=None):
              " (ops overlap: read this with --inter-op-threads 1)")
           + (" (one thread per op: the rate per core, against the one-core peak)"
              if args.intra_op_threads == 1 else ""))
+    budget = (target_budget(matmul_gflop, matmul, peak, args.inter_op_threads or os.cpu_count(),
+                            wall_ms) if args.intra_op_threads == 1 else None)
+    if budget:
+        print(f"the step at {budget['step_share_of_peak']:.0%} of {budget['cores']} cores' peak; "
+              f"#19's {TARGET_SHARE:.0%} would be {budget['target_core_ms']:.0f} ms of core time "
+              f"({budget['target_core_ms'] / budget['cores']:.0f} ms wall): the matmuls at their "
+              f"measured rate take {matmul:.0f} ms of it, leaving {budget['other_ms_allowed']:.0f} ms "
+              f"for every other op and any idle time, against {budget['other_ms_now']:.0f} ms now")
     print("\nby op type (ms per step, share of op time):")
     for name, value in by_type.most_common(20):
         print(f"  {name:32s} {value:8.1f} {value / total:6.1%}")
@@ -163,7 +251,7 @@ def main(argv=None):
         "op_ms_per_step_total": total, "matmul_share_of_op_time": matmul / total,
         "matmul_op_ms_per_step": matmul, "step_matmul_gflop": matmul_gflop,
         "matmul_gflops_over_op_time": matmul_gflops, "matmul_peak_gflops": peak,
-        "matmul_share_of_peak_over_op_time": matmul_gflops / peak,
+        "matmul_share_of_peak_over_op_time": matmul_gflops / peak, "target_budget": budget,
         "op_ms_per_step_by_type": dict(by_type.most_common()),
         "op_ms_per_step_by_part": dict(by_part.most_common())})
     print(f"wrote {path}")
