@@ -30,8 +30,8 @@ core, against the one-core peak (one chain of 2048² products on one thread).
 
     python benchmarks/profile_pretrain_step.py --batch-parts 2 --intra-op-threads 1 --inter-op-threads 2
 
-In that mode it also prints what #19's target, the step at 75% of the
-machine's fp32 matmul peak, leaves for everything but the matmuls: the step's
+In that mode, in float32, it also prints what #19's target, the step at 75%
+of the machine's fp32 matmul peak, leaves for everything but the matmuls: the step's
 core time at that share, less the matmuls' own time at the rate measured,
 against the rest of the core time now (every other op and any idle time).
 
@@ -232,7 +232,8 @@ def main(argv=None):
           + (" (one thread per op: the rate per core, against the one-core peak)"
              if args.intra_op_threads == 1 else ""))
     budget = (target_budget(matmul_gflop, matmul, peak, args.inter_op_threads or os.cpu_count(),
-                            wall_ms) if args.intra_op_threads == 1 else None)
+                            wall_ms)
+              if args.intra_op_threads == 1 and args.precision == "float32" else None)
     if budget:
         print(f"the step at {budget['step_share_of_peak']:.0%} of {budget['cores']} cores' peak; "
               f"#19's {TARGET_SHARE:.0%} would be {budget['target_core_ms']:.0f} ms of core time "
