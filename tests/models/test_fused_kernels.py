@@ -366,3 +366,53 @@ def test_transformer_layer_attention_runs_the_softmax_dropout_kernel_when_traini
     with unfused_kernels():
         assert "Softmax" in [op.type for op in _traced_graph(layer, x, bias, True).get_operations()]
     assert "Softmax" in [op.type for op in _traced_graph(layer, x, bias, False).get_operations()]
+
+
+def test_inside_xla_every_bfloat16_widens_to_the_float32_tf_cast_gives():
+    every = tf.bitcast(tf.constant(np.arange(2**16, dtype=np.uint16)), tf.bfloat16)  # all 65,536
+    widened = tf.function(lambda x: fused_kernels._cast(x, tf.float32), jit_compile=True)(every)
+    expected = tf.cast(every, tf.float32)  # eager: TensorFlow's own kernel
+    nan = np.isnan(expected.numpy())
+    assert widened.dtype == tf.float32 and nan.sum() == 254  # 2 signs × 127 NaN payloads
+    np.testing.assert_array_equal(np.isnan(widened.numpy()), nan)
+    np.testing.assert_array_equal(  # bit for bit: -0.0, subnormals, infinities
+        tf.bitcast(widened, tf.uint32).numpy()[~nan], tf.bitcast(expected, tf.uint32).numpy()[~nan])
+
+
+def test_inside_xla_float32_rounds_to_the_bfloat16_tf_cast_gives():
+    rng = np.random.default_rng(0)
+    random_bits = rng.integers(0, 2**32, 200_000, dtype=np.uint64).astype(np.uint32)
+    # Ties (dropped bits exactly 0x8000) with an even and an odd kept part, just below and
+    # above them, the largest finite float32, infinities, -0.0, subnormals and NaNs whose
+    # payload would carry into the exponent if rounded as a number.
+    edges = np.array([0x3F808000, 0x3F818000, 0x3F807FFF, 0x3F808001, 0x7F7FFFFF, 0xFF7FFFFF,
+                      0x7F800000, 0xFF800000, 0x80000000, 0x00000001, 0x00008000, 0x807FFFFF,
+                      0x7F800001, 0x7FFFFFFF, 0xFFC00000, 0x7FBFFFFF], np.uint32)
+    values = tf.bitcast(tf.constant(np.concatenate([random_bits, edges])), tf.float32)
+    rounded = tf.function(lambda y: fused_kernels._cast(y, tf.bfloat16), jit_compile=True)(values)
+    expected = tf.cast(values, tf.bfloat16)
+    nan = np.isnan(tf.cast(expected, tf.float32).numpy())
+    assert rounded.dtype == tf.bfloat16 and nan[-4:].all()
+    np.testing.assert_array_equal(np.isnan(tf.cast(rounded, tf.float32).numpy()), nan)
+    np.testing.assert_array_equal(tf.bitcast(rounded, tf.uint16).numpy()[~nan],
+                                  tf.bitcast(expected, tf.uint16).numpy()[~nan])
+    # Round to nearest even: 1 + 2⁻⁸ is halfway between 1 and 1 + 2⁻⁷ and goes to 1.
+    assert tf.cast(rounded[-16], tf.float32).numpy() == 1.0
+
+
+def test_the_kernels_convert_bfloat16_with_integer_ops_inside_xla_and_tf_cast_outside():
+    def cast_ops(function, *args):
+        graph = function.get_concrete_function(*args).graph
+        return sorted({op.type for op in graph.get_operations()} & {"Cast", "Bitcast"})
+
+    x = tf.zeros([4, 8], tf.bfloat16)
+    bias = tf.zeros([8], tf.float32)
+    # The XLA kernel: bfloat16 in and out through Bitcast; the only Casts are 16 <-> 32-bit ints.
+    graph = fused_kernels._xla_bias_gelu_forward.get_concrete_function(x, bias).graph
+    casts = [op for op in graph.get_operations() if op.type == "Cast"]
+    assert {op.get_attr("SrcT") for op in casts} | {op.get_attr("DstT") for op in casts} <= {
+        tf.uint16, tf.uint32, tf.float32}
+    assert "Bitcast" in cast_ops(fused_kernels._xla_bias_gelu_forward, x, bias)
+    # The same function traced for the unfused path keeps TensorFlow's Cast.
+    plain = tf.function(fused_kernels._bias_gelu_forward, autograph=False)
+    assert cast_ops(plain, x, bias) == ["Cast"]
