@@ -112,10 +112,12 @@ def round_to_bfloat16(y):
     bits = tf.bitcast(y, tf.uint32)  # (...,)
     sixteen = tf.constant(16, tf.uint32)
     odd = tf.bitwise.bitwise_and(tf.bitwise.right_shift(bits, sixteen), tf.constant(1, tf.uint32))
-    rounded = tf.bitwise.right_shift(bits + tf.constant(0x7FFF, tf.uint32) + odd, sixteen)
-    # A NaN's payload could carry into the exponent's bits and read as infinity: a quiet NaN instead.
-    rounded = tf.where(tf.math.is_nan(y), tf.constant(0x7FC0, tf.uint32), rounded)
-    return tf.bitcast(tf.cast(rounded, tf.uint16), tf.bfloat16)
+    rounded = tf.cast(tf.bitwise.right_shift(bits + tf.constant(0x7FFF, tf.uint32) + odd, sixteen),
+                      tf.uint16)  # (...,) the top 16 bits, rounded
+    # A NaN's payload could carry into the exponent's bits and read as infinity: a quiet NaN
+    # instead. (Selected after the narrowing: XLA then fuses the convert with the select.)
+    rounded = tf.where(tf.math.is_nan(y), tf.constant(0x7FC0, tf.uint16), rounded)
+    return tf.bitcast(rounded, tf.bfloat16)
 
 
 # === GELU(x + bias) ===
