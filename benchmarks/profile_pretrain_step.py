@@ -70,7 +70,7 @@ XLA_KERNEL = "XLA kernel"  # the op type an async op running a compiled XLA prog
 
 
 def op_events(space):
-    """(line name, op name, op type, start ps, duration ps) of each op the executor ran, once.
+    """(op name, op type, duration in ps) of each op the executor ran, once.
 
     An op is an event named "scope/op:OpType" on a `tf_Compute` line, or an
     async op's "ExecutorState::ProcessAsync::Start" (op name and type in its
@@ -108,7 +108,7 @@ def op_events(space):
                 else:
                     continue  # the executor's own events (Process, regions), allocations
                 open_until = event.offset_ps + event.duration_ps
-                yield line.name, op_name, op_type, event.offset_ps, event.duration_ps
+                yield op_name, op_type, event.duration_ps
 
 
 def op_times(trace_dir, steps):
@@ -127,7 +127,7 @@ def op_times(trace_dir, steps):
     with open(paths[-1], "rb") as file:
         space.ParseFromString(file.read())
     by_type, by_part = collections.Counter(), collections.Counter()
-    for _, op_name, op_type, _, duration_ps in op_events(space):
+    for op_name, op_type, duration_ps in op_events(space):
         milliseconds = duration_ps / 1e9 / steps
         by_type[op_type] += milliseconds
         by_part[xla_part_of(op_name) if op_type == XLA_KERNEL
